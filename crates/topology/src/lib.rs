@@ -1,0 +1,69 @@
+//! The Multigres topology records the operator reads and writes in etcd.
+//!
+//! * [`keys`]: where each record lives (mirrors multigres' `path.Join` layout).
+//! * [`pb`]: the `clustermetadata` protobuf types, generated from
+//!   `proto/multigres/clustermetadata.proto` (copied from multigres).
+//! * [`TopoClient`]: compare-and-swap reads and writes over etcd, plus typed helpers for cells,
+//!   databases and multipooler records.
+//! * [`AddressMapping`]: optional dial-time rewriting of topology addresses (tests, demo).
+
+mod client;
+pub mod keys;
+mod mapping;
+mod records;
+
+pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
+pub use keys::{cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
+pub use mapping::AddressMapping;
+pub use records::{PoolerRecord, validate_cell, validate_database, validate_pooler};
+
+/// Generated `clustermetadata` protobuf types (package `clustermetadata` upstream).
+pub mod pb {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/clustermetadata.rs"));
+}
+
+pub use pb::{
+    BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id, KeyRange, MultiPooler,
+    PoolerServingStatus, PoolerType, QuorumType, S3Backup, ShardKey,
+};
+
+/// Errors from topology operations, split so callers can choose a reaction: back off and retry
+/// on [`TopoError::Unreachable`], re-read on [`TopoError::Conflict`], surface the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum TopoError {
+    /// The topology server could not be reached or did not answer within the timeout.
+    #[error("topology server unreachable: {0}")]
+    Unreachable(String),
+    /// The key kept changing underneath a compare-and-swap (after retries, where applicable).
+    #[error("concurrent modification of {key}")]
+    Conflict {
+        /// The contested key.
+        key: String,
+    },
+    /// A stored value is not a valid protobuf of the expected type.
+    #[error("cannot decode {key}: {source}")]
+    Decode {
+        /// The key whose value failed to decode.
+        key: String,
+        /// The protobuf error.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The request itself is wrong (bad name, missing field, bad address); retrying won't help.
+    #[error("invalid topology request: {0}")]
+    Invalid(String),
+    /// The server answered with an error that is neither of the above.
+    #[error("topology server error: {0}")]
+    Server(String),
+}
+
+impl TopoError {
+    /// True for errors worth retrying later with backoff.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable(_))
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = TopoError> = std::result::Result<T, E>;
