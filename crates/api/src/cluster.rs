@@ -1,0 +1,265 @@
+//! MultigresCluster: the one object users edit. Everything else is derived from it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    ComponentConfig, CredentialsRef, Images, Placement, PoolConfig, PvcDeletionPolicy,
+    TopoServerConfig, Tristate,
+};
+
+/// A sharded, highly available Postgres served by Multigres.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "multigres.com",
+    version = "v1alpha1",
+    kind = "MultigresCluster",
+    namespaced,
+    status = "MultigresClusterStatus",
+    shortname = "mgc",
+    category = "multigres",
+    printcolumn = r#"{"name":"Cells","type":"integer","jsonPath":".status.cellCount"}"#,
+    printcolumn = r#"{"name":"Databases","type":"integer","jsonPath":".status.databaseCount"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.readyInstancesSummary"}"#,
+    printcolumn = r#"{"name":"Available","type":"string","jsonPath":".status.conditions[?(@.type==\"Available\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.cells) || self.cells.all(c, self.cells.exists_one(d, d.name == c.name))",
+     "message": "cell names must be unique"},
+    {"rule": "!has(self.databases) || self.databases.all(d, self.databases.exists_one(e, e.name == d.name))",
+     "message": "database names must be unique"},
+    {"rule": "!has(self.databases) || self.databases.all(d, !has(d.spec.tablegroups) || d.spec.tablegroups.all(t, t.shardTemplate.pools.all(p, has(self.cells) && self.cells.exists(c, c.name == p.cell))))",
+     "message": "every shard pool's cell must name a cell declared in spec.cells"}
+]))]
+pub struct MultigresClusterSpec {
+    /// Images of every Multigres component; one version for the whole cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Images>,
+    /// The global topology server: managed (template or `managedSpec`) or `external`. When omitted, a
+    /// managed etcd with built-in defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_topo_server: Option<TopoServerConfig>,
+    /// The cluster's multiadmin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiadmin: Option<ComponentConfig>,
+    /// Cells (failure domains); each gets a multigateway and a multiorch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub cells: Vec<CellConfig>,
+    /// Databases and their tablegroups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub databases: Vec<DatabaseConfig>,
+    /// Secret with the Postgres user and password (an addition). When omitted, the operator generates
+    /// `<cluster>-postgres-credentials` once and never rotates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsRef>,
+    /// When data volumes are deleted (an addition). Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc_deletion_policy: Option<PvcDeletionPolicy>,
+}
+
+/// One cell of the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CellConfig {
+    /// Cell name: a DNS label, not `global` (reserved for the global topology server).
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self != 'global'", "message": "cell name 'global' is reserved for the global topology server"}
+    ]))]
+    pub name: String,
+    /// The cell's components and topology.
+    #[serde(default)]
+    pub spec: CellConfigSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CellConfigSpec {
+    /// The cell's multigateway (Postgres protocol endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multigateway: Option<ComponentConfig>,
+    /// The cell's multiorch (failure detection and failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiorch: Option<ComponentConfig>,
+    /// A topology server for this cell; omitted or empty means the global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topo_server: Option<TopoServerConfig>,
+    /// Where the cell's pods run (an addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// One logical database.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseConfig {
+    /// Database name: a lower-case Postgres identifier.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    pub name: String,
+    #[serde(default)]
+    pub spec: DatabaseConfigSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.tablegroups.all(t, self.tablegroups.exists_one(u, u.name == t.name))",
+     "message": "tablegroup names must be unique within a database"}
+]))]
+pub struct DatabaseConfigSpec {
+    /// The database's tablegroups.
+    #[serde(default)]
+    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tablegroups: Vec<TableGroupConfig>,
+    /// Durability policy written into the database's topology record (an addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability_policy: Option<DurabilityPolicy>,
+}
+
+/// How many acknowledgements a write needs before it is durable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DurabilityPolicy {
+    /// `AtLeastN` or `MultiCellAtLeastN`.
+    pub quorum_type: QuorumType,
+    /// Acknowledgements required, counting the primary.
+    #[schemars(range(min = 1, max = 100))]
+    pub required_count: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum QuorumType {
+    AtLeastN,
+    MultiCellAtLeastN,
+}
+
+/// One tablegroup: tables sharded together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableGroupConfig {
+    /// Tablegroup name: a lower-case identifier.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    pub name: String,
+    /// How the tablegroup is split.
+    #[serde(default)]
+    pub partitioning: Partitioning,
+    /// The pools every shard of this tablegroup gets.
+    pub shard_template: ShardTemplateConfig,
+}
+
+/// How a tablegroup is split into shards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.shards >= oldSelf.shards",
+     "message": "partitioning.shards cannot decrease: removing shards is a resharding workflow, not a scale-down"}
+]))]
+pub struct Partitioning {
+    /// Number of shards.
+    #[schemars(range(min = 1, max = 256))]
+    pub shards: i32,
+}
+
+impl Default for Partitioning {
+    fn default() -> Self {
+        Self { shards: 1 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.pools.all(p, self.pools.exists_one(q, q.type == p.type && q.cell == p.cell))",
+     "message": "each pool must have a distinct (type, cell)"}
+]))]
+pub struct ShardTemplateConfig {
+    /// Pools of Postgres instances; at least one of type `replica`.
+    #[schemars(length(min = 1, max = 8))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.exists(p, p.type == 'replica')", "message": "a shard needs at least one pool of type replica to hold its primary"}
+    ]))]
+    pub pools: Vec<PoolConfig>,
+}
+
+/// Observed state, filled from the status aggregation service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultigresClusterStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Availability of the global topology server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_topo_server: Option<GlobalTopoServerStatus>,
+    /// `Available`, `Progressing` and `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Per cell.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cells: BTreeMap<String, CellSummary>,
+    /// Per database.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<String, DatabaseSummary>,
+    /// The cluster's multiadmin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiadmin: Option<MultiAdminSummary>,
+    /// Number of cells (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_count: Option<i32>,
+    /// Number of databases (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_count: Option<i32>,
+    /// "ready/desired" Postgres instances over all databases (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_instances_summary: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalTopoServerStatus {
+    pub etcd: EtcdSummary,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSummary {
+    /// Whether a quorum of the global etcd is ready (or the external server answers).
+    pub available: Tristate,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CellSummary {
+    pub gateway_available: Tristate,
+    pub multiorch_available: Tristate,
+    pub topo_server_available: Tristate,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSummary {
+    /// Postgres instances the database's pools ask for.
+    pub desired_instances: i32,
+    /// Of those, the ones that are ready.
+    pub ready_instances: i32,
+    /// True when every shard has a serving PRIMARY in the topology.
+    pub serving_writes: Tristate,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiAdminSummary {
+    pub available: Tristate,
+    pub service_name: String,
+}

@@ -1,0 +1,449 @@
+//! Building blocks shared by several kinds: component blocks, images, pools, topology servers.
+//!
+//! Every user-facing component block accepts a `deploymentTemplate` name plus `overrides`, or the same
+//! fields inline, directly in the block (never under a nested `spec:`). Resolution turns either into the
+//! plain `*Spec` structs that read-only children carry.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PersistentVolumeClaimSpec, ResourceRequirements, Toleration,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// "True", "False" or "Unknown", as Kubernetes condition statuses are spelled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Tristate {
+    True,
+    False,
+    #[default]
+    Unknown,
+}
+
+impl From<bool> for Tristate {
+    fn from(value: bool) -> Self {
+        if value {
+            Tristate::True
+        } else {
+            Tristate::False
+        }
+    }
+}
+
+/// Image pull policy of every container the operator creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Resolved settings of a stateless component (multiadmin, multigateway, multiorch).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Number of pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// CPU and memory requests and limits of the component's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Scheduling affinity of the component's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// A stateless component block: a template name with optional overrides, or the fields inline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.resources) || has(self.affinity))",
+     "message": "set either deploymentTemplate (with optional overrides) or inline fields (replicas, resources, affinity), not both"},
+    {"rule": "!has(self.overrides) || has(self.deploymentTemplate)",
+     "message": "overrides apply to a deploymentTemplate; without one, set the fields inline"}
+]))]
+pub struct ComponentConfig {
+    /// Name of a DeploymentTemplate in the cluster's namespace whose section for this component is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub deployment_template: Option<String>,
+    /// Fields merged over the template's section (maps merge by key, lists replace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<ComponentSpec>,
+    /// Inline definition, used when no deploymentTemplate is named.
+    #[serde(flatten)]
+    pub inline: ComponentSpec,
+}
+
+/// Resources of one container of a shard pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSpec {
+    /// CPU and memory requests and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The role of a pool's Postgres instances.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PoolType {
+    /// Instances that can become primary; one of them is the primary of the shard.
+    #[serde(rename = "replica")]
+    Replica,
+    /// Read-only instances that never become primary.
+    #[serde(rename = "readOnly")]
+    ReadOnly,
+}
+
+impl PoolType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolType::Replica => "replica",
+            PoolType::ReadOnly => "readOnly",
+        }
+    }
+
+    /// The multipooler `--type`-style value Multigres uses for this pool.
+    pub fn pooler_type(self) -> &'static str {
+        match self {
+            PoolType::Replica => "REPLICA",
+            PoolType::ReadOnly => "RDONLY",
+        }
+    }
+}
+
+/// Resolved settings of the Postgres instances of a shard pool (the template section `shardPool`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSettings {
+    /// Postgres instances in this pool, per shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+    /// Scheduling affinity of the pool's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// The PersistentVolumeClaim each instance keeps its data on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    /// The postgres container (run by pgctld).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<ContainerSpec>,
+    /// The multipooler container beside postgres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipooler: Option<ContainerSpec>,
+}
+
+/// A shard pool as the user writes it in a MultigresCluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.affinity) || has(self.dataVolumeClaimTemplate) || has(self.postgres) || has(self.multipooler))",
+     "message": "set either deploymentTemplate (with optional overrides) or inline pool fields, not both"},
+    {"rule": "!has(self.overrides) || has(self.deploymentTemplate)",
+     "message": "overrides apply to a deploymentTemplate; without one, set the fields inline"}
+]))]
+pub struct PoolConfig {
+    /// `replica` (can be primary) or `readOnly`.
+    #[serde(rename = "type")]
+    pub pool_type: PoolType,
+    /// The cell the pool's instances live in; must name one of `spec.cells`.
+    #[schemars(length(min = 1, max = 63))]
+    pub cell: String,
+    /// Name of a DeploymentTemplate whose `shardPool` section is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub deployment_template: Option<String>,
+    /// Fields merged over the template's `shardPool` section (maps merge by key, lists replace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<PoolSettings>,
+    /// Inline definition, used when no deploymentTemplate is named.
+    #[serde(flatten)]
+    pub inline: PoolSettings,
+}
+
+/// A resolved shard pool, as TableGroups and Shards carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSpec {
+    /// `replica` (can be primary) or `readOnly`.
+    #[serde(rename = "type")]
+    pub pool_type: PoolType,
+    /// The cell the pool's instances live in.
+    pub cell: String,
+    /// Postgres instances in this pool, per shard.
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+    /// Scheduling affinity of the pool's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// The PersistentVolumeClaim each instance keeps its data on.
+    pub data_volume_claim_template: PersistentVolumeClaimSpec,
+    /// The postgres container (run by pgctld).
+    #[serde(default)]
+    pub postgres: ContainerSpec,
+    /// The multipooler container beside postgres.
+    #[serde(default)]
+    pub multipooler: ContainerSpec,
+    /// Where the pool's cell lives (copied from the cell's placement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Where a cell's pods run. An addition to the CR definition: without it a cell is only a name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Pods land in this zone (`topology.kubernetes.io/zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Pods land in this region (`topology.kubernetes.io/region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Extra node labels the cell's pods require.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations the cell's pods carry (for dedicated nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+}
+
+impl Placement {
+    /// The node selector this placement amounts to.
+    pub fn node_selector(&self) -> BTreeMap<String, String> {
+        let mut selector = self.node_selector.clone().unwrap_or_default();
+        if let Some(zone) = &self.zone {
+            selector.insert("topology.kubernetes.io/zone".into(), zone.clone());
+        }
+        if let Some(region) = &self.region {
+            selector.insert("topology.kubernetes.io/region".into(), region.clone());
+        }
+        selector
+    }
+}
+
+/// Settings of a managed etcd topology server (the template section `managedTopoServer`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopoServerSettings {
+    /// Root path of this server's topology; when unset, a path unique to the cluster is chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_path: Option<String>,
+    /// The etcd image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Pull policy of the etcd image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Secrets for pulling the etcd image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// etcd members; odd, so that a quorum survives a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: Option<i32>,
+    /// Scheduling affinity of the etcd pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// CPU and memory of each etcd member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The PersistentVolumeClaim each member keeps its data on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+}
+
+/// An etcd the operator does not manage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalTopoServer {
+    /// Client address, `host:port`.
+    #[schemars(length(min = 1, max = 253))]
+    pub address: String,
+    /// Root path of the topology on that server; when unset, a path unique to the cluster is chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_path: Option<String>,
+}
+
+/// A topology server block: a template, inline `managedSpec`, or `external`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.deploymentTemplate) ? 1 : 0) + (has(self.managedSpec) ? 1 : 0) + (has(self.external) ? 1 : 0) <= 1",
+     "message": "set at most one of deploymentTemplate, managedSpec and external"},
+    {"rule": "!has(self.overrides) || has(self.deploymentTemplate)",
+     "message": "overrides apply to a deploymentTemplate"},
+    {"rule": "!(has(self.rootPath) && ((has(self.managedSpec) && has(self.managedSpec.rootPath)) || (has(self.external) && has(self.external.rootPath))))",
+     "message": "set rootPath once: either on the block or inside managedSpec/external"}
+]))]
+pub struct TopoServerConfig {
+    /// Root path of the topology; when unset, a path unique to the cluster is chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_path: Option<String>,
+    /// Name of a DeploymentTemplate whose `managedTopoServer` section is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub deployment_template: Option<String>,
+    /// Fields merged over the template's `managedTopoServer` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<TopoServerSettings>,
+    /// A managed etcd defined inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_spec: Option<TopoServerSettings>,
+    /// An etcd the operator does not manage; no TopoServer is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalTopoServer>,
+}
+
+/// Images of every Multigres component, set once per cluster so versions never mix.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Images {
+    /// Pull policy of every Multigres container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Secrets for pulling the images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multigateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiorch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipooler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiadmin: Option<String>,
+    /// The Postgres server image; pgctld is copied into it at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// The image holding the `pgctld` binary (an addition to the CR definition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgctld: Option<String>,
+}
+
+/// Where the global topology lives, as children need it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalTopologyRef {
+    /// Root path of the global topology.
+    pub root_path: String,
+    /// Client Service of the managed global TopoServer; absent when the server is external.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_service_name: Option<String>,
+    /// Client address (`host:port`) that Multigres components dial.
+    pub address: String,
+}
+
+/// What the cell controller does in the topology.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyReconciliation {
+    /// Write this cell's record into the global topology.
+    #[serde(default = "yes")]
+    pub register_cell: bool,
+    /// Remove pooler records of pods that no longer exist.
+    #[serde(default = "yes")]
+    pub prune_tablets: bool,
+}
+
+impl Default for TopologyReconciliation {
+    fn default() -> Self {
+        Self {
+            register_cell: true,
+            prune_tablets: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When PersistentVolumeClaims of Postgres instances are deleted. Both default to Retain: data is never
+/// deleted unless asked for here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcDeletionPolicy {
+    /// When the cluster (or a shard) is deleted.
+    #[serde(default)]
+    pub when_deleted: RetentionAction,
+    /// When a pool scales down.
+    #[serde(default)]
+    pub when_scaled: RetentionAction,
+}
+
+impl Default for PvcDeletionPolicy {
+    fn default() -> Self {
+        Self {
+            when_deleted: RetentionAction::Retain,
+            when_scaled: RetentionAction::Retain,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RetentionAction {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// The Secret holding Postgres credentials.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRef {
+    /// Secret name in the cluster's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Key of the user name.
+    #[serde(default = "default_username_key")]
+    pub username_key: String,
+    /// Key of the password.
+    #[serde(default = "default_password_key")]
+    pub password_key: String,
+}
+
+impl CredentialsRef {
+    pub fn named(secret_name: impl Into<String>) -> Self {
+        Self {
+            secret_name: secret_name.into(),
+            username_key: default_username_key(),
+            password_key: default_password_key(),
+        }
+    }
+}
+
+fn default_username_key() -> String {
+    "username".into()
+}
+fn default_password_key() -> String {
+    "password".into()
+}
+
+/// Images the pods of a shard use, passed down from the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardImages {
+    pub multipooler: String,
+    pub postgres: String,
+    /// Image holding the `pgctld` binary, copied into the postgres container at start.
+    pub pgctld: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+}

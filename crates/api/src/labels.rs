@@ -1,0 +1,65 @@
+//! Label keys and label sets. Children are found by these labels, and watches are narrowed by them.
+
+use std::collections::BTreeMap;
+
+pub const CLUSTER: &str = "multigres.com/cluster";
+pub const CELL: &str = "multigres.com/cell";
+pub const DATABASE: &str = "multigres.com/database";
+pub const TABLEGROUP: &str = "multigres.com/tablegroup";
+pub const SHARD: &str = "multigres.com/shard";
+pub const POOL: &str = "multigres.com/pool";
+pub const POOL_TYPE: &str = "multigres.com/pool-type";
+pub const TOPO_SCOPE: &str = "multigres.com/topo-scope";
+/// The object whose controller applied a child; prunes only ever touch objects carrying it.
+pub const OWNER: &str = "multigres.com/owner";
+
+pub const NAME: &str = "app.kubernetes.io/name";
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+pub const MANAGED_BY_VALUE: &str = "multigres-operator";
+
+/// Values of `app.kubernetes.io/component`.
+pub mod component {
+    pub const TOPO_SERVER: &str = "topo-server";
+    pub const CELL: &str = "cell";
+    pub const MULTIGATEWAY: &str = "multigateway";
+    pub const MULTIORCH: &str = "multiorch";
+    pub const MULTIADMIN: &str = "multiadmin";
+    pub const TABLEGROUP: &str = "tablegroup";
+    pub const SHARD: &str = "shard";
+    pub const SHARD_POOL: &str = "shard-pool";
+}
+
+/// The labels every object of a cluster carries.
+pub fn for_component(cluster: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CLUSTER.to_string(), cluster.to_string()),
+        (NAME.to_string(), "multigres".to_string()),
+        (INSTANCE.to_string(), cluster.to_string()),
+        (COMPONENT.to_string(), component.to_string()),
+        (PART_OF.to_string(), "multigres".to_string()),
+        (MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
+    ])
+}
+
+/// Adds `key=value` to a label set, builder style.
+pub fn with(
+    mut labels: BTreeMap<String, String>,
+    key: &str,
+    value: &str,
+) -> BTreeMap<String, String> {
+    labels.insert(key.to_string(), value.to_string());
+    labels
+}
+
+/// A label selector string (`k=v,k2=v2`) for list and watch calls.
+pub fn selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,25 @@
+//! The Multigres operator's API: CRD types and everything pure about them (defaults, template
+//! resolution, naming, labels). No I/O: controllers fetch and apply, this crate decides.
+
+pub mod cell;
+pub mod cluster;
+pub mod common;
+pub mod crd;
+pub mod labels;
+pub mod naming;
+pub mod resolve;
+pub mod shard;
+pub mod tablegroup;
+pub mod template;
+pub mod toposerver;
+
+pub use cell::{Cell, CellSpec, CellStatus};
+pub use cluster::{MultigresCluster, MultigresClusterSpec, MultigresClusterStatus};
+pub use common::*;
+pub use shard::{Shard, ShardSpec, ShardStatus};
+pub use tablegroup::{TableGroup, TableGroupSpec, TableGroupStatus};
+pub use template::{DeploymentTemplate, DeploymentTemplateSpec, DeploymentTemplateStatus};
+pub use toposerver::{TopoServer, TopoServerSpec, TopoServerStatus};
+
+/// API group of every kind.
+pub const GROUP: &str = "multigres.com";

@@ -1,0 +1,155 @@
+//! Names of every object the operator creates. No controller formats a child's name by hand.
+//!
+//! Names are deterministic, valid DNS-1123 labels, and within the limit of the kind they name: a name
+//! that is too long keeps a readable prefix and ends in a hash of the whole input, so distinct inputs
+//! stay distinct. TableGroup names always carry a hash of (database, tablegroup): `a_b`/`c` and `a`/`b_c`
+//! would otherwise both become `a-b-c`.
+
+use sha2::{Digest, Sha256};
+
+/// Services, label values and pod host names.
+pub const MAX_LABEL: usize = 63;
+/// StatefulSets: the controller appends a 10-character revision hash to pod labels.
+pub const MAX_STATEFULSET: usize = 52;
+const HASH_LEN: usize = 8;
+
+/// Joins `parts` with `-` into a DNS-1123 label of at most `max` characters.
+pub fn dns_name(parts: &[&str], max: usize) -> String {
+    let joined = parts
+        .iter()
+        .map(|p| sanitize(p))
+        .collect::<Vec<_>>()
+        .join("-");
+    if joined.len() <= max && !joined.is_empty() {
+        return joined;
+    }
+    with_hash(&joined, &hash_of(parts), max)
+}
+
+/// Lower-cases, maps every character outside `[a-z0-9-]` to `-` (so `_` becomes `-`), and trims dashes.
+pub fn sanitize(part: &str) -> String {
+    let mapped: String = part
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    mapped.trim_matches('-').to_string()
+}
+
+fn hash_of(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn with_hash(readable: &str, hash: &str, max: usize) -> String {
+    let room = max.saturating_sub(hash.len() + 1);
+    let prefix: String = readable.chars().take(room).collect();
+    let prefix = prefix.trim_end_matches('-');
+    if prefix.is_empty() {
+        format!("h{hash}")
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
+
+pub fn global_topo_server(cluster: &str) -> String {
+    dns_name(&[cluster, "global"], MAX_STATEFULSET)
+}
+
+pub fn local_topo_server(cluster: &str, cell: &str) -> String {
+    dns_name(&[cluster, cell], MAX_STATEFULSET)
+}
+
+pub fn topo_client_service(topo_server: &str) -> String {
+    dns_name(&[topo_server, "client"], MAX_LABEL)
+}
+
+pub fn topo_peer_service(topo_server: &str) -> String {
+    dns_name(&[topo_server, "peer"], MAX_LABEL)
+}
+
+pub fn cell(cluster: &str, cell: &str) -> String {
+    dns_name(&[cluster, cell], MAX_LABEL - "-multigateway".len())
+}
+
+pub fn gateway(cell_resource: &str) -> String {
+    dns_name(&[cell_resource, "gateway"], MAX_LABEL)
+}
+
+pub fn multiorch(cell_resource: &str) -> String {
+    dns_name(&[cell_resource, "multiorch"], MAX_LABEL)
+}
+
+pub fn multiadmin(cluster: &str) -> String {
+    dns_name(&[cluster, "multiadmin"], MAX_LABEL)
+}
+
+pub fn credentials_secret(cluster: &str) -> String {
+    dns_name(&[cluster, "postgres-credentials"], MAX_LABEL)
+}
+
+/// Room left for `-<shard>` and pool suffixes.
+const MAX_TABLEGROUP: usize = 45;
+
+pub fn table_group(cluster: &str, database: &str, table_group: &str) -> String {
+    let hash = hash_of(&[cluster, database, table_group]);
+    let readable = dns_name(&[cluster, database, table_group], usize::MAX);
+    with_hash(&readable, &hash, MAX_TABLEGROUP)
+}
+
+pub fn shard(table_group_resource: &str, shard_name: &str) -> String {
+    dns_name(&[table_group_resource, shard_name], MAX_LABEL)
+}
+
+/// The pool's identity within a shard: pools differ by (type, cell).
+pub fn pool_id(pool_type: crate::PoolType, cell: &str) -> String {
+    dns_name(&[pool_type.as_str(), cell], MAX_LABEL)
+}
+
+/// Headless Service of a pool, giving its pods stable host names.
+pub fn pool_service(shard_resource: &str, pool_id: &str) -> String {
+    dns_name(&[shard_resource, pool_id], MAX_LABEL)
+}
+
+pub fn pool_pod(shard_resource: &str, pool_id: &str, index: u32) -> String {
+    dns_name(&[shard_resource, pool_id, &index.to_string()], MAX_LABEL)
+}
+
+pub fn pool_pdb(shard_resource: &str, pool_id: &str) -> String {
+    pool_service(shard_resource, pool_id)
+}
+
+pub fn data_pvc(pod: &str) -> String {
+    dns_name(&["data", pod], MAX_LABEL)
+}
+
+/// The id a multipooler registers under: `multipooler-<cell>-<pod>` in the cell's topology.
+pub fn pooler_record_name(cell: &str, pod: &str) -> String {
+    format!("multipooler-{cell}-{pod}")
+}
+
+/// Default root of a cluster's topology, unique per namespace and cluster so that clusters sharing an
+/// external etcd never collide.
+pub fn default_root(namespace: &str, cluster: &str, scope: &str) -> String {
+    format!("/multigres/{namespace}/{cluster}/{scope}")
+}
+
+/// Client address of a managed topology server, as pods dial it.
+pub fn topo_address(client_service: &str, namespace: &str) -> String {
+    format!("{client_service}.{namespace}.svc:2379")
+}

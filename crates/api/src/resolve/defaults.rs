@@ -1,0 +1,59 @@
+//! Built-in defaults: what a component gets when neither a template nor inline settings say otherwise.
+//! `docs/defaults.md` lists them field by field; keep the two in step.
+
+use serde_json::{Value, json};
+
+use crate::common::PoolType;
+
+pub const MULTIGRES_IMAGE: &str = "multigres/multigres:latest";
+pub const PGCTLD_IMAGE: &str = "multigres/pgctld:latest";
+pub const POSTGRES_IMAGE: &str = "postgres:17";
+pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
+pub const PULL_POLICY: &str = "IfNotPresent";
+
+pub fn multiadmin() -> Value {
+    json!({
+        "replicas": 1,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    })
+}
+
+pub fn multigateway() -> Value {
+    json!({
+        "replicas": 2,
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+    })
+}
+
+pub fn multiorch() -> Value {
+    json!({
+        "replicas": 1,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    })
+}
+
+pub fn shard_pool(pool_type: PoolType) -> Value {
+    let replicas = match pool_type {
+        PoolType::Replica => 3,
+        PoolType::ReadOnly => 1,
+    };
+    json!({
+        "replicas": replicas,
+        "dataVolumeClaimTemplate": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+        "postgres": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}},
+        "multipooler": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
+    })
+}
+
+pub fn topo_server() -> Value {
+    json!({
+        "image": ETCD_IMAGE,
+        "replicas": 3,
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "dataVolumeClaimTemplate": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}
+    })
+}
+
+/// Durability of a database when the cluster names none: a write is durable once the primary and one
+/// replica have it.
+pub const DEFAULT_REQUIRED_COUNT: i32 = 2;
