@@ -1,0 +1,406 @@
+//! Integration tests against a real etcd process.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::{Etcd, TIMEOUT};
+use multigres_topology::pb::id::ComponentType;
+use multigres_topology::{
+    AddressMapping, Cell, Database, DurabilityPolicy, Id, MultiPooler, PoolerServingStatus,
+    PoolerType, QuorumType, ShardKey, TopoClient, TopoError, WriteOutcome, cell_key,
+    cell_root_on_global, database_key, pooler_key, poolers_prefix,
+};
+
+const ROOT: &str = "/multigres/global/";
+
+fn cell(name: &str, addr: &str) -> Cell {
+    Cell {
+        name: name.into(),
+        server_addresses: vec![addr.into()],
+        root: cell_root_on_global(ROOT, name),
+    }
+}
+
+fn database(quorum: QuorumType) -> Database {
+    Database {
+        name: "postgres".into(),
+        backup_location: None,
+        cells: vec!["z1".into()],
+        bootstrap_durability_policy: Some(DurabilityPolicy {
+            policy_name: "AT_LEAST_2".into(),
+            policy_version: 1,
+            quorum_type: quorum.into(),
+            required_count: 2,
+            description: "two nodes".into(),
+        }),
+    }
+}
+
+fn pooler(cell: &str, name: &str, ty: PoolerType, host: &str) -> MultiPooler {
+    MultiPooler {
+        id: Some(Id {
+            component: ComponentType::Multipooler.into(),
+            cell: cell.into(),
+            name: name.into(),
+        }),
+        shard_key: Some(ShardKey {
+            database: "postgres".into(),
+            table_group: "default".into(),
+            shard: "0-inf".into(),
+        }),
+        r#type: ty.into(),
+        serving_status: PoolerServingStatus::Serving.into(),
+        hostname: host.into(),
+        port_map: BTreeMap::from([("grpc".to_owned(), 15270)]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn create_unchanged_update() {
+    let etcd = Etcd::start().await;
+    let topo = etcd.client().await;
+
+    let c = cell("z1", "etcd:2379");
+    assert_eq!(
+        topo.register_cell(ROOT, &c).await.unwrap(),
+        WriteOutcome::Created
+    );
+
+    let rev = topo.revision().await.unwrap();
+    assert_eq!(
+        topo.register_cell(ROOT, &c).await.unwrap(),
+        WriteOutcome::Unchanged
+    );
+    assert_eq!(
+        topo.revision().await.unwrap(),
+        rev,
+        "a no-op must not write"
+    );
+
+    let changed = cell("z1", "etcd-2:2379");
+    assert_eq!(
+        topo.register_cell(ROOT, &changed).await.unwrap(),
+        WriteOutcome::Updated
+    );
+    let (stored, mod_rev) = topo
+        .get::<Cell>(&cell_key(ROOT, "z1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, changed);
+    assert!(mod_rev > rev);
+
+    assert!(topo.deregister_cell(ROOT, "z1").await.unwrap());
+    assert!(!topo.deregister_cell(ROOT, "z1").await.unwrap());
+    assert!(
+        topo.get::<Cell>(&cell_key(ROOT, "z1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn database_refuses_unknown_quorum() {
+    let etcd = Etcd::start().await;
+    let topo = etcd.client().await;
+    let key = database_key(ROOT, "postgres");
+
+    let err = topo
+        .register_database(ROOT, &database(QuorumType::Unknown))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    let mut no_policy = database(QuorumType::AtLeastN);
+    no_policy.bootstrap_durability_policy = None;
+    let err = topo.register_database(ROOT, &no_policy).await.unwrap_err();
+    assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    assert!(
+        topo.get::<Database>(&key).await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    let db = database(QuorumType::AtLeastN);
+    assert_eq!(
+        topo.register_database(ROOT, &db).await.unwrap(),
+        WriteOutcome::Created
+    );
+    assert_eq!(
+        topo.register_database(ROOT, &db).await.unwrap(),
+        WriteOutcome::Unchanged
+    );
+    let listed: Vec<(String, Database)> = topo
+        .list_prefix("/multigres/global/databases/")
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![(key.clone(), db)]);
+    assert!(topo.deregister_database(ROOT, "postgres").await.unwrap());
+}
+
+#[tokio::test]
+async fn concurrent_modification_is_detected() {
+    let etcd = Etcd::start().await;
+    let topo = etcd.client().await;
+    let key = cell_key(ROOT, "z1");
+
+    topo.create_or_update(&key, &cell("z1", "a:1"))
+        .await
+        .unwrap();
+    let (_, read_rev) = topo.get::<Cell>(&key).await.unwrap().unwrap();
+    // Someone else writes after our read.
+    let other = etcd.client().await;
+    assert_eq!(
+        other
+            .create_or_update(&key, &cell("z1", "b:1"))
+            .await
+            .unwrap(),
+        WriteOutcome::Updated
+    );
+    // Our stale compare-and-swaps must not clobber it.
+    let err = topo
+        .update_if_unchanged(&key, &cell("z1", "c:1"), read_rev)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TopoError::Conflict { .. }), "{err}");
+    assert!(!topo.delete_if_unchanged(&key, read_rev).await.unwrap());
+    let (now, _) = topo.get::<Cell>(&key).await.unwrap().unwrap();
+    assert_eq!(now.server_addresses, vec!["b:1".to_owned()]);
+
+    // create_or_update re-reads, so it wins cleanly.
+    assert_eq!(
+        topo.create_or_update(&key, &cell("z1", "c:1"))
+            .await
+            .unwrap(),
+        WriteOutcome::Updated
+    );
+
+    // Racing writers on a fresh key: every one succeeds via retries (each loses at most once per
+    // other writer) and exactly one of them creates it.
+    let race_key = cell_key(ROOT, "race");
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, key) = (topo.clone(), race_key.clone());
+            tokio::spawn(async move {
+                client
+                    .create_or_update(&key, &cell("race", &format!("w{i}:1")))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            WriteOutcome::Created => created += 1,
+            WriteOutcome::Updated => {}
+            WriteOutcome::Unchanged => panic!("values differ, nothing can be unchanged"),
+        }
+    }
+    assert_eq!(created, 1);
+
+    // A value this schema cannot decode is reported, not overwritten.
+    let junk_key = cell_key(ROOT, "junk");
+    let raw = etcd.client().await;
+    raw.create_or_update(&junk_key, &Junk(vec![0xff, 0xff, 0xff]))
+        .await
+        .unwrap();
+    let err = topo
+        .create_or_update(&junk_key, &cell("junk", "a:1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TopoError::Decode { .. }), "{err}");
+}
+
+/// Writes arbitrary bytes through the typed API (a `bytes` field would add a tag).
+#[derive(Clone, PartialEq, Default, Debug)]
+struct Junk(Vec<u8>);
+
+impl prost::Message for Junk {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+#[tokio::test]
+async fn prune_removes_exactly_the_stale_poolers() {
+    let etcd = Etcd::start().await;
+    let topo = etcd.client().await;
+    let z1 = cell_root_on_global(ROOT, "z1");
+    let z2 = cell_root_on_global(ROOT, "z2");
+
+    let p0 = pooler(
+        "z1",
+        "p0",
+        PoolerType::Primary,
+        "p0.pool.ns.svc.cluster.local",
+    );
+    let p1 = pooler(
+        "z1",
+        "p1",
+        PoolerType::Replica,
+        "p1.pool.ns.svc.cluster.local",
+    );
+    let p2 = pooler(
+        "z1",
+        "p2",
+        PoolerType::Replica,
+        "p2.pool.ns.svc.cluster.local",
+    );
+    for p in [&p0, &p1, &p2] {
+        assert_eq!(
+            topo.write_pooler(&z1, p).await.unwrap(),
+            WriteOutcome::Created
+        );
+    }
+    // Another cell's stale pooler must survive a prune of z1.
+    let other_cell = pooler("z2", "p9", PoolerType::Replica, "p9");
+    topo.write_pooler(&z2, &other_cell).await.unwrap();
+    // An undecodable record (stale) and a foreign key under the prefix (ignored).
+    let junk_key = pooler_key(&z1, "z1", "p3");
+    topo.create_or_update(&junk_key, &Junk(vec![0xff, 0xff, 0xff]))
+        .await
+        .unwrap();
+    let foreign_key = format!("{}README", poolers_prefix(&z1));
+    topo.create_or_update(&foreign_key, &Junk(b"x".to_vec()))
+        .await
+        .unwrap();
+
+    let listed = topo.list_poolers(&z1).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        ["p0", "p1", "p2"]
+    );
+    let primaries: Vec<_> = listed.iter().filter(|r| r.is_serving_primary()).collect();
+    assert_eq!(primaries.len(), 1);
+    assert_eq!(primaries[0].name(), "p0");
+    assert_eq!(
+        primaries[0].key,
+        "/multigres/global/z1/poolers/multipooler-z1-p0/Pooler"
+    );
+
+    // p0 is live by pod name, p2 by its FQDN's first label.
+    let live: HashSet<String> = ["p0", "p2"].map(String::from).into();
+    let removed = topo.prune_poolers(&z1, &live).await.unwrap();
+    assert_eq!(removed, vec![pooler_key(&z1, "z1", "p1"), junk_key]);
+
+    let left: Vec<_> = topo.list_prefix_raw(&poolers_prefix(&z1)).await.unwrap();
+    let left: Vec<_> = left.into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        left,
+        vec![
+            foreign_key,
+            pooler_key(&z1, "z1", "p0"),
+            pooler_key(&z1, "z1", "p2")
+        ]
+    );
+    assert_eq!(topo.list_poolers(&z2).await.unwrap().len(), 1);
+
+    // Pruning again is a no-op.
+    assert!(topo.prune_poolers(&z1, &live).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn address_mapping_redirects_dialing() {
+    let etcd = Etcd::start().await;
+    let mapping = AddressMapping::parse(&format!("etcd.demo.svc:2379={}", etcd.endpoint)).unwrap();
+    let topo = TopoClient::connect(&["etcd.demo.svc:2379".to_owned()], &mapping, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(
+        topo.register_cell(ROOT, &cell("z1", "etcd.demo.svc:2379"))
+            .await
+            .unwrap(),
+        WriteOutcome::Created
+    );
+}
+
+async fn assert_unreachable_fast(topo: &TopoClient) {
+    let start = Instant::now();
+    let err = topo.get::<Cell>(&cell_key(ROOT, "z1")).await.unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    let err = topo
+        .register_cell(ROOT, &cell("z1", "a:1"))
+        .await
+        .unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < 2 * TIMEOUT + Duration::from_secs(1),
+        "took {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_server_fails_within_timeout() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = TopoClient::connect(
+        &[format!("127.0.0.1:{port}")],
+        &AddressMapping::off(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    assert_unreachable_fast(&closed).await;
+
+    // Accepts TCP (kernel backlog) but never speaks HTTP/2: the case that hangs naive clients.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = blackhole.local_addr().unwrap().to_string();
+    let silent = TopoClient::connect(&[addr], &AddressMapping::off(), TIMEOUT)
+        .await
+        .unwrap();
+    assert_unreachable_fast(&silent).await;
+    drop(blackhole);
+
+    // A server that goes away after working.
+    let etcd = Etcd::start().await;
+    let topo = etcd.client().await;
+    topo.register_cell(ROOT, &cell("z1", "a:1")).await.unwrap();
+    drop(etcd);
+    assert_unreachable_fast(&topo).await;
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_locally() {
+    let err = TopoClient::connect(&[], &AddressMapping::off(), TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    let topo = TopoClient::connect(&["127.0.0.1:1".to_owned()], &AddressMapping::off(), TIMEOUT)
+        .await
+        .unwrap();
+    for bad in ["", "a/b", ".."] {
+        let err = topo
+            .register_cell(ROOT, &cell(bad, "a:1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TopoError::Invalid(_)), "{bad:?}: {err}");
+    }
+    let err = topo.list_prefix_raw("").await.unwrap_err();
+    assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    let mut no_id = pooler("z1", "p0", PoolerType::Primary, "h");
+    no_id.id = None;
+    let err = topo.write_pooler("/r/z1", &no_id).await.unwrap_err();
+    assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+}
