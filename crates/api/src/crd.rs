@@ -27,17 +27,17 @@ fn shorten_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefiniti
     fn walk(value: &mut Value) {
         match value {
             Value::Object(map) => {
-                if let Some(Value::String(text)) = map.get_mut("description") {
-                    if text.len() > MAX_DESCRIPTION {
-                        let cut = text
-                            .find(". ")
-                            .map_or(MAX_DESCRIPTION, |i| (i + 1).min(MAX_DESCRIPTION));
-                        let mut end = cut;
-                        while !text.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        text.truncate(end);
+                if let Some(Value::String(text)) = map.get_mut("description")
+                    && text.len() > MAX_DESCRIPTION
+                {
+                    let cut = text
+                        .find(". ")
+                        .map_or(MAX_DESCRIPTION, |i| (i + 1).min(MAX_DESCRIPTION));
+                    let mut end = cut;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
                     }
+                    text.truncate(end);
                 }
                 map.values_mut().for_each(walk);
             }

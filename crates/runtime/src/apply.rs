@@ -1,0 +1,208 @@
+//! Server-side apply of children, one field manager per controller, and pruning of children that are
+//! no longer desired. An apply whose every field already holds is skipped: a reconcile that changes
+//! nothing sends no write.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::events::Events;
+use crate::subset::is_subset;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Applies children for one controller (its field manager) and reports changes as Events on the parent.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+    manager: String,
+}
+
+impl Applier {
+    pub fn new(client: Client, manager: impl Into<String>) -> Self {
+        Self {
+            client,
+            manager: manager.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn manager(&self) -> &str {
+        &self.manager
+    }
+
+    fn api<K>(&self, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<DynamicType = ()>,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::default_namespaced(self.client.clone()),
+        }
+    }
+
+    /// Applies `desired` (with force: the controller owns its children's fields) unless `existing`, from
+    /// the controller's cache, already has all of it.
+    pub async fn apply<K>(
+        &self,
+        existing: Option<&K>,
+        desired: &K,
+    ) -> Result<ApplyOutcome, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    {
+        if let Some(existing) = existing
+            && let (Ok(want), Ok(have)) = (
+                serde_json::to_value(desired),
+                serde_json::to_value(existing),
+            )
+            && is_subset(&want, &have)
+        {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        let api = self.api::<K>(desired.meta().namespace.as_deref());
+        api.patch(
+            &desired.name_any(),
+            &PatchParams::apply(&self.manager).force(),
+            &Patch::Apply(desired),
+        )
+        .await?;
+        Ok(if existing.is_some() {
+            ApplyOutcome::Updated
+        } else {
+            ApplyOutcome::Created
+        })
+    }
+
+    /// Applies and records an Event on `parent` when something changed.
+    pub async fn apply_reported<K, P>(
+        &self,
+        events: &Events,
+        parent: &P,
+        existing: Option<&K>,
+        desired: &K,
+    ) -> Result<ApplyOutcome, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        P: Resource<DynamicType = ()>,
+    {
+        let outcome = self.apply(existing, desired).await?;
+        let kind = K::kind(&());
+        match outcome {
+            ApplyOutcome::Created => {
+                events
+                    .normal(
+                        parent,
+                        "Created",
+                        &format!("Created {kind} {}", desired.name_any()),
+                    )
+                    .await
+            }
+            ApplyOutcome::Updated => {
+                events
+                    .normal(
+                        parent,
+                        "Updated",
+                        &format!("Updated {kind} {}", desired.name_any()),
+                    )
+                    .await
+            }
+            ApplyOutcome::Unchanged => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes the children in `existing` that `owner` controls and whose names are not in `keep`.
+    /// Objects without `owner`'s controller reference are never touched. Returns the deleted names.
+    pub async fn prune<'a, K, P>(
+        &self,
+        events: &Events,
+        owner: &P,
+        existing: impl IntoIterator<Item = &'a K>,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<String>, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug + 'a,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        P: Resource<DynamicType = ()>,
+    {
+        let owner_uid = owner.meta().uid.clone().unwrap_or_default();
+        let mut deleted = Vec::new();
+        for child in existing {
+            let controlled = child
+                .owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == owner_uid);
+            if !controlled
+                || keep.contains(&child.name_any())
+                || child.meta().deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            let api = self.api::<K>(child.meta().namespace.as_deref());
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..Default::default()
+            };
+            match api.delete(&child.name_any(), &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => continue,
+                Err(e) => return Err(e),
+            }
+            events
+                .normal(
+                    owner,
+                    "Deleted",
+                    &format!("Deleted {} {}", K::kind(&()), child.name_any()),
+                )
+                .await;
+            deleted.push(child.name_any());
+        }
+        Ok(deleted)
+    }
+}
+
+/// A controller owner reference to `owner`, so that garbage collection removes children with it.
+pub fn controller_ref<P: Resource<DynamicType = ()>>(owner: &P) -> Option<OwnerReference> {
+    owner.controller_owner_ref(&())
+}
+
+/// Object metadata for a child: name, namespace, labels and a controller reference to `owner`.
+pub fn child_meta<P: Resource<DynamicType = ()>>(
+    owner: &P,
+    name: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> kube::api::ObjectMeta {
+    kube::api::ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: owner.meta().namespace.clone(),
+        labels: Some(labels),
+        owner_references: controller_ref(owner).map(|r| vec![r]),
+        ..Default::default()
+    }
+}
+
+/// Whether `child` is controlled by an object other than `owner` (a name collision).
+pub fn controlled_by_other<K: Resource, P: Resource>(child: &K, owner: &P) -> bool {
+    let uid = owner.meta().uid.as_deref().unwrap_or_default();
+    child
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid != uid)
+}

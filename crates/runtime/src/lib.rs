@@ -1,0 +1,21 @@
+//! Controller plumbing shared by every Multigres controller binary. It knows nothing about Multigres:
+//! controllers bring their domain, this crate brings apply, status, conditions, events, metrics,
+//! health, telemetry, leader election and partitioning, each in one place.
+
+pub mod apply;
+pub mod client;
+pub mod conditions;
+pub mod crds;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod run;
+pub mod settings;
+pub mod subset;
+pub mod telemetry;
+
+pub use apply::{Applier, ApplyOutcome};
+pub use error::{ErrorKind, backoff_policy};
+pub use run::Context;
+pub use settings::CommonArgs;
