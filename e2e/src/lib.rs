@@ -7,6 +7,7 @@
 mod boot;
 mod certs;
 mod kwok;
+pub mod operator;
 mod processes;
 mod storage;
 pub mod wait;
@@ -25,8 +26,11 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 pub use kwok::{REGION, ZONES};
+pub use operator::{OperatorProcess, install_crds, spawn_operator, workspace_binary};
 pub use storage::STORAGE_CLASS;
 pub use wait::{wait_deleted, wait_for};
+
+const DIR_PREFIX: &str = "multigres-e2e-";
 
 pub struct ControlPlane {
     dir: Option<tempfile::TempDir>,
@@ -44,9 +48,9 @@ impl ControlPlane {
     /// thread, and its own runtime keeps the PV provisioner alive across test runtimes.
     pub fn start() -> Result<ControlPlane> {
         let bin = binaries()?;
-        let dir = tempfile::Builder::new()
-            .prefix("multigres-e2e-")
-            .tempdir()?;
+        processes::sweep_stale_dirs(&std::env::temp_dir(), DIR_PREFIX);
+        let dir = tempfile::Builder::new().prefix(DIR_PREFIX).tempdir()?;
+        processes::claim_dir(dir.path())?;
         processes::remove_at_exit(dir.path());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();

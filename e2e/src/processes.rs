@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 static LIVE: Mutex<Vec<Owned>> = Mutex::new(Vec::new());
 static ATEXIT: Once = Once::new();
 
-enum Owned {
+pub(crate) enum Owned {
     Group(i32),
     Dir(PathBuf),
 }
@@ -34,7 +34,7 @@ extern "C" fn kill_leftovers() {
     }
 }
 
-fn register(o: Owned) {
+pub(crate) fn register(o: Owned) {
     ATEXIT.call_once(|| unsafe {
         libc::atexit(kill_leftovers);
     });
@@ -150,6 +150,36 @@ impl Drop for Processes {
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             let _ = child.wait();
             unregister(|o| matches!(o, Owned::Group(g) if *g == pgid));
+        }
+    }
+}
+
+const OWNER_FILE: &str = "owner.pid";
+
+/// Marks `dir` as owned by this process, for [`sweep_stale_dirs`].
+pub fn claim_dir(dir: &Path) -> Result<()> {
+    std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())?;
+    Ok(())
+}
+
+/// Removes the folders of control planes whose owner was SIGKILLed and so never cleaned up.
+pub fn sweep_stale_dirs(parent: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let owner = std::fs::read_to_string(entry.path().join(OWNER_FILE));
+        // No owner file yet means another process is just creating it.
+        let Some(pid) = owner.ok().and_then(|p| p.trim().parse::<i32>().ok()) else {
+            continue;
+        };
+        let dead = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if dead {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -1,0 +1,152 @@
+//! Installing the operator's CRDs and running controller binaries against the control plane.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, ResourceExt};
+
+use crate::processes::{Owned, register};
+
+/// Server-side applies every multigres CRD (too large for client-side apply's annotation) and waits
+/// until each is established.
+pub async fn install_crds(client: &Client) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in multigres_api::crd::all() {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("multigres-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying CRD {name}"))?;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .map_err(|_| anyhow!("CRD {name} not established within 60s"))??;
+    }
+    Ok(())
+}
+
+/// A controller binary running as a child process; killed on drop and when the test binary exits.
+pub struct OperatorProcess {
+    pid: i32,
+    pub log: PathBuf,
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+    }
+}
+
+impl OperatorProcess {
+    /// Sends SIGKILL, as a crash would.
+    pub fn kill(&self) {
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<u32>>);
+
+/// PR_SET_PDEATHSIG fires when the spawning thread exits and every `#[tokio::test]` runs on a thread
+/// of its own, so children are spawned from one thread that lives as long as the test binary.
+fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("e2e-operator-spawner".into())
+            .spawn(move || {
+                let mut children = Vec::new();
+                for (mut cmd, reply) in rx {
+                    let result = cmd.spawn().map(|child| {
+                        let id = child.id();
+                        children.push(child);
+                        id
+                    });
+                    let _ = reply.send(result);
+                }
+            })
+            .expect("spawner thread starts");
+        Mutex::new(tx)
+    })
+}
+
+/// Starts `bin` with `args`, talking to the control plane through `kubeconfig`. Output goes to
+/// `<log_dir>/<name>.log`.
+pub fn spawn_operator(
+    name: &str,
+    bin: &Path,
+    kubeconfig: &Path,
+    log_dir: &Path,
+    args: &[String],
+) -> Result<OperatorProcess> {
+    std::fs::create_dir_all(log_dir)?;
+    let log_path = log_dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("MULTIGRES_LOG_JSON", "false")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| anyhow!("spawner thread is gone"))?;
+    let pid = reply_rx
+        .recv()
+        .map_err(|_| anyhow!("spawner thread is gone"))?
+        .with_context(|| format!("starting {}", bin.display()))?;
+    register(Owned::Group(pid as i32));
+    Ok(OperatorProcess {
+        pid: pid as i32,
+        log: log_path,
+    })
+}
+
+/// Path of a workspace binary built into the same target folder as the running test.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected test binary path"))?;
+    let path = profile_dir.join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(anyhow!(
+            "{} not built: run `cargo build --workspace --bins` first",
+            path.display()
+        ))
+    }
+}
