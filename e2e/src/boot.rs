@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
@@ -67,9 +67,16 @@ pub async fn boot(bin: &Path, root: &Path, procs: &mut Processes) -> Result<(Boo
     storage::create_storage_class(&client).await?;
     let nodes_api = Api::<Node>::all(client.clone());
     let nodes = kwok::create_nodes(&nodes_api, 1).await?;
-    let ready = kwok::wait_nodes_ready(&nodes_api, &nodes);
+    let ready = async {
+        kwok::wait_nodes_ready(&nodes_api, &nodes).await?;
+        // The controller-manager needs seconds to start its controllers; until the ServiceAccount
+        // controller has filled `default`, no pod can be created.
+        let sas = Api::<ServiceAccount>::namespaced(client.clone(), "default");
+        crate::wait::wait_for(&sas, "default", Duration::from_secs(60), |_| true).await?;
+        anyhow::Ok(())
+    };
     tokio::select! {
-        r = ready => r.context("waiting for the kwok nodes to be Ready")?,
+        r = ready => r.context("waiting for the nodes and the controller-manager")?,
         e = watch_alive(procs) => return Err(e),
     }
     let booted = Booted {
@@ -131,6 +138,9 @@ fn apiserver_args(root: &Path, pki: &Pki, etcd: u16, port: u16, audit: &Path) ->
         format!("--etcd-servers=http://127.0.0.1:{etcd}"),
         "--bind-address=127.0.0.1".into(),
         "--advertise-address=127.0.0.1".into(),
+        // Endpoints may not hold a loopback address, so the `kubernetes` Service gets none; nothing
+        // runs inside this cluster to use it.
+        "--endpoint-reconciler-type=none".into(),
         format!("--secure-port={port}"),
         format!("--cert-dir={}", root.join("apiserver-certs").display()),
         format!("--tls-cert-file={}", p(&pki.serving_cert)),
