@@ -10,6 +10,8 @@ pub const SHARD: &str = "multigres.com/shard";
 pub const POOL: &str = "multigres.com/pool";
 pub const POOL_TYPE: &str = "multigres.com/pool-type";
 pub const TOPO_SCOPE: &str = "multigres.com/topo-scope";
+/// The TopoServer whose etcd members a pod, Service or PDB belongs to (pod selector of its StatefulSet).
+pub const TOPO_SERVER: &str = "multigres.com/topo-server";
 /// The object whose controller applied a child; prunes only ever touch objects carrying it.
 pub const OWNER: &str = "multigres.com/owner";
 
