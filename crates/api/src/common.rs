@@ -319,12 +319,16 @@ pub struct Images {
     /// Secrets for pulling the images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// Image of multigateway (a Multigres image: binaries on PATH).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multigateway: Option<String>,
+    /// Image of multiorch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiorch: Option<String>,
+    /// Image of multipooler, beside each Postgres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipooler: Option<String>,
+    /// Image of multiadmin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiadmin: Option<String>,
     /// The Postgres server image; pgctld is copied into it at start.

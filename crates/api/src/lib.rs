@@ -5,6 +5,7 @@ pub mod cell;
 pub mod cluster;
 pub mod common;
 pub mod crd;
+pub mod docs;
 pub mod labels;
 pub mod naming;
 pub mod resolve;
