@@ -33,6 +33,8 @@ pub mod component {
     pub const TABLEGROUP: &str = "tablegroup";
     pub const SHARD: &str = "shard";
     pub const SHARD_POOL: &str = "shard-pool";
+    /// The generated Postgres credentials Secret.
+    pub const CREDENTIALS: &str = "credentials";
 }
 
 /// The labels every object of a cluster carries.
