@@ -1,0 +1,82 @@
+//! tablegroup-controller: TableGroup -> Shards.
+
+use clap::Parser;
+use futures::StreamExt;
+use kube::runtime::reflector;
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client};
+use multigres_api::labels::{self, component};
+use multigres_api::{Shard, TableGroup};
+use multigres_runtime::{CommonArgs, leader, run};
+use multigres_tablegroup_controller::reconcile::{State, reconcile};
+
+const NAME: &str = "tablegroup-controller";
+
+#[derive(Parser)]
+#[command(name = NAME, about = "Turns each TableGroup into one Shard per partition")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = run::start(
+        NAME,
+        &args.common,
+        &["tablegroups.multigres.com", "shards.multigres.com"],
+    )
+    .await?;
+    let client = started.client.clone();
+    let ns = args.common.watch_namespace.as_deref();
+    let selector = labels::selector(&labels::with(
+        [(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string())].into(),
+        labels::COMPONENT,
+        component::SHARD,
+    ));
+    let (shards, writer) = reflector::store::<Shard>();
+    let shard_stream = reflector::reflector(
+        writer,
+        watcher(
+            api::<Shard>(&client, ns),
+            watcher::Config::default().labels(&selector),
+        )
+        .default_backoff(),
+    )
+    .applied_objects();
+    let ctx = started.context(State {
+        shards: shards.clone(),
+    });
+    let readiness = started.readiness.clone();
+    let shutdown = started.shutdown();
+    let concurrency = args.common.concurrency;
+    let work = async move {
+        let controller = Controller::new(api::<TableGroup>(&client, ns), watcher::Config::default())
+            .owns_stream(shard_stream)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .graceful_shutdown_on(shutdown);
+        let store = shards.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                readiness.set_ready(true);
+            }
+        });
+        controller
+            .run(reconcile, run::error_policy, ctx)
+            .for_each(|_| std::future::ready(()))
+            .await;
+    };
+    leader::run_if_enabled(started.client.clone(), &args.common, NAME, work).await?;
+    Ok(())
+}
