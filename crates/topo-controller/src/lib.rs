@@ -1,0 +1,159 @@
+//! The topo controller: each TopoServer (global, owned by a MultigresCluster, or local, owned by a
+//! Cell) becomes an etcd StatefulSet, a client and a headless peer Service and a PodDisruptionBudget
+//! that keeps a quorum. Its status reports members ready and whether a quorum is (`Available`).
+//!
+//! A reconcile reads top to bottom: [`build`] (pure) makes the children, [`apply`] server-side applies
+//! them against the watch caches (no write when nothing changed), [`status`] computes the status from
+//! the observed StatefulSet, which is written only when it changed. PVCs are never deleted.
+
+pub mod apply;
+pub mod build;
+pub mod error;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use multigres_api::TopoServer;
+use multigres_api::labels::{self, component};
+use multigres_runtime::CommonArgs;
+use multigres_runtime::run::{self, Started};
+use serde::de::DeserializeOwned;
+
+pub use error::Error;
+
+/// Name of the controller: its field manager, Event reporter and metric prefix.
+pub const NAME: &str = "topo-controller";
+
+/// Caches of the children, filled by the controller's watches.
+pub struct Stores {
+    pub statefulsets: Store<StatefulSet>,
+    pub services: Store<Service>,
+    pub pdbs: Store<PodDisruptionBudget>,
+}
+
+impl Stores {
+    async fn ready(&self, within: Duration) -> bool {
+        tokio::time::timeout(within, async {
+            let _ = self.statefulsets.wait_until_ready().await;
+            let _ = self.services.wait_until_ready().await;
+            let _ = self.pdbs.wait_until_ready().await;
+        })
+        .await
+        .is_ok()
+    }
+}
+
+pub type Ctx = multigres_runtime::Context<Stores>;
+
+pub(crate) fn object_name(ts: &TopoServer) -> String {
+    format!("{}/{}", ts.namespace().unwrap_or_default(), ts.name_any())
+}
+
+/// Periodic re-check, a backstop for missed events.
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if ts.meta().deletion_timestamp.is_some() {
+        // Garbage collection removes the children; the PVCs stay (retention policy Retain).
+        return Ok(Action::await_change());
+    }
+    if !ctx.state.ready(Duration::from_secs(30)).await {
+        return Err(Error::CacheNotReady {
+            object: object_name(&ts),
+        });
+    }
+    let children = build::children(&ts);
+    apply::children(&ctx, &ts, &children).await?;
+    let key = ObjectRef::new(&ts.name_any()).within(&ts.namespace().unwrap_or_default());
+    let observed = ctx.state.statefulsets.get(&key);
+    let status = status::compute(&ts, observed.as_deref(), Timestamp::now());
+    apply::status(&ctx, &ts, status).await?;
+    ctx.succeeded(ts.as_ref());
+    Ok(Action::requeue(RESYNC))
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A watch of one child kind, narrowed to the operator's etcd objects, feeding a cache.
+#[allow(clippy::type_complexity)]
+fn child_watch<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let selector = format!(
+        "{}={},{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE,
+        labels::COMPONENT,
+        component::TOPO_SERVER
+    );
+    let (store, writer) = reflector::store();
+    let stream = watcher(
+        api::<K>(client, namespace),
+        watcher::Config::default().labels(&selector),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects();
+    (store, stream)
+}
+
+/// Runs the controller until shutdown.
+pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
+    let client = started.client.clone();
+    let ns = args.watch_namespace.as_deref();
+    let (statefulsets, sts_stream) = child_watch::<StatefulSet>(&client, ns);
+    let (services, svc_stream) = child_watch::<Service>(&client, ns);
+    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, ns);
+    let ctx = started.context(Stores {
+        statefulsets,
+        services,
+        pdbs,
+    });
+    let readiness = started.readiness.clone();
+    let ready_ctx = ctx.clone();
+    tokio::spawn(async move {
+        if ready_ctx.state.ready(Duration::from_secs(3600)).await {
+            readiness.set_ready(true);
+        }
+    });
+    Controller::new(api::<TopoServer>(&client, ns), watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(args.concurrency))
+        .owns_stream(sts_stream)
+        .owns_stream(svc_stream)
+        .owns_stream(pdb_stream)
+        .graceful_shutdown_on(started.shutdown())
+        .run(reconcile, run::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+    Ok(())
+}
