@@ -50,6 +50,11 @@ fn hold_a_control_plane() -> Result<()> {
         return Ok(());
     }
     let cp = ControlPlane::start()?;
+    let dir = cp
+        .kubeconfig_path()
+        .parent()
+        .expect("kubeconfig is in the temp folder");
+    println!("DIR={}", dir.display());
     println!("PORT={}", port(&cp));
     loop {
         std::thread::park();
@@ -69,9 +74,10 @@ fn a_killed_owner_takes_the_control_plane_along() -> Result<()> {
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = BufReader::new(holder.stdout.take().context("stdout")?);
-    let port: u16 = stdout
-        .lines()
-        .map_while(Result::ok)
+    let mut lines = stdout.lines().map_while(Result::ok);
+    let dir = lines.find_map(|l| l.strip_prefix("DIR=").map(str::to_string));
+    let dir = dir.context("the holder never reported its folder")?;
+    let port: u16 = lines
         .find_map(|l| l.strip_prefix("PORT=").and_then(|p| p.parse().ok()))
         .context("the holder never reported its port")?;
     holder.kill()?; // SIGKILL: no Drop, no atexit; only PDEATHSIG is left.
@@ -80,5 +86,7 @@ fn a_killed_owner_takes_the_control_plane_along() -> Result<()> {
         wait_port_closed(port),
         "apiserver outlived its SIGKILLed owner"
     );
+    // A SIGKILLed owner leaves its folder for the next start() to sweep; don't wait for that.
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
