@@ -1,0 +1,142 @@
+{{/*
+The controller's Deployment. Optional keys of the argument dict:
+  args:  YAML list of component-specific arguments (before .Values.extraArgs),
+  ports: YAML list of extra {name, containerPort} the container serves (also exposed by the Service).
+*/}}
+{{- define "multigres-common.deployment" -}}
+{{- $v := .ctx.Values -}}
+{{- $watchNs := include "multigres-common.watchNamespace" . -}}
+{{- $componentArgs := (fromYaml (printf "list:\n%s" (.args | default "[]"))).list -}}
+{{- $extraPorts := (fromYaml (printf "list:\n%s" (.ports | default "[]"))).list -}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "multigres-common.fullname" . }}
+  namespace: {{ .ctx.Release.Namespace }}
+  labels:
+    {{- include "multigres-common.labels" . | nindent 4 }}
+spec:
+  replicas: {{ $v.replicas }}
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels:
+      {{- include "multigres-common.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "multigres-common.labels" . | nindent 8 }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $v.podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      serviceAccountName: {{ include "multigres-common.serviceAccountName" . }}
+      automountServiceAccountToken: true
+      {{- with $v.image.pullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        fsGroup: 65532
+        seccompProfile:
+          type: RuntimeDefault
+      terminationGracePeriodSeconds: 30
+      containers:
+        - name: {{ .component }}
+          image: {{ printf "%s:%s" $v.image.repository ($v.image.tag | default .ctx.Chart.AppVersion) | quote }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          command: [{{ .component | quote }}]
+          args:
+            - --http-addr=0.0.0.0:{{ $v.ports.http }}
+            - --grpc-health-addr=0.0.0.0:{{ $v.ports.grpcHealth }}
+            - --log-json=true
+            - --lease-namespace={{ .ctx.Release.Namespace }}
+            {{- if $watchNs }}
+            - --watch-namespace={{ $watchNs }}
+            {{- end }}
+            {{- if $v.leaderElection.enabled }}
+            - --leader-elect
+            {{- end }}
+            {{- range $componentArgs }}
+            - {{ . | quote }}
+            {{- end }}
+            {{- range $v.extraArgs }}
+            - {{ . | quote }}
+            {{- end }}
+          env:
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
+            {{- with $v.env }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          ports:
+            - name: http
+              containerPort: {{ $v.ports.http }}
+              protocol: TCP
+            - name: grpc-health
+              containerPort: {{ $v.ports.grpcHealth }}
+              protocol: TCP
+            {{- range $extraPorts }}
+            - name: {{ .name }}
+              containerPort: {{ .containerPort }}
+              protocol: TCP
+            {{- end }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            initialDelaySeconds: 5
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 6
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 2
+            failureThreshold: 3
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            runAsNonRoot: true
+            privileged: false
+            capabilities:
+              drop: ["ALL"]
+            seccompProfile:
+              type: RuntimeDefault
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
