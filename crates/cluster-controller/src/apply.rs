@@ -1,0 +1,298 @@
+//! The cluster's writes: children by server-side apply (skipped when the cache already matches),
+//! pruning of children no longer desired, the generated credentials Secret, Database records in the
+//! global topology, and the status. Nothing here decides what the objects are: `build` did.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use multigres_api::{MultigresCluster, MultigresClusterStatus};
+use multigres_runtime::Context;
+use multigres_runtime::apply::controlled_by_other;
+use multigres_topology::{AddressMapping, TopoClient};
+use serde_json::json;
+
+use crate::build::{self, Desired, REGISTERED_DATABASES};
+use crate::dereference::{Existing, Stores, by_name};
+use crate::error::{Error, Result};
+use crate::status::Topology;
+
+/// What every reconcile of this controller shares.
+pub struct State {
+    pub stores: Stores,
+    pub mapping: AddressMapping,
+    pub topology_timeout: Duration,
+    /// One client per global topology address: connecting is lazy, so a client is cheap to keep.
+    topo_clients: Mutex<HashMap<String, TopoClient>>,
+}
+
+impl State {
+    pub fn new(stores: Stores, mapping: AddressMapping, topology_timeout: Duration) -> Self {
+        Self {
+            stores,
+            mapping,
+            topology_timeout,
+            topo_clients: Mutex::default(),
+        }
+    }
+}
+
+pub type Ctx = Context<State>;
+
+/// Names of desired children already controlled by another object: applying would steal them.
+pub fn conflicts(stores: &Stores, cluster: &MultigresCluster, desired: &Desired) -> Vec<String> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let mut found = Vec::new();
+    let mut check = |kind: &str, taken: Option<bool>, name: String| {
+        if taken == Some(true) {
+            found.push(format!("{kind} {ns}/{name}"));
+        }
+    };
+    if let Some(t) = &desired.topo_server {
+        let name = t.name_any();
+        let other =
+            by_name(&stores.topo_servers, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+        check("TopoServer", other, name);
+    }
+    for c in &desired.cells {
+        let name = c.name_any();
+        let other = by_name(&stores.cells, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+        check("Cell", other, name);
+    }
+    for t in &desired.table_groups {
+        let name = t.name_any();
+        let other =
+            by_name(&stores.table_groups, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+        check("TableGroup", other, name);
+    }
+    let name = desired.multiadmin_deployment.name_any();
+    let other = by_name(&stores.deployments, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+    check("Deployment", other, name);
+    let name = desired.multiadmin_service.name_any();
+    let other = by_name(&stores.services, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+    check("Service", other, name);
+    found
+}
+
+/// Applies every child in order: the topology server first (everything dials it), then multiadmin's
+/// Service and Deployment, the Cells, the TableGroups.
+pub async fn children(ctx: &Ctx, cluster: &MultigresCluster, desired: &Desired) -> Result<()> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let stores = &ctx.state.stores;
+    let (applier, events) = (&ctx.applier, &ctx.events);
+    if let Some(topo) = &desired.topo_server {
+        let cached = by_name(&stores.topo_servers, &ns, &topo.name_any());
+        applier
+            .apply_reported(events, cluster, cached.as_deref(), topo)
+            .await?;
+    }
+    let service = &desired.multiadmin_service;
+    let cached = by_name(&stores.services, &ns, &service.name_any());
+    applier
+        .apply_reported(events, cluster, cached.as_deref(), service)
+        .await?;
+    let deployment = &desired.multiadmin_deployment;
+    let cached = by_name(&stores.deployments, &ns, &deployment.name_any());
+    applier
+        .apply_reported(events, cluster, cached.as_deref(), deployment)
+        .await?;
+    for cell in &desired.cells {
+        let cached = by_name(&stores.cells, &ns, &cell.name_any());
+        applier
+            .apply_reported(events, cluster, cached.as_deref(), cell)
+            .await?;
+    }
+    for tg in &desired.table_groups {
+        let cached = by_name(&stores.table_groups, &ns, &tg.name_any());
+        applier
+            .apply_reported(events, cluster, cached.as_deref(), tg)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the cluster's children that are no longer desired (only those it controls).
+pub async fn prune(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    existing: &Existing,
+    desired: &Desired,
+) -> Result<()> {
+    let keep = desired.names();
+    let (applier, events) = (&ctx.applier, &ctx.events);
+    applier
+        .prune(
+            events,
+            cluster,
+            refs(&existing.table_groups),
+            &keep.table_groups,
+        )
+        .await?;
+    applier
+        .prune(events, cluster, refs(&existing.cells), &keep.cells)
+        .await?;
+    applier
+        .prune(
+            events,
+            cluster,
+            refs(&existing.topo_servers),
+            &keep.topo_servers,
+        )
+        .await?;
+    applier
+        .prune(
+            events,
+            cluster,
+            refs(&existing.deployments),
+            &keep.deployments,
+        )
+        .await?;
+    applier
+        .prune(events, cluster, refs(&existing.services), &keep.services)
+        .await?;
+    Ok(())
+}
+
+fn refs<K>(list: &[std::sync::Arc<K>]) -> Vec<&K> {
+    list.iter().map(std::sync::Arc::as_ref).collect()
+}
+
+/// Creates the credentials Secret once. An existing Secret is never rewritten, whoever made it; the
+/// password is never logged.
+pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    if api.get_metadata_opt(name).await?.is_some() {
+        return Ok(());
+    }
+    let secret = build::credentials_secret(cluster, name, &build::generate_password());
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            ctx.events
+                .normal(
+                    cluster,
+                    "Created",
+                    &format!("Created Secret {name} with generated Postgres credentials"),
+                )
+                .await;
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Registers every desired database in the global topology and deregisters the ones this cluster
+/// registered before that are gone. The annotation listing registered databases is widened before
+/// registering and narrowed after deregistering, so a crash in between never loses track of one.
+pub async fn topology(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    root: &str,
+    address: &str,
+    desired: &Desired,
+) -> Result<Topology> {
+    let object = format!(
+        "MultigresCluster {}",
+        multigres_runtime::run::object_key(cluster)
+    );
+    let wanted: BTreeSet<String> = desired.databases.iter().map(|d| d.name.clone()).collect();
+    let registered = build::registered_databases(cluster);
+    let client = match topo_client(ctx, address).await {
+        Ok(client) => client,
+        Err(source) => return unreachable(object, source),
+    };
+    let widened: BTreeSet<String> = registered.union(&wanted).cloned().collect();
+    if widened != registered {
+        annotate(ctx, cluster, &widened).await?;
+    }
+    for db in &desired.databases {
+        if let Err(source) = client.register_database(root, db).await {
+            return unreachable(object, source);
+        }
+    }
+    for gone in registered.difference(&wanted) {
+        if let Err(source) = client.deregister_database(root, gone).await {
+            return unreachable(object, source);
+        }
+    }
+    if widened != wanted {
+        annotate(ctx, cluster, &wanted).await?;
+    }
+    Ok(Topology::Registered)
+}
+
+/// An unreachable topology is reported in status (the caller retries with backoff); other
+/// topology errors are failures of the reconcile.
+fn unreachable(object: String, source: multigres_topology::TopoError) -> Result<Topology> {
+    if source.is_unreachable() {
+        Ok(Topology::Unreachable(source.to_string()))
+    } else {
+        Err(Error::Topology { object, source })
+    }
+}
+
+async fn topo_client(ctx: &Ctx, address: &str) -> multigres_topology::Result<TopoClient> {
+    if let Some(client) = ctx
+        .state
+        .topo_clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(address)
+    {
+        return Ok(client.clone());
+    }
+    let client = TopoClient::connect(
+        &[address.to_string()],
+        &ctx.state.mapping,
+        ctx.state.topology_timeout,
+    )
+    .await?;
+    ctx.state
+        .topo_clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(address.to_string(), client.clone());
+    Ok(client)
+}
+
+async fn annotate(ctx: &Ctx, cluster: &MultigresCluster, names: &BTreeSet<String>) -> Result<()> {
+    let api: Api<MultigresCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {REGISTERED_DATABASES: build::registered_value(names)}}});
+    api.patch(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes `status` by server-side apply, only when it differs from the cached one.
+pub async fn status(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    status: &MultigresClusterStatus,
+) -> Result<()> {
+    if cluster.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<MultigresCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": MultigresCluster::api_version(&()),
+        "kind": MultigresCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(ctx.applier.manager()).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
