@@ -275,3 +275,31 @@ async fn crd_validation_rules_refuse_bad_objects() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn wait_for_reports_the_last_seen_state_on_timeout() -> Result<()> {
+    let cp = shared();
+    let ns = cp.namespace("wait").await?;
+    let client = cp.client();
+    create::<ConfigMap>(
+        &client,
+        &ns,
+        json!({"metadata": {"name": "never"}, "data": {"k": "seen"}}),
+    )
+    .await?;
+    let api = Api::<ConfigMap>::namespaced(client, &ns);
+    let err = wait_for(
+        &api,
+        "never",
+        Duration::from_millis(500),
+        |_: &ConfigMap| false,
+    )
+    .await
+    .expect_err("the condition never holds");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("ConfigMap never") && msg.contains("seen"),
+        "{msg}"
+    );
+    Ok(())
+}
