@@ -41,7 +41,8 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts a fresh control plane and returns once its nodes are Ready.
+    /// Starts a fresh control plane and returns once its nodes are Ready and the controller-manager
+    /// runs.
     ///
     /// Blocks; fine to call from inside a test's runtime, since all the work happens on a dedicated
     /// thread. That thread must outlive the children because PR_SET_PDEATHSIG follows the spawning
@@ -62,7 +63,10 @@ impl ControlPlane {
             Ok(Ok(booted)) => booted,
             Ok(Err(e)) => {
                 let _ = supervisor.join();
-                return Err(e.context(format!("logs in {}", dir.path().join("logs").display())));
+                // Kept for diagnosis; the next start() sweeps it once this process is gone.
+                processes::forget_dir(dir.path());
+                let logs = dir.keep().join("logs");
+                return Err(e.context(format!("control plane logs in {}", logs.display())));
             }
             Err(_) => bail!("the control plane thread died while starting"),
         };
