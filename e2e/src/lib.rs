@@ -79,8 +79,8 @@ impl ControlPlane {
         })
     }
 
-    /// An admin (system:masters) client. Create one per test: a client is tied to the runtime it
-    /// was made in, and `#[tokio::test]` makes a runtime per test.
+    /// An admin (system:masters) client; call it inside a tokio runtime. Create one per test: a
+    /// client is tied to the runtime it was made in, and `#[tokio::test]` makes a runtime per test.
     pub fn client(&self) -> Client {
         Client::try_from(self.booted.config.clone()).expect("admin client config is valid")
     }
