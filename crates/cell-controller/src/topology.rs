@@ -1,0 +1,223 @@
+//! The cell in Multigres's topology: its `Cell` record in the global topology (create by transaction,
+//! update by compare on the mod revision, both done by `multigres-topology`), removal of the record
+//! on deletion, and pruning of pooler records whose pods are gone.
+//!
+//! Every call is bounded by the topology timeout, so an unreachable server costs one reconcile slot a
+//! few seconds and never blocks other cells; the caller retries with backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::{Api, ResourceExt};
+use multigres_api::Cell;
+use multigres_api::labels::{self, component};
+use multigres_topology::{AddressMapping, TopoClient, TopoError, WriteOutcome};
+
+use crate::Ctx;
+use crate::build::{CellTopology, cluster_of};
+
+/// Topology clients, one per server address list, created lazily and dropped after a failure so the
+/// next attempt dials afresh.
+pub struct Topology {
+    mapping: AddressMapping,
+    timeout: Duration,
+    clients: Mutex<HashMap<Vec<String>, TopoClient>>,
+}
+
+impl Topology {
+    pub fn new(mapping: AddressMapping, timeout: Duration) -> Self {
+        Self {
+            mapping,
+            timeout,
+            clients: Mutex::default(),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn client(&self, addresses: &[String]) -> Result<TopoClient, TopoError> {
+        if let Some(client) = self.lock().get(addresses) {
+            return Ok(client.clone());
+        }
+        let client = TopoClient::connect(addresses, &self.mapping, self.timeout).await?;
+        self.lock().insert(addresses.to_vec(), client.clone());
+        Ok(client)
+    }
+
+    fn forget(&self, addresses: &[String]) {
+        self.lock().remove(addresses);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<String>, TopoClient>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `op` with a client for `addresses`, forgetting the client when the server is unreachable.
+    async fn with<T, F, Fut>(&self, addresses: &[String], op: F) -> Result<T, TopoError>
+    where
+        F: FnOnce(TopoClient) -> Fut,
+        Fut: Future<Output = Result<T, TopoError>>,
+    {
+        let result = match self.client(addresses).await {
+            Ok(client) => op(client).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result
+            && e.is_unreachable()
+        {
+            self.forget(addresses);
+        }
+        result
+    }
+}
+
+/// What registration did this reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Registration {
+    /// `topologyReconciliation.registerCell` is false.
+    Disabled,
+    /// The cell's managed local TopoServer has no quorum yet; registering it would point Multigres at
+    /// a server that does not answer.
+    WaitingForTopoServer(String),
+    Registered {
+        key: String,
+        outcome: WriteOutcome,
+    },
+    Failed {
+        unreachable: bool,
+        message: String,
+    },
+}
+
+impl Registration {
+    pub fn failed(&self) -> bool {
+        matches!(self, Registration::Failed { .. })
+    }
+}
+
+fn global_addresses(topology: &CellTopology) -> Vec<String> {
+    vec![topology.global_address.clone()]
+}
+
+/// Writes the Cell record into the global topology.
+pub async fn register(ctx: &Ctx, topology: &CellTopology) -> Registration {
+    let record = topology.record.clone();
+    let root = topology.global_root.clone();
+    let result = ctx
+        .state
+        .topology
+        .with(&global_addresses(topology), |client| async move {
+            client.register_cell(&root, &record).await
+        })
+        .await;
+    match result {
+        Ok(outcome) => Registration::Registered {
+            key: multigres_topology::cell_key(&topology.global_root, &topology.record.name),
+            outcome,
+        },
+        Err(e) => Registration::Failed {
+            unreachable: e.is_unreachable(),
+            message: format!(
+                "could not write the Cell record to the global topology at {}: {e}",
+                topology.global_address
+            ),
+        },
+    }
+}
+
+/// Removes the Cell record from the global topology. `Ok(existed)`.
+pub async fn deregister(ctx: &Ctx, topology: &CellTopology) -> Result<bool, TopoError> {
+    let name = topology.record.name.clone();
+    let root = topology.global_root.clone();
+    ctx.state
+        .topology
+        .with(&global_addresses(topology), |client| async move {
+            client.deregister_cell(&root, &name).await
+        })
+        .await
+}
+
+/// The label selector of the cell's shard-pool pods.
+fn pod_selector(cell: &Cell) -> String {
+    let mut selector = format!(
+        "{}={},{}={}",
+        labels::COMPONENT,
+        component::SHARD_POOL,
+        labels::CELL,
+        cell.spec.name
+    );
+    if let Some(cluster) = cluster_of(cell) {
+        selector.push_str(&format!(",{}={cluster}", labels::CLUSTER));
+    }
+    selector
+}
+
+fn pod_names<'a>(pods: impl IntoIterator<Item = &'a PartialObjectMeta<Pod>>) -> HashSet<String> {
+    pods.into_iter().map(|p| p.name_any()).collect()
+}
+
+/// Removes pooler records under the cell's root whose pods no longer exist. Candidates come from the
+/// pod cache; before anything is deleted, a fresh complete pod listing from the API server confirms
+/// them, and if that listing fails nothing is pruned. Returns the removed keys.
+pub async fn prune_poolers(
+    ctx: &Ctx,
+    cell: &Cell,
+    topology: &CellTopology,
+) -> Result<Vec<String>, String> {
+    let namespace = cell.namespace().unwrap_or_default();
+    let cluster = cluster_of(cell);
+    let cached: Vec<_> = ctx
+        .state
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(namespace.as_str())
+                && p.labels().get(labels::CELL) == Some(&cell.spec.name)
+                && cluster
+                    .as_ref()
+                    .is_none_or(|c| p.labels().get(labels::CLUSTER) == Some(c))
+        })
+        .collect();
+    let cached = pod_names(cached.iter().map(|p| p.as_ref()));
+    let addresses = topology.record.server_addresses.clone();
+    let root = topology.record.root.clone();
+    let records = ctx
+        .state
+        .topology
+        .with(&addresses, |client| {
+            let root = root.clone();
+            async move { client.list_poolers(&root).await }
+        })
+        .await
+        .map_err(|e| format!("listing pooler records under {root}: {e}"))?;
+    let stale = records.iter().any(|r| {
+        let host = r.pooler.hostname.split('.').next().unwrap_or_default();
+        !cached.contains(r.name()) && !cached.contains(host)
+    });
+    if !stale {
+        return Ok(Vec::new());
+    }
+    // Confirm against the API server: the cache may lag behind a pod that was just created.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let listed = pods
+        .list_metadata(&ListParams::default().labels(&pod_selector(cell)))
+        .await
+        .map_err(|e| {
+            format!("listing pods to confirm stale pooler records (nothing pruned): {e}")
+        })?;
+    let live = pod_names(listed.items.iter());
+    ctx.state
+        .topology
+        .with(&addresses, |client| async move {
+            client.prune_poolers(&root, &live).await
+        })
+        .await
+        .map_err(|e| format!("pruning pooler records: {e}"))
+}
