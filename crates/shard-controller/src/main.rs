@@ -1,0 +1,180 @@
+//! shard-controller: Shard -> pods, PVCs, headless Services and PDBs per pool. With `--partition`,
+//! several replicas split the Shards between them (see docs/shard-controller.md).
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use multigres_api::Shard;
+use multigres_api::labels::{self, component};
+use multigres_runtime::partition::{Partition, PartitionSettings, Synced};
+use multigres_runtime::settings::parse_duration;
+use multigres_runtime::{CommonArgs, run};
+use multigres_shard_controller::reconcile::{State, reconcile};
+use multigres_shard_controller::topology::TopologyReader;
+use multigres_topology::AddressMapping;
+use serde::de::DeserializeOwned;
+
+const NAME: &str = "shard-controller";
+
+#[derive(Parser)]
+#[command(name = NAME, about = "Turns each Shard into Postgres + multipooler pods, per pool")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Split Shards between replicas through membership Leases in --lease-namespace.
+    #[arg(long, env = "MULTIGRES_PARTITION", default_value_t = false)]
+    partition: bool,
+    /// Dial-time rewrites of topology addresses, `from=to,...` (tests and demos; off when empty).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
+    topology_address_map: String,
+    /// Timeout of each topology call.
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    topology_timeout: Duration,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A child cache: narrowed to owned buckets when partitioned. Returns the store, a trigger stream
+/// mapping each child to its Shard, and what the cache holds completely.
+fn child_cache<K>(
+    api: Api<K>,
+    selector: &str,
+    partition: Option<&Partition>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Option<Synced>,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let (events, synced) = match partition {
+        Some(p) => {
+            let (stream, synced) = p.watch_owned(api, selector);
+            (stream.boxed(), Some(synced))
+        }
+        None => (
+            watcher(api, watcher::Config::default().labels(selector))
+                .default_backoff()
+                .boxed(),
+            None,
+        ),
+    };
+    let stream = reflector::reflector(writer, events).touched_objects();
+    (store, stream, synced)
+}
+
+fn shard_of<K: Resource>(child: K) -> Option<ObjectRef<Shard>> {
+    let owner = child.labels().get(labels::OWNER)?.clone();
+    Some(ObjectRef::new(&owner).within(&child.namespace()?))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = run::start(NAME, &args.common, &["shards.multigres.com"]).await?;
+    let client = started.client.clone();
+    let ns = args.common.watch_namespace.as_deref();
+    let mapping = AddressMapping::parse(&args.topology_address_map)?;
+
+    let partition = args.partition.then(|| {
+        Partition::join(
+            client.clone(),
+            PartitionSettings {
+                group: NAME.to_string(),
+                identity: args.common.identity.clone(),
+                namespace: args.common.lease_namespace.clone(),
+                lease_duration: args.common.lease_duration,
+            },
+        )
+    });
+    // A topology call must end well within one reconcile's deadline.
+    let topology_timeout = match &partition {
+        Some(p) => args.topology_timeout.min(p.action_deadline() / 3),
+        None => args.topology_timeout,
+    };
+    let selector = labels::selector(&labels::with(
+        [(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string())].into(),
+        labels::COMPONENT,
+        component::SHARD_POOL,
+    ));
+    let p = partition.as_ref();
+    let (pods, pod_events, s1) = child_cache(api::<Pod>(&client, ns), &selector, p);
+    let (pvcs, pvc_events, s2) = child_cache(api::<PersistentVolumeClaim>(&client, ns), &selector, p);
+    let (services, svc_events, s3) = child_cache(api::<Service>(&client, ns), &selector, p);
+    let (pdbs, pdb_events, s4) = child_cache(api::<PodDisruptionBudget>(&client, ns), &selector, p);
+    let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();
+
+    let ctx = started.context(State {
+        pods,
+        pvcs,
+        services,
+        pdbs,
+        synced,
+        partition: partition.clone(),
+        topology: TopologyReader::new(mapping, topology_timeout),
+        identity: args.common.identity.clone(),
+    });
+
+    let mut controller = Controller::new(api::<Shard>(&client, ns), watcher::Config::default())
+        .watches_stream(pod_events, shard_of)
+        .watches_stream(pvc_events, shard_of)
+        .watches_stream(svc_events, shard_of)
+        .watches_stream(pdb_events, shard_of)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(args.common.concurrency),
+        )
+        .graceful_shutdown_on(started.shutdown());
+    if let Some(p) = &partition {
+        controller = controller.reconcile_all_on(p.changes());
+    }
+    let shards = controller.store();
+
+    // Owned Shards, for the `owned_objects` gauge, recounted as the view and the Shards change.
+    let metrics = ctx.metrics.clone();
+    let counting = partition.clone();
+    let store = shards.clone();
+    let readiness = started.readiness.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            readiness.set_ready(true);
+        }
+        loop {
+            let owned = store
+                .state()
+                .iter()
+                .filter(|s| {
+                    counting
+                        .as_ref()
+                        .is_none_or(|p| p.owns(&run::object_key(s.as_ref())))
+                })
+                .count();
+            metrics.owned.set(owned as i64);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    controller
+        .run(reconcile, run::error_policy, ctx)
+        .for_each(|_| std::future::ready(()))
+        .await;
+    if let Some(p) = partition {
+        p.leave().await;
+    }
+    Ok(())
+}

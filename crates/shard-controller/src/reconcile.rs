@@ -1,0 +1,412 @@
+//! One reconcile of a Shard: decide ownership, build, read the primary, plan, apply, status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use multigres_api::labels;
+use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, naming};
+use multigres_runtime::Context;
+use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
+use multigres_runtime::error::{ErrorKind, ReconcileError};
+use multigres_runtime::partition::{Decision, Partition, Synced};
+use serde_json::json;
+
+use crate::build::{self, Pool};
+use crate::plan::{self, ObservedPod, PoolState, Primary, Reason};
+use crate::topology::{PrimaryRecord, TopologyReader};
+
+/// Pods per pool are looked up by name for indices below this (schema: replicas <= 100).
+const MAX_INDEX: u32 = 256;
+
+pub struct State {
+    pub pods: Store<Pod>,
+    pub pvcs: Store<PersistentVolumeClaim>,
+    pub services: Store<Service>,
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// Which buckets each child cache holds completely (empty when not partitioned).
+    pub synced: Vec<Synced>,
+    pub partition: Option<Partition>,
+    pub topology: TopologyReader,
+    pub identity: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Shard {0}: {1} {2} exists and is controlled by another object; rename or delete it")]
+    NameTaken(String, &'static str, String),
+    #[error("Shard {0}: {1}: {2}")]
+    Kube(String, String, #[source] kube::Error),
+    #[error("Shard {0}: reconcile exceeded its deadline of {1:?}")]
+    Deadline(String, Duration),
+}
+
+impl ReconcileError for Error {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Error::NameTaken(..) => "name_taken",
+            Error::Kube(..) => "kube_api",
+            Error::Deadline(..) => "deadline",
+        }
+    }
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NameTaken(..) => ErrorKind::Invalid,
+            _ => ErrorKind::Transient,
+        }
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+/// Entry point: acts only on Shards this replica may act on, bounded by the partition's deadline.
+pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context<State>>) -> Result<Action, Error> {
+    let key = multigres_runtime::run::object_key(shard.as_ref());
+    let deadline = match &ctx.state.partition {
+        Some(partition) => {
+            let synced: Vec<&Synced> = ctx.state.synced.iter().collect();
+            match partition.decide_with(&key, &synced) {
+                Decision::NotOwned => return Ok(Action::await_change()),
+                Decision::Wait(d) => return Ok(Action::requeue(d)),
+                Decision::Act => partition.action_deadline(),
+            }
+        }
+        None => Duration::from_secs(60),
+    };
+    let _timer = ctx.metrics.reconcile_started();
+    // These two lines are the replica's record of what it reconciled and when (tests check that
+    // no two replicas ever reconcile one Shard at overlapping times).
+    tracing::info!(
+        "reconcile start shard={key} replica={} at_ms={}",
+        ctx.state.identity,
+        unix_ms()
+    );
+    let result = tokio::time::timeout(deadline, reconcile_owned(&shard, &ctx, &key)).await;
+    tracing::info!(
+        "reconcile end shard={key} replica={} at_ms={}",
+        ctx.state.identity,
+        unix_ms()
+    );
+    let action = result.map_err(|_| Error::Deadline(key.clone(), deadline))??;
+    ctx.succeeded(shard.as_ref());
+    Ok(action)
+}
+
+fn find<K>(store: &Store<K>, namespace: &str, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store.get(&ObjectRef::new(name).within(namespace))
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn reconcile_owned(
+    shard: &Shard,
+    ctx: &Context<State>,
+    key: &str,
+) -> Result<Action, Error> {
+    if shard.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = shard.namespace().unwrap_or_default();
+    let kube_err = |what: String| {
+        let key = key.to_string();
+        move |e| Error::Kube(key, what, e)
+    };
+    let pools = build::pools(shard);
+
+    // Services and PDBs first: pods need their Service for host names.
+    for pool in &pools {
+        let svc = build::service(shard, pool);
+        let existing = find(&ctx.state.services, &ns, &pool.service);
+        check_owner(existing.as_deref(), shard, key, "Service")?;
+        ctx.applier
+            .apply(existing.as_deref(), &svc)
+            .await
+            .map_err(kube_err(format!("applying Service {}", pool.service)))?;
+        let pdb = build::pdb(shard, pool);
+        let existing = find(&ctx.state.pdbs, &ns, &pdb.name_any());
+        check_owner(existing.as_deref(), shard, key, "PodDisruptionBudget")?;
+        ctx.applier
+            .apply(existing.as_deref(), &pdb)
+            .await
+            .map_err(kube_err(format!("applying PodDisruptionBudget {}", pdb.name_any())))?;
+    }
+    let keep: BTreeSet<String> = pools.iter().map(|p| p.service.clone()).collect();
+    let mine = |o: &&Arc<Service>| o.namespace().as_deref() == Some(ns.as_str());
+    let services: Vec<Arc<Service>> = ctx.state.services.state().into_iter().filter(|s| mine(&s)).collect();
+    ctx.applier
+        .prune(&ctx.events, shard, services.iter().map(Arc::as_ref), &keep)
+        .await
+        .map_err(kube_err("pruning Services".into()))?;
+    let pdbs: Vec<Arc<PodDisruptionBudget>> = ctx
+        .state
+        .pdbs
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .collect();
+    ctx.applier
+        .prune(&ctx.events, shard, pdbs.iter().map(Arc::as_ref), &keep)
+        .await
+        .map_err(kube_err("pruning PodDisruptionBudgets".into()))?;
+
+    // Observe the pods: by pool, including pools no longer in the spec (scaled to zero).
+    let uid = shard.uid().unwrap_or_default();
+    let owned_pods: Vec<Arc<Pod>> = ctx
+        .state
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .collect();
+    let mut states: Vec<PoolState> = Vec::new();
+    let mut extra_pools: BTreeMap<String, bool> = BTreeMap::new();
+    for pod in &owned_pods {
+        let pool_id = pod.labels().get(labels::POOL).cloned().unwrap_or_default();
+        if !pools.iter().any(|p| p.id == pool_id) {
+            let replica = pod.labels().get(labels::POOL_TYPE).map(String::as_str)
+                != Some(PoolType::ReadOnly.as_str());
+            extra_pools.insert(pool_id, replica);
+        }
+    }
+    for pool in &pools {
+        let can_be_primary = build::can_be_primary(pool);
+        states.push(observe_pool(shard, &owned_pods, &pool.id, pool.spec.replicas, can_be_primary, Some(pool)));
+    }
+    for (id, replica) in &extra_pools {
+        states.push(observe_pool(shard, &owned_pods, id, 0, *replica, None));
+    }
+
+    // The primary, from the topology; unknown when it cannot be read.
+    let primary_record = match ctx.state.topology.primary(shard).await {
+        Ok(found) => Some(found),
+        Err(error) => {
+            tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
+            None
+        }
+    };
+    let primary = match &primary_record {
+        Some(found) => Primary::Known(found.as_ref().map(|p| p.pod.clone())),
+        None => Primary::Unknown,
+    };
+    let plan = plan::plan(&states, &primary);
+
+    for (p, index) in &plan.create {
+        let pool = &pools[*p];
+        let pod = build::pod(shard, pool, *index);
+        let pvc = build::pvc(shard, pool, &pod.name_any());
+        if find(&ctx.state.pvcs, &ns, &pvc.name_any()).is_none() {
+            ctx.applier
+                .apply(None, &pvc)
+                .await
+                .map_err(kube_err(format!("creating PersistentVolumeClaim {}", pvc.name_any())))?;
+        }
+        ctx.applier
+            .apply_reported(&ctx.events, shard, None, &pod)
+            .await
+            .map_err(kube_err(format!("creating Pod {}", pod.name_any())))?;
+    }
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for (_, name, reason) in &plan.delete {
+        tracing::info!(shard = key, pod = %name, ?reason, "deleting pod");
+        match pods_api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("deleting Pod {name}"))(e)),
+        }
+        let note = match reason {
+            Reason::Roll => format!("Replacing Pod {name} with the current spec"),
+            Reason::ScaleDown => format!("Removing Pod {name} (scale-down)"),
+        };
+        ctx.events.normal(shard, "PodReplaced", &note).await;
+        if *reason == Reason::ScaleDown
+            && shard.spec.pvc_deletion_policy.when_scaled == RetentionAction::Delete
+        {
+            let pvc = naming::data_pvc(name);
+            match pvcs_api.delete(&pvc, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(kube_err(format!("deleting PVC {pvc}"))(e)),
+            }
+        }
+    }
+
+    let status = status(shard, &pools, &owned_pods, &plan, &primary_record);
+    if shard.status.as_ref() != Some(&status) {
+        let api: Api<Shard> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({
+            "apiVersion": Shard::api_version(&()),
+            "kind": Shard::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &shard.name_any(),
+            &PatchParams::apply(ctx.applier.manager()).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(kube_err("writing status".into()))?;
+    }
+    // Pod events wake the controller while it works; the topology does not, so look again.
+    Ok(Action::requeue(if plan.progressing {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(30)
+    }))
+}
+
+fn observe_pool(
+    shard: &Shard,
+    pods: &[Arc<Pod>],
+    pool_id: &str,
+    replicas: i32,
+    can_be_primary: bool,
+    pool: Option<&Pool>,
+) -> PoolState {
+    let shard_name = shard.name_any();
+    let index_of: BTreeMap<String, u32> = (0..MAX_INDEX)
+        .map(|i| (naming::pool_pod(&shard_name, pool_id, i), i))
+        .collect();
+    let observed = pods
+        .iter()
+        .filter(|p| p.labels().get(labels::POOL).map(String::as_str) == Some(pool_id))
+        .filter_map(|p| {
+            let name = p.name_any();
+            let index = *index_of.get(&name)?;
+            let outdated = match pool {
+                Some(pool) => {
+                    let desired = build::pod(shard, pool, index);
+                    build::hash_of(&desired) != build::hash_of(p)
+                }
+                None => true,
+            };
+            Some(ObservedPod {
+                name,
+                index,
+                outdated,
+                ready: is_ready(p),
+                terminating: p.meta().deletion_timestamp.is_some(),
+            })
+        })
+        .collect();
+    PoolState {
+        id: pool_id.to_string(),
+        can_be_primary,
+        replicas: replicas.max(0) as u32,
+        pods: observed,
+    }
+}
+
+fn check_owner<K: Resource>(
+    existing: Option<&K>,
+    shard: &Shard,
+    key: &str,
+    kind: &'static str,
+) -> Result<(), Error> {
+    match existing {
+        Some(child) if multigres_runtime::apply::controlled_by_other(child, shard) => Err(
+            Error::NameTaken(key.to_string(), kind, child.meta().name.clone().unwrap_or_default()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn status(
+    shard: &Shard,
+    pools: &[Pool],
+    pods: &[Arc<Pod>],
+    plan: &plan::Plan,
+    primary: &Option<Option<PrimaryRecord>>,
+) -> ShardStatus {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let generation = shard.metadata.generation;
+    let live: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| p.meta().deletion_timestamp.is_none())
+        .collect();
+    let ready = live.iter().filter(|p| is_ready(p)).count() as i32;
+    let short: Vec<String> = pools
+        .iter()
+        .filter_map(|pool| {
+            let ready = live
+                .iter()
+                .filter(|p| p.labels().get(labels::POOL) == Some(&pool.id) && is_ready(p))
+                .count() as i32;
+            (ready < pool.spec.replicas)
+                .then(|| format!("{} {}/{}", pool.id, ready, pool.spec.replicas))
+        })
+        .collect();
+    let mut conds = shard.status.clone().unwrap_or_default().conditions;
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(
+            AVAILABLE,
+            short.is_empty(),
+            if short.is_empty() {
+                "AllPoolsReady"
+            } else {
+                "PoolsNotReady"
+            },
+            if short.is_empty() {
+                "every pool has its replicas Ready".to_string()
+            } else {
+                format!("Ready pods below replicas: {}", short.join(", "))
+            },
+        ),
+        generation,
+        now,
+    );
+    let reason = if plan.paused_for_primary {
+        "PrimaryUnknown"
+    } else if plan.progressing {
+        "Rolling"
+    } else {
+        "UpToDate"
+    };
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(
+            PROGRESSING,
+            plan.progressing,
+            reason,
+            if plan.message.is_empty() {
+                "every pod runs the current spec".to_string()
+            } else {
+                plan.message.clone()
+            },
+        ),
+        generation,
+        now,
+    );
+    ShardStatus {
+        observed_generation: generation,
+        conditions: conds,
+        primary_cell: primary.clone().flatten().map(|p| p.cell),
+        total_pods: live.len() as i32,
+        ready_pods: ready,
+    }
+}
