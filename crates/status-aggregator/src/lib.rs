@@ -15,6 +15,7 @@ pub mod engine;
 pub mod health;
 pub mod server;
 pub mod sim;
+pub mod testing;
 pub mod topology;
 
 /// Generated `multigres.operator.v1` messages, client and server.
