@@ -11,7 +11,12 @@ async fn setup() -> (Client, String) {
     static CRDS: OnceCell<()> = OnceCell::const_new();
     let plane = multigres_e2e::shared();
     let client = plane.client();
-    CRDS.get_or_init(|| async { multigres_e2e::install_crds(&plane.client()).await.expect("CRDs install") }).await;
+    CRDS.get_or_init(|| async {
+        multigres_e2e::install_crds(&plane.client())
+            .await
+            .expect("CRDs install")
+    })
+    .await;
     let ns = plane.namespace("crd").await.expect("namespace");
     (client, ns)
 }
@@ -25,7 +30,9 @@ fn object(value: Value) -> DynamicObject {
 }
 
 fn cluster(name: &str, spec: Value) -> DynamicObject {
-    object(json!({"apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster", "metadata": {"name": name}, "spec": spec}))
+    object(
+        json!({"apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster", "metadata": {"name": name}, "spec": spec}),
+    )
 }
 
 fn valid_spec() -> Value {
@@ -42,14 +49,23 @@ fn valid_spec() -> Value {
 /// Creating `obj` must fail with a message containing `expected`.
 async fn refused(api: &Api<DynamicObject>, obj: DynamicObject, expected: &str) {
     match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => panic!("accepted, but should be refused with '{expected}': {}", serde_json::to_string(&obj).unwrap()),
-        Err(kube::Error::Api(e)) => assert!(e.message.contains(expected), "refused, but the message lacks '{expected}': {}", e.message),
+        Ok(_) => panic!(
+            "accepted, but should be refused with '{expected}': {}",
+            serde_json::to_string(&obj).unwrap()
+        ),
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains(expected),
+            "refused, but the message lacks '{expected}': {}",
+            e.message
+        ),
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
 
 fn with(mut spec: Value, pointer: &str, value: Value) -> Value {
-    *spec.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} in base spec")) = value;
+    *spec
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer} in base spec")) = value;
     spec
 }
 
@@ -57,18 +73,43 @@ fn with(mut spec: Value, pointer: &str, value: Value) -> Value {
 async fn the_valid_cluster_is_accepted() {
     let (client, ns) = setup().await;
     let clusters = api::<MultigresCluster>(&client, &ns);
-    clusters.create(&PostParams::default(), &cluster("ok", valid_spec())).await.expect("valid cluster accepted");
+    clusters
+        .create(&PostParams::default(), &cluster("ok", valid_spec()))
+        .await
+        .expect("valid cluster accepted");
 }
 
 #[tokio::test]
 async fn component_blocks_take_a_template_or_inline_fields() {
     let (client, ns) = setup().await;
     let clusters = api::<MultigresCluster>(&client, &ns);
-    let both = with(valid_spec(), "/cells/0", json!({"name": "zone-a", "spec": {"multigateway": {"deploymentTemplate": "t", "replicas": 2}}}));
-    refused(&clusters, cluster("both", both), "set either deploymentTemplate").await;
-    let orphan = with(valid_spec(), "/cells/0", json!({"name": "zone-a", "spec": {"multiorch": {"overrides": {"replicas": 2}}}}));
-    refused(&clusters, cluster("orphan", orphan), "overrides apply to a deploymentTemplate").await;
-    let pool = with(valid_spec(), "/databases/0/spec/tablegroups/0/shardTemplate/pools/0", json!({"type": "replica", "cell": "zone-a", "deploymentTemplate": "t", "replicas": 3}));
+    let both = with(
+        valid_spec(),
+        "/cells/0",
+        json!({"name": "zone-a", "spec": {"multigateway": {"deploymentTemplate": "t", "replicas": 2}}}),
+    );
+    refused(
+        &clusters,
+        cluster("both", both),
+        "set either deploymentTemplate",
+    )
+    .await;
+    let orphan = with(
+        valid_spec(),
+        "/cells/0",
+        json!({"name": "zone-a", "spec": {"multiorch": {"overrides": {"replicas": 2}}}}),
+    );
+    refused(
+        &clusters,
+        cluster("orphan", orphan),
+        "overrides apply to a deploymentTemplate",
+    )
+    .await;
+    let pool = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/0",
+        json!({"type": "replica", "cell": "zone-a", "deploymentTemplate": "t", "replicas": 3}),
+    );
     refused(&clusters, cluster("pool", pool), "inline pool fields").await;
 }
 
@@ -77,10 +118,17 @@ async fn topology_blocks_take_exactly_one_source() {
     let (client, ns) = setup().await;
     let clusters = api::<MultigresCluster>(&client, &ns);
     let mut spec = valid_spec();
-    spec["globalTopoServer"] = json!({"deploymentTemplate": "t", "external": {"address": "etcd:2379"}});
-    refused(&clusters, cluster("two", spec), "at most one of deploymentTemplate, managedSpec and external").await;
+    spec["globalTopoServer"] =
+        json!({"deploymentTemplate": "t", "external": {"address": "etcd:2379"}});
+    refused(
+        &clusters,
+        cluster("two", spec),
+        "at most one of deploymentTemplate, managedSpec and external",
+    )
+    .await;
     let mut spec = valid_spec();
-    spec["globalTopoServer"] = json!({"rootPath": "/a", "external": {"address": "etcd:2379", "rootPath": "/b"}});
+    spec["globalTopoServer"] =
+        json!({"rootPath": "/a", "external": {"address": "etcd:2379", "rootPath": "/b"}});
     refused(&clusters, cluster("roots", spec), "set rootPath once").await;
 }
 
@@ -90,45 +138,105 @@ async fn names_are_unique_and_pools_name_declared_cells() {
     let clusters = api::<MultigresCluster>(&client, &ns);
     let dup = with(valid_spec(), "/cells/1", json!({"name": "zone-a"}));
     refused(&clusters, cluster("dupcell", dup), "Duplicate value").await;
-    let undeclared = with(valid_spec(), "/databases/0/spec/tablegroups/0/shardTemplate/pools/1/cell", json!("zone-z"));
-    refused(&clusters, cluster("undeclared", undeclared), "must name a cell declared in spec.cells").await;
+    let undeclared = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/1/cell",
+        json!("zone-z"),
+    );
+    refused(
+        &clusters,
+        cluster("undeclared", undeclared),
+        "must name a cell declared in spec.cells",
+    )
+    .await;
     let global = with(valid_spec(), "/cells/1", json!({"name": "global"}));
-    refused(&clusters, cluster("global", global), "reserved for the global topology server").await;
+    refused(
+        &clusters,
+        cluster("global", global),
+        "reserved for the global topology server",
+    )
+    .await;
     let mut spec = valid_spec();
-    spec["databases"][0]["spec"]["tablegroups"][0]["shardTemplate"]["pools"][1] = json!({"type": "replica", "cell": "zone-a"});
+    spec["databases"][0]["spec"]["tablegroups"][0]["shardTemplate"]["pools"][1] =
+        json!({"type": "replica", "cell": "zone-a"});
     refused(&clusters, cluster("duppool", spec), "distinct (type, cell)").await;
-    let no_replica = with(valid_spec(), "/databases/0/spec/tablegroups/0/shardTemplate/pools/0/type", json!("readOnly"));
-    refused(&clusters, cluster("noreplica", no_replica), "at least one pool of type replica").await;
+    let no_replica = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/0/type",
+        json!("readOnly"),
+    );
+    refused(
+        &clusters,
+        cluster("noreplica", no_replica),
+        "at least one pool of type replica",
+    )
+    .await;
     let long = "c".repeat(64);
-    refused(&clusters, cluster(&long, valid_spec()), "at most 63 characters").await;
+    refused(
+        &clusters,
+        cluster(&long, valid_spec()),
+        "at most 63 characters",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn enums_and_minimums_are_enforced() {
     let (client, ns) = setup().await;
     let clusters = api::<MultigresCluster>(&client, &ns);
-    let bad_type = with(valid_spec(), "/databases/0/spec/tablegroups/0/shardTemplate/pools/1/type", json!("primary"));
+    let bad_type = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/1/type",
+        json!("primary"),
+    );
     refused(&clusters, cluster("badtype", bad_type), "Unsupported value").await;
     let mut spec = valid_spec();
     spec["images"] = json!({"imagePullPolicy": "Sometimes"});
     refused(&clusters, cluster("badpolicy", spec), "Unsupported value").await;
-    let zero = with(valid_spec(), "/databases/0/spec/tablegroups/0/partitioning/shards", json!(0));
-    refused(&clusters, cluster("zero", zero), "should be greater than or equal to 1").await;
+    let zero = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/partitioning/shards",
+        json!(0),
+    );
+    refused(
+        &clusters,
+        cluster("zero", zero),
+        "should be greater than or equal to 1",
+    )
+    .await;
     let mut spec = valid_spec();
     spec["cells"][0]["spec"] = json!({"multigateway": {"replicas": -1}});
-    refused(&clusters, cluster("negative", spec), "should be greater than or equal to 0").await;
+    refused(
+        &clusters,
+        cluster("negative", spec),
+        "should be greater than or equal to 0",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn shards_never_decrease() {
     let (client, ns) = setup().await;
     let clusters = api::<MultigresCluster>(&client, &ns);
-    clusters.create(&PostParams::default(), &cluster("grow", valid_spec())).await.expect("created");
+    clusters
+        .create(&PostParams::default(), &cluster("grow", valid_spec()))
+        .await
+        .expect("created");
     let more = json!({"spec": {"databases": [{"name": "app", "spec": {"tablegroups": [{"name": "default", "partitioning": {"shards": 3},
         "shardTemplate": {"pools": [{"type": "replica", "cell": "zone-a"}, {"type": "readOnly", "cell": "zone-b"}]}}]}}]}});
-    clusters.patch("grow", &PatchParams::default(), &Patch::Merge(&more)).await.expect("growing is allowed");
-    let fewer = with(more, "/spec/databases/0/spec/tablegroups/0/partitioning/shards", json!(1));
-    let err = clusters.patch("grow", &PatchParams::default(), &Patch::Merge(&fewer)).await.expect_err("shrinking is refused");
+    clusters
+        .patch("grow", &PatchParams::default(), &Patch::Merge(&more))
+        .await
+        .expect("growing is allowed");
+    let fewer = with(
+        more,
+        "/spec/databases/0/spec/tablegroups/0/partitioning/shards",
+        json!(1),
+    );
+    let err = clusters
+        .patch("grow", &PatchParams::default(), &Patch::Merge(&fewer))
+        .await
+        .expect_err("shrinking is refused");
     assert!(err.to_string().contains("cannot decrease"), "{err}");
 }
 
@@ -136,7 +244,9 @@ async fn shards_never_decrease() {
 async fn a_template_needs_a_section() {
     let (client, ns) = setup().await;
     let templates = api::<DeploymentTemplate>(&client, &ns);
-    let empty = object(json!({"apiVersion": "multigres.com/v1alpha1", "kind": "DeploymentTemplate", "metadata": {"name": "empty"}, "spec": {}}));
+    let empty = object(
+        json!({"apiVersion": "multigres.com/v1alpha1", "kind": "DeploymentTemplate", "metadata": {"name": "empty"}, "spec": {}}),
+    );
     refused(&templates, empty, "needs at least one section").await;
 }
 
@@ -145,13 +255,22 @@ async fn etcd_replicas_are_odd_and_immutable() {
     let (client, ns) = setup().await;
     let servers = api::<TopoServer>(&client, &ns);
     let server = |replicas: i32| {
-        object(json!({"apiVersion": "multigres.com/v1alpha1", "kind": "TopoServer", "metadata": {"name": "etcd"},
-            "spec": {"rootPath": "/r", "image": "etcd", "replicas": replicas, "dataVolumeClaimTemplate": {}}}))
+        object(
+            json!({"apiVersion": "multigres.com/v1alpha1", "kind": "TopoServer", "metadata": {"name": "etcd"},
+            "spec": {"rootPath": "/r", "image": "etcd", "replicas": replicas, "dataVolumeClaimTemplate": {}}}),
+        )
     };
     refused(&servers, server(2), "must be odd").await;
-    servers.create(&PostParams::default(), &server(3)).await.expect("3 members accepted");
+    servers
+        .create(&PostParams::default(), &server(3))
+        .await
+        .expect("3 members accepted");
     let err = servers
-        .patch("etcd", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}})))
+        .patch(
+            "etcd",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
         .await
         .expect_err("membership change refused");
     assert!(err.to_string().contains("immutable"), "{err}");
@@ -161,9 +280,11 @@ async fn etcd_replicas_are_odd_and_immutable() {
 async fn a_cell_topology_is_external_or_managed() {
     let (client, ns) = setup().await;
     let cells = api::<Cell>(&client, &ns);
-    let cell = object(json!({"apiVersion": "multigres.com/v1alpha1", "kind": "Cell", "metadata": {"name": "c"},
+    let cell = object(
+        json!({"apiVersion": "multigres.com/v1alpha1", "kind": "Cell", "metadata": {"name": "c"},
         "spec": {"name": "c", "images": {"multigateway": "m", "multiorch": "m"}, "multigateway": {}, "multiorch": {},
             "globalTopoServer": {"rootPath": "/r", "address": "a:2379"},
-            "topoServer": {"external": {"address": "e:2379"}, "managedSpec": {}}}}));
+            "topoServer": {"external": {"address": "e:2379"}, "managedSpec": {}}}}),
+    );
     refused(&cells, cell, "at most one of external and managedSpec").await;
 }

@@ -157,23 +157,17 @@ fn walk(out: &mut String, path: &str, schema: &Value) {
             walk(out, &format!("{path}.{name}"), sub);
         }
     }
-    if let Some(items) = schema
-        .get("items")
-        .filter(|i| i.get("properties").is_some())
-    {
-        if let Some(properties) = items.get("properties").and_then(Value::as_object) {
-            for (name, sub) in properties {
-                walk(out, &format!("{path}[].{name}"), sub);
-            }
-        }
-    }
-    if let Some(values) = schema
-        .get("additionalProperties")
-        .filter(|v| v.get("properties").is_some())
-    {
-        if let Some(properties) = values.get("properties").and_then(Value::as_object) {
-            for (name, sub) in properties {
-                walk(out, &format!("{path}.<key>.{name}"), sub);
+    let nested = [
+        (schema.get("items"), "[]"),
+        (schema.get("additionalProperties"), ".<key>"),
+    ];
+    for (sub, suffix) in nested {
+        if let Some(properties) = sub
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object)
+        {
+            for (name, child) in properties {
+                walk(out, &format!("{path}{suffix}.{name}"), child);
             }
         }
     }
