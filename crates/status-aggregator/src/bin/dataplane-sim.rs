@@ -1,1 +1,42 @@
-fn main() {}
+//! SIMULATION for kwok-based tests and the demo: writes the Pooler records multipooler would write
+//! for every Ready pool pod (one PRIMARY per shard). Never run it next to real multipoolers.
+//! See `multigres_status_aggregator::sim`.
+
+use std::time::Duration;
+
+use clap::Parser;
+use multigres_runtime::settings::parse_duration;
+use multigres_topology::AddressMapping;
+
+#[derive(Parser, Debug)]
+#[command(name = "dataplane-sim", about)]
+struct Args {
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "MULTIGRES_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Rewrites topology addresses before dialing (`from=to,...`).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
+    topology_address_map: String,
+    /// Rewrites every record this often even without changes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    resync: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = multigres_runtime::telemetry::init("dataplane-sim", false);
+    let client = kube::Client::try_default().await?;
+    let mapping = AddressMapping::parse(&args.topology_address_map)?;
+    tracing::info!("dataplane-sim: SIMULATED multipooler records (test double)");
+    multigres_status_aggregator::sim::run(
+        client,
+        args.watch_namespace,
+        mapping,
+        args.resync,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await
+}
