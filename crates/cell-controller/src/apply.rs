@@ -41,7 +41,7 @@ where
             object: object_name(cell),
             kind: K::kind(&()).into_owned(),
             name: desired.name_any(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -69,7 +69,7 @@ pub async fn children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(),
             object: object_name(cell),
             kind: "TopoServer".into(),
             name: "(prune)".into(),
-            source,
+            source: Box::new(source),
         })?;
     apply_one(ctx, cell, &stores.deployments, &children.gateway).await?;
     apply_one(ctx, cell, &stores.deployments, &children.multiorch).await
@@ -95,6 +95,6 @@ pub async fn status(ctx: &Ctx, cell: &Cell, status: CellStatus) -> Result<(), Er
     .map(|_| ())
     .map_err(|source| Error::Status {
         object: object_name(cell),
-        source,
+        source: Box::new(source),
     })
 }

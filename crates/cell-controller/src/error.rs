@@ -13,7 +13,7 @@ pub enum Error {
         kind: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "Cell {object}: {kind} {name} already exists and is controlled by another object; \
@@ -28,7 +28,7 @@ pub enum Error {
     Status {
         object: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("Cell {object}: the controller's caches did not sync in time")]
     CacheNotReady { object: String },

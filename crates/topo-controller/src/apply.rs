@@ -44,7 +44,7 @@ where
             object: object_name(ts),
             kind: K::kind(&()).into_owned(),
             name: desired.name_any(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -78,6 +78,6 @@ pub async fn status(ctx: &Ctx, ts: &TopoServer, status: TopoServerStatus) -> Res
     .map(|_| ())
     .map_err(|source| Error::Status {
         object: object_name(ts),
-        source,
+        source: Box::new(source),
     })
 }

@@ -11,13 +11,13 @@ pub enum Error {
         kind: String,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("TopoServer {object}: writing status: {source}")]
     Status {
         object: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error(
         "TopoServer {object}: {kind} {name} already exists and is controlled by another object; \
