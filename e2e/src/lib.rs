@@ -4,11 +4,16 @@
 //!
 //! Every component runs as a child process in a temp folder and dies with the test binary.
 
+pub mod audit;
 mod boot;
 mod certs;
+pub mod charts;
 mod kwok;
 pub mod operator;
 mod processes;
+pub mod progress;
+pub mod samples;
+pub mod stack;
 mod storage;
 pub mod wait;
 

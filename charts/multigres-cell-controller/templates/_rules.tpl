@@ -6,29 +6,41 @@ cluster:
     verbs: [get, list, watch]
     resourceNames: [cells.multigres.com, toposervers.multigres.com]
 namespaced:
+  # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
+  # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+  # admission plugin allows only to who may update the owner's finalizers.
+  # patch: the finalizer multigres.com/cell-registration (deregisters the Cell from the topology).
   - apiGroups: [multigres.com]
     resources: [cells]
-    verbs: [get, list, watch]
+    verbs: [get, list, watch, patch]
   - apiGroups: [multigres.com]
     resources: [cells/status]
     verbs: [patch]
-  # Children, by server-side apply (patch creates), watched by label; delete prunes the ones no
-  # longer desired (only those it controls).
+  - apiGroups: [multigres.com]
+    resources: [cells/finalizers]
+    verbs: [update]
+  # The local TopoServer by server-side apply; delete when the Cell stops asking for one.
   - apiGroups: [multigres.com]
     resources: [toposervers]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch, delete]
+  # multigateway and multiorch.
   - apiGroups: [apps]
     resources: [deployments]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch]
+  # The gateway Service; get: whether the global topology's client Service is going away.
   - apiGroups: [""]
     resources: [services]
-    verbs: [list, watch, patch, delete]
-  # Events on the objects it reconciles (kube's recorder creates them and patches a repeated one).
+    verbs: [get, list, watch, create, patch]
+  # Metadata-only pod cache, and a confirming list before pruning stale pooler records.
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [list, watch]
+  # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]
     verbs: [create, patch]
 leases:
-  # Leader election (--leader-elect): the Lease cell-controller-leader in the release namespace.
+  # --leader-elect: the Lease cell-controller-leader in the release namespace (created once, then read and renewed).
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
     verbs: [create]

@@ -6,41 +6,50 @@ cluster:
     verbs: [get, list, watch]
     resourceNames: [multigresclusters.multigres.com, deploymenttemplates.multigres.com, toposervers.multigres.com, cells.multigres.com, tablegroups.multigres.com]
 namespaced:
+  # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
+  # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+  # admission plugin allows only to who may update the owner's finalizers.
+  # patch: the annotation multigres.com/registered-databases (databases it registered in the topology).
   - apiGroups: [multigres.com]
     resources: [multigresclusters]
-    # patch: the annotation that records which databases it registered in the topology.
     verbs: [get, list, watch, patch]
   - apiGroups: [multigres.com]
     resources: [multigresclusters/status]
     verbs: [patch]
   - apiGroups: [multigres.com]
-    # patch: the in-use finalizer that keeps a referenced template from being deleted.
+    resources: [multigresclusters/finalizers]
+    verbs: [update]
+  # Templates: resolve them, re-reconcile consumers on change; patch adds and removes the
+  # multigres.com/template-in-use finalizer; status lists the consumers.
+  - apiGroups: [multigres.com]
     resources: [deploymenttemplates]
     verbs: [get, list, watch, patch]
   - apiGroups: [multigres.com]
     resources: [deploymenttemplates/status]
     verbs: [patch]
-  # Children, by server-side apply (patch creates), watched by label; delete prunes the ones no
-  # longer desired (only those it controls).
+  # Children by server-side apply, cached by label; delete prunes those no longer desired (only
+  # those it controls).
   - apiGroups: [multigres.com]
     resources: [toposervers, cells, tablegroups]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch, delete]
+  # multiadmin.
   - apiGroups: [apps]
     resources: [deployments]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch, delete]
   - apiGroups: [""]
     resources: [services]
-    verbs: [list, watch, patch, delete]
-  # The generated Postgres credentials Secret: created once if missing, never read back or rewritten.
+    verbs: [list, watch, create, patch, delete]
+  # The generated Postgres credentials Secret: get (metadata only) whether it exists, create it once;
+  # never listed, read back or rewritten.
   - apiGroups: [""]
     resources: [secrets]
     verbs: [get, create]
-  # Events on the objects it reconciles (kube's recorder creates them and patches a repeated one).
+  # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]
     verbs: [create, patch]
 leases:
-  # Leader election (--leader-elect): the Lease cluster-controller-leader in the release namespace.
+  # --leader-elect: the Lease cluster-controller-leader in the release namespace (created once, then read and renewed).
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
     verbs: [create]
@@ -49,11 +58,5 @@ leases:
     verbs: [get, update]
     resourceNames: [cluster-controller-leader]
 {{- end -}}
-{{- define "multigres-cluster-controller.args" -}}
-{{- with .Values.statusAggregator.address }}
-- --status-aggregator-address={{ . }}
-{{- else }}
-- --status-aggregator-address=http://multigres-status-aggregator.{{ .Release.Namespace }}.svc:7070
-{{- end }}
-{{- end -}}
+{{- define "multigres-cluster-controller.args" -}}[]{{- end -}}
 {{- define "multigres-cluster-controller.ports" -}}[]{{- end -}}

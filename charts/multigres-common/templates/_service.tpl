@@ -1,4 +1,4 @@
-{{/* The metrics Service (http: /metrics), plus the component's extra ports (see the deployment's `ports`). */}}
+{{/* The Service: http (/metrics, /healthz, /readyz), grpc-health (polled by the status aggregator), plus the component's extra ports (see the deployment's `ports`). */}}
 {{- define "multigres-common.service" -}}
 {{- $v := .ctx.Values -}}
 {{- $extraPorts := (fromYaml (printf "list:\n%s" (.ports | default "[]"))).list -}}
@@ -18,6 +18,10 @@ spec:
     - name: http
       port: {{ $v.ports.http }}
       targetPort: http
+      protocol: TCP
+    - name: grpc-health
+      port: {{ $v.ports.grpcHealth }}
+      targetPort: grpc-health
       protocol: TCP
     {{- range $extraPorts }}
     - name: {{ .name }}

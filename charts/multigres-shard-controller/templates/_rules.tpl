@@ -6,36 +6,50 @@ cluster:
     verbs: [get, list, watch]
     resourceNames: [shards.multigres.com]
 namespaced:
+  # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
+  # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+  # admission plugin allows only to who may update the owner's finalizers.
   - apiGroups: [multigres.com]
     resources: [shards]
     verbs: [get, list, watch]
   - apiGroups: [multigres.com]
     resources: [shards/status]
     verbs: [patch]
-  # Pool pods, their claims, headless Services and PDBs, by server-side apply (patch creates),
-  # watched by label; delete removes pods of a pool scaled down (never claims: see data safety).
+  - apiGroups: [multigres.com]
+    resources: [shards/finalizers]
+    verbs: [update]
+  # Pool pods by server-side apply; delete replaces a pod with an outdated spec or removes one on
+  # scale-down.
   - apiGroups: [""]
     resources: [pods]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch, delete]
+  # Data claims; delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
-    verbs: [list, watch, patch]
+    verbs: [list, watch, create, patch, delete]
+  # Headless Service and PDB per pool; delete prunes those of pools that are gone.
   - apiGroups: [""]
     resources: [services]
-    verbs: [list, watch, patch, delete]
+    verbs: [list, watch, create, patch, delete]
   - apiGroups: [policy]
     resources: [poddisruptionbudgets]
-    verbs: [list, watch, patch, delete]
-  # Events on the objects it reconciles (kube's recorder creates them and patches a repeated one).
+    verbs: [list, watch, create, patch, delete]
+  # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]
     verbs: [create, patch]
 leases:
-  # Partitioning: each replica renews its own membership Lease (server-side apply), lists the
-  # others' to compute who owns which buckets, and deletes a Lease left behind by a dead replica.
+  # --partition: each replica renews its own membership Lease by server-side apply, lists the others'
+  # to compute which buckets it owns, and deletes its own on shutdown or one left by a dead replica.
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
-    verbs: [list, patch, delete]
+    verbs: [list, create, patch, delete]
 {{- end -}}
-{{- define "multigres-shard-controller.args" -}}[]{{- end -}}
+{{- define "multigres-shard-controller.args" -}}
+{{- if .Values.partition.enabled }}
+- --partition
+{{- else }}
+[]
+{{- end }}
+{{- end -}}
 {{- define "multigres-shard-controller.ports" -}}[]{{- end -}}

@@ -4,21 +4,27 @@ cluster:
   - apiGroups: [apiextensions.k8s.io]
     resources: [customresourcedefinitions]
     verbs: [get, list, watch]
-    resourceNames: [multigresclusters.multigres.com, cells.multigres.com, tablegroups.multigres.com, shards.multigres.com, toposervers.multigres.com]
+    resourceNames: [multigresclusters.multigres.com, toposervers.multigres.com, cells.multigres.com, tablegroups.multigres.com, shards.multigres.com]
 namespaced:
-  # Read-only: it watches the tree and the topology, and answers the cluster-controller over gRPC.
+  # Read-only: it caches the tree and answers over gRPC; it writes nothing to Kubernetes.
   - apiGroups: [multigres.com]
-    resources: [multigresclusters, cells, tablegroups, shards, toposervers]
+    resources: [multigresclusters, toposervers, cells, tablegroups, shards]
     verbs: [list, watch]
   - apiGroups: [apps]
-    resources: [deployments, statefulsets]
-    verbs: [list, watch]
-  - apiGroups: [""]
-    resources: [pods]
+    resources: [deployments]
     verbs: [list, watch]
 {{- end -}}
 {{- define "multigres-status-aggregator.args" -}}
 - --grpc-addr=0.0.0.0:{{ .Values.ports.grpc }}
+{{- if .Values.controllerHealth.enabled }}
+{{- $ns := .Release.Namespace }}
+{{- $port := .Values.controllerHealth.port }}
+{{- $endpoints := list }}
+{{- range .Values.controllerHealth.controllers }}
+{{- $endpoints = append $endpoints (printf "%s=multigres-%s.%s.svc:%v" . . $ns $port) }}
+{{- end }}
+- --controller-health-endpoints={{ join "," $endpoints }}
+{{- end }}
 {{- end -}}
 {{- define "multigres-status-aggregator.ports" -}}
 - name: grpc

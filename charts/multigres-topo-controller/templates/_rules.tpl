@@ -6,28 +6,35 @@ cluster:
     verbs: [get, list, watch]
     resourceNames: [toposervers.multigres.com]
 namespaced:
+  # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
+  # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+  # admission plugin allows only to who may update the owner's finalizers.
   - apiGroups: [multigres.com]
     resources: [toposervers]
     verbs: [get, list, watch]
   - apiGroups: [multigres.com]
     resources: [toposervers/status]
     verbs: [patch]
-  # Children, by server-side apply (patch creates), watched by label to compare before writing.
+  - apiGroups: [multigres.com]
+    resources: [toposervers/finalizers]
+    verbs: [update]
+  # Children by server-side apply (a patch that may create needs create too), cached by label.
+  # No delete: they go with the TopoServer through garbage collection.
   - apiGroups: [apps]
     resources: [statefulsets]
-    verbs: [list, watch, patch]
+    verbs: [list, watch, create, patch]
   - apiGroups: [""]
     resources: [services]
-    verbs: [list, watch, patch]
+    verbs: [list, watch, create, patch]
   - apiGroups: [policy]
     resources: [poddisruptionbudgets]
-    verbs: [list, watch, patch]
-  # Events on the objects it reconciles (kube's recorder creates them and patches a repeated one).
+    verbs: [list, watch, create, patch]
+  # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]
     verbs: [create, patch]
 leases:
-  # Leader election (--leader-elect): the Lease topo-controller-leader in the release namespace.
+  # --leader-elect: the Lease topo-controller-leader in the release namespace (created once, then read and renewed).
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
     verbs: [create]

@@ -1,0 +1,429 @@
+//! The operator as the demo and the end-to-end suite run it: every controller as a local process
+//! with a token of its own chart's ServiceAccount (so the charts' RBAC is what gets exercised), a
+//! real etcd on loopback for each managed TopoServer (reached through `--topology-address-map`),
+//! and the data-plane simulator standing in for multipooler.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::PostParams;
+use kube::config::Kubeconfig;
+use kube::{Api, Client};
+use multigres_api::naming;
+
+use crate::charts::OPERATOR_NAMESPACE;
+use crate::operator::{OperatorProcess, spawn_operator};
+use crate::processes::free_ports;
+
+/// One controller binary and the chart that grants its permissions.
+#[derive(Clone, Copy, Debug)]
+pub struct Controller {
+    pub binary: &'static str,
+    /// Name of the chart's ServiceAccount, ClusterRole and bindings.
+    pub service_account: &'static str,
+    /// Dials the topology, so it gets `--topology-address-map`.
+    pub topology: bool,
+    /// The chart passes `--leader-elect`; so do we, so that the Lease rules are exercised too.
+    pub leader_elect: bool,
+}
+
+pub const CONTROLLERS: [Controller; 6] = [
+    Controller {
+        binary: "status-aggregator",
+        service_account: "multigres-status-aggregator",
+        topology: true,
+        leader_elect: false,
+    },
+    Controller {
+        binary: "cluster-controller",
+        service_account: "multigres-cluster-controller",
+        topology: true,
+        leader_elect: true,
+    },
+    Controller {
+        binary: "cell-controller",
+        service_account: "multigres-cell-controller",
+        topology: true,
+        leader_elect: true,
+    },
+    Controller {
+        binary: "topo-controller",
+        service_account: "multigres-topo-controller",
+        topology: false,
+        leader_elect: true,
+    },
+    Controller {
+        binary: "tablegroup-controller",
+        service_account: "multigres-tablegroup-controller",
+        topology: false,
+        leader_elect: true,
+    },
+    Controller {
+        binary: "shard-controller",
+        service_account: "multigres-shard-controller",
+        topology: true,
+        leader_elect: false,
+    },
+];
+
+/// The test double that writes the Pooler records multipooler would write; it runs as admin (it
+/// plays the pods, not the operator).
+pub const DATAPLANE_SIM: &str = "dataplane-sim";
+
+/// How the processes are started.
+pub enum Launch {
+    /// Children of this process, killed when it exits (the suite).
+    Attached,
+    /// In their own sessions, outliving this process; `<pid, name>` lines are appended to the pid
+    /// file for [`stop_detached`] (the demo).
+    Detached { pid_file: PathBuf },
+}
+
+pub struct Options {
+    /// etcd comes from here.
+    pub bin_dir: PathBuf,
+    /// The controller binaries come from here (`target/<profile>`).
+    pub target_dir: PathBuf,
+    /// Kubeconfigs, etcd data and logs go here.
+    pub work_dir: PathBuf,
+    pub admin_kubeconfig: PathBuf,
+    pub token_seconds: i64,
+    /// The MultigresCluster whose managed TopoServers get an etcd each.
+    pub cluster_namespace: String,
+    pub cluster_name: String,
+    /// Cells of that cluster with a managed local TopoServer.
+    pub local_topo_cells: Vec<String>,
+    pub launch: Launch,
+}
+
+/// What [`start`] started.
+pub struct Stack {
+    pub address_map: String,
+    /// Where the status aggregator serves its gRPC API.
+    pub aggregator_address: String,
+    /// `name: log path` of every process started.
+    pub started: Vec<(String, PathBuf)>,
+    /// Controllers whose binary was not built (their crate does not exist yet).
+    pub missing: Vec<&'static str>,
+    attached: Vec<OperatorProcess>,
+}
+
+impl Stack {
+    /// Kills an attached controller, as a crash would.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(i) = self.started.iter().position(|(n, _)| n == name) {
+            if let Some(p) = self.attached.get(i) {
+                p.kill();
+            }
+        }
+    }
+}
+
+/// The admin kubeconfig's server URL and CA file.
+pub fn cluster_endpoint(admin_kubeconfig: &Path) -> Result<(String, PathBuf)> {
+    let kc = Kubeconfig::read_from(admin_kubeconfig)?;
+    let cluster = kc
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.clone())
+        .ok_or_else(|| anyhow!("{} has no cluster", admin_kubeconfig.display()))?;
+    let server = cluster
+        .server
+        .ok_or_else(|| anyhow!("{} has no server", admin_kubeconfig.display()))?;
+    let ca = cluster.certificate_authority.ok_or_else(|| {
+        anyhow!(
+            "{} has no certificate-authority file",
+            admin_kubeconfig.display()
+        )
+    })?;
+    Ok((server, PathBuf::from(ca)))
+}
+
+/// A TokenRequest token for `namespace/name` (what `kubectl create token` does).
+pub async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    seconds: i64,
+) -> Result<String> {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(seconds),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| {
+            format!(
+                "requesting a token for ServiceAccount {namespace}/{name}: is the chart installed?"
+            )
+        })?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name} returned no token"))
+}
+
+/// A kubeconfig that authenticates with `token` only.
+pub fn write_token_kubeconfig(
+    path: &Path,
+    server: &str,
+    ca: &Path,
+    user: &str,
+    token: &str,
+) -> Result<()> {
+    let text = format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: {user}
+  context:
+    cluster: local
+    user: {user}
+current-context: {user}
+",
+        ca = ca.display()
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// The in-cluster client address of a managed TopoServer, as the operator writes it in the
+/// topology and dials it.
+pub fn topo_address(namespace: &str, topo_server: &str) -> String {
+    naming::topo_address(&naming::topo_client_service(topo_server), namespace)
+}
+
+/// Starts one etcd per managed TopoServer of the cluster, then every built controller and the
+/// simulator.
+pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
+    let logs = opts.work_dir.join("logs");
+    let kubeconfigs = opts.work_dir.join("kubeconfigs");
+    std::fs::create_dir_all(&logs)?;
+    std::fs::create_dir_all(&kubeconfigs)?;
+    let mut stack = Stack {
+        address_map: String::new(),
+        aggregator_address: String::new(),
+        started: Vec::new(),
+        missing: Vec::new(),
+        attached: Vec::new(),
+    };
+
+    // The etcd members of the managed TopoServers.
+    let ns = &opts.cluster_namespace;
+    let mut servers = vec![(
+        "global".to_string(),
+        naming::global_topo_server(&opts.cluster_name),
+    )];
+    for cell in &opts.local_topo_cells {
+        servers.push((
+            cell.clone(),
+            naming::local_topo_server(&opts.cluster_name, cell),
+        ));
+    }
+    let mut map = Vec::new();
+    for (scope, server) in &servers {
+        let [client_port, peer_port] = free_ports()?;
+        let name = format!("etcd-{scope}");
+        let data = opts.work_dir.join(&name);
+        let _ = std::fs::remove_dir_all(&data);
+        let args = etcd_args(&name, &data, client_port, peer_port);
+        launch(
+            opts,
+            &mut stack,
+            &name,
+            &opts.bin_dir.join("etcd"),
+            &args,
+            &opts.admin_kubeconfig,
+            &logs,
+        )?;
+        map.push(format!(
+            "{}=127.0.0.1:{client_port}",
+            topo_address(ns, server)
+        ));
+    }
+    stack.address_map = map.join(",");
+
+    let (server, ca) = cluster_endpoint(&opts.admin_kubeconfig)?;
+    // Fixed ports for the gRPC health services, which the aggregator polls as it polls the charts'
+    // Services in a cluster.
+    let health_ports: [u16; CONTROLLERS.len()] = free_ports()?;
+    let [aggregator_port] = free_ports()?;
+    stack.aggregator_address = format!("http://127.0.0.1:{aggregator_port}");
+    let health_endpoints: Vec<String> = CONTROLLERS
+        .iter()
+        .zip(health_ports)
+        .filter(|(c, _)| c.binary != "status-aggregator")
+        .map(|(c, port)| format!("{}=127.0.0.1:{port}", c.binary))
+        .collect();
+    for (c, health_port) in CONTROLLERS.into_iter().zip(health_ports) {
+        let bin = opts.target_dir.join(c.binary);
+        if !bin.is_file() {
+            stack.missing.push(c.binary);
+            continue;
+        }
+        let token = service_account_token(
+            admin,
+            OPERATOR_NAMESPACE,
+            c.service_account,
+            opts.token_seconds,
+        )
+        .await?;
+        let kubeconfig = kubeconfigs.join(format!("{}.yaml", c.service_account));
+        write_token_kubeconfig(&kubeconfig, &server, &ca, c.service_account, &token)?;
+        let mut args = vec![
+            "--http-addr=127.0.0.1:0".to_string(),
+            format!("--grpc-health-addr=127.0.0.1:{health_port}"),
+            "--log-json=false".to_string(),
+            format!("--lease-namespace={OPERATOR_NAMESPACE}"),
+            format!("--identity={}-local", c.binary),
+        ];
+        if c.leader_elect {
+            args.push("--leader-elect".into());
+        }
+        if c.topology {
+            args.push(format!("--topology-address-map={}", stack.address_map));
+        }
+        args.extend(component_args(c.binary, aggregator_port, &health_endpoints));
+        launch(opts, &mut stack, c.binary, &bin, &args, &kubeconfig, &logs)?;
+    }
+
+    let sim = opts.target_dir.join(DATAPLANE_SIM);
+    if sim.is_file() {
+        let args = vec![format!("--topology-address-map={}", stack.address_map)];
+        launch(
+            opts,
+            &mut stack,
+            DATAPLANE_SIM,
+            &sim,
+            &args,
+            &opts.admin_kubeconfig,
+            &logs,
+        )?;
+    } else {
+        stack.missing.push(DATAPLANE_SIM);
+    }
+    Ok(stack)
+}
+
+/// What a controller takes beyond the common flags, as its chart passes it.
+fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String]) -> Vec<String> {
+    match binary {
+        "status-aggregator" => vec![
+            format!("--grpc-addr=127.0.0.1:{aggregator_port}"),
+            format!("--controller-health-endpoints={}", health_endpoints.join(",")),
+        ],
+        "shard-controller" => vec!["--partition".into()],
+        _ => Vec::new(),
+    }
+}
+
+fn etcd_args(name: &str, data: &Path, client: u16, peer: u16) -> Vec<String> {
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    vec![
+        format!("--name={name}"),
+        format!("--data-dir={}", data.display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster={name}={peer_url}"),
+        "--unsafe-no-fsync".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
+fn launch(
+    opts: &Options,
+    stack: &mut Stack,
+    name: &str,
+    bin: &Path,
+    args: &[String],
+    kubeconfig: &Path,
+    logs: &Path,
+) -> Result<()> {
+    let log = logs.join(format!("{name}.log"));
+    match &opts.launch {
+        Launch::Attached => {
+            stack
+                .attached
+                .push(spawn_operator(name, bin, kubeconfig, logs, args)?);
+        }
+        Launch::Detached { pid_file } => {
+            let out = std::fs::File::create(&log)?;
+            let mut cmd = Command::new(bin);
+            cmd.args(args)
+                .env("KUBECONFIG", kubeconfig)
+                .env("MULTIGRES_LOG_JSON", "false")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out);
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(pid_file)?;
+            writeln!(f, "{} {name}", child.id())?;
+        }
+    }
+    stack.started.push((name.to_string(), log));
+    Ok(())
+}
+
+/// Stops the process groups listed in a pid file written by a detached [`start`], and removes it.
+/// Returns the names stopped.
+pub fn stop_detached(pid_file: &Path) -> Result<Vec<String>> {
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return Ok(Vec::new());
+    };
+    let mut stopped = Vec::new();
+    for line in text.lines() {
+        let Some((pid, name)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        // Each was started with setsid, so its pid is its process group.
+        if unsafe { libc::kill(-pid, libc::SIGTERM) } == 0 {
+            stopped.push(name.to_string());
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for line in text.lines() {
+        if let Some(Ok(pid)) = line.split_once(' ').map(|(p, _)| p.parse::<i32>()) {
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
+    std::fs::remove_file(pid_file)?;
+    Ok(stopped)
+}
