@@ -319,13 +319,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let all_stores = [stores.clone(), lifecycle_stores.clone()];
         tokio::spawn(async move {
             for s in &all_stores {
-                let _ = s.clusters.wait_until_ready().await;
-                let _ = s.templates.wait_until_ready().await;
-                let _ = s.topo_servers.wait_until_ready().await;
-                let _ = s.cells.wait_until_ready().await;
-                let _ = s.table_groups.wait_until_ready().await;
-                let _ = s.deployments.wait_until_ready().await;
-                let _ = s.services.wait_until_ready().await;
+                // Polled again and again: a store's readiness wakes only its most recent waiter, and
+                // the controllers wait on the same stores.
+                macro_rules! ready {
+                    ($store:expr) => {
+                        while tokio::time::timeout(
+                            Duration::from_millis(200),
+                            $store.wait_until_ready(),
+                        )
+                        .await
+                        .is_err()
+                        {}
+                    };
+                }
+                ready!(s.clusters);
+                ready!(s.templates);
+                ready!(s.topo_servers);
+                ready!(s.cells);
+                ready!(s.table_groups);
+                ready!(s.deployments);
+                ready!(s.services);
             }
             tracing::info!("caches synced");
             readiness.set_ready(true);
