@@ -222,13 +222,7 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
                     .or(local_topo)
                     .unwrap_or_else(|| {
                         if external_local {
-                            reachable(
-                                inputs
-                                    .topology
-                                    .cells
-                                    .get(&config.name)
-                                    .map(Option::is_some),
-                            )
+                            reachable(inputs.topology.cells.get(&config.name).map(Option::is_some))
                         } else {
                             global_available
                         }
@@ -353,11 +347,20 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
         .filter(|c| OWNED_CONDITIONS.contains(&c.type_.as_str()))
         .collect();
 
-    let mut unavailable = Vec::new();
+    // Databases first: not serving writes is what a user most needs to read.
+    let mut unavailable = serving_gaps;
     note(&mut unavailable, global_available, "global topology server");
     for (cell, s) in &cell_summaries {
-        note(&mut unavailable, s.gateway_available, &format!("cell {cell} multigateway"));
-        note(&mut unavailable, s.multiorch_available, &format!("cell {cell} multiorch"));
+        note(
+            &mut unavailable,
+            s.gateway_available,
+            &format!("cell {cell} multigateway"),
+        );
+        note(
+            &mut unavailable,
+            s.multiorch_available,
+            &format!("cell {cell} multiorch"),
+        );
         note(
             &mut unavailable,
             s.topo_server_available,
@@ -370,7 +373,6 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
             unavailable.push(format!("database {db} has no shards"));
         }
     }
-    unavailable.extend(serving_gaps);
     let available = if unavailable.is_empty() {
         ConditionUpdate::new(
             AVAILABLE,
@@ -458,7 +460,10 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
         previous.and_then(|p| p.observed_generation)
     };
 
-    let desired: i32 = database_summaries.values().map(|d| d.desired_instances).sum();
+    let desired: i32 = database_summaries
+        .values()
+        .map(|d| d.desired_instances)
+        .sum();
     let ready: i32 = database_summaries.values().map(|d| d.ready_instances).sum();
     MultigresClusterStatus {
         observed_generation,
@@ -582,7 +587,10 @@ fn progress_message(progress: &Progress) -> String {
         parts.push(format!("missing: {}", list(&progress.missing)));
     }
     if !progress.stale.is_empty() {
-        parts.push(format!("not yet at their generation: {}", list(&progress.stale)));
+        parts.push(format!(
+            "not yet at their generation: {}",
+            list(&progress.stale)
+        ));
     }
     if !progress.not_ready.is_empty() {
         parts.push(format!("not ready: {}", list(&progress.not_ready)));
@@ -620,9 +628,19 @@ mod tests {
         cluster.metadata.generation = Some(2);
         ClusterInputs {
             cluster: Arc::new(cluster),
-            topo_servers: children.topo_servers.iter().cloned().map(Arc::new).collect(),
+            topo_servers: children
+                .topo_servers
+                .iter()
+                .cloned()
+                .map(Arc::new)
+                .collect(),
             cells: children.cells.iter().cloned().map(Arc::new).collect(),
-            table_groups: children.table_groups.iter().cloned().map(Arc::new).collect(),
+            table_groups: children
+                .table_groups
+                .iter()
+                .cloned()
+                .map(Arc::new)
+                .collect(),
             shards: children.shards.iter().cloned().map(Arc::new).collect(),
             multiadmin: Some(Arc::new(children.multiadmin.clone())),
             topology,
@@ -684,10 +702,16 @@ mod tests {
         assert_eq!(status.database_count, Some(1));
         assert_eq!(status.ready_instances_summary.as_deref(), Some("8/8"));
         let available = condition(&status, AVAILABLE);
-        assert_eq!((available.status.as_str(), available.reason.as_str()), ("True", "AllComponentsAvailable"));
+        assert_eq!(
+            (available.status.as_str(), available.reason.as_str()),
+            ("True", "AllComponentsAvailable")
+        );
         assert_eq!(available.observed_generation, Some(2));
         let progressing = condition(&status, PROGRESSING);
-        assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("False", "Reconciled"));
+        assert_eq!(
+            (progressing.status.as_str(), progressing.reason.as_str()),
+            ("False", "Reconciled")
+        );
         assert_eq!(condition(&status, DEGRADED).status, "False");
         let types: Vec<_> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["Available", "Degraded", "Progressing"]);
@@ -709,10 +733,23 @@ mod tests {
         let progressing = condition(&status, PROGRESSING);
         assert_eq!(progressing.status, "True");
         assert_eq!(progressing.reason, "ChildrenMissing");
-        for name in ["TopoServer prod-global", "Cell prod-a", "Cell prod-b", "TopoServer prod-b"] {
-            assert!(progressing.message.contains(name), "{}", progressing.message);
+        for name in [
+            "TopoServer prod-global",
+            "Cell prod-a",
+            "Cell prod-b",
+            "TopoServer prod-b",
+        ] {
+            assert!(
+                progressing.message.contains(name),
+                "{}",
+                progressing.message
+            );
         }
-        assert!(progressing.message.contains("and"), "long lists are cut: {}", progressing.message);
+        assert!(
+            progressing.message.contains("and"),
+            "long lists are cut: {}",
+            progressing.message
+        );
         assert_eq!(condition(&status, AVAILABLE).status, "False");
         assert_eq!(
             status.global_topo_server.unwrap().etcd.available,
@@ -739,7 +776,11 @@ mod tests {
         assert_eq!(status.observed_generation, Some(1));
         let progressing = condition(&status, PROGRESSING);
         assert_eq!(progressing.reason, "ChildrenUpdating");
-        assert!(progressing.message.contains(&c.shards[1].name_any()), "{}", progressing.message);
+        assert!(
+            progressing.message.contains(&c.shards[1].name_any()),
+            "{}",
+            progressing.message
+        );
         // Still available: being behind is not being down.
         assert_eq!(condition(&status, AVAILABLE).status, "True");
     }
@@ -755,11 +796,17 @@ mod tests {
         let progressing = condition(&status, PROGRESSING);
         assert_eq!(progressing.reason, "PodsNotReady");
         assert!(
-            progressing.message.contains(&format!("Shard {}: 1/4 pods ready", c.shards[0].name_any())),
+            progressing
+                .message
+                .contains(&format!("Shard {}: 1/4 pods ready", c.shards[0].name_any())),
             "{}",
             progressing.message
         );
-        assert_eq!(status.observed_generation, Some(2), "not-ready pods do not hold back the generation");
+        assert_eq!(
+            status.observed_generation,
+            Some(2),
+            "not-ready pods do not hold back the generation"
+        );
     }
 
     #[test]
@@ -775,7 +822,13 @@ mod tests {
         assert_eq!(status.databases["orders"].serving_writes, Tristate::False);
         let available = condition(&status, AVAILABLE);
         assert_eq!(available.status, "False");
-        assert!(available.message.contains("shard orders/default/1 has no serving PRIMARY"), "{}", available.message);
+        assert!(
+            available
+                .message
+                .contains("shard orders/default/1 has no serving PRIMARY"),
+            "{}",
+            available.message
+        );
 
         // The primary's cell does not answer: Unknown, and Degraded says why.
         let mut topology = healthy_topology();
@@ -801,7 +854,11 @@ mod tests {
         let s = b.status.as_mut().unwrap();
         s.gateway_ready_replicas = 0;
         s.multiorch_available = Tristate::False;
-        let local = c.topo_servers.iter_mut().find(|t| t.name_any() == "prod-b").unwrap();
+        let local = c
+            .topo_servers
+            .iter_mut()
+            .find(|t| t.name_any() == "prod-b")
+            .unwrap();
         local.status.as_mut().unwrap().conditions = vec![available_condition(false)];
         local.status.as_mut().unwrap().ready_replicas = 0;
         let status = aggregate(&inputs(&c, healthy_topology()));
@@ -815,7 +872,11 @@ mod tests {
         );
         assert_eq!(status.cells["a"].gateway_available, Tristate::True);
         let available = condition(&status, AVAILABLE);
-        for what in ["cell b multigateway", "cell b multiorch", "cell b topology server"] {
+        for what in [
+            "cell b multigateway",
+            "cell b multiorch",
+            "cell b topology server",
+        ] {
             assert!(available.message.contains(what), "{}", available.message);
         }
         // A cell that has not reported yet is unknown, not unavailable.
@@ -833,11 +894,22 @@ mod tests {
         let mut c = ready_children();
         c.topo_servers[0].status.as_mut().unwrap().conditions = vec![available_condition(false)];
         let status = aggregate(&inputs(&c, healthy_topology()));
-        assert_eq!(status.global_topo_server.unwrap().etcd.available, Tristate::False);
+        assert_eq!(
+            status.global_topo_server.unwrap().etcd.available,
+            Tristate::False
+        );
 
-        c.topo_servers[0].status.as_mut().unwrap().conditions.clear();
+        c.topo_servers[0]
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .clear();
         let status = aggregate(&inputs(&c, healthy_topology()));
-        assert_eq!(status.global_topo_server.unwrap().etcd.available, Tristate::Unknown);
+        assert_eq!(
+            status.global_topo_server.unwrap().etcd.available,
+            Tristate::Unknown
+        );
 
         // External: whether the topology answered.
         let mut input = inputs(&ready_children(), healthy_topology());
@@ -851,11 +923,22 @@ mod tests {
         });
         input.cluster = Arc::new(cluster);
         input.topo_servers.retain(|t| t.name_any() != "prod-global");
-        for (seen, expected) in [(Some(true), Tristate::True), (Some(false), Tristate::False), (None, Tristate::Unknown)] {
+        for (seen, expected) in [
+            (Some(true), Tristate::True),
+            (Some(false), Tristate::False),
+            (None, Tristate::Unknown),
+        ] {
             input.topology.global_reachable = seen;
             let status = aggregate(&input);
-            assert_eq!(status.global_topo_server.as_ref().unwrap().etcd.available, expected);
-            assert!(!condition(&status, PROGRESSING).message.contains("prod-global"));
+            assert_eq!(
+                status.global_topo_server.as_ref().unwrap().etcd.available,
+                expected
+            );
+            assert!(
+                !condition(&status, PROGRESSING)
+                    .message
+                    .contains("prod-global")
+            );
         }
     }
 
@@ -874,18 +957,35 @@ mod tests {
     #[test]
     fn unhealthy_controllers_degrade_the_cluster() {
         let mut input = inputs(&ready_children(), healthy_topology());
-        input.controllers.insert("cell-controller".into(), ControllerHealth::NotServing);
         input
             .controllers
-            .insert("topo-controller".into(), ControllerHealth::Unreachable("timed out".into()));
-        input.controllers.insert("tablegroup-controller".into(), ControllerHealth::Unknown);
+            .insert("cell-controller".into(), ControllerHealth::NotServing);
+        input.controllers.insert(
+            "topo-controller".into(),
+            ControllerHealth::Unreachable("timed out".into()),
+        );
+        input
+            .controllers
+            .insert("tablegroup-controller".into(), ControllerHealth::Unknown);
         let status = aggregate(&input);
         let degraded = condition(&status, DEGRADED);
         assert_eq!(degraded.status, "True");
-        assert!(degraded.message.contains("controller cell-controller is not serving"));
-        assert!(degraded.message.contains("controller topo-controller is unreachable (timed out)"));
+        assert!(
+            degraded
+                .message
+                .contains("controller cell-controller is not serving")
+        );
+        assert!(
+            degraded
+                .message
+                .contains("controller topo-controller is unreachable (timed out)")
+        );
         assert!(!degraded.message.contains("tablegroup"));
-        assert_eq!(condition(&status, AVAILABLE).status, "True", "the data plane is fine");
+        assert_eq!(
+            condition(&status, AVAILABLE).status,
+            "True",
+            "the data plane is fine"
+        );
     }
 
     #[test]
@@ -909,9 +1009,18 @@ mod tests {
         input.previous = Some(first.clone());
         input.now = T1.parse().unwrap();
         let flipped = aggregate(&input);
-        assert_eq!(condition(&flipped, AVAILABLE).last_transition_time.0, T1.parse().unwrap());
+        assert_eq!(
+            condition(&flipped, AVAILABLE).last_transition_time.0,
+            T1.parse().unwrap()
+        );
         // Progressing flipped too (multiadmin 0/1 pods); Degraded did not.
-        assert_eq!(condition(&flipped, PROGRESSING).last_transition_time.0, T1.parse().unwrap());
-        assert_eq!(condition(&flipped, DEGRADED).last_transition_time.0, T0.parse().unwrap());
+        assert_eq!(
+            condition(&flipped, PROGRESSING).last_transition_time.0,
+            T1.parse().unwrap()
+        );
+        assert_eq!(
+            condition(&flipped, DEGRADED).last_transition_time.0,
+            T0.parse().unwrap()
+        );
     }
 }

@@ -60,8 +60,9 @@ impl ClientTls {
         key: Option<&Path>,
         domain: Option<String>,
     ) -> anyhow::Result<Self> {
-        let read =
-            |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+        };
         let identity = match (cert, key) {
             (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
             (None, None) => None,
@@ -84,7 +85,9 @@ pub enum StatusEvent {
         status: MultigresClusterStatus,
     },
     /// The cluster no longer exists.
-    Removed { cluster: ObjectRef<MultigresCluster> },
+    Removed {
+        cluster: ObjectRef<MultigresCluster>,
+    },
     /// Every existing cluster has been sent since the last (re)connect: the aggregator is
     /// reachable and the consumer is caught up.
     Synced,
@@ -116,7 +119,8 @@ impl StatusSubscription {
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true);
         if let Some(tls) = tls {
-            let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(tls.ca_pem));
+            let mut config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(tls.ca_pem));
             if let Some((cert, key)) = tls.identity {
                 config = config.identity(Identity::from_pem(cert, key));
             }
@@ -199,7 +203,10 @@ impl StatusSubscription {
     /// never ends on its own: after a failure it reports [`StatusEvent::Disconnected`] once,
     /// reconnects with backoff, and then sends the full current set again followed by
     /// [`StatusEvent::Synced`].
-    pub fn watch_all(&self, namespace: Option<&str>) -> impl Stream<Item = StatusEvent> + Send + use<> {
+    pub fn watch_all(
+        &self,
+        namespace: Option<&str>,
+    ) -> impl Stream<Item = StatusEvent> + Send + use<> {
         let client = self.client.clone();
         let request = WatchAllRequest {
             namespace: namespace.unwrap_or_default().to_string(),
@@ -209,7 +216,11 @@ impl StatusSubscription {
             let mut backoff = MIN_BACKOFF;
             let mut connected = true; // report the first failure even before any success
             loop {
-                let error = match client.clone().watch_all_cluster_statuses(request.clone()).await {
+                let error = match client
+                    .clone()
+                    .watch_all_cluster_statuses(request.clone())
+                    .await
+                {
                     Ok(response) => {
                         let mut stream = response.into_inner();
                         loop {

@@ -75,11 +75,17 @@ pub struct Caches {
 impl Caches {
     async fn wait_until_ready(&self) {
         let _ = self.clusters.wait_until_ready().await;
+        tracing::debug!("MultigresCluster cache synced");
         let _ = self.topo_servers.wait_until_ready().await;
+        tracing::debug!("TopoServer cache synced");
         let _ = self.cells.wait_until_ready().await;
+        tracing::debug!("Cell cache synced");
         let _ = self.table_groups.wait_until_ready().await;
+        tracing::debug!("TableGroup cache synced");
         let _ = self.shards.wait_until_ready().await;
+        tracing::debug!("Shard cache synced");
         let _ = self.deployments.wait_until_ready().await;
+        tracing::debug!("Deployment cache synced");
     }
 }
 
@@ -273,7 +279,12 @@ pub async fn run(
             changed.notified().await;
             tokio::time::sleep(settings.debounce).await;
             let previous = hub.current();
-            let snapshot = compute(&caches, &observations, previous.as_deref(), Timestamp::now());
+            let snapshot = compute(
+                &caches,
+                &observations,
+                previous.as_deref(),
+                Timestamp::now(),
+            );
             if hub.publish(snapshot) {
                 tracing::debug!("aggregate changed");
             }
@@ -299,7 +310,9 @@ async fn poll_topology(
         multigres_topology::DEFAULT_TIMEOUT,
     );
     let mut poller = Poller::new(settings.address_mapping.clone(), timeout);
-    caches.wait_until_ready().await;
+    // No wait for the caches here: a Store's readiness wakes only one waiter (kube's DelayedInit
+    // keeps a single waker), and the recompute loop is that waiter. Before the caches sync this
+    // simply polls nothing.
     let mut interval = tokio::time::interval(settings.topology_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -309,7 +322,12 @@ async fn poll_topology(
         let mut seen = BTreeMap::new();
         for cluster in caches.clusters.state() {
             let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
-            let cells: Vec<&Cell> = cells.get(&key).into_iter().flatten().map(|c| c.as_ref()).collect();
+            let cells: Vec<&Cell> = cells
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|c| c.as_ref())
+                .collect();
             let tgs: Vec<&TableGroup> = table_groups
                 .get(&key)
                 .into_iter()

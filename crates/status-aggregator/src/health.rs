@@ -78,7 +78,10 @@ impl HealthPoller {
                 (name.clone(), health)
             }
         });
-        futures::future::join_all(checks).await.into_iter().collect()
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect()
     }
 }
 

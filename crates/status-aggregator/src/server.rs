@@ -231,8 +231,8 @@ impl TlsFiles {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
         };
-        let mut config =
-            ServerTlsConfig::new().identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
         if let Some(ca) = &self.client_ca {
             config = config.client_ca_root(Certificate::from_pem(read(ca)?));
         }

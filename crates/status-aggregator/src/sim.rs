@@ -273,7 +273,11 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let pod_selector = format!("{}={}", labels::COMPONENT, component::SHARD_POOL);
-    let (pods, pods_task) = watch(pods_api, watcher::Config::default().labels(&pod_selector), &changed);
+    let (pods, pods_task) = watch(
+        pods_api,
+        watcher::Config::default().labels(&pod_selector),
+        &changed,
+    );
     let (shards, shards_task) = watch(shards_api, watcher::Config::default(), &changed);
     let (cells, cells_task) = watch(cells_api, watcher::Config::default(), &changed);
     let mut tasks = tokio::task::JoinSet::new();
@@ -307,7 +311,11 @@ pub async fn run(
             let first_replica_cell = shard_map
                 .iter()
                 .filter_map(|(k, s)| {
-                    let pool = s.spec.pools.iter().find(|p| p.pool_type == PoolType::Replica)?;
+                    let pool = s
+                        .spec
+                        .pools
+                        .iter()
+                        .find(|p| p.pool_type == PoolType::Replica)?;
                     Some((k.clone(), pool.cell.clone()))
                 })
                 .collect();
@@ -427,13 +435,22 @@ mod tests {
         // a-0 becomes ready: the primary stays where it is.
         let mut pods2 = pods.clone();
         pods2[2].ready = true;
-        assert_eq!(choose_primaries(&pods2, &first, &chosen)[&key()], "s-replica-a-1");
+        assert_eq!(
+            choose_primaries(&pods2, &first, &chosen)[&key()],
+            "s-replica-a-1"
+        );
         // The primary loses readiness: the lowest-index ready pod of the first pool takes over.
         pods2[1].ready = false;
-        assert_eq!(choose_primaries(&pods2, &first, &chosen)[&key()], "s-replica-a-0");
+        assert_eq!(
+            choose_primaries(&pods2, &first, &chosen)[&key()],
+            "s-replica-a-0"
+        );
         // No ready pod in the first pool: another replica pool's.
         pods2[2].ready = false;
-        assert_eq!(choose_primaries(&pods2, &first, &chosen)[&key()], "s-replica-b-0");
+        assert_eq!(
+            choose_primaries(&pods2, &first, &chosen)[&key()],
+            "s-replica-b-0"
+        );
         // None ready at all: no primary.
         pods2[0].ready = false;
         assert!(choose_primaries(&pods2, &first, &chosen).is_empty());
@@ -446,7 +463,10 @@ mod tests {
         assert_eq!(r.r#type(), PoolerType::Primary);
         assert_eq!(r.serving_status(), PoolerServingStatus::Serving);
         let id = r.id.as_ref().unwrap();
-        assert_eq!((id.component(), id.cell.as_str(), id.name.as_str()), (ComponentType::Multipooler, "a", "s-replica-a-0"));
+        assert_eq!(
+            (id.component(), id.cell.as_str(), id.name.as_str()),
+            (ComponentType::Multipooler, "a", "s-replica-a-0")
+        );
         assert_eq!(r.shard_key.as_ref().unwrap().shard, "0");
         assert_eq!(r.port_map["postgres"], 5432);
         multigres_topology::validate_pooler(&r).unwrap();

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, ObjectMeta, Time};
 use kube::ResourceExt;
 use multigres_api::resolve::{self, Templates};
@@ -90,6 +91,20 @@ pub fn children(cluster: &MultigresCluster) -> Children {
             selector: LabelSelector {
                 match_labels: Some(admin.labels.clone()),
                 ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(admin.labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "multiadmin".into(),
+                        image: Some(admin.image.clone()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
             },
             ..Default::default()
         }),

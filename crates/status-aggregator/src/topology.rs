@@ -119,10 +119,10 @@ pub fn cell_location(
             }
         }
         Some(block) if block.deployment_template.is_some() || block.managed_spec.is_some() => {
-            let root = block
-                .root_path
-                .clone()
-                .or(block.managed_spec.as_ref().and_then(|m| m.root_path.clone()));
+            let root = block.root_path.clone().or(block
+                .managed_spec
+                .as_ref()
+                .and_then(|m| m.root_path.clone()));
             local_managed(&name, &namespace, &config.name, root, default_root)
         }
         _ => on_global(global, &config.name),
@@ -152,7 +152,11 @@ fn on_global(global: &Location, cell: &str) -> Location {
 }
 
 /// Every topology location of one cluster.
-pub fn targets(cluster: &MultigresCluster, cells: &[&Cell], table_groups: &[&TableGroup]) -> Targets {
+pub fn targets(
+    cluster: &MultigresCluster,
+    cells: &[&Cell],
+    table_groups: &[&TableGroup],
+) -> Targets {
     let global = global_location(cluster, cells, table_groups);
     let name = cluster.name_any();
     let by_name: HashMap<String, &Cell> = cells.iter().map(|c| (c.name_any(), *c)).collect();

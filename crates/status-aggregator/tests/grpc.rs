@@ -78,7 +78,11 @@ async fn get_and_watch_one_cluster_follow_the_hub() {
     let client = StatusSubscription::connect(&server.addr.to_string(), None).unwrap();
 
     let err = client.get("ns", "c").await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unavailable, "before the caches synced");
+    assert_eq!(
+        err.code(),
+        tonic::Code::Unavailable,
+        "before the caches synced"
+    );
 
     server.hub().publish(snapshot(&[("ns", "c", status(1))]));
     assert_eq!(client.get("ns", "c").await.unwrap(), status(1));
@@ -112,19 +116,33 @@ async fn watch_all_sends_everything_then_synced_then_changes_and_removals() {
     let mut all = Box::pin(client.watch_all(None));
     let mut first = vec![next(&mut all).await, next(&mut all).await];
     first.sort_by_key(|e| format!("{e:?}"));
-    assert!(matches!(&first[0], StatusEvent::Status { cluster, status: s } if cluster.name == "a" && *s == status(1)));
-    assert!(matches!(&first[1], StatusEvent::Status { cluster, .. } if cluster.name == "b" && cluster.namespace.as_deref() == Some("ns2")));
+    assert!(
+        matches!(&first[0], StatusEvent::Status { cluster, status: s } if cluster.name == "a" && *s == status(1))
+    );
+    assert!(
+        matches!(&first[1], StatusEvent::Status { cluster, .. } if cluster.name == "b" && cluster.namespace.as_deref() == Some("ns2"))
+    );
     assert_eq!(next(&mut all).await, StatusEvent::Synced);
 
     server.hub().publish(snapshot(&[("ns1", "a", status(3))]));
     let mut changes = vec![next(&mut all).await, next(&mut all).await];
     changes.sort_by_key(|e| format!("{e:?}"));
-    assert!(matches!(&changes[0], StatusEvent::Removed { cluster } if cluster.name == "b"), "{changes:?}");
-    assert!(matches!(&changes[1], StatusEvent::Status { status: s, .. } if *s == status(3)), "{changes:?}");
+    assert!(
+        matches!(&changes[0], StatusEvent::Removed { cluster } if cluster.name == "b"),
+        "{changes:?}"
+    );
+    assert!(
+        matches!(&changes[1], StatusEvent::Status { status: s, .. } if *s == status(3)),
+        "{changes:?}"
+    );
 
     // One namespace only.
     let mut ns2 = Box::pin(client.watch_all(Some("ns2")));
-    assert_eq!(next(&mut ns2).await, StatusEvent::Synced, "ns2 has no cluster now");
+    assert_eq!(
+        next(&mut ns2).await,
+        StatusEvent::Synced,
+        "ns2 has no cluster now"
+    );
     server.stop().await;
 }
 
@@ -141,13 +159,18 @@ async fn the_client_reports_an_outage_and_catches_up_after_a_restart() {
     assert_eq!(next(&mut one).await, status(1));
 
     server.stop().await;
-    assert!(matches!(next(&mut all).await, StatusEvent::Disconnected { .. }));
+    assert!(matches!(
+        next(&mut all).await,
+        StatusEvent::Disconnected { .. }
+    ));
 
     // Back on the same address with a newer state: both streams catch up by themselves.
     let started = std::time::Instant::now();
     let server = start(&addr.to_string()).await;
     server.hub().publish(snapshot(&[("ns", "a", status(3))]));
-    assert!(matches!(next(&mut all).await, StatusEvent::Status { status: s, .. } if s == status(3)));
+    assert!(
+        matches!(next(&mut all).await, StatusEvent::Status { status: s, .. } if s == status(3))
+    );
     assert_eq!(next(&mut all).await, StatusEvent::Synced);
     assert_eq!(next(&mut one).await, status(3));
     eprintln!("caught up {:?} after the restart", started.elapsed());

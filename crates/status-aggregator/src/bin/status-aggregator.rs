@@ -36,7 +36,11 @@ struct Args {
     #[arg(long, env = "MULTIGRES_TOPOLOGY_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     topology_poll_interval: Duration,
     /// Controllers whose grpc.health.v1 is polled: `name=host:port,...`.
-    #[arg(long, env = "MULTIGRES_CONTROLLER_HEALTH_ENDPOINTS", default_value = "")]
+    #[arg(
+        long,
+        env = "MULTIGRES_CONTROLLER_HEALTH_ENDPOINTS",
+        default_value = ""
+    )]
     controller_health_endpoints: String,
     /// How often the controllers' health is polled.
     #[arg(long, env = "MULTIGRES_HEALTH_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
