@@ -1,0 +1,215 @@
+//! The sample's orders_tg Shards against a real control plane: pods per pool Ready through kwok,
+//! PVCs Bound, a spec change rolling pods in the documented order (the primary, marked by a Pooler
+//! record in a real etcd, last), and a pool scaled up and down around the primary.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, ResourceExt};
+use multigres_api::{PoolType, Shard, naming};
+use multigres_e2e::{shared, spawn_operator, wait_deleted, wait_for};
+use multigres_topology::pb::id::ComponentType;
+use multigres_topology::{Id, MultiPooler, PoolerServingStatus, PoolerType, ShardKey};
+
+const T: Duration = Duration::from_secs(60);
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn hash(pod: &Pod) -> String {
+    pod.annotations().get("multigres.com/spec-hash").cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
+    let cp = shared();
+    let client = cp.client();
+    multigres_e2e::install_crds(&client).await.unwrap();
+    let ns = cp.namespace("shard-pools").await.unwrap();
+    let etcd = Etcd::start(cp.bin_dir()).await;
+    let controller = spawn_operator(
+        &format!("shard-controller-{ns}"),
+        &controller_binary(),
+        cp.kubeconfig_path(),
+        &cp.log_dir(),
+        &[
+            "--http-addr".into(),
+            "127.0.0.1:0".into(),
+            "--grpc-health-addr".into(),
+            "127.0.0.1:0".into(),
+            "--watch-namespace".into(),
+            ns.clone(),
+            "--topology-address-map".into(),
+            format!("{TOPO_ADDRESS}={}", etcd.endpoint),
+        ],
+    )
+    .unwrap();
+
+    // orders_tg: 2 shards x (replica us-west-2 x2 + readOnly us-east-1 x1).
+    let tg = orders_table_group(&ns);
+    let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
+    let shards = shards_of(&tg);
+    assert_eq!(shards.len(), 2);
+    for shard in &shards {
+        shards_api.create(&PostParams::default(), shard).await.unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let started = std::time::Instant::now();
+    let mut names = Vec::new();
+    for shard in &shards {
+        for pool in &shard.spec.pools {
+            let id = naming::pool_id(pool.pool_type, &pool.cell);
+            for i in 0..pool.replicas as u32 {
+                names.push(naming::pool_pod(&shard.name_any(), &id, i));
+            }
+        }
+    }
+    assert_eq!(names.len(), 6, "3 pods per shard");
+    for name in &names {
+        if let Err(e) = wait_for(&pods, name, T, ready).await {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\ncontroller log:\n{log}");
+        }
+        wait_for(&pvcs, &naming::data_pvc(name), T, |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        })
+        .await
+        .unwrap();
+    }
+    for shard in &shards {
+        let s = wait_for(&shards_api, &shard.name_any(), T, |s| {
+            s.status.as_ref().is_some_and(|st| st.ready_pods == 3 && st.total_pods == 3)
+        })
+        .await
+        .unwrap();
+        assert!(s.status.unwrap().primary_cell.is_none(), "no primary registered yet");
+    }
+    eprintln!("6 pods Ready and 6 PVCs Bound after {:?}", started.elapsed());
+
+    // Mark replica pod 1 of shard 0 as the serving primary, where multipooler would.
+    let shard = &shards[0];
+    let root = &shard.spec.global_topo_server.root_path;
+    let replica_id = naming::pool_id(PoolType::Replica, "us-west-2");
+    let ro_id = naming::pool_id(PoolType::ReadOnly, "us-east-1");
+    let pod_of = |id: &str, i| naming::pool_pod(&shard.name_any(), id, i);
+    let primary = pod_of(&replica_id, 1);
+    let record = MultiPooler {
+        id: Some(Id {
+            component: ComponentType::Multipooler.into(),
+            cell: "us-west-2".into(),
+            name: primary.clone(),
+        }),
+        shard_key: Some(ShardKey {
+            database: shard.spec.database.clone(),
+            table_group: shard.spec.table_group.clone(),
+            shard: shard.spec.shard_name.clone(),
+        }),
+        r#type: PoolerType::Primary.into(),
+        serving_status: PoolerServingStatus::Serving.into(),
+        hostname: primary.clone(),
+        ..Default::default()
+    };
+    etcd.client()
+        .await
+        .unwrap()
+        .write_pooler(&multigres_topology::cell_root_on_global(root, "us-west-2"), &record)
+        .await
+        .unwrap();
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status.as_ref().and_then(|st| st.primary_cell.as_deref()) == Some("us-west-2")
+    })
+    .await
+    .unwrap();
+
+    // Record pod deletions of shard 0, in order.
+    let deleted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = deleted.clone();
+    let owner = format!("multigres.com/owner={}", shard.name_any());
+    let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&owner)).boxed();
+    let recorder = tokio::spawn(async move {
+        while let Some(event) = stream.next().await {
+            if let Ok(Event::Delete(pod)) = event {
+                sink.lock().unwrap().push(pod.name_any());
+            }
+        }
+    });
+    let before: Vec<String> = {
+        let mut v = Vec::new();
+        for n in [pod_of(&ro_id, 0), pod_of(&replica_id, 0), primary.clone()] {
+            v.push(hash(&pods.get(&n).await.unwrap()));
+        }
+        v
+    };
+
+    // A spec change: a new postgres image.
+    let started = std::time::Instant::now();
+    let patch = serde_json::json!({"spec": {"images": {"postgres": "postgres:17.9"}}});
+    shards_api
+        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let order = [pod_of(&ro_id, 0), pod_of(&replica_id, 0), primary.clone()];
+    for (name, old) in order.iter().zip(&before) {
+        wait_for(&pods, name, T, |p| hash(p) != *old && ready(p)).await.unwrap();
+    }
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.ready_pods == 3
+                && st.conditions.iter().any(|c| c.type_ == "Progressing" && c.status == "False")
+        })
+    })
+    .await
+    .unwrap();
+    let seen = deleted.lock().unwrap().clone();
+    eprintln!("rolled in {:?}; deletion order {seen:?}", started.elapsed());
+    assert_eq!(seen, order.to_vec(), "read-only first, then replicas, the primary last");
+
+    // Scale the replica pool up to 3, then down to 1: the primary (index 1) stays.
+    let current = shards_api.get(&shard.name_any()).await.unwrap();
+    let mut pools = current.spec.pools.clone();
+    pools[0].replicas = 3;
+    shards_api
+        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})))
+        .await
+        .unwrap();
+    wait_for(&pods, &pod_of(&replica_id, 2), T, ready).await.unwrap();
+    deleted.lock().unwrap().clear();
+    pools[0].replicas = 1;
+    shards_api
+        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})))
+        .await
+        .unwrap();
+    wait_deleted(&pods, &pod_of(&replica_id, 2), T).await.unwrap();
+    wait_deleted(&pods, &pod_of(&replica_id, 0), T).await.unwrap();
+    let after = wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status.as_ref().is_some_and(|st| st.total_pods == 2 && st.ready_pods == 2)
+    })
+    .await
+    .unwrap();
+    assert!(pods.get_opt(&primary).await.unwrap().is_some(), "the primary is kept");
+    assert_eq!(
+        deleted.lock().unwrap().clone(),
+        vec![pod_of(&replica_id, 2), pod_of(&replica_id, 0)],
+        "highest index first, never the primary"
+    );
+    for i in [0, 2] {
+        assert!(
+            pvcs.get_opt(&naming::data_pvc(&pod_of(&replica_id, i))).await.unwrap().is_some(),
+            "PVCs are retained by default"
+        );
+    }
+    assert!(after.status.unwrap().conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+    recorder.abort();
+}
