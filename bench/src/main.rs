@@ -1,0 +1,767 @@
+//! `multigres-bench`: the operator on the local control plane, timed against the floor.
+//!
+//! Starts a private control plane, installs the charts (RBAC, admission policies, CRDs) with their
+//! Deployments at zero replicas, one etcd on loopback for every managed TopoServer (through
+//! `--topology-address-map`), then per scenario a fresh set of controller processes (release
+//! builds, each under its chart's ServiceAccount, watching only the scenario's namespace):
+//!
+//! 1. `seed`: the CR definition's example from `deploy/samples/`, to Available, and its floor;
+//! 2. `main`: N generated clusters to Available, API requests (audit log and the controllers' own
+//!    counters), memory and CPU, 60 s of idle, a DeploymentTemplate edit rolled to every child,
+//!    and its floor;
+//! 3. `replicas-K`: the same load with K partitioned shard-controller replicas.
+//!
+//! Writes `<out>/<profile>.json` and `<out>/<profile>.md`; `bench/plot.py` draws the PNG.
+
+mod audit;
+mod converge;
+mod floor;
+mod launch;
+mod procs;
+mod report;
+mod shape;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use kube::api::{
+    ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use multigres_api::{DeploymentTemplate, MultigresCluster, Shard, labels, naming};
+use multigres_e2e::{ControlPlane, charts, samples, spawn_operator, stack};
+use serde_json::Value;
+
+use crate::converge::Reached;
+use crate::report::{Edit, Idle, OperatorRun, Report};
+use crate::shape::Shape;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "multigres-bench",
+    about = "Convergence, API requests, memory and scale-out of the operator, against the floor"
+)]
+struct Args {
+    /// `quick` (CI: 2 clusters, 20 Shards) or `large` (50 clusters, 1,000 Shards, ~3,200 pods).
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    #[arg(long)]
+    clusters: Option<u32>,
+    #[arg(long)]
+    cells: Option<u32>,
+    #[arg(long)]
+    databases: Option<u32>,
+    #[arg(long)]
+    tablegroups: Option<u32>,
+    /// Shards per tablegroup.
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Pods per shard pool.
+    #[arg(long)]
+    pool_replicas: Option<u32>,
+    /// Shard-controller replica counts of the scale-out runs (the main run has 1).
+    #[arg(long, value_delimiter = ',', default_value = "2,3")]
+    scale_out: Vec<u32>,
+    /// Seconds of idle after convergence in which writes are counted.
+    #[arg(long, default_value_t = 60)]
+    idle_seconds: u64,
+    /// Bound on each convergence, seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Requests in flight when the floor writes its objects (the controllers' combined
+    /// `--concurrency`: 5 controllers x 8).
+    #[arg(long, default_value_t = 40)]
+    floor_concurrency: usize,
+    #[arg(long)]
+    skip_seed: bool,
+    #[arg(long)]
+    skip_edit: bool,
+    /// Where `<profile>.json` and `<profile>.md` go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+impl Args {
+    fn shape(&self) -> Result<Shape> {
+        let base = match self.profile.as_str() {
+            "quick" => Shape {
+                clusters: 2,
+                cells: 1,
+                databases: 1,
+                tablegroups: 2,
+                shards: 5,
+                pool_replicas: 2,
+                topo_replicas: 1,
+            },
+            "large" => Shape {
+                clusters: 50,
+                cells: 1,
+                databases: 1,
+                tablegroups: 2,
+                shards: 10,
+                pool_replicas: 3,
+                topo_replicas: 1,
+            },
+            other => bail!("unknown profile '{other}' (quick or large)"),
+        };
+        Ok(Shape {
+            clusters: self.clusters.unwrap_or(base.clusters),
+            cells: self.cells.unwrap_or(base.cells).max(1),
+            databases: self.databases.unwrap_or(base.databases),
+            tablegroups: self.tablegroups.unwrap_or(base.tablegroups),
+            shards: self.shards.unwrap_or(base.shards),
+            pool_replicas: self.pool_replicas.unwrap_or(base.pool_replicas),
+            topo_replicas: base.topo_replicas,
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.unwrap_or(match self.profile.as_str() {
+            "large" => 1200,
+            _ => 300,
+        }))
+    }
+}
+
+/// What every scenario shares.
+struct Bench {
+    cp: ControlPlane,
+    admin: Client,
+    /// admin, cluster-controller, tablegroup-controller (writers of the floor).
+    floor_clients: Vec<Client>,
+    etcd: String,
+    work: PathBuf,
+    target: PathBuf,
+    timeout: Duration,
+}
+
+fn step(t: Instant, text: &str) {
+    eprintln!("[{:>7.1}s] {text}", t.elapsed().as_secs_f64());
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let shape = args.shape()?;
+    let t = Instant::now();
+    let target = launch::target_dir()?;
+    step(
+        t,
+        &format!(
+            "profile {}: {} clusters, {} Shards, {} pods",
+            args.profile,
+            shape.clusters,
+            shape.total_shards(),
+            shape.total_pods()
+        ),
+    );
+    let cp = tokio::task::spawn_blocking(ControlPlane::start).await??;
+    let admin = cp.client();
+    step(
+        t,
+        &format!("control plane up (logs: {})", cp.log_dir().display()),
+    );
+
+    let helm = cp.bin_dir().join("helm");
+    charts::build_dependencies(&helm)?;
+    charts::install_operator(&helm, cp.kubeconfig_path(), &charts::zero_replicas())?;
+    step(
+        t,
+        "charts installed (RBAC, admission policies, CRDs; Deployments at 0)",
+    );
+
+    let work = cp.log_dir().parent().context("no root")?.join("bench");
+    std::fs::create_dir_all(&work)?;
+    let etcd_port = free_port()?;
+    let peer_port = free_port()?;
+    let _etcd = spawn_operator(
+        "topology-etcd",
+        &cp.bin_dir().join("etcd"),
+        cp.kubeconfig_path(),
+        &work.join("logs"),
+        &etcd_args(&work.join("etcd"), etcd_port, peer_port),
+    )?;
+    let etcd = format!("127.0.0.1:{etcd_port}");
+    let mut bench = Bench {
+        admin: admin.clone(),
+        floor_clients: Vec::new(),
+        etcd,
+        work,
+        target,
+        timeout: args.timeout(),
+        cp,
+    };
+    let mut report = Report::new(&args.profile, &shape, &bench.target);
+
+    // The seed example.
+    if !args.skip_seed {
+        let ns = create_namespace(&admin, "bench-seed").await?;
+        let sample = samples::sample_cluster()?;
+        let mut map = vec![format!(
+            "{}={}",
+            stack::topo_address(&ns, &naming::global_topo_server(&sample.name)),
+            bench.etcd
+        )];
+        for cell in &sample.local_topo_cells {
+            map.push(format!(
+                "{}={}",
+                stack::topo_address(&ns, &naming::local_topo_server(&sample.name, cell)),
+                bench.etcd
+            ));
+        }
+        let objects = sample_objects(&ns)?;
+        let run = operator_run(
+            &mut bench,
+            "seed",
+            &ns,
+            &map.join(","),
+            objects,
+            1,
+            false,
+            None,
+            t,
+        )
+        .await?;
+        step(t, &format!("seed: {}", run.summary()));
+        let floor = floor_run(&bench, &ns, "bench-seed-floor", args.floor_concurrency, t).await?;
+        report.seed_floor = Some(floor);
+        report.seed = Some(run);
+    }
+
+    // The generated load.
+    let ns = create_namespace(&admin, "bench-main").await?;
+    let objects = generated(&shape, &ns);
+    let map = shape.address_map(&ns, &bench.etcd).join(",");
+    let extras = Extras {
+        idle: Duration::from_secs(args.idle_seconds),
+        edit: !args.skip_edit,
+        shape: shape.clone(),
+    };
+    let run = operator_run(
+        &mut bench,
+        "main",
+        &ns,
+        &map,
+        objects,
+        1,
+        false,
+        Some(&extras),
+        t,
+    )
+    .await?;
+    step(t, &format!("main: {}", run.summary()));
+    report.main = Some(run);
+    let floor = floor_run(&bench, &ns, "bench-main-floor", args.floor_concurrency, t).await?;
+    report.main_floor = Some(floor);
+    report.write(&args.out)?;
+
+    // Scale-out.
+    for &replicas in &args.scale_out {
+        let tag = format!("replicas-{replicas}");
+        let ns = create_namespace(&admin, &format!("bench-r{replicas}")).await?;
+        let objects = generated(&shape, &ns);
+        let map = shape.address_map(&ns, &bench.etcd).join(",");
+        let run = operator_run(
+            &mut bench, &tag, &ns, &map, objects, replicas, true, None, t,
+        )
+        .await?;
+        step(t, &format!("{tag}: {}", run.summary()));
+        report.scale_out.push(run);
+        report.write(&args.out)?;
+    }
+    report.write(&args.out)?;
+    step(
+        t,
+        &format!("wrote {}/{}.json and .md", args.out.display(), args.profile),
+    );
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn etcd_args(data: &Path, client: u16, peer: u16) -> Vec<String> {
+    let c = format!("http://127.0.0.1:{client}");
+    let p = format!("http://127.0.0.1:{peer}");
+    vec![
+        "--name=topology".into(),
+        format!("--data-dir={}", data.display()),
+        format!("--listen-client-urls={c}"),
+        format!("--advertise-client-urls={c}"),
+        format!("--listen-peer-urls={p}"),
+        format!("--initial-advertise-peer-urls={p}"),
+        format!("--initial-cluster=topology={p}"),
+        "--unsafe-no-fsync".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
+async fn create_namespace(admin: &Client, name: &str) -> Result<String> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    multigres_e2e::wait_for(
+        &Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(admin.clone(), name),
+        "default",
+        Duration::from_secs(60),
+        |_| true,
+    )
+    .await?;
+    Ok(name.to_string())
+}
+
+/// Templates first, then the clusters.
+fn generated(shape: &Shape, ns: &str) -> Vec<Value> {
+    let mut out = vec![shape.template(ns, shape::CPU_BEFORE)];
+    out.extend((0..shape.clusters).map(|i| shape.cluster(ns, i)));
+    out
+}
+
+fn sample_objects(ns: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for file in samples::sample_files()? {
+        let text = std::fs::read_to_string(&file)?;
+        for doc in text.split("\n---") {
+            let v: serde_yaml::Value =
+                serde_yaml::from_str(doc).with_context(|| format!("parsing {}", file.display()))?;
+            if v.is_null() {
+                continue;
+            }
+            let mut v: Value = serde_json::to_value(v)?;
+            v["metadata"]["namespace"] = Value::String(ns.to_string());
+            if let Some(o) = v.as_object_mut() {
+                o.remove("status");
+            }
+            out.push(v);
+        }
+    }
+    out.sort_by_key(|v| v["kind"].as_str() != Some("DeploymentTemplate"));
+    Ok(out)
+}
+
+/// Shards a cluster asks for: the sum of its tablegroups' partitions.
+fn expected_shards(cluster: &Value) -> usize {
+    cluster["spec"]["databases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|d| d["spec"]["tablegroups"].as_array().into_iter().flatten())
+        .map(|t| t["partitioning"]["shards"].as_u64().unwrap_or(1) as usize)
+        .sum()
+}
+
+struct Extras {
+    idle: Duration,
+    edit: bool,
+    shape: Shape,
+}
+
+fn resource_of(v: &Value) -> ApiResource {
+    match v["kind"].as_str() {
+        Some("DeploymentTemplate") => ApiResource::erase::<DeploymentTemplate>(&()),
+        _ => ApiResource::erase::<MultigresCluster>(&()),
+    }
+}
+
+async fn apply_all(admin: &Client, ns: &str, objects: &[Value]) -> Result<()> {
+    let pp = PatchParams::apply("multigres-bench").force();
+    // Templates first (a cluster whose template is missing waits for it, but would retry later).
+    let (templates, clusters): (Vec<&Value>, Vec<&Value>) = objects
+        .iter()
+        .partition(|v| v["kind"].as_str() == Some("DeploymentTemplate"));
+    for batch in [templates, clusters] {
+        let results: Vec<Result<()>> = futures::stream::iter(batch)
+            .map(|v| {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(admin.clone(), ns, &resource_of(v));
+                let pp = pp.clone();
+                async move {
+                    let name = v["metadata"]["name"].as_str().unwrap_or_default();
+                    api.patch(name, &pp, &Patch::Apply(v))
+                        .await
+                        .with_context(|| format!("applying {name}"))?;
+                    Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+fn cluster_label(m: &ObjectMeta) -> String {
+    m.labels
+        .as_ref()
+        .and_then(|l| l.get(labels::CLUSTER).cloned())
+        .unwrap_or_default()
+}
+
+async fn metrics_of(op: &launch::Operator) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for p in &op.processes {
+        if let Ok(v) = procs::kube_requests(&p.http_addr).await {
+            out.insert(p.name.clone(), v.into_iter().collect());
+        }
+    }
+    out
+}
+
+fn usage_of(op: &launch::Operator) -> BTreeMap<String, procs::Usage> {
+    op.processes
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), procs::usage(p.pid).ok()?)))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn operator_run(
+    bench: &mut Bench,
+    tag: &str,
+    ns: &str,
+    address_map: &str,
+    objects: Vec<Value>,
+    shard_replicas: u32,
+    partition: bool,
+    extras: Option<&Extras>,
+    t: Instant,
+) -> Result<OperatorRun> {
+    let admin = bench.admin.clone();
+    launch::clear_leases(&admin).await?;
+    let op = launch::start(&launch::Launch {
+        target_dir: &bench.target,
+        admin_kubeconfig: bench.cp.kubeconfig_path(),
+        admin: &admin,
+        work_dir: &bench.work,
+        namespace: ns,
+        address_map,
+        shard_replicas,
+        partition,
+        tag,
+    })
+    .await?;
+    launch::wait_ready(&op, Duration::from_secs(120)).await?;
+    if bench.floor_clients.is_empty() {
+        bench.floor_clients = floor_clients(&bench.work, admin.clone()).await?;
+    }
+    step(
+        t,
+        &format!("{tag}: {} controller processes ready", op.processes.len()),
+    );
+
+    let clusters: Vec<&Value> = objects
+        .iter()
+        .filter(|v| v["kind"].as_str() == Some("MultigresCluster"))
+        .collect();
+    let expected_clusters = clusters.len();
+    let expected_shards: usize = clusters.iter().map(|c| expected_shards(c)).sum();
+    let audit_log = bench.cp.audit_log_path().to_path_buf();
+    let usage_before = usage_of(&op);
+    let metrics_before = metrics_of(&op).await;
+    let a0 = audit::offset(&audit_log);
+    let start = Instant::now();
+    let timeout = bench.timeout;
+    let cluster_watch = tokio::spawn(converge::until(
+        Api::<MultigresCluster>::namespaced(admin.clone(), ns),
+        None,
+        expected_clusters,
+        start,
+        timeout,
+        |c: &MultigresCluster| c.metadata.name.clone().unwrap_or_default(),
+        |c: &MultigresCluster| converge::available(c.status.as_ref().map(|s| &s.conditions)),
+    ));
+    let shard_watch = tokio::spawn(converge::until(
+        Api::<Shard>::namespaced(admin.clone(), ns),
+        None,
+        expected_shards,
+        start,
+        timeout,
+        |s: &Shard| cluster_label(&s.metadata),
+        |s: &Shard| converge::available(s.status.as_ref().map(|s| &s.conditions)),
+    ));
+    apply_all(&admin, ns, &objects).await?;
+    let applied = start.elapsed().as_secs_f64();
+    let shards = shard_watch.await?;
+    step(
+        t,
+        &format!(
+            "{tag}: {}/{} Shards Available ({:.1}s)",
+            shards.at.len(),
+            expected_shards,
+            start.elapsed().as_secs_f64()
+        ),
+    );
+    // Clusters follow their Shards through the TableGroups; if they do not within a grace period
+    // once every Shard is Available, the report falls back to the Shards.
+    let grace =
+        Duration::from_secs(60).max(Duration::from_secs_f64(start.elapsed().as_secs_f64() * 0.5));
+    let clusters_reached = match tokio::time::timeout(grace, cluster_watch).await {
+        Ok(r) => r?,
+        Err(_) => Reached {
+            expected: expected_clusters,
+            ..Default::default()
+        },
+    };
+    let converged_at = start.elapsed().as_secs_f64();
+    let a1 = audit::offset(&audit_log);
+    let usage_converged = usage_of(&op);
+    let metrics_converged = metrics_of(&op).await;
+    let requests = audit::count(&audit_log, a0, a1)?;
+    step(
+        t,
+        &format!(
+            "{tag}: {}/{} clusters Available ({converged_at:.1}s)",
+            clusters_reached.at.len(),
+            expected_clusters
+        ),
+    );
+
+    let mut run = OperatorRun {
+        tag: tag.to_string(),
+        namespace: ns.to_string(),
+        shard_replicas,
+        partition,
+        expected_clusters,
+        expected_shards,
+        apply_seconds: applied,
+        clusters: clusters_reached.into(),
+        shards: shards.into(),
+        requests,
+        metrics_requests: report::diff_metrics(&metrics_before, &metrics_converged),
+        usage_before,
+        usage_converged: usage_converged.clone(),
+        idle: None,
+        edit: None,
+    };
+
+    if let Some(x) = extras {
+        // Idle: nothing changes; count what the controllers write anyway.
+        step(t, &format!("{tag}: {}s idle", x.idle.as_secs()));
+        let i0 = audit::offset(&audit_log);
+        tokio::time::sleep(x.idle).await;
+        let i1 = audit::offset(&audit_log);
+        let metrics_idle = metrics_of(&op).await;
+        run.idle = Some(Idle {
+            seconds: x.idle.as_secs_f64(),
+            requests: audit::count(&audit_log, i0, i1)?,
+            metrics_requests: report::diff_metrics(&metrics_converged, &metrics_idle),
+            usage: usage_of(&op),
+        });
+        if x.edit {
+            run.edit =
+                Some(template_edit(&admin, ns, &x.shape, &audit_log, timeout, t, tag).await?);
+        }
+    }
+    drop(op);
+    Ok(run)
+}
+
+/// Edits the shard pools' postgres CPU request in the template and times it to every Shard's spec
+/// and to every pool pod (recreated with the new request and Ready).
+async fn template_edit(
+    admin: &Client,
+    ns: &str,
+    shape: &Shape,
+    audit_log: &Path,
+    timeout: Duration,
+    t: Instant,
+    tag: &str,
+) -> Result<Edit> {
+    let e0 = audit::offset(audit_log);
+    let start = Instant::now();
+    let new_cpu = shape::CPU_AFTER;
+    let shard_has = move |s: &Shard| {
+        s.spec.pools.iter().all(|p| {
+            p.postgres
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("cpu"))
+                .is_some_and(|q| q.0 == new_cpu)
+        })
+    };
+    let pod_has = move |p: &Pod| {
+        let cpu_ok = p.spec.as_ref().is_some_and(|s| {
+            s.containers.iter().any(|c| {
+                c.name == "postgres"
+                    && c.resources
+                        .as_ref()
+                        .and_then(|r| r.requests.as_ref())
+                        .and_then(|r| r.get("cpu"))
+                        .is_some_and(|q| q.0 == new_cpu)
+            })
+        });
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        cpu_ok && ready && p.metadata.deletion_timestamp.is_none()
+    };
+    let pool_selector = format!("{}={}", labels::COMPONENT, labels::component::SHARD_POOL);
+    let shards = tokio::spawn(converge::until(
+        Api::<Shard>::namespaced(admin.clone(), ns),
+        None,
+        shape.total_shards() as usize,
+        start,
+        timeout,
+        |s: &Shard| cluster_label(&s.metadata),
+        shard_has,
+    ));
+    let pods = {
+        let sel = pool_selector.clone();
+        let api = Api::<Pod>::namespaced(admin.clone(), ns);
+        let n = (shape.total_shards() * shape.pool_replicas) as usize;
+        tokio::spawn(async move {
+            converge::until(
+                api,
+                Some(&sel),
+                n,
+                start,
+                timeout,
+                |p: &Pod| cluster_label(&p.metadata),
+                pod_has,
+            )
+            .await
+        })
+    };
+    let template = shape.template(ns, new_cpu);
+    Api::<DynamicObject>::namespaced_with(
+        admin.clone(),
+        ns,
+        &ApiResource::erase::<DeploymentTemplate>(&()),
+    )
+    .patch(
+        shape::TEMPLATE,
+        &PatchParams::apply("multigres-bench").force(),
+        &Patch::Apply(&template),
+    )
+    .await?;
+    let shards = shards.await?;
+    step(
+        t,
+        &format!(
+            "{tag}: template edit in {}/{} Shard specs ({:.1}s)",
+            shards.at.len(),
+            shards.expected,
+            start.elapsed().as_secs_f64()
+        ),
+    );
+    let pods = pods.await?;
+    step(
+        t,
+        &format!(
+            "{tag}: template edit in {}/{} pool pods, Ready ({:.1}s)",
+            pods.at.len(),
+            pods.expected,
+            start.elapsed().as_secs_f64()
+        ),
+    );
+    let e1 = audit::offset(audit_log);
+    Ok(Edit {
+        shards: shards.into(),
+        pods: pods.into(),
+        requests: audit::count(audit_log, e0, e1)?,
+    })
+}
+
+async fn floor_clients(work: &Path, admin: Client) -> Result<Vec<Client>> {
+    let mut out = vec![admin];
+    for sa in [
+        "multigres-cluster-controller",
+        "multigres-tablegroup-controller",
+    ] {
+        let path = work.join("kubeconfigs").join(format!("{sa}.yaml"));
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&path)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?;
+        out.push(Client::try_from(config)?);
+    }
+    Ok(out)
+}
+
+async fn floor_run(
+    bench: &Bench,
+    source: &str,
+    target: &str,
+    concurrency: usize,
+    t: Instant,
+) -> Result<report::FloorRun> {
+    let admin = &bench.admin;
+    let copies = floor::collect(admin, source).await?;
+    let pods = Api::<Pod>::namespaced(admin.clone(), source)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .len();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), source)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .len();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &copies {
+        *kinds.entry(c.resource.kind.clone()).or_default() += 1;
+    }
+    let ns = create_namespace(admin, target).await?;
+    step(
+        t,
+        &format!(
+            "floor {ns}: writing {} objects ({pods} pods, {claims} claims expected)",
+            copies.len()
+        ),
+    );
+    let f = floor::run(
+        &bench.floor_clients,
+        copies,
+        &ns,
+        pods,
+        claims,
+        concurrency,
+        bench.timeout,
+    )
+    .await?;
+    step(
+        t,
+        &format!(
+            "floor {ns}: written in {:.1}s, converged {}",
+            f.write_seconds,
+            f.total()
+                .map(|s| format!("in {s:.1}s"))
+                .unwrap_or_else(|| "NOT within the timeout".into())
+        ),
+    );
+    Ok(report::FloorRun {
+        namespace: ns,
+        objects: f.objects,
+        objects_by_kind: kinds,
+        concurrency,
+        write_seconds: f.write_seconds,
+        total_seconds: f.total(),
+        per_cluster: f.by_cluster(),
+        pods: f.pods.into(),
+        claims: f.claims.into(),
+    })
+}
