@@ -451,9 +451,10 @@ mod tests {
             Some(&["multiadmin".to_string()][..])
         );
         let args = container.args.clone().unwrap();
-        assert!(args.contains(&format!(
-            "--topo-global-server-addresses=example-multigres-cluster-global-client.example.svc:2379"
-        )));
+        assert!(args.contains(
+            &"--topo-global-server-addresses=example-multigres-cluster-global-client.example.svc:2379"
+                .to_string()
+        ));
         assert!(args.contains(&"--topo-global-root=/multigres/global".to_string()));
         assert!(args.contains(&"--http-port=15000".to_string()));
         assert!(args.contains(&"--grpc-port=15990".to_string()));

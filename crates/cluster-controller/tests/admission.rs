@@ -31,7 +31,8 @@ async fn install_policies(client: &Client) {
                     .api_version
                     .split_once('/')
                     .unwrap_or(("", &types.api_version));
-                let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &types.kind));
+                let resource =
+                    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &types.kind));
                 let api: Api<DynamicObject> = match object.namespace() {
                     Some(ns) => Api::namespaced_with(client.clone(), &ns, &resource),
                     None => Api::all_with(client.clone(), &resource),
@@ -82,7 +83,7 @@ async fn cell_editor(client: &Client, ns: &str) -> Client {
 }
 
 /// Retries `attempt` until it is refused: a new policy is enforced within moments, not at once.
-async fn until_refused<F, Fut>(mut attempt: F) -> kube::core::ErrorResponse
+async fn until_refused<F, Fut>(mut attempt: F) -> kube::core::Status
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), kube::Error>>,
@@ -90,9 +91,12 @@ where
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match attempt().await {
-            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => return e,
+            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => return *e,
             other => {
-                assert!(tokio::time::Instant::now() < deadline, "never refused: {other:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never refused: {other:?}"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         }
@@ -130,19 +134,27 @@ async fn users_may_not_edit_cells_but_the_controller_may_build_them() {
     assert!(refused.message.contains("read-only"), "{}", refused.message);
     assert!(refused.message.contains(&name), "{}", refused.message);
     // Deleting is refused too; labelling (spec unchanged) is not.
-    let err = editor_cells.delete(&name, &DeleteParams::default()).await.unwrap_err();
-    assert!(matches!(err, kube::Error::Api(ref e) if e.code == 403 || e.code == 422), "{err:?}");
+    let err = editor_cells
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref e) if e.code == 403 || e.code == 422),
+        "{err:?}"
+    );
     let label = serde_json::json!({"metadata": {"labels": {"team": "db"}}});
     editor_cells
         .patch(&name, &PatchParams::default(), &Patch::Merge(&label))
         .await
         .unwrap();
     // The parameter the binding reads is in place.
-    assert!(Api::<ConfigMap>::namespaced(client.clone(), CONTROLLER_NAMESPACE)
-        .get_opt("multigres-admission")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), CONTROLLER_NAMESPACE)
+            .get_opt("multigres-admission")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -157,7 +169,9 @@ async fn deleting_a_template_in_use_is_refused_naming_its_consumers() {
     apply(&client, &sample_cluster(&ns)).await.unwrap();
     let templates: Api<DeploymentTemplate> = Api::namespaced(client.clone(), &ns);
     wait_for(&templates, "standard-ha", WAIT, |t| {
-        t.status.as_ref().is_some_and(|s| s.consumer_count == Some(1))
+        t.status
+            .as_ref()
+            .is_some_and(|s| s.consumer_count == Some(1))
             && t.finalizers().iter().any(|f| f == IN_USE_FINALIZER)
     })
     .await
@@ -176,7 +190,15 @@ async fn deleting_a_template_in_use_is_refused_naming_its_consumers() {
         "{}",
         refused.message
     );
-    assert!(templates.get("standard-ha").await.unwrap().metadata.deletion_timestamp.is_none());
+    assert!(
+        templates
+            .get("standard-ha")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
 
     // Once no cluster uses it, it can go.
     Api::<MultigresCluster>::namespaced(client.clone(), &ns)
