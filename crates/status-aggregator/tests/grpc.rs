@@ -114,7 +114,7 @@ async fn watch_all_sends_everything_then_synced_then_changes_and_removals() {
     ]));
     let client = StatusSubscription::connect(&format!("http://{}", server.addr), None).unwrap();
     let mut all = Box::pin(client.watch_all(None));
-    let mut first = vec![next(&mut all).await, next(&mut all).await];
+    let mut first = [next(&mut all).await, next(&mut all).await];
     first.sort_by_key(|e| format!("{e:?}"));
     assert!(
         matches!(&first[0], StatusEvent::Status { cluster, status: s } if cluster.name == "a" && *s == status(1))
@@ -125,7 +125,7 @@ async fn watch_all_sends_everything_then_synced_then_changes_and_removals() {
     assert_eq!(next(&mut all).await, StatusEvent::Synced);
 
     server.hub().publish(snapshot(&[("ns1", "a", status(3))]));
-    let mut changes = vec![next(&mut all).await, next(&mut all).await];
+    let mut changes = [next(&mut all).await, next(&mut all).await];
     changes.sort_by_key(|e| format!("{e:?}"));
     assert!(
         matches!(&changes[0], StatusEvent::Removed { cluster } if cluster.name == "b"),
