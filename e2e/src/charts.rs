@@ -72,6 +72,16 @@ pub fn build_dependencies(helm: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`build_dependencies`] once per process: tests running in parallel must not rebuild the same
+/// archives under each other.
+pub fn build_dependencies_once(helm: &Path) -> Result<()> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build_dependencies(helm).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// Installs (or upgrades) the umbrella chart into [`OPERATOR_NAMESPACE`] with `--set` values.
 pub fn install_operator(helm: &Path, kubeconfig: &Path, sets: &[String]) -> Result<String> {
     let chart = chart_dir(UMBRELLA).display().to_string();

@@ -87,17 +87,18 @@ async fn up(dir: &Path) -> Result<()> {
     }
 
     // 1. The control plane (reused when one is already running from this folder).
-    let status = Command::new(sibling("local-cluster")?)
-        .args(["up", "--detach", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .env("MULTIGRES_E2E_BIN", &bin)
-        .status()
-        .context("starting local-cluster")?;
-    if !status.success() && !kubeconfig.exists() {
-        bail!(
-            "local-cluster up failed; see {}",
-            dir.join("local-cluster.log").display()
-        );
+    if control_plane_running(dir) && kubeconfig.exists() {
+        step(started, "reusing the running control plane");
+    } else {
+        let status = Command::new(sibling("local-cluster")?)
+            .args(["up", "--detach", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("MULTIGRES_E2E_BIN", &bin)
+            .status()
+            .context("starting local-cluster")?;
+        if !status.success() {
+            bail!("local-cluster up failed; see {}", dir.join("local-cluster.log").display());
+        }
     }
     step(
         started,
@@ -171,7 +172,16 @@ async fn up(dir: &Path) -> Result<()> {
         },
         ..Default::default()
     };
-    Api::<Namespace>::all(admin.clone())
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    if namespaces
+        .get_opt(&sample.namespace)
+        .await?
+        .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+    {
+        step(started, &format!("waiting for the old namespace {} to go", sample.namespace));
+        multigres_e2e::wait_deleted(&namespaces, &sample.namespace, Duration::from_secs(120)).await?;
+    }
+    namespaces
         .patch(
             &sample.namespace,
             &PatchParams::apply("multigres-demo"),
