@@ -131,7 +131,13 @@ async fn main() -> anyhow::Result<()> {
         identity: args.common.identity.clone(),
     });
 
-    let mut controller = Controller::new(api::<Shard>(&client, ns), watcher::Config::default())
+    let (shards, shard_writer) = reflector::store::<Shard>();
+    let shard_events = reflector::reflector(
+        shard_writer,
+        watcher(api::<Shard>(&client, ns), watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    let mut controller = Controller::for_stream(shard_events, shards.clone())
         .watches_stream(pod_events, shard_of)
         .watches_stream(pvc_events, shard_of)
         .watches_stream(svc_events, shard_of)
@@ -143,17 +149,19 @@ async fn main() -> anyhow::Result<()> {
     if let Some(p) = &partition {
         controller = controller.reconcile_all_on(p.changes());
     }
-    let shards = controller.store();
 
     // Owned Shards, for the `owned_objects` gauge, recounted as the view and the Shards change.
     let metrics = ctx.metrics.clone();
     let counting = partition.clone();
     let store = shards.clone();
     let readiness = started.readiness.clone();
+    let ready_store = shards.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
+        if ready_store.wait_until_ready().await.is_ok() {
             readiness.set_ready(true);
         }
+    });
+    tokio::spawn(async move {
         loop {
             let owned = store
                 .state()
