@@ -3,7 +3,7 @@
 //! global topology, and the status. Nothing here decides what the objects are: `build` did.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -15,6 +15,7 @@ use multigres_runtime::apply::controlled_by_other;
 use multigres_topology::{AddressMapping, TopoClient};
 use serde_json::json;
 
+use crate::aggregator::StatusFeed;
 use crate::build::{self, Desired, REGISTERED_DATABASES};
 use crate::dereference::{Existing, Stores, by_name};
 use crate::error::{Error, Result};
@@ -27,6 +28,9 @@ pub struct State {
     pub topology_timeout: Duration,
     /// One client per global topology address: connecting is lazy, so a client is cheap to keep.
     topo_clients: Mutex<HashMap<String, TopoClient>>,
+    /// With the status aggregator on, the reconcile reports its findings here instead of writing
+    /// status (see `aggregator`).
+    pub status_feed: Option<Arc<StatusFeed>>,
 }
 
 impl State {
@@ -36,7 +40,14 @@ impl State {
             mapping,
             topology_timeout,
             topo_clients: Mutex::default(),
+            status_feed: None,
         }
+    }
+
+    /// Status goes through `feed` (the aggregator is on).
+    pub fn with_status_feed(mut self, feed: Option<Arc<StatusFeed>>) -> Self {
+        self.status_feed = feed;
+        self
     }
 }
 

@@ -1,13 +1,13 @@
 //! The cluster reconcile (dereference -> resolve -> build -> apply -> status) and the wiring of both
 //! controllers of this binary: MultigresClusters, and the DeploymentTemplate lifecycle.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,14 +18,16 @@ use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, Topo
 use multigres_runtime::CommonArgs;
 use multigres_runtime::conditions::DEGRADED;
 use multigres_runtime::run::{self, object_key};
+use multigres_status_aggregator::client::{self as aggregator_client, ClientTls};
 use multigres_topology::{AddressMapping, TopoError};
 use serde::de::DeserializeOwned;
 
+use crate::aggregator::{self, StatusFeed};
 use crate::apply::{self, Ctx, State};
 use crate::build;
 use crate::dereference::{self, Stores, by_name};
 use crate::error::{Error, Result};
-use crate::status::{self, Blocked, ChildHealth, Observed, TOPOLOGY_REACHABLE, Topology};
+use crate::status::{self, Blocked, ChildHealth, Findings, Observed, TOPOLOGY_REACHABLE, Topology};
 use crate::templates;
 
 /// The controller's name: its field manager, Event reporter and metrics label.
@@ -59,6 +61,46 @@ pub struct Args {
     /// Deadline of every topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "3s", value_parser = multigres_runtime::settings::parse_duration)]
     pub topology_timeout: Duration,
+    /// The status aggregator's gRPC endpoint (`http://host:port`, `https://host:port`, or
+    /// `host:port`). Set: MultigresCluster status comes from it. Empty: the controller computes a
+    /// simpler status from its own caches (fallback).
+    #[arg(long, env = "MULTIGRES_STATUS_AGGREGATOR_ENDPOINT", default_value = "")]
+    pub status_aggregator_endpoint: String,
+    /// PEM CA of the aggregator's certificate: the channel uses TLS.
+    #[arg(long, env = "MULTIGRES_STATUS_AGGREGATOR_CA")]
+    pub status_aggregator_ca: Option<PathBuf>,
+    /// PEM client certificate (with `--status-aggregator-key`), when the aggregator requires one.
+    #[arg(long, env = "MULTIGRES_STATUS_AGGREGATOR_CERT")]
+    pub status_aggregator_cert: Option<PathBuf>,
+    /// PEM key of `--status-aggregator-cert`.
+    #[arg(long, env = "MULTIGRES_STATUS_AGGREGATOR_KEY")]
+    pub status_aggregator_key: Option<PathBuf>,
+    /// Name to verify the aggregator's certificate against, when it differs from the endpoint's host.
+    #[arg(long, env = "MULTIGRES_STATUS_AGGREGATOR_DOMAIN")]
+    pub status_aggregator_domain: Option<String>,
+}
+
+impl Args {
+    /// TLS towards the aggregator: on with `--status-aggregator-ca`; the other TLS flags need it.
+    pub fn status_aggregator_tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        match &self.status_aggregator_ca {
+            Some(ca) => Ok(Some(ClientTls::from_files(
+                ca,
+                self.status_aggregator_cert.as_deref(),
+                self.status_aggregator_key.as_deref(),
+                self.status_aggregator_domain.clone(),
+            )?)),
+            None if self.status_aggregator_cert.is_some()
+                || self.status_aggregator_key.is_some()
+                || self.status_aggregator_domain.is_some() =>
+            {
+                anyhow::bail!(
+                    "--status-aggregator-cert, --status-aggregator-key and --status-aggregator-domain need --status-aggregator-ca"
+                )
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 /// One cluster reconcile.
@@ -70,7 +112,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
     }
     let object = format!("MultigresCluster {}", object_key(cluster.as_ref()));
     let stores = &ctx.state.stores;
-    let now = now();
+    let now = status::now();
     let mut observed = Observed {
         generation: cluster.metadata.generation,
         previous: cluster.status.as_ref(),
@@ -135,8 +177,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
     // status
     observed.children = health(stores, &cluster, &desired);
     observed.topology = topology.clone();
-    let status = status::compute(&observed);
-    apply::status(&ctx, &cluster, &status).await?;
+    write_status(&ctx, &cluster, &observed).await?;
     if let Topology::Unreachable(message) = topology {
         if was_reachable(&cluster) {
             ctx.events
@@ -159,11 +200,26 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
     Ok(Action::requeue(RESYNC))
 }
 
-/// Seconds precision, as the API server stores condition times: a status computed twice compares
-/// equal to what was written.
-fn now() -> Timestamp {
-    let now = Timestamp::now();
-    Timestamp::from_second(now.as_second()).unwrap_or(now)
+/// With the aggregator on, hands the findings to the status writer (the one writer of status);
+/// otherwise computes the fallback status and writes it.
+async fn write_status(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    observed: &Observed<'_>,
+) -> Result<()> {
+    match &ctx.state.status_feed {
+        Some(feed) => {
+            feed.report(
+                ObjectRef::from_obj(cluster),
+                Findings {
+                    blocked: observed.blocked.clone(),
+                    topology: observed.topology.clone(),
+                },
+            );
+            Ok(())
+        }
+        None => apply::status(ctx, cluster, &status::compute(observed)).await,
+    }
 }
 
 fn was_reachable(cluster: &MultigresCluster) -> bool {
@@ -193,7 +249,7 @@ async fn report_blocked(
             .warning(cluster, blocked.reason, &blocked.message)
             .await;
     }
-    apply::status(ctx, cluster, &status::compute(observed)).await
+    write_status(ctx, cluster, observed).await
 }
 
 /// The observed health of every desired child that reports one.
@@ -276,6 +332,7 @@ where
 /// Runs both controllers until SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mapping = AddressMapping::parse(&args.topology_address_map)?;
+    let aggregator_tls = args.status_aggregator_tls()?;
     let started = run::start(NAME, &args.common, CRDS).await?;
     let client = started.client.clone();
     let ns = args.common.watch_namespace.as_deref();
@@ -345,8 +402,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
+    let status_feed = if args.status_aggregator_endpoint.is_empty() {
+        tracing::info!("no --status-aggregator-endpoint: computing cluster status from own caches");
+        None
+    } else {
+        let events =
+            aggregator_client::watch_all(&args.status_aggregator_endpoint, aggregator_tls, ns)?;
+        let feed = Arc::new(StatusFeed::default());
+        tokio::spawn(aggregator::subscribe(feed.clone(), events));
+        tokio::spawn(aggregator::write_statuses(
+            feed.clone(),
+            clusters.clone(),
+            client.clone(),
+            NAME.to_string(),
+        ));
+        tracing::info!(endpoint = %args.status_aggregator_endpoint, "cluster status from the status aggregator");
+        Some(feed)
+    };
+
     let config = ControllerConfig::default().concurrency(args.common.concurrency);
-    let ctx = started.context(State::new(stores, mapping.clone(), args.topology_timeout));
+    let ctx = started.context(
+        State::new(stores, mapping.clone(), args.topology_timeout).with_status_feed(status_feed),
+    );
     let template_clusters = clusters.clone();
     let cluster_controller = Controller::for_stream(cluster_events.applied_objects(), clusters)
         .with_config(config.clone())
@@ -397,4 +474,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::join!(cluster_controller, template_controller);
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_aggregator_is_off_by_default_and_tls_needs_its_ca() {
+        let args = Args::parse_from(["cluster-controller"]);
+        assert!(args.status_aggregator_endpoint.is_empty());
+        assert!(args.status_aggregator_tls().unwrap().is_none());
+
+        let args = Args::parse_from([
+            "cluster-controller",
+            "--status-aggregator-endpoint=http://127.0.0.1:9500",
+            "--status-aggregator-domain=status-aggregator.multigres-system.svc",
+        ]);
+        assert!(args.status_aggregator_tls().is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["ca.pem", "tls.crt", "tls.key"] {
+            std::fs::write(dir.path().join(f), format!("{f} pem")).unwrap();
+        }
+        let path = |f: &str| dir.path().join(f).display().to_string();
+        let args = Args::parse_from([
+            "cluster-controller".to_string(),
+            "--status-aggregator-endpoint=status-aggregator:9500".into(),
+            format!("--status-aggregator-ca={}", path("ca.pem")),
+            format!("--status-aggregator-cert={}", path("tls.crt")),
+            format!("--status-aggregator-key={}", path("tls.key")),
+            "--status-aggregator-domain=status-aggregator.multigres-system.svc".into(),
+        ]);
+        let tls = args.status_aggregator_tls().unwrap().unwrap();
+        assert_eq!(tls.ca_pem, b"ca.pem pem");
+        assert_eq!(
+            tls.identity,
+            Some((b"tls.crt pem".to_vec(), b"tls.key pem".to_vec()))
+        );
+        assert_eq!(
+            tls.domain.as_deref(),
+            Some("status-aggregator.multigres-system.svc")
+        );
+    }
 }

@@ -3,8 +3,10 @@
 //! databases in the global topology, and keeps every DeploymentTemplate's consumers exact.
 //!
 //! Read in reconcile order: [`dereference`], [`build`] (after `multigres_api::resolve`), [`apply`],
-//! [`status`]; [`templates`] is the DeploymentTemplate lifecycle; [`controller`] wires it together.
+//! [`status`]; [`templates`] is the DeploymentTemplate lifecycle; [`aggregator`] writes status from
+//! the status aggregator; [`controller`] wires it together.
 
+pub mod aggregator;
 pub mod apply;
 pub mod build;
 pub mod controller;
