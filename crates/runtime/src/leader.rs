@@ -145,7 +145,10 @@ impl Elector {
                     ..Default::default()
                 }),
             };
-            return self.write(self.api.create(&PostParams::default(), &lease).await, started);
+            return self.write(
+                self.api.create(&PostParams::default(), &lease).await,
+                started,
+            );
         };
         let rv = current.resource_version();
         let first_seen = match &self.observed {

@@ -516,7 +516,10 @@ pub fn lease_name(group: &str, identity: &str) -> String {
 }
 
 pub(crate) fn lease_seconds(duration: Duration) -> i32 {
-    duration.as_secs_f64().ceil().clamp(1.0, f64::from(i32::MAX)) as i32
+    duration
+        .as_secs_f64()
+        .ceil()
+        .clamp(1.0, f64::from(i32::MAX)) as i32
 }
 
 #[cfg(test)]

@@ -328,7 +328,10 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             "--topo-global-server-addresses",
             spec.global_topo_server.address.as_str(),
         ),
-        ("--topo-global-root", spec.global_topo_server.root_path.as_str()),
+        (
+            "--topo-global-root",
+            spec.global_topo_server.root_path.as_str(),
+        ),
         ("--hostname", &format!("$(POD_NAME).{}", pool.service)),
         ("--service-id", "$(POD_NAME)"),
         ("--log-level", "info"),
@@ -495,13 +498,19 @@ mod tests {
         let pod = pod(&shard, &pools[0], 1);
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(pod.name_any(), "c-db-tg-0-replica-us-west-2-1");
-        assert_eq!(spec.hostname.as_deref(), Some("c-db-tg-0-replica-us-west-2-1"));
+        assert_eq!(
+            spec.hostname.as_deref(),
+            Some("c-db-tg-0-replica-us-west-2-1")
+        );
         assert_eq!(
             spec.subdomain.as_deref(),
             Some("c-db-tg-0-replica-us-west-2")
         );
         let pg = &spec.containers[0];
-        assert_eq!(pg.command.as_ref().unwrap()[0], "/usr/local/multigres/bin/pgctld");
+        assert_eq!(
+            pg.command.as_ref().unwrap()[0],
+            "/usr/local/multigres/bin/pgctld"
+        );
         let args = spec.containers[1].args.as_ref().unwrap().join(" ");
         for expected in [
             "--cell us-west-2",
@@ -515,9 +524,24 @@ mod tests {
             assert!(args.contains(expected), "{expected} missing from {args}");
         }
         // The password only ever comes from the Secret.
-        let pw = pg.env.as_ref().unwrap().iter().find(|e| e.name == "POSTGRES_PASSWORD").unwrap();
+        let pw = pg
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "POSTGRES_PASSWORD")
+            .unwrap();
         assert!(pw.value.is_none());
-        assert_eq!(pw.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "creds");
+        assert_eq!(
+            pw.value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "creds"
+        );
         assert_eq!(
             spec.node_selector.as_ref().unwrap()["topology.kubernetes.io/zone"],
             "zone-a"

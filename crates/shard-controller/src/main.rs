@@ -60,7 +60,13 @@ fn child_cache<K>(
     Option<Synced>,
 )
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (store, writer) = reflector::store::<K>();
     let (events, synced) = match partition {
@@ -109,13 +115,18 @@ async fn main() -> anyhow::Result<()> {
         None => args.topology_timeout,
     };
     let selector = labels::selector(&labels::with(
-        [(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string())].into(),
+        [(
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        )]
+        .into(),
         labels::COMPONENT,
         component::SHARD_POOL,
     ));
     let p = partition.as_ref();
     let (pods, pod_events, s1) = child_cache(api::<Pod>(&client, ns), &selector, p);
-    let (pvcs, pvc_events, s2) = child_cache(api::<PersistentVolumeClaim>(&client, ns), &selector, p);
+    let (pvcs, pvc_events, s2) =
+        child_cache(api::<PersistentVolumeClaim>(&client, ns), &selector, p);
     let (services, svc_events, s3) = child_cache(api::<Service>(&client, ns), &selector, p);
     let (pdbs, pdb_events, s4) = child_cache(api::<PodDisruptionBudget>(&client, ns), &selector, p);
     let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();

@@ -166,14 +166,13 @@ fn roll(pools: &[PoolState], primary: &Primary, out: &mut Plan, messages: &mut V
     }
     // The primary last.
     for (p, pool) in pools.iter().enumerate() {
-        if let Some(x) = pool
-            .pods
-            .iter()
-            .find(|x| x.outdated && primary.is(&x.name))
-        {
+        if let Some(x) = pool.pods.iter().find(|x| x.outdated && primary.is(&x.name)) {
             if all_others_ready(pool, &x.name) {
                 out.delete.push((p, x.name.clone(), Reason::Roll));
-                messages.push(format!("pool {}: replacing the primary {}", pool.id, x.name));
+                messages.push(format!(
+                    "pool {}: replacing the primary {}",
+                    pool.id, x.name
+                ));
             } else {
                 messages.push(format!(
                     "pool {}: waiting for pods to be Ready before replacing the primary",
@@ -274,7 +273,10 @@ mod tests {
         let mut state = pools(false);
         state[0].replicas = 1;
         let plan1 = plan(&state, &Primary::Known(Some("replica-1".into())));
-        assert_eq!(plan1.delete, vec![(0, "replica-0".into(), Reason::ScaleDown)]);
+        assert_eq!(
+            plan1.delete,
+            vec![(0, "replica-0".into(), Reason::ScaleDown)]
+        );
         let plan2 = plan(&state, &Primary::Unknown);
         assert!(plan2.delete.is_empty() && plan2.paused_for_primary);
         state[0].replicas = 0;

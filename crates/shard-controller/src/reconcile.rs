@@ -117,11 +117,7 @@ fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn reconcile_owned(
-    shard: &Shard,
-    ctx: &Context<State>,
-    key: &str,
-) -> Result<Action, Error> {
+async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Result<Action, Error> {
     if shard.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -147,11 +143,20 @@ async fn reconcile_owned(
         ctx.applier
             .apply(existing.as_deref(), &pdb)
             .await
-            .map_err(kube_err(format!("applying PodDisruptionBudget {}", pdb.name_any())))?;
+            .map_err(kube_err(format!(
+                "applying PodDisruptionBudget {}",
+                pdb.name_any()
+            )))?;
     }
     let keep: BTreeSet<String> = pools.iter().map(|p| p.service.clone()).collect();
     let mine = |o: &&Arc<Service>| o.namespace().as_deref() == Some(ns.as_str());
-    let services: Vec<Arc<Service>> = ctx.state.services.state().into_iter().filter(|s| mine(&s)).collect();
+    let services: Vec<Arc<Service>> = ctx
+        .state
+        .services
+        .state()
+        .into_iter()
+        .filter(|s| mine(&s))
+        .collect();
     ctx.applier
         .prune(&ctx.events, shard, services.iter().map(Arc::as_ref), &keep)
         .await
@@ -194,7 +199,14 @@ async fn reconcile_owned(
     }
     for pool in &pools {
         let can_be_primary = build::can_be_primary(pool);
-        states.push(observe_pool(shard, &owned_pods, &pool.id, pool.spec.replicas, can_be_primary, Some(pool)));
+        states.push(observe_pool(
+            shard,
+            &owned_pods,
+            &pool.id,
+            pool.spec.replicas,
+            can_be_primary,
+            Some(pool),
+        ));
     }
     for (id, replica) in &extra_pools {
         states.push(observe_pool(shard, &owned_pods, id, 0, *replica, None));
@@ -222,7 +234,10 @@ async fn reconcile_owned(
             ctx.applier
                 .apply(None, &pvc)
                 .await
-                .map_err(kube_err(format!("creating PersistentVolumeClaim {}", pvc.name_any())))?;
+                .map_err(kube_err(format!(
+                    "creating PersistentVolumeClaim {}",
+                    pvc.name_any()
+                )))?;
         }
         ctx.applier
             .apply_reported(&ctx.events, shard, None, &pod)
@@ -328,9 +343,13 @@ fn check_owner<K: Resource>(
     kind: &'static str,
 ) -> Result<(), Error> {
     match existing {
-        Some(child) if multigres_runtime::apply::controlled_by_other(child, shard) => Err(
-            Error::NameTaken(key.to_string(), kind, child.meta().name.clone().unwrap_or_default()),
-        ),
+        Some(child) if multigres_runtime::apply::controlled_by_other(child, shard) => {
+            Err(Error::NameTaken(
+                key.to_string(),
+                kind,
+                child.meta().name.clone().unwrap_or_default(),
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -8,9 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use multigres_api::Shard;
-use multigres_topology::{
-    AddressMapping, Cell, Result, TopoClient, cell_key, cell_root_on_global,
-};
+use multigres_topology::{AddressMapping, Cell, Result, TopoClient, cell_key, cell_root_on_global};
 
 /// The serving primary of a shard.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
 use multigres_api::{PoolType, Shard};
 use multigres_e2e::{OperatorProcess, shared, spawn_operator};
 use multigres_runtime::partition::{bucket_of, owner};
@@ -18,7 +18,10 @@ const LEASE: Duration = Duration::from_secs(3);
 const SHARDS: usize = 30;
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 /// Polls `check` (reading logs and metrics, which have no watch) until it holds.
@@ -35,7 +38,10 @@ where
 }
 
 fn all_records(replicas: &[(String, OperatorProcess, u16)]) -> Vec<Record> {
-    replicas.iter().flat_map(|(_, p, _)| records(&p.log)).collect()
+    replicas
+        .iter()
+        .flat_map(|(_, p, _)| records(&p.log))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +60,10 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
         let mut shard = template.clone();
         shard.metadata.name = Some(format!("s-{i}"));
         shard.spec.shard_name = i.to_string();
-        shard.spec.pools.retain(|p| p.pool_type == PoolType::ReadOnly);
+        shard
+            .spec
+            .pools
+            .retain(|p| p.pool_type == PoolType::ReadOnly);
         api.create(&PostParams::default(), &shard).await.unwrap();
         keys.push(format!("{ns}/s-{i}"));
     }
@@ -87,29 +96,39 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
         .unwrap();
         replicas.push((id.clone(), process, port));
     }
-    let expected_owner = |key: &str, members: &[String]| {
-        owner(bucket_of(key), members).unwrap().to_string()
-    };
+    let expected_owner =
+        |key: &str, members: &[String]| owner(bucket_of(key), members).unwrap().to_string();
     let expected: BTreeMap<String, usize> = members
         .iter()
-        .map(|m| (m.clone(), keys.iter().filter(|k| expected_owner(k, &members) == *m).count()))
+        .map(|m| {
+            (
+                m.clone(),
+                keys.iter()
+                    .filter(|k| expected_owner(k, &members) == *m)
+                    .count(),
+            )
+        })
         .collect();
     eprintln!("expected split: {expected:?}");
 
     // Each replica's owned gauge shows its share.
     let started = Instant::now();
-    eventually("owned gauges to show the expected split", Duration::from_secs(60), || {
-        let replicas = &replicas;
-        let expected = &expected;
-        async move {
-            for (id, _, port) in replicas {
-                if metric(*port, "multigres_owned_objects").await != Some(expected[id] as f64) {
-                    return false;
+    eventually(
+        "owned gauges to show the expected split",
+        Duration::from_secs(60),
+        || {
+            let replicas = &replicas;
+            let expected = &expected;
+            async move {
+                for (id, _, port) in replicas {
+                    if metric(*port, "multigres_owned_objects").await != Some(expected[id] as f64) {
+                        return false;
+                    }
                 }
+                true
             }
-            true
-        }
-    })
+        },
+    )
     .await;
     eprintln!("split reached after {:?}", started.elapsed());
 
@@ -117,26 +136,43 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
     let t0 = now_ms();
     let started = Instant::now();
     for i in 0..SHARDS {
-        let patch = serde_json::json!({"metadata": {"annotations": {"test/touch": t0.to_string()}}});
-        api.patch(&format!("s-{i}"), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {"test/touch": t0.to_string()}}});
+        api.patch(
+            &format!("s-{i}"),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
     }
-    eventually("every Shard reconciled after the touch", Duration::from_secs(60), || {
-        let done = all_records(&replicas)
-            .into_iter()
-            .filter(|r| !r.start && r.at_ms > t0)
-            .map(|r| r.shard)
-            .collect::<BTreeSet<_>>()
-            .len()
-            == SHARDS;
-        async move { done }
-    })
+    eventually(
+        "every Shard reconciled after the touch",
+        Duration::from_secs(60),
+        || {
+            let done = all_records(&replicas)
+                .into_iter()
+                .filter(|r| !r.start && r.at_ms > t0)
+                .map(|r| r.shard)
+                .collect::<BTreeSet<_>>()
+                .len()
+                == SHARDS;
+            async move { done }
+        },
+    )
     .await;
-    eprintln!("30 Shards reconciled by their owners in {:?}", started.elapsed());
+    eprintln!(
+        "30 Shards reconciled by their owners in {:?}",
+        started.elapsed()
+    );
     let mut by_replica: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in all_records(&replicas).into_iter().filter(|r| r.at_ms > t0) {
-        assert_eq!(r.replica, expected_owner(&r.shard, &members), "{} reconciled by a non-owner", r.shard);
+        assert_eq!(
+            r.replica,
+            expected_owner(&r.shard, &members),
+            "{} reconciled by a non-owner",
+            r.shard
+        );
         by_replica.entry(r.replica).or_default().insert(r.shard);
     }
     let total: usize = by_replica.values().map(BTreeSet::len).sum();
@@ -152,15 +188,19 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
     let kill_instant = Instant::now();
     process.kill();
     let survivors: Vec<String> = replicas.iter().map(|(id, _, _)| id.clone()).collect();
-    eventually("the dead replica's Shards to be reconciled by survivors", Duration::from_secs(30), || {
-        let taken: BTreeSet<String> = all_records(&replicas)
-            .into_iter()
-            .filter(|r| !r.start && r.at_ms > killed)
-            .map(|r| r.shard)
-            .collect();
-        let done = orphaned.is_subset(&taken);
-        async move { done }
-    })
+    eventually(
+        "the dead replica's Shards to be reconciled by survivors",
+        Duration::from_secs(30),
+        || {
+            let taken: BTreeSet<String> = all_records(&replicas)
+                .into_iter()
+                .filter(|r| !r.start && r.at_ms > killed)
+                .map(|r| r.shard)
+                .collect();
+            let done = orphaned.is_subset(&taken);
+            async move { done }
+        },
+    )
     .await;
     let takeover = kill_instant.elapsed();
     let first_takeover = all_records(&replicas)
@@ -179,7 +219,10 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
         "takeover took {first_takeover} ms (> 2 lease durations)"
     );
     assert!(takeover < Duration::from_secs(30));
-    for r in all_records(&replicas).into_iter().filter(|r| r.at_ms > killed + 2 * LEASE.as_millis()) {
+    for r in all_records(&replicas)
+        .into_iter()
+        .filter(|r| r.at_ms > killed + 2 * LEASE.as_millis())
+    {
         assert_eq!(r.replica, expected_owner(&r.shard, &survivors));
     }
 

@@ -28,7 +28,10 @@ fn ready(pod: &Pod) -> bool {
 }
 
 fn hash(pod: &Pod) -> String {
-    pod.annotations().get("multigres.com/spec-hash").cloned().unwrap_or_default()
+    pod.annotations()
+        .get("multigres.com/spec-hash")
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +65,10 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let shards = shards_of(&tg);
     assert_eq!(shards.len(), 2);
     for shard in &shards {
-        shards_api.create(&PostParams::default(), shard).await.unwrap();
+        shards_api
+            .create(&PostParams::default(), shard)
+            .await
+            .unwrap();
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
@@ -90,13 +96,21 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     }
     for shard in &shards {
         let s = wait_for(&shards_api, &shard.name_any(), T, |s| {
-            s.status.as_ref().is_some_and(|st| st.ready_pods == 3 && st.total_pods == 3)
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.ready_pods == 3 && st.total_pods == 3)
         })
         .await
         .unwrap();
-        assert!(s.status.unwrap().primary_cell.is_none(), "no primary registered yet");
+        assert!(
+            s.status.unwrap().primary_cell.is_none(),
+            "no primary registered yet"
+        );
     }
-    eprintln!("6 pods Ready and 6 PVCs Bound after {:?}", started.elapsed());
+    eprintln!(
+        "6 pods Ready and 6 PVCs Bound after {:?}",
+        started.elapsed()
+    );
 
     // Mark replica pod 1 of shard 0 as the serving primary, where multipooler would.
     let shard = &shards[0];
@@ -124,7 +138,10 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     etcd.client()
         .await
         .unwrap()
-        .write_pooler(&multigres_topology::cell_root_on_global(root, "us-west-2"), &record)
+        .write_pooler(
+            &multigres_topology::cell_root_on_global(root, "us-west-2"),
+            &record,
+        )
         .await
         .unwrap();
     wait_for(&shards_api, &shard.name_any(), T, |s| {
@@ -157,48 +174,80 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let started = std::time::Instant::now();
     let patch = serde_json::json!({"spec": {"images": {"postgres": "postgres:17.9"}}});
     shards_api
-        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &shard.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .unwrap();
     let order = [pod_of(&ro_id, 0), pod_of(&replica_id, 0), primary.clone()];
     for (name, old) in order.iter().zip(&before) {
-        wait_for(&pods, name, T, |p| hash(p) != *old && ready(p)).await.unwrap();
+        wait_for(&pods, name, T, |p| hash(p) != *old && ready(p))
+            .await
+            .unwrap();
     }
     wait_for(&shards_api, &shard.name_any(), T, |s| {
         s.status.as_ref().is_some_and(|st| {
             st.ready_pods == 3
-                && st.conditions.iter().any(|c| c.type_ == "Progressing" && c.status == "False")
+                && st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Progressing" && c.status == "False")
         })
     })
     .await
     .unwrap();
     let seen = deleted.lock().unwrap().clone();
     eprintln!("rolled in {:?}; deletion order {seen:?}", started.elapsed());
-    assert_eq!(seen, order.to_vec(), "read-only first, then replicas, the primary last");
+    assert_eq!(
+        seen,
+        order.to_vec(),
+        "read-only first, then replicas, the primary last"
+    );
 
     // Scale the replica pool up to 3, then down to 1: the primary (index 1) stays.
     let current = shards_api.get(&shard.name_any()).await.unwrap();
     let mut pools = current.spec.pools.clone();
     pools[0].replicas = 3;
     shards_api
-        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})))
+        .patch(
+            &shard.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
+        )
         .await
         .unwrap();
-    wait_for(&pods, &pod_of(&replica_id, 2), T, ready).await.unwrap();
+    wait_for(&pods, &pod_of(&replica_id, 2), T, ready)
+        .await
+        .unwrap();
     deleted.lock().unwrap().clear();
     pools[0].replicas = 1;
     shards_api
-        .patch(&shard.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})))
+        .patch(
+            &shard.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
+        )
         .await
         .unwrap();
-    wait_deleted(&pods, &pod_of(&replica_id, 2), T).await.unwrap();
-    wait_deleted(&pods, &pod_of(&replica_id, 0), T).await.unwrap();
+    wait_deleted(&pods, &pod_of(&replica_id, 2), T)
+        .await
+        .unwrap();
+    wait_deleted(&pods, &pod_of(&replica_id, 0), T)
+        .await
+        .unwrap();
     let after = wait_for(&shards_api, &shard.name_any(), T, |s| {
-        s.status.as_ref().is_some_and(|st| st.total_pods == 2 && st.ready_pods == 2)
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.total_pods == 2 && st.ready_pods == 2)
     })
     .await
     .unwrap();
-    assert!(pods.get_opt(&primary).await.unwrap().is_some(), "the primary is kept");
+    assert!(
+        pods.get_opt(&primary).await.unwrap().is_some(),
+        "the primary is kept"
+    );
     assert_eq!(
         deleted.lock().unwrap().clone(),
         vec![pod_of(&replica_id, 2), pod_of(&replica_id, 0)],
@@ -206,10 +255,20 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     );
     for i in [0, 2] {
         assert!(
-            pvcs.get_opt(&naming::data_pvc(&pod_of(&replica_id, i))).await.unwrap().is_some(),
+            pvcs.get_opt(&naming::data_pvc(&pod_of(&replica_id, i)))
+                .await
+                .unwrap()
+                .is_some(),
             "PVCs are retained by default"
         );
     }
-    assert!(after.status.unwrap().conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+    assert!(
+        after
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    );
     recorder.abort();
 }

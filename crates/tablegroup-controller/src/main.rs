@@ -41,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
     let client = started.client.clone();
     let ns = args.common.watch_namespace.as_deref();
     let selector = labels::selector(&labels::with(
-        [(labels::MANAGED_BY.to_string(), labels::MANAGED_BY_VALUE.to_string())].into(),
+        [(
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        )]
+        .into(),
         labels::COMPONENT,
         component::SHARD,
     ));
@@ -62,10 +66,11 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = started.shutdown();
     let concurrency = args.common.concurrency;
     let work = async move {
-        let controller = Controller::new(api::<TableGroup>(&client, ns), watcher::Config::default())
-            .owns_stream(shard_stream)
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(shutdown);
+        let controller =
+            Controller::new(api::<TableGroup>(&client, ns), watcher::Config::default())
+                .owns_stream(shard_stream)
+                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+                .graceful_shutdown_on(shutdown);
         let store = shards.clone();
         tokio::spawn(async move {
             if store.wait_until_ready().await.is_ok() {

@@ -7,9 +7,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use multigres_api::{Shard, TableGroup};
+use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
 use multigres_runtime::error::{ErrorKind, ReconcileError};
-use multigres_runtime::Context;
 use serde_json::json;
 
 use crate::build;
@@ -20,7 +20,9 @@ pub struct State {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("TableGroup {0}: Shard {1} exists and is controlled by another object; rename or delete it")]
+    #[error(
+        "TableGroup {0}: Shard {1} exists and is controlled by another object; rename or delete it"
+    )]
     NameTaken(String, String),
     #[error("TableGroup {0}: applying Shard {1}: {2}")]
     Apply(String, String, #[source] kube::Error),

@@ -79,13 +79,18 @@ async fn orders_tg_becomes_two_shards_and_reports_their_availability() {
     assert_eq!(expected.len(), 2);
     for child in &expected {
         let shard = wait_for(&shards, &child.name, T, |_| true).await.unwrap();
-        assert_eq!(shard.spec, child.spec, "the Shard carries the resolved spec");
+        assert_eq!(
+            shard.spec, child.spec,
+            "the Shard carries the resolved spec"
+        );
         assert_eq!(shard.labels(), &child.labels);
         assert_eq!(shard.owner_references()[0].uid, tg.uid().unwrap());
     }
     eprintln!("2 Shards created in {:?}", started.elapsed());
     wait_for(&tgs, &tg.name_any(), T, |t| {
-        t.status.as_ref().is_some_and(|s| s.shards == 2 && s.ready_shards == 0)
+        t.status
+            .as_ref()
+            .is_some_and(|s| s.shards == 2 && s.ready_shards == 0)
     })
     .await
     .unwrap();
@@ -99,29 +104,44 @@ async fn orders_tg_becomes_two_shards_and_reports_their_availability() {
                 "totalPods": 3, "readyPods": 3}
         });
         shards
-            .patch_status(&child.name, &PatchParams::apply("test").force(), &Patch::Apply(&status))
+            .patch_status(
+                &child.name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&status),
+            )
             .await
             .unwrap();
     }
     let done = wait_for(&tgs, &tg.name_any(), T, |t| {
         t.status.as_ref().is_some_and(|s| {
             s.ready_shards == 2
-                && s.conditions.iter().any(|c| c.type_ == "Available" && c.status == "True")
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
         })
     })
     .await
     .unwrap();
-    assert_eq!(done.status.unwrap().observed_generation, tg.metadata.generation);
+    assert_eq!(
+        done.status.unwrap().observed_generation,
+        tg.metadata.generation
+    );
 
     // Adding a partition adds a Shard.
     let patch = serde_json::json!({"spec": {"partitioning": {"shards": 3}}});
-    tgs.patch(&tg.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    tgs.patch(
+        &tg.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
     let third = multigres_api::naming::shard(&tg.name_any(), "2");
     wait_for(&shards, &third, T, |_| true).await.unwrap();
     wait_for(&tgs, &tg.name_any(), T, |t| {
-        t.status.as_ref().is_some_and(|s| s.shards == 3 && s.ready_shards == 2)
+        t.status
+            .as_ref()
+            .is_some_and(|s| s.shards == 3 && s.ready_shards == 2)
     })
     .await
     .unwrap();

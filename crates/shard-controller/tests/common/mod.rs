@@ -187,7 +187,10 @@ pub fn records(log: &Path) -> Vec<Record> {
 }
 
 /// Reconcile intervals per shard: (replica, start, end); an unfinished one ends at `open_end`.
-pub fn intervals(records: &[Record], open_end: u128) -> BTreeMap<String, Vec<(String, u128, u128)>> {
+pub fn intervals(
+    records: &[Record],
+    open_end: u128,
+) -> BTreeMap<String, Vec<(String, u128, u128)>> {
     let mut open: BTreeMap<(String, String), u128> = BTreeMap::new();
     let mut out: BTreeMap<String, Vec<(String, u128, u128)>> = BTreeMap::new();
     for r in records {
@@ -195,7 +198,9 @@ pub fn intervals(records: &[Record], open_end: u128) -> BTreeMap<String, Vec<(St
         if r.start {
             open.insert(key, r.at_ms);
         } else if let Some(s) = open.remove(&key) {
-            out.entry(r.shard.clone()).or_default().push((r.replica.clone(), s, r.at_ms));
+            out.entry(r.shard.clone())
+                .or_default()
+                .push((r.replica.clone(), s, r.at_ms));
         }
     }
     for ((shard, replica), s) in open {
@@ -206,19 +211,19 @@ pub fn intervals(records: &[Record], open_end: u128) -> BTreeMap<String, Vec<(St
 
 /// Reads one metric value from a controller's `/metrics`.
 pub async fn metric(port: u16, name: &str) -> Option<f64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     stream
         .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await.ok()?;
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            (key == name || key.starts_with(&format!("{name}{{"))).then(|| value.parse().ok())?
-        })
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == name || key.starts_with(&format!("{name}{{"))).then(|| value.parse().ok())?
+    })
 }
 
 pub fn controller_binary() -> PathBuf {
