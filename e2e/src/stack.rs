@@ -115,10 +115,10 @@ pub struct Stack {
 impl Stack {
     /// Kills an attached controller, as a crash would.
     pub fn kill(&mut self, name: &str) {
-        if let Some(i) = self.started.iter().position(|(n, _)| n == name) {
-            if let Some(p) = self.attached.get(i) {
-                p.kill();
-            }
+        if let Some(i) = self.started.iter().position(|(n, _)| n == name)
+            && let Some(p) = self.attached.get(i)
+        {
+            p.kill();
         }
     }
 }
@@ -326,7 +326,10 @@ fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String
     match binary {
         "status-aggregator" => vec![
             format!("--grpc-addr=127.0.0.1:{aggregator_port}"),
-            format!("--controller-health-endpoints={}", health_endpoints.join(",")),
+            format!(
+                "--controller-health-endpoints={}",
+                health_endpoints.join(",")
+            ),
         ],
         "shard-controller" => vec!["--partition".into()],
         _ => Vec::new(),

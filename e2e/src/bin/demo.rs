@@ -97,7 +97,10 @@ async fn up(dir: &Path) -> Result<()> {
             .status()
             .context("starting local-cluster")?;
         if !status.success() {
-            bail!("local-cluster up failed; see {}", dir.join("local-cluster.log").display());
+            bail!(
+                "local-cluster up failed; see {}",
+                dir.join("local-cluster.log").display()
+            );
         }
     }
     step(
@@ -178,8 +181,12 @@ async fn up(dir: &Path) -> Result<()> {
         .await?
         .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
     {
-        step(started, &format!("waiting for the old namespace {} to go", sample.namespace));
-        multigres_e2e::wait_deleted(&namespaces, &sample.namespace, Duration::from_secs(120)).await?;
+        step(
+            started,
+            &format!("waiting for the old namespace {} to go", sample.namespace),
+        );
+        multigres_e2e::wait_deleted(&namespaces, &sample.namespace, Duration::from_secs(120))
+            .await?;
     }
     namespaces
         .patch(
