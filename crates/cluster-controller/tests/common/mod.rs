@@ -122,7 +122,7 @@ pub struct Running {
     pub http: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -131,9 +131,18 @@ fn free_port() -> u16 {
 
 /// Starts the controller for `namespace`, its topology mapped by `mapping`, and waits until ready.
 pub async fn start_controller(namespace: &str, mapping: &str) -> Result<Running> {
+    start_controller_with(namespace, mapping, &[]).await
+}
+
+/// [`start_controller`] with more flags.
+pub async fn start_controller_with(
+    namespace: &str,
+    mapping: &str,
+    extra: &[String],
+) -> Result<Running> {
     let kubeconfig = setup().await;
     let http = format!("127.0.0.1:{}", free_port());
-    let args = vec![
+    let mut args = vec![
         "--watch-namespace".to_string(),
         namespace.to_string(),
         "--http-addr".into(),
@@ -145,6 +154,7 @@ pub async fn start_controller(namespace: &str, mapping: &str) -> Result<Running>
         "--topology-timeout".into(),
         "1s".into(),
     ];
+    args.extend_from_slice(extra);
     let process = multigres_e2e::spawn_operator(
         &format!("cluster-controller-{namespace}"),
         std::path::Path::new(env!("CARGO_BIN_EXE_cluster-controller")),
