@@ -332,6 +332,9 @@ fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String
             ),
         ],
         "shard-controller" => vec!["--partition".into()],
+        "cluster-controller" => vec![format!(
+            "--status-aggregator-endpoint=http://127.0.0.1:{aggregator_port}"
+        )],
         _ => Vec::new(),
     }
 }

@@ -58,5 +58,11 @@ leases:
     verbs: [get, update]
     resourceNames: [cluster-controller-leader]
 {{- end -}}
-{{- define "multigres-cluster-controller.args" -}}[]{{- end -}}
+{{- define "multigres-cluster-controller.args" -}}
+{{- if .Values.statusAggregator.enabled }}
+- --status-aggregator-endpoint={{ .Values.statusAggregator.endpoint | default (printf "http://multigres-status-aggregator.%s.svc:9500" .Release.Namespace) }}
+{{- else }}
+[]
+{{- end }}
+{{- end -}}
 {{- define "multigres-cluster-controller.ports" -}}[]{{- end -}}
