@@ -261,3 +261,55 @@ fn a_template_without_the_section_is_refused() {
         .to_string();
     assert!(err.contains("has no 'multigateway' section"), "{err}");
 }
+
+#[test]
+fn default_limits_never_sit_under_a_templates_larger_requests() {
+    let resolved = resolve_cluster(&cluster(), &templates()).expect("resolves");
+    let orders = resolved
+        .table_groups
+        .iter()
+        .find(|t| t.spec.table_group == "orders_tg")
+        .unwrap();
+    let replica = serde_json::to_value(&orders.spec.shard_template.pools[0]).unwrap();
+    assert_eq!(
+        replica["postgres"]["resources"]["requests"]["memory"],
+        "8Gi"
+    );
+    assert!(
+        replica["postgres"]["resources"].get("limits").is_none(),
+        "{replica}"
+    );
+}
+
+#[test]
+fn a_request_above_its_limit_is_refused_with_the_field() {
+    let mut cluster = cluster();
+    let pool = &mut cluster.spec.databases[0].spec.tablegroups[3]
+        .shard_template
+        .pools[0];
+    pool.inline
+        .postgres
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests
+        .as_mut()
+        .unwrap()
+        .insert(
+            "memory".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("4Gi".into()),
+        );
+    let err = resolve_cluster(&cluster, &templates())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.databases[0].spec.tablegroups[3].shardTemplate.pools[0]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("memory request 4Gi is above its limit 2Gi"),
+        "{err}"
+    );
+}

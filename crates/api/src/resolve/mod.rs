@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod merge;
+pub mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -544,11 +545,27 @@ impl Context<'_> {
     }
 }
 
+/// Merges defaults (the first layer) with the layers above them, then checks resources.
 fn finish<T: DeserializeOwned>(layers: &[Value], field: &str) -> Result<T, ResolveError> {
-    merge_layers(layers).map_err(|e| ResolveError::Invalid {
+    let invalid = |message: String| ResolveError::Invalid {
         field: field.to_string(),
-        message: e.to_string(),
-    })
+        message,
+    };
+    let Some((defaults, higher)) = layers.split_first() else {
+        return merge_layers(layers).map_err(|e| invalid(e.to_string()));
+    };
+    let mut defaults = defaults.clone();
+    resources::yield_default_resources(&mut defaults, higher);
+    let mut merged = Value::Object(Default::default());
+    for layer in std::iter::once(&defaults).chain(higher) {
+        merge::merge_into(&mut merged, layer);
+    }
+    if let Some((path, resource, request, limit)) = resources::request_above_limit(&merged) {
+        return Err(invalid(format!(
+            "{path}: the {resource} request {request} is above its limit {limit}"
+        )));
+    }
+    serde_json::from_value(merged).map_err(|e| invalid(e.to_string()))
 }
 
 fn topo_server_spec(
