@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use multigres_runtime::CommonArgs;
 use multigres_runtime::settings::parse_duration;
+use multigres_runtime::{CommonArgs, leader};
 use multigres_topology::AddressMapping;
 
 #[derive(Parser, Debug)]
@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     if !address_mapping.is_off() {
         tracing::info!(mapping = %address_mapping, "topology address mapping is on");
     }
-    multigres_cell_controller::run(
+    // With --leader-elect, a standby starts nothing (no watches, not ready) until it leads; losing
+    // the Lease returns an error, so the process exits non-zero and restarts clean.
+    let (client, stop) = (started.client.clone(), started.shutdown());
+    let work = multigres_cell_controller::run(
         started,
         &args.common,
         multigres_cell_controller::Settings {
@@ -48,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
             topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),
             resync: args.resync_interval.max(Duration::from_secs(1)),
         },
+    );
+    leader::run_if_enabled_until(
+        client,
+        &args.common,
+        multigres_cell_controller::NAME,
+        stop,
+        work,
     )
-    .await
+    .await?
+    .unwrap_or(Ok(()))
 }

@@ -17,7 +17,8 @@ use multigres_api::resolve::{ResolveError, resolve_cluster};
 use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer};
 use multigres_runtime::CommonArgs;
 use multigres_runtime::conditions::DEGRADED;
-use multigres_runtime::run::{self, object_key};
+use multigres_runtime::leader;
+use multigres_runtime::run::{self, Started, object_key};
 use multigres_status_aggregator::client::{self as aggregator_client, ClientTls};
 use multigres_topology::{AddressMapping, TopoError};
 use serde::de::DeserializeOwned;
@@ -334,6 +335,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mapping = AddressMapping::parse(&args.topology_address_map)?;
     let aggregator_tls = args.status_aggregator_tls()?;
     let started = run::start(NAME, &args.common, CRDS).await?;
+    // With --leader-elect, a standby starts nothing (no watches, no status writer, not ready) until
+    // it leads; losing the Lease returns an error, so the process exits non-zero and restarts clean.
+    let (client, stop) = (started.client.clone(), started.shutdown());
+    let work = lead(started, &args, mapping, aggregator_tls);
+    leader::run_if_enabled_until(client, &args.common, NAME, stop, work)
+        .await?
+        .unwrap_or(Ok(()))
+}
+
+/// Everything the leader runs: caches, the status writer and both controllers, until SIGTERM.
+async fn lead(
+    started: Started,
+    args: &Args,
+    mapping: AddressMapping,
+    aggregator_tls: Option<ClientTls>,
+) -> anyhow::Result<()> {
     let client = started.client.clone();
     let ns = args.common.watch_namespace.as_deref();
     let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);

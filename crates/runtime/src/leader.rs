@@ -35,15 +35,32 @@ pub async fn run_if_enabled<F: Future>(
     controller: &str,
     work: F,
 ) -> Result<F::Output, LeaderError> {
+    let output =
+        run_if_enabled_until(client, args, controller, std::future::pending(), work).await?;
+    Ok(output.expect("a pending stop never fires"))
+}
+
+/// [`run_if_enabled`] for a controller binary: a standby that is still waiting for the Lease when
+/// `stop` resolves (SIGTERM, [`crate::run::Started::shutdown`]) returns `Ok(None)` at once instead
+/// of waiting to be killed. Once leading, `stop` is ignored here: `work` is expected to end on the
+/// same signal (graceful shutdown), after which the Lease is released.
+pub async fn run_if_enabled_until<F: Future>(
+    client: Client,
+    args: &CommonArgs,
+    controller: &str,
+    stop: impl Future<Output = ()>,
+    work: F,
+) -> Result<Option<F::Output>, LeaderError> {
     if !args.leader_elect {
-        return Ok(work.await);
+        return Ok(Some(work.await));
     }
-    run_when_leader(
+    run_when_leader_until(
         client,
         &args.lease_namespace,
         &lease_name(controller),
         &args.identity,
         args.lease_duration,
+        stop,
         work,
     )
     .await
@@ -60,6 +77,30 @@ pub async fn run_when_leader<F: Future>(
     lease_duration: Duration,
     work: F,
 ) -> Result<F::Output, LeaderError> {
+    let output = run_when_leader_until(
+        client,
+        namespace,
+        name,
+        identity,
+        lease_duration,
+        std::future::pending(),
+        work,
+    )
+    .await?;
+    Ok(output.expect("a pending stop never fires"))
+}
+
+/// [`run_when_leader`] that gives up waiting for the Lease (returning `Ok(None)`, `work` never
+/// started) when `stop` resolves first.
+pub async fn run_when_leader_until<F: Future>(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    identity: &str,
+    lease_duration: Duration,
+    stop: impl Future<Output = ()>,
+    work: F,
+) -> Result<Option<F::Output>, LeaderError> {
     let api = Api::<Lease>::namespaced(client, namespace);
     let mut elector = Elector {
         api,
@@ -70,11 +111,20 @@ pub async fn run_when_leader<F: Future>(
         last_renew_start: None,
     };
     let period = (lease_duration / 3).max(Duration::from_millis(100));
-    loop {
-        if elector.try_acquire_or_renew().await {
-            break;
+    let acquiring = async {
+        loop {
+            if elector.try_acquire_or_renew().await {
+                break;
+            }
+            tokio::time::sleep(period).await;
         }
-        tokio::time::sleep(period).await;
+    };
+    tokio::select! {
+        _ = acquiring => {}
+        _ = stop => {
+            tracing::info!(lease = name, identity, "stopped while waiting for leadership");
+            return Ok(None);
+        }
     }
     tracing::info!(lease = name, identity, "became leader");
     let renewing = async {
@@ -98,7 +148,7 @@ pub async fn run_when_leader<F: Future>(
         }
     };
     elector.release().await;
-    Ok(output)
+    Ok(Some(output))
 }
 
 struct Elector {

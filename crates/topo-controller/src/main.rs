@@ -1,7 +1,7 @@
 //! `topo-controller`: reconciles TopoServers into etcd StatefulSets, Services and PDBs.
 
 use clap::Parser;
-use multigres_runtime::CommonArgs;
+use multigres_runtime::{CommonArgs, leader};
 
 #[derive(Parser, Debug)]
 #[command(name = "topo-controller", version, about)]
@@ -19,5 +19,17 @@ async fn main() -> anyhow::Result<()> {
         &["toposervers.multigres.com"],
     )
     .await?;
-    multigres_topo_controller::run(started, &args.common).await
+    // With --leader-elect, a standby starts nothing (no watches, not ready) until it leads; losing
+    // the Lease returns an error, so the process exits non-zero and restarts clean.
+    let (client, stop) = (started.client.clone(), started.shutdown());
+    let work = multigres_topo_controller::run(started, &args.common);
+    leader::run_if_enabled_until(
+        client,
+        &args.common,
+        multigres_topo_controller::NAME,
+        stop,
+        work,
+    )
+    .await?
+    .unwrap_or(Ok(()))
 }
