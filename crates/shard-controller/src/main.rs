@@ -1,6 +1,7 @@
 //! shard-controller: Shard -> pods, PVCs, headless Services and PDBs per pool. With `--partition`,
 //! several replicas split the Shards between them (see docs/shard-controller.md).
 
+use multigres_runtime::caches::{self, CachesReady};
 use std::time::Duration;
 
 use clap::Parser;
@@ -143,11 +144,11 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let (shards, shard_writer) = reflector::store::<Shard>();
-    let shard_events = reflector::reflector(
+    let (shard_stream, shards_synced) = caches::tap(reflector::reflector(
         shard_writer,
         watcher(api::<Shard>(&client, ns), watcher::Config::default()).default_backoff(),
-    )
-    .applied_objects();
+    ));
+    let shard_events = shard_stream.applied_objects();
     let mut controller = Controller::for_stream(shard_events, shards.clone())
         .watches_stream(pod_events, shard_of)
         .watches_stream(pvc_events, shard_of)
@@ -165,13 +166,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = ctx.metrics.clone();
     let counting = partition.clone();
     let store = shards.clone();
-    let readiness = started.readiness.clone();
-    let ready_store = shards.clone();
-    tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            readiness.set_ready(true);
-        }
-    });
+    let _caches = CachesReady::spawn(vec![shards_synced], started.readiness.clone());
     tokio::spawn(async move {
         loop {
             let owned = store

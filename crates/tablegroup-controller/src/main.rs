@@ -7,6 +7,7 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 use multigres_api::labels::{self, component};
 use multigres_api::{Shard, TableGroup};
+use multigres_runtime::caches::{self, CachesReady};
 use multigres_runtime::{CommonArgs, leader, run};
 use multigres_tablegroup_controller::reconcile::{State, reconcile};
 
@@ -71,12 +72,7 @@ async fn main() -> anyhow::Result<()> {
                 .owns_stream(shard_stream)
                 .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
                 .graceful_shutdown_on(shutdown);
-        let store = shards.clone();
-        tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                readiness.set_ready(true);
-            }
-        });
+        let _caches = CachesReady::spawn(vec![caches::store(shards.clone())], readiness);
         controller
             .run(reconcile, run::error_policy, ctx)
             .for_each(|_| std::future::ready(()))
