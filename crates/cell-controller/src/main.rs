@@ -40,9 +40,14 @@ async fn main() -> anyhow::Result<()> {
     if !address_mapping.is_off() {
         tracing::info!(mapping = %address_mapping, "topology address mapping is on");
     }
-    // With --leader-elect, a standby starts nothing (no watches, not ready) until it leads; losing
-    // the Lease returns an error, so the process exits non-zero and restarts clean.
-    let (client, stop) = (started.client.clone(), started.shutdown());
+    // With --leader-elect, a standby starts nothing (no watches; ready: see
+    // leader::run_if_enabled_until) until it leads; losing the Lease returns an error, so the process
+    // exits non-zero and restarts clean.
+    let (client, readiness, stop) = (
+        started.client.clone(),
+        started.readiness.clone(),
+        started.shutdown(),
+    );
     let work = multigres_cell_controller::run(
         started,
         &args.common,
@@ -56,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         client,
         &args.common,
         multigres_cell_controller::NAME,
+        &readiness,
         stop,
         work,
     )

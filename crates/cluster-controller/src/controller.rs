@@ -335,11 +335,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mapping = AddressMapping::parse(&args.topology_address_map)?;
     let aggregator_tls = args.status_aggregator_tls()?;
     let started = run::start(NAME, &args.common, CRDS).await?;
-    // With --leader-elect, a standby starts nothing (no watches, no status writer, not ready) until
-    // it leads; losing the Lease returns an error, so the process exits non-zero and restarts clean.
-    let (client, stop) = (started.client.clone(), started.shutdown());
+    // With --leader-elect, a standby starts nothing (no watches, no status writer; ready: see
+    // leader::run_if_enabled_until) until it leads; losing the Lease returns an error, so the process
+    // exits non-zero and restarts clean.
+    let (client, readiness, stop) = (
+        started.client.clone(),
+        started.readiness.clone(),
+        started.shutdown(),
+    );
     let work = lead(started, &args, mapping, aggregator_tls);
-    leader::run_if_enabled_until(client, &args.common, NAME, stop, work)
+    leader::run_if_enabled_until(client, &args.common, NAME, &readiness, stop, work)
         .await?
         .unwrap_or(Ok(()))
 }

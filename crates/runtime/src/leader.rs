@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::health::Readiness;
 use crate::partition::lease_seconds;
 use crate::settings::CommonArgs;
 
@@ -35,25 +36,48 @@ pub async fn run_if_enabled<F: Future>(
     controller: &str,
     work: F,
 ) -> Result<F::Output, LeaderError> {
-    let output =
-        run_if_enabled_until(client, args, controller, std::future::pending(), work).await?;
-    Ok(output.expect("a pending stop never fires"))
+    if !args.leader_elect {
+        return Ok(work.await);
+    }
+    run_when_leader(
+        client,
+        &args.lease_namespace,
+        &lease_name(controller),
+        &args.identity,
+        args.lease_duration,
+        work,
+    )
+    .await
 }
 
-/// [`run_if_enabled`] for a controller binary: a standby that is still waiting for the Lease when
-/// `stop` resolves (SIGTERM, [`crate::run::Started::shutdown`]) returns `Ok(None)` at once instead
-/// of waiting to be killed. Once leading, `stop` is ignored here: `work` is expected to end on the
-/// same signal (graceful shutdown), after which the Lease is released.
+/// [`run_if_enabled`] for a controller binary.
+///
+/// A standby that is still waiting for the Lease when `stop` resolves (SIGTERM,
+/// [`crate::run::Started::shutdown`]) returns `Ok(None)` at once instead of waiting to be killed.
+/// Once leading, `stop` is ignored here: `work` is expected to end on the same signal (graceful
+/// shutdown), after which the Lease is released.
+///
+/// Readiness with `--leader-elect`: a standby reports ready (it is up, and takes over within a
+/// lease duration); on becoming leader, readiness drops until `work` marks its caches synced. Were
+/// standbys unready, a Deployment's rolling update could never replace the leader (the new pod
+/// would wait for the Lease the old one holds) and a PodDisruptionBudget would block every drain.
 pub async fn run_if_enabled_until<F: Future>(
     client: Client,
     args: &CommonArgs,
     controller: &str,
+    readiness: &Readiness,
     stop: impl Future<Output = ()>,
     work: F,
 ) -> Result<Option<F::Output>, LeaderError> {
     if !args.leader_elect {
         return Ok(Some(work.await));
     }
+    readiness.set_ready(true);
+    let leading = readiness.clone();
+    let work = async move {
+        leading.set_ready(false);
+        work.await
+    };
     run_when_leader_until(
         client,
         &args.lease_namespace,

@@ -19,14 +19,20 @@ async fn main() -> anyhow::Result<()> {
         &["toposervers.multigres.com"],
     )
     .await?;
-    // With --leader-elect, a standby starts nothing (no watches, not ready) until it leads; losing
-    // the Lease returns an error, so the process exits non-zero and restarts clean.
-    let (client, stop) = (started.client.clone(), started.shutdown());
+    // With --leader-elect, a standby starts nothing (no watches; ready: see
+    // leader::run_if_enabled_until) until it leads; losing the Lease returns an error, so the process
+    // exits non-zero and restarts clean.
+    let (client, readiness, stop) = (
+        started.client.clone(),
+        started.readiness.clone(),
+        started.shutdown(),
+    );
     let work = multigres_topo_controller::run(started, &args.common);
     leader::run_if_enabled_until(
         client,
         &args.common,
         multigres_topo_controller::NAME,
+        &readiness,
         stop,
         work,
     )

@@ -178,10 +178,11 @@ async fn the_survivor_reconciles_after_the_leader_is_killed() {
     let (_, leader_addr, leader_process) = &processes[leader_idx];
     let (survivor, survivor_addr, _) = &processes[survivor_idx];
 
-    // Readiness: only the leader (whose caches synced); health: both.
+    // Health: both. Readiness: the leader once its caches synced, and the standby (waiting to take
+    // over; an unready standby would block rolling updates and drains).
     until_status(*leader_addr, "/readyz", 200).await;
     until_status(*survivor_addr, "/healthz", 200).await;
-    assert_eq!(http_status(*survivor_addr, "/readyz").await, 503);
+    assert_eq!(http_status(*survivor_addr, "/readyz").await, 200);
     assert_eq!(http_status(*leader_addr, "/healthz").await, 200);
 
     // Crash the leader (its Lease stays held), then change the spec.
