@@ -78,6 +78,15 @@ async fn main() -> anyhow::Result<()> {
             .for_each(|_| std::future::ready(()))
             .await;
     };
-    leader::run_if_enabled(started.client.clone(), &args.common, NAME, work).await?;
+    // A standby is ready and stops on SIGTERM (see leader::run_if_enabled_until).
+    leader::run_if_enabled_until(
+        started.client.clone(),
+        &args.common,
+        NAME,
+        &started.readiness,
+        started.shutdown(),
+        work,
+    )
+    .await?;
     Ok(())
 }
