@@ -36,6 +36,7 @@ use serde::de::DeserializeOwned;
 
 use build::{CellTopology, TopologyKind};
 pub use error::Error;
+use multigres_runtime::caches::{self, CachesReady};
 use status::{Observed, TOPOLOGY_REGISTERED};
 use topology::{Registration, Topology};
 
@@ -54,18 +55,12 @@ pub struct State {
     pub topology: Topology,
     /// Periodic re-check: re-registers a record someone removed and prunes poolers.
     pub resync: Duration,
+    pub caches: CachesReady,
 }
 
 impl State {
     async fn ready(&self, within: Duration) -> bool {
-        tokio::time::timeout(within, async {
-            let _ = self.deployments.wait_until_ready().await;
-            let _ = self.services.wait_until_ready().await;
-            let _ = self.topo_servers.wait_until_ready().await;
-            let _ = self.pods.wait_until_ready().await;
-        })
-        .await
-        .is_ok()
+        self.caches.wait(within).await
     }
 }
 
@@ -386,6 +381,15 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     .default_backoff()
     .reflect(pod_writer)
     .touched_objects();
+    let caches = CachesReady::spawn(
+        vec![
+            caches::store(deployments.clone()),
+            caches::store(services.clone()),
+            caches::store(topo_servers.clone()),
+            caches::store(pods.clone()),
+        ],
+        started.readiness.clone(),
+    );
     let ctx = started.context(State {
         deployments,
         services,
@@ -393,13 +397,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         pods,
         topology: Topology::new(settings.address_mapping, settings.topology_timeout),
         resync: settings.resync,
-    });
-    let readiness = started.readiness.clone();
-    let ready_ctx = ctx.clone();
-    tokio::spawn(async move {
-        if ready_ctx.state.ready(Duration::from_secs(3600)).await {
-            readiness.set_ready(true);
-        }
+        caches,
     });
     Controller::new(api::<Cell>(&client, ns), watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(args.concurrency))

@@ -1,6 +1,7 @@
 //! The cluster reconcile (dereference -> resolve -> build -> apply -> status) and the wiring of both
 //! controllers of this binary: MultigresClusters, and the DeploymentTemplate lifecycle.
 
+use multigres_runtime::caches::{self, CachesReady};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,6 +316,7 @@ fn cached<K>(
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    futures::future::BoxFuture<'static, ()>,
 )
 where
     K: Resource<DynamicType = ()>
@@ -327,7 +329,8 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
-    (reader, stream)
+    let (stream, synced) = caches::tap(stream);
+    (reader, stream, synced)
 }
 
 /// Runs both controllers until SIGTERM.
@@ -363,20 +366,25 @@ async fn lead(
     let global_topo = format!("{managed},{}=global", labels::TOPO_SCOPE);
     let all = watcher::Config::default;
 
-    let (clusters, cluster_events) = cached(api::<MultigresCluster>(&client, ns), all());
-    let (templates, template_events) = cached(api::<DeploymentTemplate>(&client, ns), all());
-    let (topo_servers, topo_events) =
+    let (clusters, cluster_events, clusters_synced) =
+        cached(api::<MultigresCluster>(&client, ns), all());
+    let (templates, template_events, templates_synced) =
+        cached(api::<DeploymentTemplate>(&client, ns), all());
+    let (topo_servers, topo_events, topo_servers_synced) =
         cached(api::<TopoServer>(&client, ns), all().labels(&global_topo));
-    let (cells, cell_events) = cached(api::<Cell>(&client, ns), all().labels(&managed));
-    let (table_groups, tg_events) = cached(api::<TableGroup>(&client, ns), all().labels(&managed));
-    let (deployments, deployment_events) =
+    let (cells, cell_events, cells_synced) =
+        cached(api::<Cell>(&client, ns), all().labels(&managed));
+    let (table_groups, tg_events, table_groups_synced) =
+        cached(api::<TableGroup>(&client, ns), all().labels(&managed));
+    let (deployments, deployment_events, deployments_synced) =
         cached(api::<Deployment>(&client, ns), all().labels(&multiadmin));
-    let (services, service_events) = cached(api::<Service>(&client, ns), all().labels(&multiadmin));
+    let (services, service_events, services_synced) =
+        cached(api::<Service>(&client, ns), all().labels(&multiadmin));
     // The template lifecycle keeps its own caches, so that what triggers it and what it reads are
     // the same view of the world.
-    let (lifecycle_clusters, lifecycle_cluster_events) =
+    let (lifecycle_clusters, lifecycle_cluster_events, lifecycle_clusters_synced) =
         cached(api::<MultigresCluster>(&client, ns), all());
-    let (lifecycle_templates, lifecycle_template_events) =
+    let (lifecycle_templates, lifecycle_template_events, lifecycle_templates_synced) =
         cached(api::<DeploymentTemplate>(&client, ns), all());
 
     let stores = Stores {
@@ -393,36 +401,20 @@ async fn lead(
         templates: lifecycle_templates.clone(),
         ..stores.clone()
     };
-    {
-        let readiness = started.readiness.clone();
-        let all_stores = [stores.clone(), lifecycle_stores.clone()];
-        tokio::spawn(async move {
-            for s in &all_stores {
-                // Polled again and again: a store's readiness wakes only its most recent waiter, and
-                // the controllers wait on the same stores.
-                macro_rules! ready {
-                    ($store:expr) => {
-                        while tokio::time::timeout(
-                            Duration::from_millis(200),
-                            $store.wait_until_ready(),
-                        )
-                        .await
-                        .is_err()
-                        {}
-                    };
-                }
-                ready!(s.clusters);
-                ready!(s.templates);
-                ready!(s.topo_servers);
-                ready!(s.cells);
-                ready!(s.table_groups);
-                ready!(s.deployments);
-                ready!(s.services);
-            }
-            tracing::info!("caches synced");
-            readiness.set_ready(true);
-        });
-    }
+    let _caches = CachesReady::spawn(
+        vec![
+            clusters_synced,
+            templates_synced,
+            topo_servers_synced,
+            cells_synced,
+            table_groups_synced,
+            deployments_synced,
+            services_synced,
+            lifecycle_clusters_synced,
+            lifecycle_templates_synced,
+        ],
+        started.readiness.clone(),
+    );
 
     let status_feed = if args.status_aggregator_endpoint.is_empty() {
         tracing::info!("no --status-aggregator-endpoint: computing cluster status from own caches");

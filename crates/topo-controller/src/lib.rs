@@ -29,6 +29,8 @@ use multigres_runtime::CommonArgs;
 use multigres_runtime::run::{self, Started};
 use serde::de::DeserializeOwned;
 
+use multigres_runtime::caches::{self, CachesReady};
+
 pub use error::Error;
 
 /// Name of the controller: its field manager, Event reporter and metric prefix.
@@ -39,17 +41,12 @@ pub struct Stores {
     pub statefulsets: Store<StatefulSet>,
     pub services: Store<Service>,
     pub pdbs: Store<PodDisruptionBudget>,
+    pub caches: CachesReady,
 }
 
 impl Stores {
     async fn ready(&self, within: Duration) -> bool {
-        tokio::time::timeout(within, async {
-            let _ = self.statefulsets.wait_until_ready().await;
-            let _ = self.services.wait_until_ready().await;
-            let _ = self.pdbs.wait_until_ready().await;
-        })
-        .await
-        .is_ok()
+        self.caches.wait(within).await
     }
 }
 
@@ -130,17 +127,19 @@ pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
     let (statefulsets, sts_stream) = child_watch::<StatefulSet>(&client, ns);
     let (services, svc_stream) = child_watch::<Service>(&client, ns);
     let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, ns);
+    let caches = CachesReady::spawn(
+        vec![
+            caches::store(statefulsets.clone()),
+            caches::store(services.clone()),
+            caches::store(pdbs.clone()),
+        ],
+        started.readiness.clone(),
+    );
     let ctx = started.context(Stores {
         statefulsets,
         services,
         pdbs,
-    });
-    let readiness = started.readiness.clone();
-    let ready_ctx = ctx.clone();
-    tokio::spawn(async move {
-        if ready_ctx.state.ready(Duration::from_secs(3600)).await {
-            readiness.set_ready(true);
-        }
+        caches,
     });
     Controller::new(api::<TopoServer>(&client, ns), watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
