@@ -116,20 +116,10 @@ async fn wait_readyz(client: &Client, procs: &mut Processes) -> Result<()> {
 }
 
 fn etcd_args(root: &Path, port: u16, peer: u16) -> Vec<String> {
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let client_url = format!("http://127.0.0.1:{port}");
-    vec![
-        "--name=e2e".into(),
-        format!("--data-dir={}", root.join("etcd").display()),
-        format!("--listen-client-urls={client_url}"),
-        format!("--advertise-client-urls={client_url}"),
-        format!("--listen-peer-urls={peer_url}"),
-        format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster=e2e={peer_url}"),
-        // Throw-away data: durability only costs time here.
-        "--unsafe-no-fsync".into(),
-        "--log-level=warn".into(),
-    ]
+    let mut args = crate::etcd::args("e2e", &root.join("etcd"), port, peer);
+    // Throw-away data: durability only costs time here.
+    args.extend(["--unsafe-no-fsync".into(), "--log-level=warn".into()]);
+    args
 }
 
 fn apiserver_args(root: &Path, pki: &Pki, etcd: u16, port: u16, audit: &Path) -> Vec<String> {

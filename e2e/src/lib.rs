@@ -8,6 +8,7 @@ pub mod audit;
 mod boot;
 mod certs;
 pub mod charts;
+pub mod etcd;
 mod kwok;
 pub mod operator;
 mod processes;
@@ -241,10 +242,15 @@ fn supervise(
 
 /// The folder with the pinned binaries: `$MULTIGRES_E2E_BIN`, or what `build-binaries.sh` builds
 /// (a cold build takes a long while; later runs reuse its cache).
-fn binaries() -> Result<PathBuf> {
+/// The folder of the pinned binaries (etcd, kube-*, kwok, helm), found once per process.
+pub(crate) fn binaries_dir() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = BIN.get_or_init(|| find_binaries().map_err(|e| format!("{e:#}")));
-    let bin = found.clone().map_err(|e| anyhow!(e))?;
+    found.clone().map_err(|e| anyhow!(e))
+}
+
+fn binaries() -> Result<PathBuf> {
+    let bin = binaries_dir()?;
     for b in [
         "etcd",
         "kube-apiserver",

@@ -340,19 +340,9 @@ fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String
 }
 
 fn etcd_args(name: &str, data: &Path, client: u16, peer: u16) -> Vec<String> {
-    let client_url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    vec![
-        format!("--name={name}"),
-        format!("--data-dir={}", data.display()),
-        format!("--listen-client-urls={client_url}"),
-        format!("--advertise-client-urls={client_url}"),
-        format!("--listen-peer-urls={peer_url}"),
-        format!("--initial-advertise-peer-urls={peer_url}"),
-        format!("--initial-cluster={name}={peer_url}"),
-        "--unsafe-no-fsync".into(),
-        "--log-level=warn".into(),
-    ]
+    let mut args = crate::etcd::args(name, data, client, peer);
+    args.extend(["--unsafe-no-fsync".into(), "--log-level=warn".into()]);
+    args
 }
 
 fn launch(

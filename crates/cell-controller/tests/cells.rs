@@ -3,12 +3,9 @@
 //! not resolve from the host and kwok pods run no etcd). The topo controller runs too, so the local
 //! TopoServer turns Available once kwok reports its pod ready.
 
-mod common;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::Etcd;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
@@ -19,9 +16,11 @@ use multigres_api::{
     Cell, CellSpec, ComponentSpec, GlobalTopologyRef, TopoServer, TopologyReconciliation, Tristate,
     naming,
 };
+use multigres_e2e::etcd::TestEtcd as Etcd;
 use multigres_e2e::{OperatorProcess, shared, spawn_operator, wait_deleted, wait_for};
 use multigres_runtime::conditions::{AVAILABLE, is_true};
 use multigres_topology::pb::{self, id::ComponentType};
+use multigres_topology::{AddressMapping, TopoClient};
 use tokio::sync::OnceCell;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -72,7 +71,7 @@ fn cell_controller(ns: &str, mapping: &[(String, &Etcd)]) -> OperatorProcess {
     let cp = shared();
     let map = mapping
         .iter()
-        .map(|(from, etcd)| format!("{from}={}", etcd.endpoint))
+        .map(|(from, etcd)| format!("{from}={}", etcd.endpoint()))
         .collect::<Vec<_>>()
         .join(",");
     spawn_operator(
@@ -184,8 +183,16 @@ where
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// A client of a test etcd, unmapped.
+async fn topo_client(etcd: &Etcd) -> TopoClient {
+    let endpoints = [etcd.endpoint().to_string()];
+    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2))
+        .await
+        .expect("connect")
+}
+
 async fn cell_record(etcd: &Etcd, cell: &str) -> Option<pb::Cell> {
-    etcd.client()
+    topo_client(etcd)
         .await
         .get::<pb::Cell>(&multigres_topology::cell_key(GLOBAL_ROOT, cell))
         .await
@@ -423,7 +430,7 @@ async fn pruning_removes_only_records_of_missing_pods() {
     let ns = cp.namespace("prune").await.unwrap();
     let global = Etcd::start().await;
     let cell_root = multigres_topology::cell_root_on_global(GLOBAL_ROOT, "us-east-1");
-    let topo = global.client().await;
+    let topo = topo_client(&global).await;
     for name in ["live-pod", "gone-pod"] {
         topo.write_pooler(
             &cell_root,

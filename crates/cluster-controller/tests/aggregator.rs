@@ -251,8 +251,8 @@ async fn report_ready(client: &Client, ns: &str, shards: &[Shard], locals: &[Top
 
 /// Writes, for each shard, the PRIMARY Pooler record multipooler would write for pod 0 of its
 /// first replica pool, in that pool's cell topology.
-async fn write_primaries(etcd: &etcd::Etcd, cluster: &MultigresCluster, shards: &[Shard]) {
-    let topo = etcd.client().await.unwrap();
+async fn write_primaries(etcd: &TestEtcd, cluster: &MultigresCluster, shards: &[Shard]) {
+    let topo = topo_client(etcd).await.unwrap();
     for shard in shards {
         let pool = shard
             .spec
@@ -300,7 +300,7 @@ async fn cluster_status_comes_from_the_aggregator_and_survives_its_outage() {
     setup().await;
     let client = plane.client();
     let ns = plane.namespace("cc-agg").await.unwrap();
-    let etcd = etcd::Etcd::start().await;
+    let etcd = TestEtcd::start().await;
     let global = naming::topo_address(
         &naming::topo_client_service(&naming::global_topo_server(SAMPLE)),
         &ns,
@@ -309,7 +309,7 @@ async fn cluster_status_comes_from_the_aggregator_and_survives_its_outage() {
         &naming::topo_client_service(&naming::local_topo_server(SAMPLE, "us-west-2")),
         &ns,
     );
-    let mapping = format!("{global}={0},{local}={0}", etcd.endpoint);
+    let mapping = format!("{global}={0},{local}={0}", etcd.endpoint());
     let port = free_port();
     let aggregator = spawn_aggregator("status-aggregator-cc-agg", &ns, port, &mapping);
     let controller = start_controller_with(

@@ -88,12 +88,12 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
     setup().await;
     let client = cp.client();
     let ns = cp.namespace("cc-sample").await.unwrap();
-    let etcd = etcd::Etcd::start().await;
+    let etcd = TestEtcd::start().await;
     let topo_address = naming::topo_address(
         &naming::topo_client_service(&naming::global_topo_server(SAMPLE)),
         &ns,
     );
-    let controller = start_controller(&ns, &format!("{topo_address}={}", etcd.endpoint))
+    let controller = start_controller(&ns, &format!("{topo_address}={}", etcd.endpoint()))
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -123,7 +123,7 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
     })
     .await
     .unwrap();
-    let topo = etcd.client().await.unwrap();
+    let topo = topo_client(&etcd).await.unwrap();
     for db in &expected.databases {
         let key = multigres_topology::database_key(&expected.global_topology.root_path, &db.name);
         let (record, _) = topo

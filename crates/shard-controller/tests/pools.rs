@@ -40,7 +40,7 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let client = cp.client();
     multigres_e2e::install_crds(&client).await.unwrap();
     let ns = cp.namespace("shard-pools").await.unwrap();
-    let etcd = Etcd::start(cp.bin_dir()).await;
+    let etcd = TestEtcd::start().await;
     let controller = spawn_operator(
         &format!("shard-controller-{ns}"),
         &controller_binary(),
@@ -54,7 +54,7 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             "--watch-namespace".into(),
             ns.clone(),
             "--topology-address-map".into(),
-            format!("{TOPO_ADDRESS}={}", etcd.endpoint),
+            format!("{TOPO_ADDRESS}={}", etcd.endpoint()),
         ],
     )
     .unwrap();
@@ -135,7 +135,7 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         hostname: primary.clone(),
         ..Default::default()
     };
-    etcd.client()
+    topo_client(&etcd)
         .await
         .unwrap()
         .write_pooler(

@@ -5,8 +5,6 @@
 //! The test cluster uses an external global topology (`etcd-e2e:2379`, mapped to the test etcd),
 //! so one address mapping serves every test namespace.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -16,6 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use multigres_api::{
     Cell, MultigresCluster, MultigresClusterStatus, PoolType, Shard, TableGroup, Tristate,
 };
+use multigres_e2e::etcd::TestEtcd;
 use multigres_e2e::{OperatorProcess, spawn_operator};
 use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
 use multigres_status_aggregator::sim::{PoolPod, pooler_record};
@@ -23,8 +22,6 @@ use multigres_status_aggregator::testing::{Children, children, make_ready};
 use multigres_topology::{AddressMapping, PoolerServingStatus, TopoClient, cell_root_on_global};
 use serde_json::json;
 use tokio::sync::OnceCell;
-
-use common::etcd::Etcd;
 
 const TOPOLOGY: &str = "etcd-e2e:2379";
 const WAIT: Duration = Duration::from_secs(30);
@@ -60,8 +57,8 @@ fn start_etcd() -> String {
                 .enable_all()
                 .build()
                 .unwrap();
-            let etcd = runtime.block_on(Etcd::start());
-            tx.send(etcd.endpoint.clone()).unwrap();
+            let etcd = runtime.block_on(TestEtcd::start());
+            tx.send(etcd.endpoint().to_string()).unwrap();
             loop {
                 std::thread::park();
             }

@@ -61,7 +61,7 @@ fn pooler(cell: &str, name: &str, ty: PoolerType, host: &str) -> MultiPooler {
 #[tokio::test]
 async fn create_unchanged_update() {
     let etcd = Etcd::start().await;
-    let topo = etcd.client().await;
+    let topo = common::client(&etcd).await;
 
     let c = cell("z1", "etcd:2379");
     assert_eq!(
@@ -106,7 +106,7 @@ async fn create_unchanged_update() {
 #[tokio::test]
 async fn database_refuses_unknown_quorum() {
     let etcd = Etcd::start().await;
-    let topo = etcd.client().await;
+    let topo = common::client(&etcd).await;
     let key = database_key(ROOT, "postgres");
 
     let err = topo
@@ -143,7 +143,7 @@ async fn database_refuses_unknown_quorum() {
 #[tokio::test]
 async fn concurrent_modification_is_detected() {
     let etcd = Etcd::start().await;
-    let topo = etcd.client().await;
+    let topo = common::client(&etcd).await;
     let key = cell_key(ROOT, "z1");
 
     topo.create_or_update(&key, &cell("z1", "a:1"))
@@ -151,7 +151,7 @@ async fn concurrent_modification_is_detected() {
         .unwrap();
     let (_, read_rev) = topo.get::<Cell>(&key).await.unwrap().unwrap();
     // Someone else writes after our read.
-    let other = etcd.client().await;
+    let other = common::client(&etcd).await;
     assert_eq!(
         other
             .create_or_update(&key, &cell("z1", "b:1"))
@@ -202,7 +202,7 @@ async fn concurrent_modification_is_detected() {
 
     // A value this schema cannot decode is reported, not overwritten.
     let junk_key = cell_key(ROOT, "junk");
-    let raw = etcd.client().await;
+    let raw = common::client(&etcd).await;
     raw.create_or_update(&junk_key, &Junk(vec![0xff, 0xff, 0xff]))
         .await
         .unwrap();
@@ -241,7 +241,7 @@ impl prost::Message for Junk {
 #[tokio::test]
 async fn prune_removes_exactly_the_stale_poolers() {
     let etcd = Etcd::start().await;
-    let topo = etcd.client().await;
+    let topo = common::client(&etcd).await;
     let z1 = cell_root_on_global(ROOT, "z1");
     let z2 = cell_root_on_global(ROOT, "z2");
 
@@ -319,7 +319,8 @@ async fn prune_removes_exactly_the_stale_poolers() {
 #[tokio::test]
 async fn address_mapping_redirects_dialing() {
     let etcd = Etcd::start().await;
-    let mapping = AddressMapping::parse(&format!("etcd.demo.svc:2379={}", etcd.endpoint)).unwrap();
+    let mapping =
+        AddressMapping::parse(&format!("etcd.demo.svc:2379={}", etcd.endpoint())).unwrap();
     let topo = TopoClient::connect(&["etcd.demo.svc:2379".to_owned()], &mapping, TIMEOUT)
         .await
         .unwrap();
@@ -375,7 +376,7 @@ async fn unreachable_server_fails_within_timeout() {
 
     // A server that goes away after working.
     let etcd = Etcd::start().await;
-    let topo = etcd.client().await;
+    let topo = common::client(&etcd).await;
     topo.register_cell(ROOT, &cell("z1", "a:1")).await.unwrap();
     drop(etcd);
     assert_unreachable_fast(&topo).await;

@@ -3,8 +3,6 @@
 //! work), a real etcd standing in for a managed global TopoServer, and the samples.
 #![allow(dead_code)]
 
-pub mod etcd;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,7 +13,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use multigres_api::{DeploymentTemplate, MultigresCluster};
+pub use multigres_e2e::etcd::TestEtcd;
 use multigres_e2e::{ControlPlane, OperatorProcess};
+use multigres_topology::{AddressMapping, TopoClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
@@ -275,4 +275,10 @@ pub async fn apply_templates(client: &Client, namespace: &str) -> Result<()> {
         apply(client, &t).await?;
     }
     Ok(())
+}
+
+/// A client of the test etcd, unmapped.
+pub async fn topo_client(etcd: &TestEtcd) -> multigres_topology::Result<TopoClient> {
+    let endpoints = [etcd.endpoint().to_string()];
+    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2)).await
 }

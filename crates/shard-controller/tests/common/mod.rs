@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kube::ResourceExt;
 use multigres_api::resolve::{self, Templates};
 use multigres_api::{DeploymentTemplate, MultigresCluster, Shard, TableGroup};
+pub use multigres_e2e::etcd::TestEtcd;
 use multigres_topology::{AddressMapping, TopoClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -89,67 +88,10 @@ pub fn shards_of(tg: &TableGroup) -> Vec<Shard> {
 
 use serde::Deserialize;
 
-pub struct Etcd {
-    child: Child,
-    pub endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-impl Etcd {
-    pub async fn start(bin_dir: &Path) -> Etcd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (client, peer) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("log");
-        let mut cmd = Command::new(bin_dir.join("etcd"));
-        cmd.args(["--name", "t", "--log-level", "error"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log);
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let etcd = Etcd {
-            child: cmd.spawn().expect("spawn etcd"),
-            endpoint: format!("127.0.0.1:{client}"),
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if let Ok(c) = etcd.client().await
-                && c.revision().await.is_ok()
-            {
-                return etcd;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("etcd did not start");
-    }
-
-    pub async fn client(&self) -> multigres_topology::Result<TopoClient> {
-        TopoClient::connect(
-            std::slice::from_ref(&self.endpoint),
-            &AddressMapping::off(),
-            Duration::from_secs(2),
-        )
-        .await
-    }
+/// A client of the test etcd, unmapped.
+pub async fn topo_client(etcd: &TestEtcd) -> multigres_topology::Result<TopoClient> {
+    let endpoints = [etcd.endpoint().to_string()];
+    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2)).await
 }
 
 /// One `reconcile start|end` line of a controller log.
