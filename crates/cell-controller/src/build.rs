@@ -10,17 +10,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, WeightedPodAffinityTerm,
+    Container, ContainerPort, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::{Cell, ComponentSpec, TopoServer, naming, resolve};
 use multigres_runtime::apply::child_meta;
+use multigres_runtime::builders::{
+    container_port, http_probe, pod_name_env, preferred_spread,
+    restricted_container_security_context, restricted_pod_security_context, service_port,
+};
 use multigres_topology::pb;
 
 pub const GATEWAY_PG_PORT: i32 = 5432;
@@ -197,54 +198,6 @@ pub fn multiorch_args(cell: &Cell) -> Vec<String> {
     args
 }
 
-fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::Int(port),
-            ..Default::default()
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(3),
-        failure_threshold: Some(failures),
-        ..Default::default()
-    }
-}
-
-/// Pods of a component prefer distinct nodes, then distinct zones, unless the spec sets an affinity.
-fn default_affinity(selector: &BTreeMap<String, String>) -> Affinity {
-    let term = |key: &str, weight: i32| WeightedPodAffinityTerm {
-        weight,
-        pod_affinity_term: PodAffinityTerm {
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector.clone()),
-                ..Default::default()
-            }),
-            topology_key: key.into(),
-            ..Default::default()
-        },
-    };
-    Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                term("kubernetes.io/hostname", 100),
-                term("topology.kubernetes.io/zone", 50),
-            ]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn port(name: &str, number: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: number,
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
 struct Component<'a> {
     name: String,
     component: &'static str,
@@ -270,32 +223,13 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         // The Multigres image has no entrypoint: the command is the binary's name.
         command: Some(vec![c.binary.into()]),
         args: Some(c.args),
-        env: Some(vec![EnvVar {
-            name: "POD_NAME".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.name".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        env: Some(vec![pod_name_env()]),
         ports: Some(c.ports),
         resources: c.spec.resources.clone(),
-        startup_probe: Some(http_probe("/live", c.http_port, 5, 60)),
-        readiness_probe: Some(http_probe("/ready", c.http_port, 5, 3)),
-        liveness_probe: Some(http_probe("/live", c.http_port, 10, 3)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        startup_probe: Some(http_probe("/live", c.http_port, 5, 3, 60)),
+        readiness_probe: Some(http_probe("/ready", c.http_port, 5, 3, 3)),
+        liveness_probe: Some(http_probe("/live", c.http_port, 10, 3, 3)),
+        security_context: Some(restricted_container_security_context()),
         volume_mounts: Some(vec![VolumeMount {
             name: "tmp".into(),
             mount_path: "/tmp".into(),
@@ -309,21 +243,15 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
             c.spec
                 .affinity
                 .clone()
-                .unwrap_or_else(|| default_affinity(&selector)),
+                .unwrap_or_else(|| preferred_spread(&selector)),
         ),
         node_selector: (!node_selector.is_empty()).then_some(node_selector),
         tolerations: placement.tolerations.clone(),
         image_pull_secrets: (!images.image_pull_secrets.is_empty())
             .then(|| images.image_pull_secrets.clone()),
         security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
+            fs_group: None,
+            ..restricted_pod_security_context(RUN_AS)
         }),
         volumes: Some(vec![Volume {
             name: "tmp".into(),
@@ -366,9 +294,9 @@ pub fn gateway(cell: &Cell) -> Deployment {
             replicas: spec.replicas.unwrap_or(1),
             args: gateway_args(cell),
             ports: vec![
-                port("postgres", GATEWAY_PG_PORT),
-                port("http", GATEWAY_HTTP_PORT),
-                port("grpc", GATEWAY_GRPC_PORT),
+                container_port("postgres", GATEWAY_PG_PORT),
+                container_port("http", GATEWAY_HTTP_PORT),
+                container_port("grpc", GATEWAY_GRPC_PORT),
             ],
             http_port: GATEWAY_HTTP_PORT,
         },
@@ -396,22 +324,12 @@ pub fn multiorch(cell: &Cell) -> Deployment {
             replicas: multiorch_replicas(cell),
             args: multiorch_args(cell),
             ports: vec![
-                port("http", MULTIORCH_HTTP_PORT),
-                port("grpc", MULTIORCH_GRPC_PORT),
+                container_port("http", MULTIORCH_HTTP_PORT),
+                container_port("grpc", MULTIORCH_GRPC_PORT),
             ],
             http_port: MULTIORCH_HTTP_PORT,
         },
     )
-}
-
-fn service_port(name: &str, number: i32) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port: number,
-        target_port: Some(IntOrString::Int(number)),
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
 }
 
 pub fn gateway_service(cell: &Cell) -> Service {
@@ -466,6 +384,7 @@ pub fn validated(cell: &Cell) -> Result<(CellTopology, Children), crate::Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use multigres_api::cell::{CellImages, CellTopoServer};
     use multigres_api::{
         CellSpec, ExternalTopoServer, GlobalTopologyRef, Placement, TopoServerSettings,

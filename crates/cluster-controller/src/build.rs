@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    Secret, SecurityContext, Service, ServicePort, ServiceSpec,
+    Container, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Secret, Service, ServicePort,
+    ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,6 +17,10 @@ use multigres_api::labels::{self, component};
 use multigres_api::resolve::{DatabaseRegistration, ResolvedCluster, ResolvedMultiAdmin};
 use multigres_api::{Cell, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming};
 use multigres_runtime::apply::child_meta;
+use multigres_runtime::builders::{
+    container_port, downward_env, pod_name_env, restricted_container_security_context,
+    restricted_pod_security_context, service_port,
+};
 use multigres_topology::pb;
 
 /// multiadmin's HTTP port (`/live`, `/ready`).
@@ -154,18 +157,15 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         image_pull_policy: admin.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["multiadmin".into()]),
         args: Some(args),
-        env: Some(vec![
-            downward("POD_NAME", "metadata.name"),
-            downward("POD_IP", "status.podIP"),
-        ]),
+        env: Some(vec![pod_name_env(), downward_env("POD_IP", "status.podIP")]),
         ports: Some(vec![
-            port("http", MULTIADMIN_HTTP_PORT),
-            port("grpc", MULTIADMIN_GRPC_PORT),
+            container_port("http", MULTIADMIN_HTTP_PORT),
+            container_port("grpc", MULTIADMIN_GRPC_PORT),
         ]),
         liveness_probe: Some(probe("/live", 10)),
         readiness_probe: Some(probe("/ready", 5)),
         resources: admin.spec.resources.clone(),
-        security_context: Some(restricted_container()),
+        security_context: Some(restricted_container_security_context()),
         ..Default::default()
     };
     let name = cluster_name(cluster);
@@ -192,17 +192,7 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
                         .then(|| admin.image_pull_secrets.clone()),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(1000),
-                        run_as_group: Some(1000),
-                        fs_group: Some(1000),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(restricted_pod_security_context(1000)),
                     ..Default::default()
                 }),
             },
@@ -214,12 +204,10 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
 
 /// multiadmin's Service: its HTTP and gRPC ports.
 pub fn multiadmin_service(cluster: &MultigresCluster, admin: &ResolvedMultiAdmin) -> Service {
+    // Targets the container port by name.
     let service_port = |name: &str, number: i32| ServicePort {
-        name: Some(name.to_string()),
-        port: number,
         target_port: Some(IntOrString::String(name.to_string())),
-        protocol: Some("TCP".into()),
-        ..Default::default()
+        ..service_port(name, number)
     };
     Service {
         metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
@@ -230,42 +218,6 @@ pub fn multiadmin_service(cluster: &MultigresCluster, admin: &ResolvedMultiAdmin
                 service_port("grpc", MULTIADMIN_GRPC_PORT),
             ]),
             type_: Some("ClusterIP".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn downward(name: &str, field: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: field.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn port(name: &str, number: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: number,
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
-fn restricted_container() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
             ..Default::default()
         }),
         ..Default::default()

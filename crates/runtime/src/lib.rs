@@ -3,6 +3,7 @@
 //! health, telemetry, leader election and partitioning, each in one place.
 
 pub mod apply;
+pub mod builders;
 pub mod caches;
 pub mod client;
 pub mod conditions;

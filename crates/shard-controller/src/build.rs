@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource,
-    Pod, PodSecurityContext, PodSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -16,6 +15,9 @@ use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::{PoolSpec, PoolType, RetentionAction, Shard, naming};
 use multigres_runtime::apply::{child_meta, controller_ref};
+use multigres_runtime::builders::{
+    http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp,
+};
 use multigres_runtime::partition::{PARTITION_LABEL, bucket_of};
 use sha2::{Digest, Sha256};
 
@@ -188,20 +190,6 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn http_probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::Int(port),
-            ..Default::default()
-        }),
-        period_seconds: Some(period),
-        failure_threshold: Some(failures),
-        timeout_seconds: Some(3),
-        ..Default::default()
-    }
-}
-
 fn ports(list: &[(&str, i32)]) -> Option<Vec<ContainerPort>> {
     Some(
         list.iter()
@@ -222,10 +210,7 @@ fn restricted() -> SecurityContext {
             drop: Some(vec!["ALL".into()]),
             ..Default::default()
         }),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
+        seccomp_profile: Some(runtime_default_seccomp()),
         ..Default::default()
     }
 }
@@ -300,8 +285,8 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             ("pgctld-grpc", PGCTLD_GRPC),
             ("pgctld-http", PGCTLD_HTTP),
         ]),
-        liveness_probe: Some(http_probe("/live", PGCTLD_HTTP, 10, 6)),
-        readiness_probe: Some(http_probe("/ready", PGCTLD_HTTP, 5, 3)),
+        liveness_probe: Some(http_probe("/live", PGCTLD_HTTP, 10, 3, 6)),
+        readiness_probe: Some(http_probe("/ready", PGCTLD_HTTP, 5, 3, 3)),
         resources: pool.spec.postgres.resources.clone(),
         volume_mounts: Some(vec![
             mount("data", POOLER_DIR),
@@ -345,23 +330,10 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
         image_pull_policy: pull,
         command: Some(vec!["multipooler".into()]),
         args: Some(pooler_args),
-        env: Some(vec![
-            EnvVar {
-                name: "POD_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            env("PGDATA", PGDATA),
-        ]),
+        env: Some(vec![pod_name_env(), env("PGDATA", PGDATA)]),
         ports: ports(&[("pooler-grpc", POOLER_GRPC), ("pooler-http", POOLER_HTTP)]),
-        liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 6)),
-        readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3)),
+        liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 3, 6)),
+        readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
         resources: pool.spec.multipooler.resources.clone(),
         volume_mounts: Some(vec![mount("data", POOLER_DIR)]),
         security_context: Some(SecurityContext {
@@ -398,17 +370,7 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             tolerations: placement.tolerations.clone(),
             image_pull_secrets: (!images.image_pull_secrets.is_empty())
                 .then(|| images.image_pull_secrets.clone()),
-            security_context: Some(PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(POSTGRES_UID),
-                run_as_group: Some(POSTGRES_UID),
-                fs_group: Some(POSTGRES_UID),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
+            security_context: Some(restricted_pod_security_context(POSTGRES_UID)),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(60),
             ..Default::default()

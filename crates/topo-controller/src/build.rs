@@ -12,10 +12,8 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PersistentVolumeClaim, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, VolumeMount, WeightedPodAffinityTerm,
+    Container, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Service, ServiceSpec,
+    VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -24,6 +22,10 @@ use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::{TopoServer, naming};
 use multigres_runtime::apply::child_meta;
+use multigres_runtime::builders::{
+    container_port, http_probe, pod_name_env, preferred_spread,
+    restricted_container_security_context, restricted_pod_security_context, service_port,
+};
 
 pub const CLIENT_PORT: i32 = 2379;
 pub const PEER_PORT: i32 = 2380;
@@ -111,89 +113,15 @@ pub fn etcd_args(topo_server: &str, namespace: &str, replicas: i32) -> Vec<Strin
     ]
 }
 
-fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::Int(METRICS_PORT),
-            ..Default::default()
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failures),
-        ..Default::default()
-    }
-}
-
 /// Readiness needs the member to be part of a quorum (`/health`); liveness only that the process
 /// answers (`/health?serializable=true` reads locally), so that losing quorum never restarts members,
 /// which would only make things worse.
 pub fn probes() -> (Probe, Probe, Probe) {
-    let startup = http_probe("/health?serializable=true", 5, 60);
-    let readiness = http_probe("/health", 10, 3);
-    let liveness = http_probe("/health?serializable=true", 10, 6);
+    let probe = |path: &str, period, failures| http_probe(path, METRICS_PORT, period, 5, failures);
+    let startup = probe("/health?serializable=true", 5, 60);
+    let readiness = probe("/health", 10, 3);
+    let liveness = probe("/health?serializable=true", 10, 6);
     (startup, readiness, liveness)
-}
-
-/// Members prefer distinct nodes and zones unless the spec says otherwise.
-fn default_affinity(topo_server: &str) -> Affinity {
-    let term = |key: &str, weight: i32| WeightedPodAffinityTerm {
-        weight,
-        pod_affinity_term: PodAffinityTerm {
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector_labels(topo_server)),
-                ..Default::default()
-            }),
-            topology_key: key.into(),
-            ..Default::default()
-        },
-    };
-    Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                term("kubernetes.io/hostname", 100),
-                term("topology.kubernetes.io/zone", 50),
-            ]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn pod_security_context() -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS),
-        run_as_group: Some(RUN_AS),
-        fs_group: Some(RUN_AS),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn container_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn port(name: &str, number: i32) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: number,
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
 }
 
 pub fn statefulset(ts: &TopoServer) -> StatefulSet {
@@ -210,21 +138,11 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["etcd".into()]),
         args: Some(etcd_args(&name, &namespace, spec.replicas)),
-        env: Some(vec![EnvVar {
-            name: "POD_NAME".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.name".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        env: Some(vec![pod_name_env()]),
         ports: Some(vec![
-            port("client", CLIENT_PORT),
-            port("peer", PEER_PORT),
-            port("metrics", METRICS_PORT),
+            container_port("client", CLIENT_PORT),
+            container_port("peer", PEER_PORT),
+            container_port("metrics", METRICS_PORT),
         ]),
         resources: spec.resources.clone(),
         volume_mounts: Some(vec![VolumeMount {
@@ -235,7 +153,7 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         startup_probe: Some(startup),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),
-        security_context: Some(container_security_context()),
+        security_context: Some(restricted_container_security_context()),
         ..Default::default()
     };
     let pod = PodSpec {
@@ -243,13 +161,13 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         affinity: Some(
             spec.affinity
                 .clone()
-                .unwrap_or_else(|| default_affinity(&name)),
+                .unwrap_or_else(|| preferred_spread(&selector_labels(&name))),
         ),
         node_selector: (!node_selector.is_empty()).then_some(node_selector),
         tolerations: placement.tolerations.clone(),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty())
             .then(|| spec.image_pull_secrets.clone()),
-        security_context: Some(pod_security_context()),
+        security_context: Some(restricted_pod_security_context(RUN_AS)),
         // etcd flushes on SIGTERM quickly; a long grace only slows rolling updates.
         termination_grace_period_seconds: Some(30),
         ..Default::default()
@@ -291,16 +209,6 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
             ..Default::default()
         }),
         status: None,
-    }
-}
-
-fn service_port(name: &str, number: i32) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port: number,
-        target_port: Some(IntOrString::Int(number)),
-        protocol: Some("TCP".into()),
-        ..Default::default()
     }
 }
 
