@@ -30,6 +30,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::{Cell, TopoServer, naming};
 use multigres_runtime::CommonArgs;
+use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::conditions::{self, ConditionUpdate};
 use multigres_runtime::run::{self, Started};
 use serde::de::DeserializeOwned;
@@ -283,16 +284,6 @@ pub async fn reconcile(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             message: other.to_string(),
         },
     })
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 fn managed(component_selector: &str) -> String {

@@ -2,6 +2,7 @@
 //! controllers of this binary: MultigresClusters, and the DeploymentTemplate lifecycle.
 
 use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::client::namespaced_or_all as api;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::resolve::{ResolveError, resolve_cluster};
 use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer};
@@ -297,16 +298,6 @@ fn health(
         );
     }
     out
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// A cache of `K` and the stream of its changes (the stream must be polled to fill the cache).

@@ -136,6 +136,19 @@ where
     }
 }
 
+/// An `Api` of a namespaced kind in `namespace`, or across every namespace when `None` (how the
+/// controllers honour `--watch-namespace`).
+pub fn namespaced_or_all<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! several replicas split the Shards between them (see docs/shard-controller.md).
 
 use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::client::namespaced_or_all as api;
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,7 +11,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use multigres_api::Shard;
 use multigres_api::labels::{self, component};
 use multigres_runtime::partition::{Partition, PartitionSettings, Synced};
@@ -37,16 +38,6 @@ struct Args {
     /// Timeout of each topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     topology_timeout: Duration,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// A child cache: narrowed to owned buckets when partitioned. Returns the store, a trigger stream

@@ -3,6 +3,7 @@
 //! aggregate after any change (debounced) and publishes it to the [`Hub`] (which drops snapshots
 //! equal to the last one, so nothing is sent when nothing changed).
 
+use multigres_runtime::client::namespaced_or_all as api;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -94,17 +95,6 @@ impl Caches {
 struct Observations {
     topology: Mutex<BTreeMap<ClusterKey, TopologyObservation>>,
     controllers: Mutex<BTreeMap<String, ControllerHealth>>,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// A reflector whose every event (apply, delete, resync) wakes the recompute loop.

@@ -4,10 +4,10 @@ use clap::Parser;
 use futures::StreamExt;
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client};
 use multigres_api::labels::{self, component};
 use multigres_api::{Shard, TableGroup};
 use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::{CommonArgs, leader, run};
 use multigres_tablegroup_controller::reconcile::{State, reconcile};
 
@@ -18,16 +18,6 @@ const NAME: &str = "tablegroup-controller";
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 #[tokio::main]

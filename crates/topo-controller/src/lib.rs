@@ -22,10 +22,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use multigres_api::TopoServer;
 use multigres_api::labels::{self, component};
 use multigres_runtime::CommonArgs;
+use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::run::{self, Started};
 use serde::de::DeserializeOwned;
 
@@ -77,16 +78,6 @@ pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Err
     apply::status(&ctx, &ts, status).await?;
     ctx.succeeded(ts.as_ref());
     Ok(Action::requeue(RESYNC))
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// A watch of one child kind, narrowed to the operator's etcd objects, feeding a cache.
