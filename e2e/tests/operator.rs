@@ -150,7 +150,15 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
         let path = cp.log_dir().join(format!("rendered-{}.yaml", extra.len()));
         std::fs::write(&path, &rendered)?;
         let out = std::process::Command::new(&kubectl)
-            .args(["apply", "--server-side", "--dry-run=server", "-f"])
+            // The other test of this binary may have installed the same cluster-scoped objects through
+            // Helm; forcing a dry run changes nothing and still has the server validate every object.
+            .args([
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+            ])
             .arg(&path)
             .env("KUBECONFIG", cp.kubeconfig_path())
             .output()?;
