@@ -268,6 +268,7 @@ async fn cleanup_cell(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> {
 }
 
 pub async fn reconcile(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
     let object = object_name(&cell);
     let api: Api<Cell> = Api::namespaced(ctx.client.clone(), &cell.namespace().unwrap_or_default());
     finalizer::finalizer(&api, FINALIZER, cell, |event| async {

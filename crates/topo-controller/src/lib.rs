@@ -61,6 +61,7 @@ pub(crate) fn object_name(ts: &TopoServer) -> String {
 const RESYNC: Duration = Duration::from_secs(300);
 
 pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
     if ts.meta().deletion_timestamp.is_some() {
         // Garbage collection removes the children; the PVCs stay (retention policy Retain).
         return Ok(Action::await_change());
