@@ -176,8 +176,11 @@ async fn main() -> Result<()> {
         "charts installed (RBAC, admission policies, CRDs; Deployments at 0)",
     );
 
-    let work = cp.log_dir().parent().context("no root")?.join("bench");
+    // Kept after the run (the control plane's own folder is removed): controller logs per scenario.
+    let work = std::env::temp_dir().join(format!("multigres-bench-{}", args.profile));
+    let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
+    step(t, &format!("controller logs in {}/logs", work.display()));
     let etcd_port = free_port()?;
     let peer_port = free_port()?;
     let _etcd = spawn_operator(
