@@ -182,7 +182,7 @@ async fn the_survivor_reconciles_after_the_leader_is_killed() {
     // over; an unready standby would block rolling updates and drains).
     until_status(*leader_addr, "/readyz", 200).await;
     until_status(*survivor_addr, "/healthz", 200).await;
-    assert_eq!(http_status(*survivor_addr, "/readyz").await, 200);
+    until_status(*survivor_addr, "/readyz", 200).await;
     assert_eq!(http_status(*leader_addr, "/healthz").await, 200);
 
     // Crash the leader (its Lease stays held), then change the spec.
