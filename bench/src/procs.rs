@@ -10,6 +10,10 @@ pub struct Usage {
     pub rss_mib: f64,
     /// VmHWM (peak RSS), MiB.
     pub peak_rss_mib: f64,
+    /// RssAnon: heap and stacks, MiB (what grows with the caches).
+    pub rss_anon_mib: f64,
+    /// RssFile: mapped pages of the binary and libraries, MiB.
+    pub rss_file_mib: f64,
     /// utime + stime, seconds.
     pub cpu_seconds: f64,
 }
@@ -29,6 +33,8 @@ pub fn usage(pid: i32) -> Result<Usage> {
     Ok(Usage {
         rss_mib: kib("VmRSS:") / 1024.0,
         peak_rss_mib: kib("VmHWM:") / 1024.0,
+        rss_anon_mib: kib("RssAnon:") / 1024.0,
+        rss_file_mib: kib("RssFile:") / 1024.0,
         cpu_seconds: cpu_ticks(&stat)? as f64 / clock_ticks(),
     })
 }

@@ -157,6 +157,8 @@ pub struct Report {
     pub main: Option<OperatorRun>,
     pub main_floor: Option<FloorRun>,
     pub scale_out: Vec<OperatorRun>,
+    /// Steps that failed; the rest of the report stands.
+    pub errors: Vec<String>,
 }
 
 fn machine() -> Machine {
@@ -280,6 +282,7 @@ impl Report {
             main: None,
             main_floor: None,
             scale_out: Vec::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -463,9 +466,9 @@ impl Report {
             let _ = writeln!(m, "## Memory and CPU per controller process (`main`)\n");
             let _ = writeln!(
                 m,
-                "| process | RSS converged | peak RSS (VmHWM) | RSS after idle | CPU s apply to converged | CPU s idle |"
+                "| process | RSS converged | of which anon / file | peak RSS (VmHWM) | RSS after idle | CPU s apply to converged | CPU s idle |"
             );
-            let _ = writeln!(m, "| --- | --- | --- | --- | --- | --- |");
+            let _ = writeln!(m, "| --- | --- | --- | --- | --- | --- | --- |");
             let mut sum = (0.0, 0.0, 0.0);
             for (p, u) in &r.usage_converged {
                 let idle_u = r.idle.as_ref().and_then(|i| i.usage.get(p)).copied();
@@ -475,8 +478,10 @@ impl Report {
                 sum.2 += idle_u.map(|i| i.rss_mib).unwrap_or(u.rss_mib);
                 let _ = writeln!(
                     m,
-                    "| {p} | {:.1} MiB | {:.1} MiB | {} | {:.2} | {} |",
+                    "| {p} | {:.1} MiB | {:.1} / {:.1} MiB | {:.1} MiB | {} | {:.2} | {} |",
                     u.rss_mib,
+                    u.rss_anon_mib,
+                    u.rss_file_mib,
                     idle_u.map(|i| i.peak_rss_mib).unwrap_or(u.peak_rss_mib),
                     idle_u
                         .map(|i| format!("{:.1} MiB", i.rss_mib))
@@ -489,7 +494,7 @@ impl Report {
             }
             let _ = writeln!(
                 m,
-                "| **all** | **{:.1} MiB** | **{:.1} MiB** (sum of peaks) | **{:.1} MiB** | | |\n",
+                "| **all** | **{:.1} MiB** | | **{:.1} MiB** (sum of peaks) | **{:.1} MiB** | | |\n",
                 sum.0, sum.1, sum.2
             );
 
