@@ -1,8 +1,11 @@
 //! API requests per user from the API server's audit log (Metadata level, RequestReceived
 //! omitted): one request is one `ResponseComplete` event, or for a watch its `ResponseStarted`.
+//!
+//! The API server rotates its log at 100 MB (`audit-<time>.log` beside it; a large run writes
+//! several), so spans are marked by time, not by byte offset, and every file is read.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::Result;
@@ -32,19 +35,65 @@ pub fn is_write(verb: &str) -> bool {
     )
 }
 
-/// Where the log ends now, to count only what comes after.
-pub fn offset(log: &Path) -> u64 {
-    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
+/// Now, in the audit log's `stageTimestamp` format (UTC, microseconds), which sorts as text.
+pub fn offset(_log: &Path) -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
-/// Requests per controller user (the ServiceAccount name without the prefix) between two offsets.
-pub fn count(log: &Path, from: u64, to: u64) -> Result<BTreeMap<String, Requests>> {
-    let mut f = std::fs::File::open(log)?;
-    f.seek(SeekFrom::Start(from))?;
-    let mut text = String::new();
-    f.take(to.saturating_sub(from)).read_to_string(&mut text)?;
+/// The log and its rotated backups.
+fn files(log: &Path) -> Vec<std::path::PathBuf> {
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let Some(dir) = log.parent() else {
+        return vec![log.to_path_buf()];
+    };
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .is_some_and(|n| n.starts_with(&stem) && n.ends_with(".log"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Requests per controller user (the ServiceAccount name without the prefix) whose event time is
+/// in `[from, to)`.
+pub fn count(log: &Path, from: String, to: String) -> Result<BTreeMap<String, Requests>> {
     let mut out: BTreeMap<String, Requests> = BTreeMap::new();
+    for file in files(log) {
+        let mut text = String::new();
+        std::fs::File::open(&file)?.read_to_string(&mut text)?;
+        count_text(&text, &from, &to, &mut out);
+    }
+    Ok(out)
+}
+
+fn count_text(text: &str, from: &str, to: &str, out: &mut BTreeMap<String, Requests>) {
     for line in text.lines() {
+        // Cheap filters first: most events belong to other users.
+        if !line.contains(SA_PREFIX) {
+            continue;
+        }
+        let Some(at) = line
+            .split("\"stageTimestamp\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        if at < from || at >= to {
+            continue;
+        }
         if let Some((user, verb, resource)) = parse(line) {
             let r = out.entry(user).or_default();
             *r.by_verb.entry(verb.clone()).or_default() += 1;
@@ -58,7 +107,6 @@ pub fn count(log: &Path, from: u64, to: u64) -> Result<BTreeMap<String, Requests
             }
         }
     }
-    Ok(out)
 }
 
 /// `(controller, verb, resource)` of one request by a controller, or None.
@@ -94,6 +142,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn marks_sort_like_the_audit_timestamps() {
+        let now = offset(Path::new("audit.log"));
+        assert_eq!(now.len(), "2026-11-26T16:00:00.000001Z".len(), "{now}");
+        assert!(now.ends_with('Z') && now.as_str() > "2026-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
     fn counts_one_event_per_request_and_splits_leases() {
         let sa = "system:serviceaccount:multigres-system:multigres-shard-controller";
         let lines = [
@@ -105,10 +160,31 @@ mod tests {
             format!(r#"{{"stage":"ResponseComplete","verb":"list","user":{{"username":"{sa}"}},"objectRef":{{"resource":"pods"}}}}"#),
             r#"{"stage":"ResponseComplete","verb":"create","user":{"username":"system:admin"},"objectRef":{"resource":"pods"}}"#.to_string(),
         ];
-        let dir = std::env::temp_dir().join(format!("bench-audit-{}", std::process::id()));
-        std::fs::write(&dir, lines.join("\n") + "\n").unwrap();
-        let all = count(&dir, 0, offset(&dir)).unwrap();
-        std::fs::remove_file(&dir).unwrap();
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                l.replacen(
+                    '{',
+                    r#"{"stageTimestamp":"2026-11-26T16:00:00.000001Z","#,
+                    1,
+                )
+            })
+            .collect();
+        let mut all = BTreeMap::new();
+        count_text(
+            &(lines.join("\n") + "\n"),
+            "2026-11-26T16:00:00.000000Z",
+            "2026-11-26T16:00:01.000000Z",
+            &mut all,
+        );
+        let mut none = BTreeMap::new();
+        count_text(
+            &lines.join("\n"),
+            "2026-11-26T16:00:01.000000Z",
+            "2026-11-26T16:00:02.000000Z",
+            &mut none,
+        );
+        assert!(none.is_empty());
         assert_eq!(all.len(), 1);
         let r = &all["shard-controller"];
         assert_eq!((r.reads, r.writes, r.lease_writes), (2, 2, 1));

@@ -343,6 +343,33 @@ async fn create_namespace(admin: &Client, name: &str) -> Result<String> {
 async fn delete_namespace(admin: &Client, name: &str, t: Instant) -> Result<()> {
     let api = Api::<Namespace>::all(admin.clone());
     let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
+    // The controllers that would run the finalizers (topology deregistration) are gone: drop them.
+    let no_finalizers = serde_json::json!({"metadata": {"finalizers": null}});
+    for ar in [
+        ApiResource::erase::<MultigresCluster>(&()),
+        ApiResource::erase::<DeploymentTemplate>(&()),
+        ApiResource::erase::<multigres_api::Cell>(&()),
+        ApiResource::erase::<multigres_api::TableGroup>(&()),
+        ApiResource::erase::<Shard>(&()),
+        ApiResource::erase::<multigres_api::TopoServer>(&()),
+    ] {
+        let objects: Api<DynamicObject> = Api::namespaced_with(admin.clone(), name, &ar);
+        for o in objects.list(&ListParams::default()).await? {
+            if o.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+            {
+                let _ = objects
+                    .patch(
+                        &o.metadata.name.unwrap_or_default(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&no_finalizers),
+                    )
+                    .await;
+            }
+        }
+    }
     multigres_e2e::wait_deleted(&api, name, Duration::from_secs(1800)).await?;
     step(t, &format!("namespace {name} deleted"));
     Ok(())
