@@ -285,6 +285,8 @@ async fn main() -> Result<()> {
         step(t, &format!("{tag}: {}", run.summary()));
         report.scale_out.push(run);
         report.write(&args.out)?;
+        delete_namespace(&admin, &ns, t).await?;
+        report.write(&args.out)?;
     }
     report.write(&args.out)?;
     step(
