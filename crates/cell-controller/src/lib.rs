@@ -26,18 +26,17 @@ use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::finalizer::{self, Event as Finalized};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::{Cell, TopoServer, naming};
 use multigres_runtime::CommonArgs;
 use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::conditions::{self, ConditionUpdate};
 use multigres_runtime::run::{self, Started};
-use serde::de::DeserializeOwned;
 
 use build::{CellTopology, TopologyKind};
 pub use error::Error;
-use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::caches::{self, CachesReady, child_watch};
 use status::{Observed, TOPOLOGY_REGISTERED};
 use topology::{Registration, Topology};
 
@@ -295,30 +294,6 @@ fn managed(component_selector: &str) -> String {
     )
 }
 
-#[allow(clippy::type_complexity)]
-fn child_watch<K>(
-    client: &Client,
-    namespace: Option<&str>,
-    selector: &str,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(
-        api::<K>(client, namespace),
-        watcher::Config::default().labels(selector),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects();
-    (store, stream)
-}
-
 /// The Cell a shard-pool pod belongs to, from its cluster and cell labels.
 fn cell_of_pod(pod: PartialObjectMeta<Pod>) -> Option<ObjectRef<Cell>> {
     let cluster = pod.labels().get(labels::CLUSTER)?;
@@ -337,9 +312,8 @@ pub struct Settings {
 pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> anyhow::Result<()> {
     let client = started.client.clone();
     let ns = args.watch_namespace.as_deref();
-    let (deployments, deploy_stream) = child_watch::<Deployment>(
-        &client,
-        ns,
+    let (deployments, deploy_stream) = child_watch(
+        api::<Deployment>(&client, ns),
         &managed(&format!(
             "{} in ({},{})",
             labels::COMPONENT,
@@ -347,18 +321,16 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             component::MULTIORCH
         )),
     );
-    let (services, svc_stream) = child_watch::<Service>(
-        &client,
-        ns,
+    let (services, svc_stream) = child_watch(
+        api::<Service>(&client, ns),
         &managed(&format!(
             "{}={}",
             labels::COMPONENT,
             component::MULTIGATEWAY
         )),
     );
-    let (topo_servers, ts_stream) = child_watch::<TopoServer>(
-        &client,
-        ns,
+    let (topo_servers, ts_stream) = child_watch(
+        api::<TopoServer>(&client, ns),
         &managed(&format!("{}={}", labels::COMPONENT, component::TOPO_SERVER)),
     );
     let (pods, pod_writer) = reflector::store();

@@ -70,6 +70,33 @@ where
     (tapped, synced)
 }
 
+/// A cache of a controller's children, narrowed to `selector`, and the stream of changed children
+/// that triggers the controller (`Controller::owns_stream`).
+pub fn child_watch<K>(
+    api: kube::Api<K>,
+    selector: &str,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default().labels(selector))
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (store, stream)
+}
+
 /// The wait for one store, for [`CachesReady::spawn`]. Only for stores nothing else waits on.
 pub fn store<K>(store: Store<K>) -> BoxFuture<'static, ()>
 where

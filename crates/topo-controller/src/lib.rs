@@ -20,17 +20,16 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Resource, ResourceExt};
 use multigres_api::TopoServer;
 use multigres_api::labels::{self, component};
 use multigres_runtime::CommonArgs;
 use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::run::{self, Started};
-use serde::de::DeserializeOwned;
 
-use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::caches::{self, CachesReady, child_watch};
 
 pub use error::Error;
 
@@ -81,19 +80,10 @@ pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Err
     Ok(Action::requeue(RESYNC))
 }
 
-/// A watch of one child kind, narrowed to the operator's etcd objects, feeding a cache.
-#[allow(clippy::type_complexity)]
-fn child_watch<K>(
-    client: &Client,
-    namespace: Option<&str>,
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
-    K: Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
+/// Runs the controller until shutdown.
+pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
+    let client = started.client.clone();
+    let ns = args.watch_namespace.as_deref();
     let selector = format!(
         "{}={},{}={}",
         labels::MANAGED_BY,
@@ -101,24 +91,9 @@ where
         labels::COMPONENT,
         component::TOPO_SERVER
     );
-    let (store, writer) = reflector::store();
-    let stream = watcher(
-        api::<K>(client, namespace),
-        watcher::Config::default().labels(&selector),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects();
-    (store, stream)
-}
-
-/// Runs the controller until shutdown.
-pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
-    let client = started.client.clone();
-    let ns = args.watch_namespace.as_deref();
-    let (statefulsets, sts_stream) = child_watch::<StatefulSet>(&client, ns);
-    let (services, svc_stream) = child_watch::<Service>(&client, ns);
-    let (pdbs, pdb_stream) = child_watch::<PodDisruptionBudget>(&client, ns);
+    let (statefulsets, sts_stream) = child_watch(api::<StatefulSet>(&client, ns), &selector);
+    let (services, svc_stream) = child_watch(api::<Service>(&client, ns), &selector);
+    let (pdbs, pdb_stream) = child_watch(api::<PodDisruptionBudget>(&client, ns), &selector);
     let caches = CachesReady::spawn(
         vec![
             caches::store(statefulsets.clone()),
