@@ -341,7 +341,7 @@ async fn create_namespace(admin: &Client, name: &str) -> Result<String> {
 }
 
 /// Deletes a scenario's namespace and waits (by watch) until it is gone, so that the next scenario
-/// runs on a control plane no busier than the first and the /24 Service range has room.
+/// runs on a control plane no busier than the first.
 async fn delete_namespace(admin: &Client, name: &str, t: Instant) -> Result<()> {
     let api = Api::<Namespace>::all(admin.clone());
     let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
@@ -787,7 +787,7 @@ async fn floor_run(
     for c in &copies {
         *kinds.entry(c.resource.kind.clone()).or_default() += 1;
     }
-    // The harness's Service range is a /24: free the source's cluster IPs first.
+    // The floor runs on a control plane as idle as the operator had.
     delete_namespace(admin, source, t).await?;
     let ns = create_namespace(admin, target).await?;
     step(

@@ -60,6 +60,8 @@ pub async fn boot(bin: &Path, root: &Path, procs: &mut Processes) -> Result<(Boo
         format!("--kubeconfig={}", kubeconfig.display()),
         "--leader-elect=false".into(),
         "--secure-port=0".into(),
+        format!("--kube-api-qps={CLIENT_QPS}"),
+        format!("--kube-api-burst={CLIENT_BURST}"),
     ];
     procs.spawn("kube-scheduler", &bin.join("kube-scheduler"), &sched)?;
     procs.spawn("kwok", &bin.join("kwok"), &kwok::args(&kubeconfig))?;
@@ -115,6 +117,12 @@ async fn wait_readyz(client: &Client, procs: &mut Processes) -> Result<()> {
     }
 }
 
+/// Client-side limits of the controller-manager and the scheduler. Their defaults (20 and 50 QPS)
+/// would make the PV binder and the scheduler, not the API server or the operator, the bottleneck
+/// of every large run; kwokctl lifts them the same way for scale tests. kwok itself is unlimited.
+const CLIENT_QPS: u32 = 5000;
+const CLIENT_BURST: u32 = 10000;
+
 fn etcd_args(root: &Path, port: u16, peer: u16) -> Vec<String> {
     let mut args = crate::etcd::args("e2e", &root.join("etcd"), port, peer);
     // Throw-away data: durability only costs time here.
@@ -139,7 +147,8 @@ fn apiserver_args(root: &Path, pki: &Pki, etcd: u16, port: u16, audit: &Path) ->
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
         format!("--service-account-key-file={}", p(&pki.sa_pub)),
         format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        // A /16: the large benchmark alone allocates thousands of Services over its scenarios.
+        "--service-cluster-ip-range=10.0.0.0/16".into(),
         "--authorization-mode=Node,RBAC".into(),
         // Default admission plugins are kept; ValidatingAdmissionPolicy is GA and on by default.
         format!("--audit-log-path={}", p(audit)),
@@ -164,6 +173,8 @@ fn kcm_args(kubeconfig: &Path, pki: &Pki) -> Vec<String> {
         format!("--cluster-signing-key-file={}", p(&pki.ca_key)),
         "--leader-elect=false".into(),
         "--secure-port=0".into(),
+        format!("--kube-api-qps={CLIENT_QPS}"),
+        format!("--kube-api-burst={CLIENT_BURST}"),
     ]
 }
 
