@@ -334,7 +334,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         &managed(&format!("{}={}", labels::COMPONENT, component::TOPO_SERVER)),
     );
     let (pods, pod_writer) = reflector::store();
-    let pod_stream = watcher(
+    let pod_stream = caches::cache_watch(
         api::<PartialObjectMeta<Pod>>(&client, ns),
         watcher::Config::default().labels(&format!(
             "{}={}",
@@ -342,7 +342,6 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             component::SHARD_POOL
         )),
     )
-    .default_backoff()
     .reflect(pod_writer)
     .touched_objects();
     let caches = CachesReady::spawn(
@@ -363,7 +362,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         resync: settings.resync,
         caches,
     });
-    Controller::new(api::<Cell>(&client, ns), watcher::Config::default())
+    let (cells, cell_stream) = caches::primary_watch(api::<Cell>(&client, ns));
+    Controller::for_stream(cell_stream, cells)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .owns_stream(deploy_stream)
         .owns_stream(svc_stream)

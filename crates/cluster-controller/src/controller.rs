@@ -319,7 +319,7 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(writer, caches::cache_watch(api, config));
     let (stream, synced) = caches::tap(stream);
     (reader, stream, synced)
 }

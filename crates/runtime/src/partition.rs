@@ -28,8 +28,8 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, Preconditions};
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{WatchStreamExt, watcher::Event};
+use kube::runtime::watcher;
+use kube::runtime::watcher::Event;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -291,17 +291,19 @@ impl Partition {
                     format!("{base},{}", selector_for(&buckets))
                 };
                 let tracker = tracker.clone();
-                watcher(api.clone(), watcher::Config::default().labels(&selector))
-                    .default_backoff()
-                    .take_until(async move {
-                        let _ = changed.changed().await;
-                    })
-                    .map(move |event| {
-                        if let Ok(Event::InitDone) = &event {
-                            tracker.set(buckets.clone());
-                        }
-                        event
-                    })
+                crate::caches::cache_watch(
+                    api.clone(),
+                    watcher::Config::default().labels(&selector),
+                )
+                .take_until(async move {
+                    let _ = changed.changed().await;
+                })
+                .map(move |event| {
+                    if let Ok(Event::InitDone) = &event {
+                        tracker.set(buckets.clone());
+                    }
+                    event
+                })
             })
             .flatten();
         (stream, synced)

@@ -13,7 +13,7 @@ use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::{Cell, MultigresCluster, Shard, TableGroup, TopoServer, naming};
@@ -109,12 +109,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config)
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear()),
-    );
+    let stream = reflector::reflector(writer, multigres_runtime::caches::cache_watch(api, config));
     let task = async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::{Cell, PoolType, Shard, naming};
@@ -386,7 +386,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let changed = changed.clone();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(writer, multigres_runtime::caches::cache_watch(api, config));
     let task = async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {

@@ -43,25 +43,24 @@ async fn main() -> anyhow::Result<()> {
     let (shards, writer) = reflector::store::<Shard>();
     let shard_stream = reflector::reflector(
         writer,
-        watcher(
+        caches::cache_watch(
             api::<Shard>(&client, ns),
             watcher::Config::default().labels(&selector),
-        )
-        .default_backoff(),
+        ),
     )
     .applied_objects();
     let ctx = started.context(State {
         shards: shards.clone(),
     });
+    let (table_groups, table_group_stream) = caches::primary_watch(api::<TableGroup>(&client, ns));
     let readiness = started.readiness.clone();
     let shutdown = started.shutdown();
     let concurrency = args.common.concurrency;
     let work = async move {
-        let controller =
-            Controller::new(api::<TableGroup>(&client, ns), watcher::Config::default())
-                .owns_stream(shard_stream)
-                .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-                .graceful_shutdown_on(shutdown);
+        let controller = Controller::for_stream(table_group_stream, table_groups)
+            .owns_stream(shard_stream)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .graceful_shutdown_on(shutdown);
         let _caches = CachesReady::spawn(vec![caches::store(shards.clone())], readiness);
         controller
             .run(reconcile, run::error_policy, ctx)

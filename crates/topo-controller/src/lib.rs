@@ -19,9 +19,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
+use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use multigres_api::TopoServer;
 use multigres_api::labels::{self, component};
@@ -108,7 +108,8 @@ pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
         pdbs,
         caches,
     });
-    Controller::new(api::<TopoServer>(&client, ns), watcher::Config::default())
+    let (topo_servers, topo_server_stream) = caches::primary_watch(api::<TopoServer>(&client, ns));
+    Controller::for_stream(topo_server_stream, topo_servers)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .owns_stream(sts_stream)
         .owns_stream(svc_stream)
