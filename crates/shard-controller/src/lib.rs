@@ -7,3 +7,4 @@ pub mod build;
 pub mod plan;
 pub mod reconcile;
 pub mod topology;
+pub mod trim;

@@ -19,6 +19,7 @@ use multigres_runtime::settings::parse_duration;
 use multigres_runtime::{CommonArgs, run};
 use multigres_shard_controller::reconcile::{State, reconcile};
 use multigres_shard_controller::topology::TopologyReader;
+use multigres_shard_controller::trim;
 use multigres_topology::AddressMapping;
 use serde::de::DeserializeOwned;
 
@@ -40,12 +41,14 @@ struct Args {
     topology_timeout: Duration,
 }
 
-/// A child cache: narrowed to owned buckets when partitioned. Returns the store, a trigger stream
-/// mapping each child to its Shard, and what the cache holds completely.
+/// A child cache: narrowed to owned buckets when partitioned, each object passed through `trim`
+/// before it is stored. Returns the store, a trigger stream mapping each child to its Shard, and
+/// what the cache holds completely.
 fn child_cache<K>(
     api: Api<K>,
     selector: &str,
     partition: Option<&Partition>,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -67,13 +70,11 @@ where
             (stream.boxed(), Some(synced))
         }
         None => (
-            watcher(api, watcher::Config::default().labels(selector))
-                .default_backoff()
-                .boxed(),
+            caches::cache_watch(api, watcher::Config::default().labels(selector)).boxed(),
             None,
         ),
     };
-    let stream = reflector::reflector(writer, events).touched_objects();
+    let stream = reflector::reflector(writer, events.modify(trim)).touched_objects();
     (store, stream, synced)
 }
 
@@ -116,11 +117,21 @@ async fn main() -> anyhow::Result<()> {
         component::SHARD_POOL,
     ));
     let p = partition.as_ref();
-    let (pods, pod_events, s1) = child_cache(api::<Pod>(&client, ns), &selector, p);
-    let (pvcs, pvc_events, s2) =
-        child_cache(api::<PersistentVolumeClaim>(&client, ns), &selector, p);
-    let (services, svc_events, s3) = child_cache(api::<Service>(&client, ns), &selector, p);
-    let (pdbs, pdb_events, s4) = child_cache(api::<PodDisruptionBudget>(&client, ns), &selector, p);
+    let (pods, pod_events, s1) = child_cache(api::<Pod>(&client, ns), &selector, p, trim::pod);
+    let (pvcs, pvc_events, s2) = child_cache(
+        api::<PersistentVolumeClaim>(&client, ns),
+        &selector,
+        p,
+        trim::claim,
+    );
+    // Services and PDBs are compared with what the controller would apply: kept whole.
+    let (services, svc_events, s3) = child_cache(api::<Service>(&client, ns), &selector, p, |_| {});
+    let (pdbs, pdb_events, s4) = child_cache(
+        api::<PodDisruptionBudget>(&client, ns),
+        &selector,
+        p,
+        |_| {},
+    );
     let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();
 
     let ctx = started.context(State {
@@ -137,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
     let (shards, shard_writer) = reflector::store::<Shard>();
     let (shard_stream, shards_synced) = caches::tap(reflector::reflector(
         shard_writer,
-        watcher(api::<Shard>(&client, ns), watcher::Config::default()).default_backoff(),
+        caches::cache_watch(api::<Shard>(&client, ns), watcher::Config::default()),
     ));
     let shard_events = shard_stream.applied_objects();
     let mut controller = Controller::for_stream(shard_events, shards.clone())

@@ -110,7 +110,7 @@ where
     store.get(&ObjectRef::new(name).within(namespace))
 }
 
-fn is_ready(pod: &Pod) -> bool {
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -286,8 +286,12 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         .await
         .map_err(kube_err("writing status".into()))?;
     }
-    // Pod events wake the controller while it works; the topology does not, so look again.
-    Ok(Action::requeue(if plan.progressing {
+    // Pod events wake the controller while it works; the topology does not, so look again: soon
+    // while pods are Ready but no primary is recorded yet (an election is due), else rarely.
+    let electing = status.primary_cell.is_none()
+        && status.ready_pods > 0
+        && pools.iter().any(build::can_be_primary);
+    Ok(Action::requeue(if plan.progressing || electing {
         Duration::from_secs(5)
     } else {
         Duration::from_secs(30)

@@ -1,0 +1,73 @@
+//! What the shard-controller keeps of the pods and claims it caches. A reconcile reads a pod's
+//! metadata (name, labels, owner, spec-hash annotation, deletion) and its Ready condition, and of a
+//! claim only that it exists; specs and the rest of the status were a quarter of the controller's
+//! heap in the benchmark (docs/performance.md), so they are dropped before caching.
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodStatus};
+
+pub fn pod(pod: &mut Pod) {
+    pod.spec = None;
+    pod.status = pod.status.take().map(|status| PodStatus {
+        conditions: status.conditions,
+        phase: status.phase,
+        ..PodStatus::default()
+    });
+}
+
+pub fn claim(claim: &mut PersistentVolumeClaim) {
+    claim.spec = None;
+    claim.status = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{SPEC_HASH, hash_of};
+    use crate::reconcile::is_ready;
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec};
+    use kube::ResourceExt;
+
+    fn ready_pod() -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("s-0".into());
+        pod.metadata.labels = Some([("multigres.com/pool".into(), "main".into())].into());
+        pod.metadata.annotations = Some([(SPEC_HASH.into(), "abc".into())].into());
+        pod.spec = Some(PodSpec {
+            node_name: Some("node".into()),
+            ..PodSpec::default()
+        });
+        pod.status = Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..PodCondition::default()
+            }]),
+            phase: Some("Running".into()),
+            pod_ip: Some("10.0.0.1".into()),
+            ..PodStatus::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_a_reconcile_reads() {
+        let mut trimmed = ready_pod();
+        pod(&mut trimmed);
+        assert!(trimmed.spec.is_none());
+        assert_eq!(trimmed.status.as_ref().unwrap().pod_ip, None);
+        assert!(is_ready(&trimmed));
+        assert_eq!(hash_of(&trimmed), Some("abc"));
+        assert_eq!(trimmed.labels()["multigres.com/pool"], "main");
+        assert_eq!(trimmed.status.unwrap().phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn a_trimmed_claim_keeps_its_name() {
+        let mut pvc = PersistentVolumeClaim::default();
+        pvc.metadata.name = Some("data-s-0".into());
+        pvc.spec = Some(Default::default());
+        claim(&mut pvc);
+        assert!(pvc.spec.is_none() && pvc.status.is_none());
+        assert_eq!(pvc.name_any(), "data-s-0");
+    }
+}
