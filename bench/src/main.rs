@@ -539,6 +539,7 @@ async fn operator_run(
     let expected_shards: usize = clusters.iter().map(|c| expected_shards(c)).sum();
     let audit_log = bench.cp.audit_log_path().to_path_buf();
     let usage_before = usage_of(&op);
+    let cpu_before = procs::cpu_by_program();
     let metrics_before = metrics_of(&op).await;
     let a0 = audit::offset(&audit_log);
     let start = Instant::now();
@@ -587,6 +588,7 @@ async fn operator_run(
     let converged_at = start.elapsed().as_secs_f64();
     let a1 = audit::offset(&audit_log);
     let usage_converged = usage_of(&op);
+    let cpu_by_program = procs::cpu_spent(&cpu_before, &procs::cpu_by_program());
     let metrics_converged = metrics_of(&op).await;
     let requests = audit::count(&audit_log, a0, a1)?;
     step(
@@ -612,6 +614,7 @@ async fn operator_run(
         metrics_requests: report::diff_metrics(&metrics_before, &metrics_converged),
         usage_before,
         usage_converged: usage_converged.clone(),
+        cpu_by_program,
         idle: None,
         edit: None,
     };
@@ -797,6 +800,7 @@ async fn floor_run(
             copies.len()
         ),
     );
+    let cpu_before = procs::cpu_by_program();
     let f = floor::run(
         &bench.floor_clients,
         copies,
@@ -807,6 +811,7 @@ async fn floor_run(
         bench.timeout,
     )
     .await?;
+    let cpu_by_program = procs::cpu_spent(&cpu_before, &procs::cpu_by_program());
     step(
         t,
         &format!(
@@ -828,5 +833,6 @@ async fn floor_run(
         per_cluster: f.by_cluster(),
         pods: f.pods.into(),
         claims: f.claims.into(),
+        cpu_by_program,
     })
 }

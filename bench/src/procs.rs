@@ -1,5 +1,7 @@
 //! Memory and CPU of a process from /proc, and the controllers' own request counters.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,18 +56,18 @@ fn clock_ticks() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
-/// The pid of our child whose command line holds `marker` (the process group leader that
-/// `spawn_operator` started).
-pub fn find_child(marker: &str) -> Option<i32> {
+/// Our children: pid, the name of the program (`comm`) and the `/proc/<pid>/stat` line.
+fn children() -> Vec<(i32, String, String)> {
     let me = std::process::id() as i32;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some(close) = stat.rfind(')') else {
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
         let ppid: i32 = stat[close + 2..]
@@ -73,18 +75,65 @@ pub fn find_child(marker: &str) -> Option<i32> {
             .nth(1)
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
-        if ppid != me {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline)
-            .split('\0')
-            .any(|a| a == marker)
-        {
-            return Some(pid);
+        if ppid == me {
+            out.push((pid, stat[open + 1..close].to_string(), stat));
         }
     }
-    None
+    out
+}
+
+fn cmdline(pid: i32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .split('\0')
+        .map(str::to_string)
+        .collect()
+}
+
+/// The pid of our child whose command line holds `marker` (the process group leader that
+/// `spawn_operator` started).
+pub fn find_child(marker: &str) -> Option<i32> {
+    children()
+        .into_iter()
+        .find(|(pid, _, _)| cmdline(*pid).iter().any(|a| a == marker))
+        .map(|(pid, _, _)| pid)
+}
+
+/// CPU seconds so far of every process the benchmark started (control plane, controllers,
+/// simulator), summed by program (etcds told apart by `--name`), and of the benchmark itself, which
+/// runs the harness's PV provisioner and the convergence watches. Diffed over a span, it says where
+/// the machine's cores went.
+pub fn cpu_by_program() -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for (pid, comm, stat) in children() {
+        let Ok(ticks) = cpu_ticks(&stat) else {
+            continue;
+        };
+        let name = match comm.as_str() {
+            "etcd" => cmdline(pid)
+                .iter()
+                .find_map(|a| a.strip_prefix("--name="))
+                .map(|n| format!("etcd ({n})"))
+                .unwrap_or(comm),
+            _ => comm,
+        };
+        *out.entry(name).or_default() += ticks as f64 / clock_ticks();
+    }
+    if let Ok(me) = usage(std::process::id() as i32) {
+        out.insert("multigres-bench (harness)".into(), me.cpu_seconds);
+    }
+    out
+}
+
+/// What each program spent between two [`cpu_by_program`] snapshots.
+pub fn cpu_spent(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .collect()
 }
 
 /// `multigres_kube_requests_total` by verb from a controller's `/metrics`.
@@ -117,6 +166,29 @@ mod tests {
     fn stat_fields_after_a_name_with_spaces() {
         let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 2 3";
         assert_eq!(cpu_ticks(stat).unwrap(), 300);
+    }
+
+    #[test]
+    fn cpu_by_program_counts_children_and_the_benchmark() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let seen = cpu_by_program();
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(seen.contains_key("sleep"), "{seen:?}");
+        assert!(seen.contains_key("multigres-bench (harness)"));
+    }
+
+    #[test]
+    fn cpu_spent_is_the_difference() {
+        let before = BTreeMap::from([("a".to_string(), 1.0)]);
+        let after = BTreeMap::from([("a".to_string(), 3.5), ("b".to_string(), 2.0)]);
+        assert_eq!(
+            cpu_spent(&before, &after),
+            BTreeMap::from([("a".to_string(), 2.5), ("b".to_string(), 2.0)])
+        );
     }
 
     #[test]

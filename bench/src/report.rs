@@ -82,6 +82,8 @@ pub struct OperatorRun {
     pub metrics_requests: BTreeMap<String, BTreeMap<String, u64>>,
     pub usage_before: BTreeMap<String, Usage>,
     pub usage_converged: BTreeMap<String, Usage>,
+    /// CPU seconds by program (control plane, controllers, benchmark), apply to converged.
+    pub cpu_by_program: BTreeMap<String, f64>,
     pub idle: Option<Idle>,
     pub edit: Option<Edit>,
 }
@@ -133,6 +135,8 @@ pub struct FloorRun {
     pub per_cluster: BTreeMap<String, f64>,
     pub pods: Times,
     pub claims: Times,
+    /// CPU seconds by program, from the first write to converged.
+    pub cpu_by_program: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -294,6 +298,52 @@ impl Report {
         )?;
         std::fs::write(dir.join(format!("{}.md", self.profile)), self.markdown())?;
         Ok(())
+    }
+
+    /// Where the machine's cores went while `main` converged, against its floor: a profile by
+    /// program of the whole machine, not only of the controllers.
+    fn cpu_table(&self, m: &mut String, r: &OperatorRun) {
+        let floor = self.main_floor.as_ref();
+        let _ = writeln!(
+            m,
+            "## CPU by program, apply to converged (`main` and its floor)\n"
+        );
+        let _ = writeln!(
+            m,
+            "| program | operator run, CPU s | share | floor, CPU s |"
+        );
+        let _ = writeln!(m, "| --- | --- | --- | --- |");
+        let total: f64 = r.cpu_by_program.values().sum();
+        let mut rows: Vec<(&String, &f64)> = r.cpu_by_program.iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(a.1));
+        for (program, cpu) in rows {
+            let in_floor = floor
+                .and_then(|f| f.cpu_by_program.get(program))
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                m,
+                "| {program} | {cpu:.1} | {:.0} % | {in_floor} |",
+                100.0 * cpu / total.max(f64::EPSILON)
+            );
+        }
+        let cores = self.machine.nproc as f64;
+        let capacity = |secs: Option<f64>| {
+            secs.map(|s| format!(" of {:.0} ({cores:.0} cores x {s:.1} s)", cores * s))
+                .unwrap_or_default()
+        };
+        let floor_total: Option<f64> = floor.map(|f| f.cpu_by_program.values().sum());
+        let _ = writeln!(
+            m,
+            "| **all** | **{total:.1}**{} | | {} |\n",
+            capacity(r.converged_seconds()),
+            floor_total
+                .map(|t| format!(
+                    "**{t:.1}**{}",
+                    capacity(floor.and_then(|f| f.total_seconds))
+                ))
+                .unwrap_or_else(|| "—".into())
+        );
     }
 
     pub fn markdown(&self) -> String {
@@ -497,6 +547,7 @@ impl Report {
                 "| **all** | **{:.1} MiB** | | **{:.1} MiB** (sum of peaks) | **{:.1} MiB** | | |\n",
                 sum.0, sum.1, sum.2
             );
+            self.cpu_table(&mut m, r);
 
             if let Some(e) = &r.edit {
                 let _ = writeln!(m, "## DeploymentTemplate edit (`main`)\n");
