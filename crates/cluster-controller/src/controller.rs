@@ -23,7 +23,6 @@ use multigres_runtime::leader;
 use multigres_runtime::run::{self, Started, object_key};
 use multigres_status_aggregator::client::{self as aggregator_client, ClientTls};
 use multigres_topology::{AddressMapping, TopoError};
-use serde::de::DeserializeOwned;
 
 use crate::aggregator::{self, StatusFeed};
 use crate::apply::{self, Ctx, State};
@@ -310,13 +309,7 @@ fn cached<K>(
     futures::future::BoxFuture<'static, ()>,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: caches::Cacheable,
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, caches::cache_watch(api, config));

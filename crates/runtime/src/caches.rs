@@ -71,6 +71,29 @@ where
     (tapped, synced)
 }
 
+/// What a controller can cache and be triggered by: a typed object of a known kind.
+pub trait Cacheable:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Cacheable for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A cache of a controller's children, narrowed to `selector`, and the stream of changed children
 /// that triggers the controller (`Controller::owns_stream`).
 pub fn child_watch<K>(
@@ -81,13 +104,7 @@ pub fn child_watch<K>(
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Cacheable,
 {
     let (store, writer) = kube::runtime::reflector::store();
     let stream = cache_watch(api, watcher::Config::default().labels(selector))
@@ -105,13 +122,7 @@ pub fn primary_watch<K>(
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Cacheable,
 {
     let (store, writer) = kube::runtime::reflector::store();
     let stream = cache_watch(api, watcher::Config::default())

@@ -21,7 +21,6 @@ use multigres_shard_controller::reconcile::{State, reconcile};
 use multigres_shard_controller::topology::TopologyReader;
 use multigres_shard_controller::trim;
 use multigres_topology::AddressMapping;
-use serde::de::DeserializeOwned;
 
 const NAME: &str = "shard-controller";
 
@@ -55,13 +54,7 @@ fn child_cache<K>(
     Option<Synced>,
 )
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: caches::Cacheable,
 {
     let (store, writer) = reflector::store::<K>();
     let (events, synced) = match partition {
