@@ -55,15 +55,14 @@ pub async fn children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(),
     }
     // A cell that stopped asking for a managed TopoServer: delete it (its PVCs stay).
     let namespace = cell.namespace();
-    let owned: Vec<TopoServer> = stores
-        .topo_servers
-        .state()
-        .into_iter()
-        .filter(|t| t.namespace() == namespace)
-        .map(|t| t.as_ref().clone())
+    let cached = stores.topo_servers.state();
+    let same_namespace: Vec<&TopoServer> = cached
+        .iter()
+        .filter(|t| t.metadata.namespace == namespace)
+        .map(|t| t.as_ref())
         .collect();
     ctx.applier
-        .prune(&ctx.events, cell, &owned, &keep)
+        .prune(&ctx.events, cell, same_namespace, &keep)
         .await
         .map_err(|source| Error::Apply {
             object: object_name(cell),

@@ -17,7 +17,8 @@
 //!   has its buckets acted on by the others at most `lease + lease/3` after its last renewal.
 //! * Narrow caches: children carry `multigres.com/partition=<bucket>`, and
 //!   [`Partition::watch_owned`] watches only the buckets this replica owns, restarting its watch when
-//!   that set changes, so memory per replica falls as N grows.
+//!   that set changes, so memory per replica falls as N grows. A late renewal stops the replica
+//!   acting but not watching: it would own the same buckets on rejoining.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -452,15 +453,16 @@ impl Partition {
     fn publish(&self, members: Option<Vec<String>>) {
         let s = &self.inner.settings;
         let now = Instant::now();
-        let active = {
+        let (active, joined) = {
             let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            !state.leaving
+            let active = !state.leaving
                 && state
                     .last_renew_start
                     .is_some_and(|t| now.duration_since(t) < s.lease_duration / 2)
                 && state
                     .member_since
-                    .is_some_and(|t| now.duration_since(t) >= s.lease_duration)
+                    .is_some_and(|t| now.duration_since(t) >= s.lease_duration);
+            (active, state.member_since.is_some() && !state.leaving)
         };
         let members = members.unwrap_or_else(|| self.inner.view.borrow().members.clone());
         let owned = if members.contains(&s.identity) {
@@ -468,6 +470,7 @@ impl Partition {
         } else {
             BTreeSet::new()
         };
+        let watched = watched_buckets(&s.identity, &members, joined);
         let view = View {
             members,
             owned: owned.clone(),
@@ -491,14 +494,30 @@ impl Partition {
             );
         }
         self.inner.owned.send_if_modified(|old| {
-            if *old == owned {
+            if *old == watched {
                 false
             } else {
-                *old = owned;
+                *old = watched;
                 true
             }
         });
     }
+}
+
+/// The buckets a replica keeps in its caches. A member whose renewal ran late (a saturated API
+/// server) stops acting at once, but keeps watching what it would own: dropping and re-listing its
+/// caches when it rejoins seconds later cost the large benchmark a re-list of every pod and claim
+/// per replica. Only leaving, or a change in the other members, changes what is watched.
+fn watched_buckets(me: &str, members: &[String], joined: bool) -> BTreeSet<u32> {
+    if !joined {
+        return BTreeSet::new();
+    }
+    let mut with_me = members.to_vec();
+    if !with_me.iter().any(|m| m == me) {
+        with_me.push(me.to_string());
+        with_me.sort();
+    }
+    owned_buckets(me, &with_me)
 }
 
 /// Name of a replica's membership Lease.
@@ -531,6 +550,24 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("replica-{i}")).collect()
+    }
+
+    #[test]
+    fn a_member_that_misses_a_renewal_keeps_watching_its_buckets() {
+        let members = names(3);
+        let me = &members[1];
+        let owned = owned_buckets(me, &members);
+        let others: Vec<String> = members.iter().filter(|m| *m != me).cloned().collect();
+        assert_eq!(watched_buckets(me, &members, true), owned);
+        assert_eq!(
+            watched_buckets(me, &others, true),
+            owned,
+            "late renewal: same watch"
+        );
+        assert!(
+            watched_buckets(me, &members, false).is_empty(),
+            "not joined, or leaving"
+        );
     }
 
     #[test]

@@ -418,23 +418,21 @@ fn status(
                 .then(|| format!("{} {}/{}", pool.id, ready, pool.spec.replicas))
         })
         .collect();
-    let mut conds = shard.status.clone().unwrap_or_default().conditions;
+    let previous = shard.status.clone().unwrap_or_default();
+    // An unreachable topology says nothing new about the primary: keep what was last read.
+    let primary_cell = match primary {
+        Some(found) => found.as_ref().map(|p| p.cell.clone()),
+        None => previous.primary_cell.clone(),
+    };
+    let (available, reason, message) = availability(
+        &short,
+        pools.iter().any(build::can_be_primary),
+        primary_cell.is_some(),
+    );
+    let mut conds = previous.conditions;
     conditions::set(
         &mut conds,
-        ConditionUpdate::new(
-            AVAILABLE,
-            short.is_empty(),
-            if short.is_empty() {
-                "AllPoolsReady"
-            } else {
-                "PoolsNotReady"
-            },
-            if short.is_empty() {
-                "every pool has its replicas Ready".to_string()
-            } else {
-                format!("Ready pods below replicas: {}", short.join(", "))
-            },
-        ),
+        ConditionUpdate::new(AVAILABLE, available, reason, message),
         generation,
         now,
     );
@@ -463,9 +461,31 @@ fn status(
     ShardStatus {
         observed_generation: generation,
         conditions: conds,
-        primary_cell: primary.clone().flatten().map(|p| p.cell),
+        primary_cell,
         total_pods: live.len() as i32,
         ready_pods: ready,
+    }
+}
+
+/// A Shard serves once every pool has its replicas Ready and, if it can hold a primary, the
+/// topology names one: until then it takes no writes, and its status has one more change to make.
+fn availability(
+    short: &[String],
+    needs_primary: bool,
+    has_primary: bool,
+) -> (bool, &'static str, String) {
+    if !short.is_empty() {
+        let message = format!("Ready pods below replicas: {}", short.join(", "));
+        (false, "PoolsNotReady", message)
+    } else if needs_primary && !has_primary {
+        let message = "every pool has its replicas Ready; the topology names no primary yet";
+        (false, "PrimaryUnknown", message.to_string())
+    } else {
+        (
+            true,
+            "AllPoolsReady",
+            "every pool has its replicas Ready".to_string(),
+        )
     }
 }
 
@@ -495,5 +515,18 @@ mod tests {
         assert_eq!(look_again_after(true, true), Duration::from_secs(1));
         assert_eq!(look_again_after(true, false), Duration::from_secs(5));
         assert_eq!(look_again_after(false, false), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_shard_that_can_hold_a_primary_is_available_once_it_has_one() {
+        let short = vec!["main 1/3".to_string()];
+        assert_eq!(availability(&short, true, true).1, "PoolsNotReady");
+        assert_eq!(availability(&[], true, false).1, "PrimaryUnknown");
+        assert!(!availability(&[], true, false).0);
+        assert!(availability(&[], true, true).0);
+        assert!(
+            availability(&[], false, false).0,
+            "read-only pools need no primary"
+        );
     }
 }
