@@ -106,11 +106,8 @@ pub fn child_watch<K>(
 where
     K: Cacheable,
 {
-    let (store, writer) = kube::runtime::reflector::store();
-    let stream = cache_watch(api, watcher::Config::default().labels(selector))
-        .reflect(writer)
-        .touched_objects();
-    (store, stream)
+    let (store, events) = reflected(api, watcher::Config::default().labels(selector));
+    (store, events.touched_objects())
 }
 
 /// A controller's cache of its own kind and the stream of changed objects that drives it, for
@@ -124,11 +121,20 @@ pub fn primary_watch<K>(
 where
     K: Cacheable,
 {
+    let (store, events) = reflected(api, watcher::Config::default());
+    (store, events.applied_objects())
+}
+
+/// A store filled by [`cache_watch`], and the watch events it was filled with.
+fn reflected<K: Cacheable>(
+    api: kube::Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) {
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = cache_watch(api, watcher::Config::default())
-        .reflect(writer)
-        .applied_objects();
-    (store, stream)
+    (store, cache_watch(api, config).reflect(writer))
 }
 
 /// The watch every cache here is filled from: retried with backoff, and with `managedFields`

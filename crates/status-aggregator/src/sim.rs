@@ -376,13 +376,7 @@ fn watch<K>(
     changed: &Arc<Notify>,
 ) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: multigres_runtime::caches::Cacheable,
 {
     let (reader, writer) = reflector::store();
     let changed = changed.clone();
