@@ -42,7 +42,7 @@ pub struct Launch<'a> {
     pub tag: &'a str,
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

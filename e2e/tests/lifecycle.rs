@@ -44,7 +44,7 @@ fn dropping_a_control_plane_stops_it() -> Result<()> {
 
 /// Started by `a_killed_owner_takes_the_control_plane_along` in a child test binary.
 #[test]
-#[ignore = "helper, run by another test"]
+#[ignore = "helper: a_killed_owner_takes_the_control_plane_along runs it in a child process and kills it"]
 fn hold_a_control_plane() -> Result<()> {
     if std::env::var_os("MULTIGRES_E2E_HOLD").is_none() {
         return Ok(());

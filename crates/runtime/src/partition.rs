@@ -514,8 +514,7 @@ fn watched_buckets(me: &str, members: &[String], joined: bool) -> BTreeSet<u32> 
     }
     let mut with_me = members.to_vec();
     if !with_me.iter().any(|m| m == me) {
-        with_me.push(me.to_string());
-        with_me.sort();
+        with_me.push(me.to_string()); // ownership is by rendezvous hash: order does not matter
     }
     owned_buckets(me, &with_me)
 }
