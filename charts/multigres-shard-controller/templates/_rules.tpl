@@ -51,10 +51,9 @@ leases:
     verbs: [list, create, patch, delete]
 {{- end -}}
 {{- define "multigres-shard-controller.args" -}}
+- --hold-unserved-shards={{ .Values.holdUnservedShards }}
 {{- if .Values.partition.enabled }}
 - --partition
-{{- else }}
-[]
 {{- end }}
 {{- end -}}
 {{- define "multigres-shard-controller.ports" -}}[]{{- end -}}

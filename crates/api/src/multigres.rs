@@ -53,6 +53,36 @@ pub fn unserved(table_group: &str, shard_count: u32) -> Vec<String> {
     out
 }
 
+/// What of a Shard the pinned Multigres cannot serve (its table group, or a key range other than
+/// the whole one).
+pub fn unserved_shard(table_group: &str, key_range: &str) -> Vec<String> {
+    let shards = if key_range == SERVED_SHARD { 1 } else { 2 };
+    unserved(table_group, shards)
+}
+
+/// Condition type on TableGroups, Shards and MultigresClusters: whether the pinned Multigres serves
+/// what the object describes.
+pub const SERVED_CONDITION: &str = "MultigresServed";
+
+/// Status, reason and message of the `MultigresServed` condition for `limits` (from `unserved`).
+pub fn served_condition(limits: &[String]) -> (bool, &'static str, String) {
+    if limits.is_empty() {
+        return (
+            true,
+            "Served",
+            format!("Multigres {} serves this", short_commit()),
+        );
+    }
+    (
+        false,
+        "NotServedByMultigres",
+        format!(
+            "{}. The resources exist as specified; their pods are held until a Multigres that serves              them is configured (docs/multigres-version.md)",
+            limits.join("; ")
+        ),
+    )
+}
+
 /// The first 7 hex digits of the pinned commit, as image tags spell it.
 pub fn short_commit() -> &'static str {
     &MULTIGRES_COMMIT[..7]

@@ -449,7 +449,7 @@ mod tests {
         assert!(pod.affinity.is_some());
         assert_eq!(
             container.image.as_deref(),
-            Some("multigres/multigres:latest")
+            Some("ghcr.io/multigres/multigres:sha-6bd80b9")
         );
         assert_eq!(
             pod.image_pull_secrets.unwrap()[0].name,

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use multigres_api::labels;
-use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, naming};
+use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, multigres, naming};
 use multigres_runtime::Context;
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
 use multigres_runtime::error::{ErrorKind, ReconcileError};
@@ -36,6 +36,9 @@ pub struct State {
     pub partition: Option<Partition>,
     pub topology: TopologyReader,
     pub identity: String,
+    /// Create no pods for a Shard the pinned Multigres cannot serve (its multipooler would exit at
+    /// start, over and over): the Shard says why instead.
+    pub hold_unserved: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,7 +243,13 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         Some(found) => Primary::Known(found.as_ref().map(|p| p.pod.clone())),
         None => Primary::Unknown,
     };
-    let plan = plan::plan(&states, &primary);
+    let mut plan = plan::plan(&states, &primary);
+    let unserved = multigres::unserved_shard(&shard.spec.table_group, shard.spec.multigres_shard());
+    if ctx.state.hold_unserved && !unserved.is_empty() && !plan.create.is_empty() {
+        plan.create.clear();
+        plan.progressing = !plan.delete.is_empty();
+        plan.message = format!("pods held: {}", unserved.join("; "));
+    }
 
     if !plan.create.is_empty() {
         shared_volumes(shard, ctx, key).await?;
@@ -519,6 +528,16 @@ fn status(
                 plan.message.clone()
             },
         ),
+        generation,
+        now,
+    );
+    let (served, reason, message) = multigres::served_condition(&multigres::unserved_shard(
+        &shard.spec.table_group,
+        shard.spec.multigres_shard(),
+    ));
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(multigres::SERVED_CONDITION, served, reason, message),
         generation,
         now,
     );
