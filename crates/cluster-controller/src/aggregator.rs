@@ -215,6 +215,7 @@ mod tests {
             blocked: None,
             topology: Topology::Registered,
             unserved: Vec::new(),
+            retention: Default::default(),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::aggregator::StatusFeed;
 use crate::build::{self, Desired, REGISTERED_DATABASES};
 use crate::dereference::{Existing, Stores, by_name};
 use crate::error::{Error, Result};
+use crate::retention::Retention;
 use crate::status::Topology;
 
 /// What every reconcile of this controller shares.
@@ -131,8 +132,11 @@ pub async fn prune(
     cluster: &MultigresCluster,
     existing: &Existing,
     desired: &Desired,
+    retention: &Retention,
 ) -> Result<()> {
-    let keep = desired.names();
+    let mut keep = desired.names();
+    // TableGroups hold data: the ones the spec dropped stay unless the user confirmed their deletion.
+    keep.table_groups.extend(retention.kept_names());
     let (applier, events) = (&ctx.applier, &ctx.events);
     applier
         .prune(
@@ -205,6 +209,7 @@ pub async fn topology(
     root: &str,
     address: &str,
     desired: &Desired,
+    retained: &BTreeSet<String>,
 ) -> Result<Topology> {
     let object = format!(
         "MultigresCluster {}",
@@ -212,6 +217,11 @@ pub async fn topology(
     );
     let wanted: BTreeSet<String> = desired.databases.iter().map(|d| d.name.clone()).collect();
     let registered = build::registered_databases(cluster);
+    // Records of databases whose TableGroups are kept stay, unchanged, until those go too.
+    let wanted: BTreeSet<String> = wanted
+        .union(&registered.intersection(retained).cloned().collect())
+        .cloned()
+        .collect();
     let client = match topo_client(ctx, address).await {
         Ok(client) => client,
         Err(source) => return unreachable(object, source),

@@ -31,6 +31,7 @@ use crate::apply::{self, Ctx, State};
 use crate::build;
 use crate::dereference::{self, Stores, by_name};
 use crate::error::{Error, Result};
+use crate::retention::{self, Retention};
 use crate::status::{self, Blocked, ChildHealth, Findings, Observed, TOPOLOGY_REACHABLE, Topology};
 use crate::templates;
 
@@ -126,6 +127,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         blocked: None,
         topology: Topology::NotChecked,
         unserved: Vec::new(),
+        retention: Retention::default(),
         now,
     };
 
@@ -171,13 +173,26 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
     }
     apply::children(&ctx, &cluster, &desired).await?;
     let existing = dereference::existing(stores, &cluster);
-    apply::prune(&ctx, &cluster, &existing, &desired).await?;
+    let uid = cluster.uid().unwrap_or_default();
+    let controlled = existing
+        .table_groups
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|tg| {
+            tg.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        });
+    observed.retention = retention::retention(&cluster, controlled, &desired.names().table_groups);
+    warn_retained(&ctx, &cluster, &observed.retention).await;
+    apply::prune(&ctx, &cluster, &existing, &desired, &observed.retention).await?;
     let topology = apply::topology(
         &ctx,
         &cluster,
         &resolved.global_topology.root_path,
         &resolved.global_topology.address,
         &desired,
+        &observed.retention.databases(),
     )
     .await?;
 
@@ -222,6 +237,7 @@ async fn write_status(
                     blocked: observed.blocked.clone(),
                     topology: observed.topology.clone(),
                     unserved: observed.unserved.clone(),
+                    retention: observed.retention.clone(),
                 },
             );
             Ok(())
@@ -243,6 +259,20 @@ async fn warn_unserved(ctx: &Ctx, cluster: &MultigresCluster, unserved: &[String
     if !update.status && changed {
         ctx.events
             .warning(cluster, "NotServedByMultigres", &update.message)
+            .await;
+    }
+}
+
+/// A Warning Event when the set of kept TableGroups changes and some are kept.
+async fn warn_retained(ctx: &Ctx, cluster: &MultigresCluster, retention: &Retention) {
+    let update = status::retained_condition(retention);
+    let written = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == status::RETAINED));
+    if update.status && written.is_none_or(|c| c.message != update.message) {
+        ctx.events
+            .warning(cluster, "DataRetained", &update.message)
             .await;
     }
 }

@@ -262,7 +262,8 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
 }
 
 #[tokio::test]
-async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pruned() {
+async fn template_edits_reach_children_removed_cells_go_and_removed_tablegroups_wait_for_confirmation()
+ {
     let cp = cp();
     setup().await;
     let client = cp.client();
@@ -296,7 +297,8 @@ async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pru
         edited_at.elapsed()
     );
 
-    // Remove a tablegroup and a cell: their children go.
+    // Remove a tablegroup and a cell: the cell goes (it holds no data); the tablegroup, its Shards
+    // and its Database record are kept, and the cluster says so, until the user confirms.
     let mut smaller = cluster.clone();
     smaller.spec.cells.retain(|c| c.name != "spare");
     smaller.spec.databases[0]
@@ -308,13 +310,26 @@ async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pru
         .await
         .unwrap();
     let tgs: Api<TableGroup> = Api::namespaced(client.clone(), &ns);
-    wait_deleted(
-        &tgs,
-        &naming::table_group(SAMPLE, "production_db", "analytics_tg"),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    let analytics = naming::table_group(SAMPLE, "production_db", "analytics_tg");
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let retained = |c: &MultigresCluster| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Retained" && c.status == "True" && c.message.contains(&analytics)
+            })
+        })
+    };
+    wait_for(&clusters, SAMPLE, WAIT, retained).await.unwrap();
+    assert!(tgs.get_opt(&analytics).await.unwrap().is_some(), "kept");
+    // Confirmed by the annotation: now it goes.
+    let confirm = serde_json::json!({"metadata": {"annotations": {
+        "multigres.com/delete-retained": analytics.clone()
+    }}});
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&confirm))
+        .await
+        .unwrap();
+    wait_deleted(&tgs, &analytics, WAIT).await.unwrap();
     // The others stay.
     assert!(
         cells
