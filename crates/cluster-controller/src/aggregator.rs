@@ -216,6 +216,7 @@ mod tests {
             topology: Topology::Registered,
             unserved: Vec::new(),
             retention: Default::default(),
+            credentials: None,
         }
     }
 

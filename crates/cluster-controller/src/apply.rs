@@ -176,10 +176,25 @@ fn refs<K>(list: &[std::sync::Arc<K>]) -> Vec<&K> {
 }
 
 /// Creates the credentials Secret once. An existing Secret is never rewritten, whoever made it; the
-/// password is never logged.
-pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+/// password is never logged. A Secret deleted once the cluster has children is not generated again:
+/// a new password would not match the one the data was initialised with, so the cluster says so
+/// (returns the problem) and waits for the user to restore it.
+pub async fn credentials(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    name: &str,
+    has_data: bool,
+) -> Result<Option<String>> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    if has_data {
+        if api.get_metadata_opt(name).await?.is_some() {
+            return Ok(None);
+        }
+        return Ok(Some(format!(
+            "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups              (and their data) exist: a new password would not match the data. Restore the Secret              (keys username, password), or name another in spec.credentials"
+        )));
+    }
     let created = multigres_runtime::secrets::create_once(&api, name, || {
         Ok::<_, Error>(build::credentials_secret(
             cluster,
@@ -197,7 +212,7 @@ pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> R
             )
             .await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Registers every desired database in the global topology and deregisters the ones this cluster

@@ -125,6 +125,8 @@ pub struct Observed<'a> {
     pub unserved: Vec<String>,
     /// TableGroups kept though the spec dropped them.
     pub retention: Retention,
+    /// Why the credentials Secret is not usable, when it is not.
+    pub credentials: Option<String>,
     pub now: Timestamp,
 }
 
@@ -137,6 +139,7 @@ pub struct Findings {
     pub topology: Topology,
     pub unserved: Vec<String>,
     pub retention: Retention,
+    pub credentials: Option<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -278,6 +281,26 @@ pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
     ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
 }
 
+/// Condition type: whether the Postgres credentials Secret the pods mount exists.
+pub const CREDENTIALS_READY: &str = "CredentialsReady";
+
+pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
+    match problem {
+        None => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            true,
+            "SecretPresent",
+            "the credentials Secret exists",
+        ),
+        Some(message) => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            false,
+            "CredentialsMissing",
+            message.clone(),
+        ),
+    }
+}
+
 /// Condition type: TableGroups (and their data) kept though the spec no longer names them.
 pub const RETAINED: &str = "Retained";
 
@@ -350,6 +373,7 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
     }
     set(served_condition(&observed.unserved));
     set(retained_condition(&observed.retention));
+    set(credentials_condition(&observed.credentials));
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);

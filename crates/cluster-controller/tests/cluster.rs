@@ -513,3 +513,73 @@ async fn deleting_a_template_in_use_is_held_until_its_last_consumer_goes() {
     assert_eq!(standard.status.unwrap().consumer_count, Some(1));
     assert!(clusters.get_opt(SAMPLE).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_deleted_credentials_secret_is_not_regenerated_once_the_cluster_has_data() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-creds").await.unwrap();
+    let _controller = start_controller(&ns, "").await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let cluster = apply(&client, &sample_cluster(&ns)).await.unwrap();
+    wait_for_tree(&client, &ns, &resolved(&ns, &cluster)).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let name = naming::credentials_secret(SAMPLE);
+    let original = secrets.get(&name).await.unwrap();
+    secrets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_deleted(&secrets, &name, WAIT).await.unwrap();
+
+    // Nudge a reconcile (the controller does not watch Secrets).
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let nudge = |v: &str| serde_json::json!({"metadata": {"annotations": {"test/nudge": v}}});
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&nudge("1")))
+        .await
+        .unwrap();
+    let credentials = |want: &'static str| {
+        move |c: &MultigresCluster| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "CredentialsReady" && c.status == want)
+            })
+        }
+    };
+    let missing = wait_for(&clusters, SAMPLE, WAIT, credentials("False"))
+        .await
+        .unwrap();
+    let message = &missing.status.unwrap().conditions;
+    assert!(
+        message
+            .iter()
+            .any(|c| c.message.contains("Restore the Secret")),
+        "{message:?}"
+    );
+    assert!(
+        secrets.get_opt(&name).await.unwrap().is_none(),
+        "no new password over existing data"
+    );
+
+    // The user restores it: the cluster is whole again.
+    let mut restored = original.clone();
+    restored.metadata = kube::api::ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(ns.clone()),
+        ..Default::default()
+    };
+    secrets
+        .create(&Default::default(), &restored)
+        .await
+        .unwrap();
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&nudge("2")))
+        .await
+        .unwrap();
+    wait_for(&clusters, SAMPLE, WAIT, credentials("True"))
+        .await
+        .unwrap();
+}

@@ -19,6 +19,7 @@ fn observed(children: Vec<ChildHealth>) -> Observed<'static> {
         topology: Topology::Registered,
         unserved: Vec::new(),
         retention: Default::default(),
+        credentials: None,
         now: "2025-01-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -151,6 +152,7 @@ fn fine() -> Findings {
         topology: Topology::Registered,
         unserved: Vec::new(),
         retention: Default::default(),
+        credentials: None,
     }
 }
 
@@ -257,6 +259,7 @@ fn a_blocked_reconcile_overrides_the_aggregate_until_fixed() {
         topology: Topology::NotChecked,
         unserved: Vec::new(),
         retention: Default::default(),
+        credentials: None,
     };
     let during = merged(
         Some(&before),
@@ -328,6 +331,7 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
         topology: Topology::Unreachable("no answer within 1s".into()),
         unserved: Vec::new(),
         retention: Default::default(),
+        credentials: None,
     };
     let status = merged(
         None,
