@@ -126,7 +126,7 @@ async fn served_shards_get_pods_and_the_others_are_held_with_a_reason() {
     // Claims follow the current pvcDeletionPolicy: owned by the Shard only under Delete.
     let backups = naming::backup_pvc(&default.name_any());
     let owned =
-        |want: bool| move |c: &PersistentVolumeClaim| !c.owner_references().is_empty() == want;
+        |want: bool| move |c: &PersistentVolumeClaim| c.owner_references().is_empty() != want;
     assert!(
         claims
             .get(&backups)
