@@ -30,14 +30,31 @@ use crate::common::{CredentialsRef, GlobalTopologyRef, PoolSpec, PvcDeletionPoli
 pub struct ShardSpec {
     pub database: String,
     pub table_group: String,
-    /// The shard's name in the Multigres topology.
+    /// The shard's index in its table group (`0`, `1`, ...). Multigres names shards by key range
+    /// instead: the only shard of a table group is `0-inf` there.
     pub shard_name: String,
+    /// How many shards the table group has; with one, the shard's Multigres name is `0-inf`.
+    #[serde(default = "one_shard")]
+    pub shard_count: u32,
     pub images: ShardImages,
     pub pools: Vec<PoolSpec>,
     pub global_topo_server: GlobalTopologyRef,
     pub credentials: CredentialsRef,
     #[serde(default)]
     pub pvc_deletion_policy: PvcDeletionPolicy,
+}
+
+impl ShardSpec {
+    /// The shard's name in the Multigres topology (multipooler `--shard`, `ShardKey.shard`).
+    pub fn multigres_shard(&self) -> String {
+        crate::multigres::multigres_shard_id(&self.shard_name, self.shard_count)
+    }
+}
+
+/// Shards written before `shardCount` existed belong to unsharded table groups: the pinned
+/// Multigres serves nothing else.
+fn one_shard() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -429,6 +429,7 @@ mod tests {
                 database: "production_db".into(),
                 table_group: "orders_tg".into(),
                 shard_name: "0".into(),
+                shard_count: 1,
                 images: ShardImages {
                     multipooler: "mg:1".into(),
                     postgres: "pg:17".into(),

@@ -13,10 +13,13 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, ResourceExt};
+use multigres_api::multigres::pooler_service_id;
 use multigres_api::{PoolType, Shard, naming};
 use multigres_e2e::{shared, spawn_operator, wait_deleted, wait_for};
 use multigres_topology::pb::id::ComponentType;
-use multigres_topology::{Id, MultiPooler, PoolerServingStatus, PoolerType, ShardKey};
+use multigres_topology::{
+    Id, MultiPooler, PoolerServingStatus, RoutingRole, RoutingState, ShardKey,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -123,16 +126,19 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         id: Some(Id {
             component: ComponentType::Multipooler.into(),
             cell: "us-west-2".into(),
-            name: primary.clone(),
+            name: pooler_service_id(&primary),
         }),
         shard_key: Some(ShardKey {
             database: shard.spec.database.clone(),
             table_group: shard.spec.table_group.clone(),
-            shard: shard.spec.shard_name.clone(),
+            shard: shard.spec.multigres_shard(),
         }),
-        r#type: PoolerType::Primary.into(),
         serving_status: PoolerServingStatus::Serving.into(),
-        hostname: primary.clone(),
+        routing_state: Some(RoutingState {
+            role: RoutingRole::Primary.into(),
+            rule: None,
+        }),
+        hostname: "10.0.0.1".into(), // traced to its pod by the service id alone
         ..Default::default()
     };
     topo_client(&etcd)

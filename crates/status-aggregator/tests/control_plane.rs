@@ -17,7 +17,7 @@ use multigres_api::{
 use multigres_e2e::etcd::TestEtcd;
 use multigres_e2e::{OperatorProcess, spawn_operator};
 use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
-use multigres_status_aggregator::sim::{PoolPod, pooler_record};
+use multigres_status_aggregator::sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_status_aggregator::testing::{Children, children, make_ready};
 use multigres_topology::{AddressMapping, PoolerServingStatus, TopoClient, cell_root_on_global};
 use serde_json::json;
@@ -237,12 +237,20 @@ async fn write_primary(topo: &TopoClient, namespace: &str, shard: &Shard, servin
         table_group: shard.spec.table_group.clone(),
         shard: shard.spec.shard_name.clone(),
         pool_type: PoolType::Replica,
-        ready: serving,
+        ready: true,
+        terminating: false,
+        since: None,
         shard_resource: shard.name_any(),
+        flags: PoolerFlags::default(),
     };
-    let mut record = pooler_record(&pod, true, "host");
+    let mut record = pooler_record(
+        &pod,
+        &shard.spec.multigres_shard(),
+        SimRole::Primary { term: 1 },
+    );
     if !serving {
-        record.set_serving_status(PoolerServingStatus::NotServing);
+        // A primary draining for a demotion is not serving.
+        record.set_serving_status(PoolerServingStatus::Draining);
     }
     let root = cell_root_on_global(&shard.spec.global_topo_server.root_path, "a");
     topo.write_pooler(&root, &record).await.unwrap();

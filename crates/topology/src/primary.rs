@@ -120,9 +120,9 @@ pub fn shard_primary<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Id;
     use crate::pb::id::ComponentType;
     use crate::pb::{PoolerLifecycle, RoutingState, RuleNumber};
-    use crate::Id;
 
     fn shard() -> ShardKey {
         ShardKey {
@@ -230,7 +230,10 @@ mod tests {
 
         assert_eq!(shard_primary(&records[1..], &shard), ShardPrimary::None);
 
-        let draining = vec![record("a", Primary, Draining), record("b", Replica, Serving)];
+        let draining = vec![
+            record("a", Primary, Draining),
+            record("b", Replica, Serving),
+        ];
         let found = shard_primary(&draining, &shard);
         assert_eq!(found, ShardPrimary::One(&draining[0]));
         assert_eq!(found.serving(), None);

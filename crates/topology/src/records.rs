@@ -7,9 +7,9 @@ use tracing::warn;
 
 use crate::client::decode;
 use crate::keys::{cell_key, database_key, pooler_dir_of, pooler_key, poolers_prefix};
+use crate::pb::PoolerLifecycleStatus;
 use crate::pb::backup_location::Location;
 use crate::pb::id::ComponentType;
-use crate::pb::PoolerLifecycleStatus;
 use crate::primary::{self, PoolerRole};
 use crate::{
     BackupLocation, Cell, Database, MultiPooler, QuorumType, Result, TopoClient, TopoError,
@@ -262,11 +262,7 @@ impl TopoClient {
     ///
     /// `live` must be complete for this cell: an empty one removes every record, so callers
     /// must not build it from a failed or partial pod listing.
-    pub async fn prune_poolers(
-        &self,
-        cell_root: &str,
-        live: &LivePoolers,
-    ) -> Result<Vec<String>> {
+    pub async fn prune_poolers(&self, cell_root: &str, live: &LivePoolers) -> Result<Vec<String>> {
         let prefix = poolers_prefix(cell_root);
         let mut removed = Vec::new();
         for entry in self.list_prefix_raw(&prefix).await? {

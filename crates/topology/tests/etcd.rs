@@ -10,9 +10,9 @@ use multigres_topology::pb::backup_location::Location;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     AddressMapping, BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id,
-    LivePoolers, MultiPooler, PoolerServingStatus, QuorumType, RoutingRole, RoutingState,
-    ShardKey, ShardPrimary, TopoClient, TopoError, WriteOutcome, cell_key, cell_root_on_global,
-    database_key, pooler_key, poolers_prefix, shard_primary,
+    LivePoolers, MultiPooler, PoolerServingStatus, QuorumType, RoutingRole, RoutingState, ShardKey,
+    ShardPrimary, TopoClient, TopoError, WriteOutcome, cell_key, cell_root_on_global, database_key,
+    pooler_key, poolers_prefix, shard_primary,
 };
 
 const ROOT: &str = "/multigres/global/";
@@ -279,12 +279,7 @@ async fn prune_removes_exactly_the_stale_poolers() {
         RoutingRole::Primary,
         "p0.pool.ns.svc.cluster.local",
     );
-    let p1 = pooler(
-        "z1",
-        "p1",
-        RoutingRole::Replica,
-        "10.0.0.7",
-    );
+    let p1 = pooler("z1", "p1", RoutingRole::Replica, "10.0.0.7");
     let p2 = pooler(
         "z1",
         "p2",

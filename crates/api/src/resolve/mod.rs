@@ -633,7 +633,8 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
         .cloned()
         .unwrap_or_default();
     let spec = &table_group.spec;
-    (0..spec.partitioning.shards.max(0))
+    let shard_count = spec.partitioning.shards.max(0);
+    (0..shard_count)
         .map(|index| {
             let shard_name = index.to_string();
             let labels = table_group_labels(&cluster, &spec.database, &spec.table_group);
@@ -646,6 +647,7 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                     database: spec.database.clone(),
                     table_group: spec.table_group.clone(),
                     shard_name,
+                    shard_count: shard_count as u32,
                     images: spec.images.clone(),
                     pools: spec.shard_template.pools.clone(),
                     global_topo_server: spec.global_topo_server.clone(),
