@@ -156,6 +156,29 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     .await
     .unwrap();
 
+    // A second record claiming PRIMARY makes the primary unknown (no cell, never the first one
+    // found) until it goes. The topology is polled, not watched: up to the 30 s idle requeue.
+    let topo = topo_client(&etcd).await.unwrap();
+    let cell_root = multigres_topology::cell_root_on_global(root, "us-west-2");
+    let mut rival = record.clone();
+    let rival_id = pooler_service_id(&pod_of(&replica_id, 0));
+    rival.id.as_mut().unwrap().name = rival_id.clone();
+    topo.write_pooler(&cell_root, &rival).await.unwrap();
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.primary_cell.is_none())
+    })
+    .await
+    .unwrap();
+    let rival_key = multigres_topology::pooler_key(&cell_root, "us-west-2", &rival_id);
+    assert!(topo.delete(&rival_key).await.unwrap());
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status.as_ref().and_then(|st| st.primary_cell.as_deref()) == Some("us-west-2")
+    })
+    .await
+    .unwrap();
+
     // Record pod deletions of shard 0, in order.
     let deleted = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = deleted.clone();
