@@ -30,12 +30,12 @@ use crate::common::{CredentialsRef, GlobalTopologyRef, PoolSpec, PvcDeletionPoli
 pub struct ShardSpec {
     pub database: String,
     pub table_group: String,
-    /// The shard's index in its table group (`0`, `1`, ...). Multigres names shards by key range
-    /// instead: the only shard of a table group is `0-inf` there.
+    /// The shard's name among its table group's Shards (`0`, `1`, ...), as the CR definition has it.
     pub shard_name: String,
-    /// How many shards the table group has; with one, the shard's Multigres name is `0-inf`.
-    #[serde(default = "one_shard")]
-    pub shard_count: u32,
+    /// The shard as Multigres names it (a key range): what multipooler's `--shard` and the topology
+    /// records carry. `0-inf` for a table group of one shard.
+    #[serde(default)]
+    pub key_range: String,
     pub images: ShardImages,
     pub pools: Vec<PoolSpec>,
     pub global_topo_server: GlobalTopologyRef,
@@ -45,16 +45,14 @@ pub struct ShardSpec {
 }
 
 impl ShardSpec {
-    /// The shard's name in the Multigres topology (multipooler `--shard`, `ShardKey.shard`).
-    pub fn multigres_shard(&self) -> String {
-        crate::multigres::multigres_shard_id(&self.shard_name, self.shard_count)
+    /// The Multigres shard id: `key_range`, or the shard's name on a Shard written before it existed.
+    pub fn multigres_shard(&self) -> &str {
+        if self.key_range.is_empty() {
+            &self.shard_name
+        } else {
+            &self.key_range
+        }
     }
-}
-
-/// Shards written before `shardCount` existed belong to unsharded table groups: the pinned
-/// Multigres serves nothing else.
-fn one_shard() -> u32 {
-    1
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

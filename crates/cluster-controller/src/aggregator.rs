@@ -214,6 +214,9 @@ mod tests {
         Findings {
             blocked: None,
             topology: Topology::Registered,
+            unserved: Vec::new(),
+            retention: Default::default(),
+            credentials: None,
         }
     }
 

@@ -8,7 +8,10 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer};
+use multigres_api::resolve::ResolvedCluster;
+
+use crate::retention::Retention;
+use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer, multigres};
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, DEGRADED, PROGRESSING};
 
 /// Whether the cluster can reach its global topology.
@@ -118,6 +121,12 @@ pub struct Observed<'a> {
     pub children: Vec<ChildHealth>,
     pub blocked: Option<Blocked>,
     pub topology: Topology,
+    /// What the pinned Multigres cannot serve of the spec (`multigres::unserved`), per table group.
+    pub unserved: Vec<String>,
+    /// TableGroups kept though the spec dropped them.
+    pub retention: Retention,
+    /// Why the credentials Secret is not usable, when it is not.
+    pub credentials: Option<String>,
     pub now: Timestamp,
 }
 
@@ -128,6 +137,9 @@ const LISTED: usize = 5;
 pub struct Findings {
     pub blocked: Option<Blocked>,
     pub topology: Topology,
+    pub unserved: Vec<String>,
+    pub retention: Retention,
+    pub credentials: Option<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -180,6 +192,12 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     if let Some(update) = topology_condition(&input.findings.topology) {
         conditions::set(conds, update, generation, now);
     }
+    conditions::set(
+        conds,
+        served_condition(&input.findings.unserved),
+        generation,
+        now,
+    );
     match input.reach {
         AggregatorReach::Unknown => {}
         AggregatorReach::Reachable => conditions::set(
@@ -257,6 +275,54 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     status
 }
 
+/// `MultigresServed`: whether the pinned Multigres serves every table group the spec asks for.
+pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
+    let (status, reason, message) = multigres::served_condition(unserved);
+    ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
+}
+
+/// Condition type: whether the Postgres credentials Secret the pods mount exists.
+pub const CREDENTIALS_READY: &str = "CredentialsReady";
+
+pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
+    match problem {
+        None => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            true,
+            "SecretPresent",
+            "the credentials Secret exists",
+        ),
+        Some(message) => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            false,
+            "CredentialsMissing",
+            message.clone(),
+        ),
+    }
+}
+
+/// Condition type: TableGroups (and their data) kept though the spec no longer names them.
+pub const RETAINED: &str = "Retained";
+
+pub fn retained_condition(retention: &Retention) -> ConditionUpdate {
+    let (status, reason, message) = retention.condition();
+    ConditionUpdate::new(RETAINED, status, reason, message)
+}
+
+/// One line per table group the pinned Multigres cannot serve, naming the database.
+pub fn unserved(resolved: &ResolvedCluster) -> Vec<String> {
+    resolved
+        .table_groups
+        .iter()
+        .flat_map(|tg| {
+            let spec = &tg.spec;
+            multigres::unserved(&spec.table_group, spec.partitioning.shards.max(0) as u32)
+                .into_iter()
+                .map(move |limit| format!("database {:?}, {limit}", spec.database))
+        })
+        .collect()
+}
+
 fn topology_condition(topology: &Topology) -> Option<ConditionUpdate> {
     match topology {
         Topology::Registered => Some(ConditionUpdate::new(
@@ -305,6 +371,9 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
     if let Some(update) = topology_condition(&observed.topology) {
         set(update);
     }
+    set(served_condition(&observed.unserved));
+    set(retained_condition(&observed.retention));
+    set(credentials_condition(&observed.credentials));
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);

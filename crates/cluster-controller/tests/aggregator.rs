@@ -293,7 +293,7 @@ async fn write_primaries(etcd: &TestEtcd, cluster: &MultigresCluster, shards: &[
         };
         let record = pooler_record(
             &pod,
-            &shard.spec.multigres_shard(),
+            shard.spec.multigres_shard(),
             SimRole::Primary { term: 1 },
         );
         topo.write_pooler(&root, &record).await.unwrap();

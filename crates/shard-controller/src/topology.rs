@@ -61,7 +61,7 @@ pub fn shard_key(shard: &Shard) -> ShardKey {
     ShardKey {
         database: shard.spec.database.clone(),
         table_group: shard.spec.table_group.clone(),
-        shard: shard.spec.multigres_shard(),
+        shard: shard.spec.multigres_shard().to_string(),
     }
 }
 

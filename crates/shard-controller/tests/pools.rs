@@ -58,6 +58,8 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             ns.clone(),
             "--topology-address-map".into(),
             format!("{TOPO_ADDRESS}={}", etcd.endpoint()),
+            // The sample's orders_tg, which the pinned Multigres does not serve: pods as under kwok.
+            "--hold-unserved-shards=false".into(),
         ],
     )
     .unwrap();
@@ -131,7 +133,7 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         shard_key: Some(ShardKey {
             database: shard.spec.database.clone(),
             table_group: shard.spec.table_group.clone(),
-            shard: shard.spec.multigres_shard(),
+            shard: shard.spec.multigres_shard().to_string(),
         }),
         serving_status: PoolerServingStatus::Serving.into(),
         routing_state: Some(RoutingState {

@@ -325,7 +325,7 @@ pub fn plan(
         live.hosts.insert(pod.name.clone());
         out.records.entry(location).or_default().push(pooler_record(
             pod,
-            &shard.spec.multigres_shard(),
+            shard.spec.multigres_shard(),
             role,
         ));
     }

@@ -258,7 +258,7 @@ async fn write_primary_of(
     };
     let mut record = pooler_record(
         &pod,
-        &shard.spec.multigres_shard(),
+        shard.spec.multigres_shard(),
         SimRole::Primary { term: 1 },
     );
     if !serving {

@@ -24,7 +24,7 @@ use crate::shard::ShardSpec;
 use crate::tablegroup::{ShardTemplate, TableGroupSpec};
 use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
-use crate::{Cell, TableGroup, naming};
+use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.
@@ -484,10 +484,6 @@ impl Context<'_> {
                     .postgres
                     .clone()
                     .unwrap_or_else(|| defaults::POSTGRES_IMAGE.into()),
-                pgctld: images
-                    .pgctld
-                    .clone()
-                    .unwrap_or_else(|| defaults::PGCTLD_IMAGE.into()),
                 image_pull_policy: images.image_pull_policy,
                 image_pull_secrets: images.image_pull_secrets.clone().unwrap_or_default(),
             },
@@ -633,8 +629,7 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
         .cloned()
         .unwrap_or_default();
     let spec = &table_group.spec;
-    let shard_count = spec.partitioning.shards.max(0);
-    (0..shard_count)
+    (0..spec.partitioning.shards.max(0))
         .map(|index| {
             let shard_name = index.to_string();
             let labels = table_group_labels(&cluster, &spec.database, &spec.table_group);
@@ -646,8 +641,11 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                 spec: ShardSpec {
                     database: spec.database.clone(),
                     table_group: spec.table_group.clone(),
+                    key_range: multigres::multigres_shard_id(
+                        &shard_name,
+                        spec.partitioning.shards.max(0) as u32,
+                    ),
                     shard_name,
-                    shard_count: shard_count as u32,
                     images: spec.images.clone(),
                     pools: spec.shard_template.pools.clone(),
                     global_topo_server: spec.global_topo_server.clone(),
