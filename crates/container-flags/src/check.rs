@@ -83,6 +83,7 @@ pub struct Findings {
 /// Checks every container and init container of `pod` that runs a Multigres binary.
 pub fn pod(pod: &GeneratedPod<'_>) -> Findings {
     let mut findings = Findings::default();
+    let mut superusers = Vec::new();
     let containers = pod.spec.init_containers.iter().flatten();
     for container in containers.chain(&pod.spec.containers) {
         let vars = variables(pod, container);
@@ -94,12 +95,23 @@ pub fn pod(pod: &GeneratedPod<'_>) -> Findings {
             container,
             invocation: &invocation,
             failures: Vec::new(),
+            superuser: None,
         };
         check.run();
         findings
             .checked
             .push((container.name.clone(), invocation.help_name()));
         findings.failures.extend(check.failures);
+        superusers.extend(check.superuser.map(|u| (container.name.clone(), u)));
+    }
+    // pgctld's initdb makes the superuser; multipooler must log in as the same role.
+    if let [(a, user_a), (b, user_b)] = superusers.as_slice()
+        && user_a != user_b
+    {
+        findings.failures.push(format!(
+            "{}: container {a} uses superuser {user_a}, container {b} {user_b}",
+            pod.object
+        ));
     }
     findings
 }
@@ -130,6 +142,8 @@ struct ContainerCheck<'a> {
     container: &'a Container,
     invocation: &'a Invocation,
     failures: Vec<String>,
+    /// The Postgres superuser the binary uses, for multipooler and pgctld.
+    superuser: Option<String>,
 }
 
 impl ContainerCheck<'_> {
@@ -179,11 +193,16 @@ impl ContainerCheck<'_> {
         }
         match help_name.as_str() {
             "multipooler" => {
+                self.superuser = Some(self.superuser(
+                    value("connpool-admin-user"),
+                    &["CONNPOOL_ADMIN_USER", "POSTGRES_USER"],
+                ));
                 self.multipooler(&value);
                 self.password(&passed, &["CONNPOOL_ADMIN_PASSWORD", "POSTGRES_PASSWORD"]);
                 self.pgdata();
             }
             "pgctld-server" => {
+                self.superuser = Some(self.superuser(value("pg-user"), &["POSTGRES_USER"]));
                 self.password(&passed, &["POSTGRES_PASSWORD"]);
                 self.pgdata();
             }
@@ -270,6 +289,27 @@ impl ContainerCheck<'_> {
 
     fn env(&self, name: &str) -> Option<&EnvVar> {
         self.container.env.iter().flatten().find(|e| e.name == name)
+    }
+
+    /// Where the superuser's name comes from: the flag, the first env var set, or the default.
+    fn superuser(&self, flag: Option<String>, env_names: &[&str]) -> String {
+        if let Some(user) = flag {
+            return format!("{user:?}");
+        }
+        let Some(env) = env_names.iter().find_map(|n| self.env(n)) else {
+            // Both binaries default to `postgres`, the same as passing it.
+            return format!("{:?}", "postgres");
+        };
+        match (
+            &env.value,
+            env.value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref()),
+        ) {
+            (Some(user), _) => format!("{user:?}"),
+            (None, Some(r)) => format!("key {:?} of Secret {:?}", r.key, r.name),
+            _ => format!("{} from elsewhere", env.name),
+        }
     }
 
     fn pgdata(&mut self) {

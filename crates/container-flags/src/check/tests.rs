@@ -284,6 +284,19 @@ fn application_name_and_shard_follow_multigres() {
 }
 
 #[test]
+fn multipooler_logs_in_as_the_superuser_pgctld_creates() {
+    let mut spec = good_spec();
+    let user = secret_env("POSTGRES_USER", "creds", "username");
+    spec.containers[0].env.as_mut().unwrap().push(user.clone());
+    assert_one(
+        failures(&spec),
+        "container postgres uses superuser key \"username\" of Secret \"creds\", container multipooler \"postgres\"",
+    );
+    spec.containers[1].env.as_mut().unwrap().push(user);
+    assert_eq!(failures(&spec), Vec::<String>::new());
+}
+
+#[test]
 fn the_hostname_must_resolve() {
     let mut spec = good_spec();
     spec.subdomain = None;
