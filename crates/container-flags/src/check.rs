@@ -83,7 +83,7 @@ pub struct Findings {
 /// Checks every container and init container of `pod` that runs a Multigres binary.
 pub fn pod(pod: &GeneratedPod<'_>) -> Findings {
     let mut findings = Findings::default();
-    let mut superusers = Vec::new();
+    let mut shared = Vec::new();
     let containers = pod.spec.init_containers.iter().flatten();
     for container in containers.chain(&pod.spec.containers) {
         let vars = variables(pod, container);
@@ -95,23 +95,27 @@ pub fn pod(pod: &GeneratedPod<'_>) -> Findings {
             container,
             invocation: &invocation,
             failures: Vec::new(),
-            superuser: None,
+            shared: BTreeMap::new(),
         };
         check.run();
         findings
             .checked
             .push((container.name.clone(), invocation.help_name()));
         findings.failures.extend(check.failures);
-        superusers.extend(check.superuser.map(|u| (container.name.clone(), u)));
+        if !check.shared.is_empty() {
+            shared.push((container.name.clone(), check.shared));
+        }
     }
-    // pgctld's initdb makes the superuser; multipooler must log in as the same role.
-    if let [(a, user_a), (b, user_b)] = superusers.as_slice()
-        && user_a != user_b
-    {
-        findings.failures.push(format!(
-            "{}: container {a} uses superuser {user_a}, container {b} {user_b}",
-            pod.object
-        ));
+    // multipooler drives the pgctld and the postgres beside it: both must agree on these.
+    if let [(a, facts_a), (b, facts_b)] = shared.as_slice() {
+        for (what, value_a) in facts_a {
+            if let Some(value_b) = facts_b.get(what).filter(|v| *v != value_a) {
+                findings.failures.push(format!(
+                    "{}: container {a} has {what} {value_a}, container {b} {value_b}",
+                    pod.object
+                ));
+            }
+        }
     }
     findings
 }
@@ -142,8 +146,9 @@ struct ContainerCheck<'a> {
     container: &'a Container,
     invocation: &'a Invocation,
     failures: Vec<String>,
-    /// The Postgres superuser the binary uses, for multipooler and pgctld.
-    superuser: Option<String>,
+    /// What multipooler and pgctld in one pod must agree on: the superuser (pgctld's initdb creates
+    /// it, multipooler logs in as it), pooler dir, PGDATA, ports.
+    shared: BTreeMap<&'static str, String>,
 }
 
 impl ContainerCheck<'_> {
@@ -193,16 +198,22 @@ impl ContainerCheck<'_> {
         }
         match help_name.as_str() {
             "multipooler" => {
-                self.superuser = Some(self.superuser(
+                let user = self.superuser(
                     value("connpool-admin-user"),
                     &["CONNPOOL_ADMIN_USER", "POSTGRES_USER"],
-                ));
+                );
+                // The flags' defaults, as the recorded help prints them.
+                let pgctld_addr = value("pgctld-addr").unwrap_or("localhost:15200".into());
+                let pgctld_port = pgctld_addr.rsplit(':').next().unwrap_or_default();
+                self.share(&value, user, pgctld_port.to_string());
                 self.multipooler(&value);
                 self.password(&passed, &["CONNPOOL_ADMIN_PASSWORD", "POSTGRES_PASSWORD"]);
                 self.pgdata();
             }
             "pgctld-server" => {
-                self.superuser = Some(self.superuser(value("pg-user"), &["POSTGRES_USER"]));
+                let user = self.superuser(value("pg-user"), &["POSTGRES_USER"]);
+                let grpc_port = value("grpc-port").unwrap_or_default();
+                self.share(&value, user, grpc_port);
                 self.password(&passed, &["POSTGRES_PASSWORD"]);
                 self.pgdata();
             }
@@ -289,6 +300,26 @@ impl ContainerCheck<'_> {
 
     fn env(&self, name: &str) -> Option<&EnvVar> {
         self.container.env.iter().flatten().find(|e| e.name == name)
+    }
+
+    fn share(&mut self, value: &dyn Fn(&str) -> Option<String>, user: String, pgctld_port: String) {
+        let pgdata = self.env("PGDATA").and_then(|e| e.value.clone());
+        let entries = [
+            ("superuser", Some(user)),
+            ("pgctld gRPC port", Some(pgctld_port)),
+            ("--pooler-dir", value("pooler-dir")),
+            ("PGDATA", pgdata),
+            ("--pg-port", Some(value("pg-port").unwrap_or("5432".into()))),
+            (
+                "--pgbackrest-port",
+                Some(value("pgbackrest-port").unwrap_or("0".into())),
+            ),
+        ];
+        for (what, v) in entries {
+            if let Some(v) = v {
+                self.shared.insert(what, v);
+            }
+        }
     }
 
     /// Where the superuser's name comes from: the flag, the first env var set, or the default.

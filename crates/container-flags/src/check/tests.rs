@@ -290,10 +290,32 @@ fn multipooler_logs_in_as_the_superuser_pgctld_creates() {
     spec.containers[0].env.as_mut().unwrap().push(user.clone());
     assert_one(
         failures(&spec),
-        "container postgres uses superuser key \"username\" of Secret \"creds\", container multipooler \"postgres\"",
+        "container postgres has superuser key \"username\" of Secret \"creds\", container multipooler \"postgres\"",
     );
     spec.containers[1].env.as_mut().unwrap().push(user);
     assert_eq!(failures(&spec), Vec::<String>::new());
+}
+
+#[test]
+fn multipooler_and_pgctld_agree_on_ports_and_folders() {
+    assert_one(
+        pooler_edited(|c| {
+            c.args
+                .as_mut()
+                .unwrap()
+                .push("--pgctld-addr=localhost:15300".into())
+        }),
+        "container postgres has pgctld gRPC port 15200, container multipooler 15300",
+    );
+    assert_one(
+        pooler_edited(|c| {
+            c.args
+                .as_mut()
+                .unwrap()
+                .push("--pgbackrest-port=8432".into())
+        }),
+        "container postgres has --pgbackrest-port 0, container multipooler 8432",
+    );
 }
 
 #[test]
