@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Probe, Volume};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::help;
 use crate::invocation::{self, Invocation, PassedFlag};
-use crate::{RECORDED_DIR, recorded_help};
+use crate::{RECORDED_DIR, recorded_flags};
 
 /// Postgres' NAMEDATALEN - 1: multipooler's application name `<cell>_<service-id>` must fit.
 pub const MAX_APPLICATION_NAME: usize = 63;
@@ -163,14 +162,13 @@ impl ContainerCheck<'_> {
 
     fn run(&mut self) {
         let help_name = self.invocation.help_name();
-        let Some(text) = recorded_help(&help_name) else {
+        let Some(known) = recorded_flags(&help_name) else {
             self.fail(format!(
                 "no recorded help for {help_name} in {RECORDED_DIR}"
             ));
             return;
         };
-        let known = help::parse(text);
-        let (passed, positional) = invocation::flags(&self.invocation.argv, &known);
+        let (passed, positional) = invocation::flags(&self.invocation.argv, known);
         for word in positional {
             self.fail(format!("takes no arguments, got {word:?}"));
         }

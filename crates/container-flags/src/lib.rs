@@ -13,6 +13,30 @@ pub const RECORDED_COMMIT: &str = "6bd80b9b251e69be19330837318b037d959e2df7";
 /// Where the recorded help lives, relative to this crate, for messages.
 pub const RECORDED_DIR: &str = "crates/container-flags/data/multigres-6bd80b9";
 
+/// The flags of a recorded binary or subcommand, each help text parsed once.
+pub fn recorded_flags(name: &str) -> Option<&'static help::FlagSet> {
+    use std::collections::BTreeMap;
+    use std::sync::OnceLock;
+    static PARSED: OnceLock<BTreeMap<&'static str, help::FlagSet>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        RECORDED
+            .iter()
+            .filter_map(|n| Some((*n, help::parse(recorded_help(n)?))))
+            .collect()
+    });
+    parsed.get(name)
+}
+
+/// Every recorded help's name.
+pub const RECORDED: &[&str] = &[
+    "multiadmin",
+    "multigateway",
+    "multiorch",
+    "multipooler",
+    "pgctld",
+    "pgctld-server",
+];
+
 /// The recorded `--help` of a binary (`multipooler`) or subcommand (`pgctld-server`).
 pub fn recorded_help(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -39,12 +63,12 @@ mod tests {
             "multipooler",
             "pgctld-server",
         ] {
-            let flags = help::parse(recorded_help(name).unwrap());
+            let flags = recorded_flags(name).unwrap();
             for flag in ["http-port", "grpc-port", "log-level", "service-map"] {
                 assert!(flags.defines(flag), "{name} lacks --{flag}");
             }
         }
-        let pooler = help::parse(recorded_help("multipooler").unwrap());
+        let pooler = recorded_flags("multipooler").unwrap();
         for flag in [
             "cell",
             "database",
@@ -56,7 +80,7 @@ mod tests {
             assert!(pooler.defines(flag), "multipooler lacks --{flag}");
         }
         // DESIGN §4: multiadmin has no --service-id.
-        assert!(!help::parse(recorded_help("multiadmin").unwrap()).defines("service-id"));
+        assert!(!recorded_flags("multiadmin").unwrap().defines("service-id"));
         assert!(recorded_help("pgctld").unwrap().contains("server"));
     }
 }
