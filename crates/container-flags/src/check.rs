@@ -145,8 +145,8 @@ struct ContainerCheck<'a> {
     container: &'a Container,
     invocation: &'a Invocation,
     failures: Vec<String>,
-    /// What multipooler and pgctld in one pod must agree on: the superuser (pgctld's initdb creates
-    /// it, multipooler logs in as it), pooler dir, PGDATA, ports.
+    /// What multipooler and pgctld in one pod must agree on: the database and the superuser (pgctld's
+    /// initdb creates them, multipooler connects to them), pooler dir, PGDATA, ports.
     shared: BTreeMap<&'static str, String>,
 }
 
@@ -203,7 +203,8 @@ impl ContainerCheck<'_> {
                 // The flags' defaults, as the recorded help prints them.
                 let pgctld_addr = value("pgctld-addr").unwrap_or("localhost:15200".into());
                 let pgctld_port = pgctld_addr.rsplit(':').next().unwrap_or_default();
-                self.share(&value, user, pgctld_port.to_string());
+                let database = value("database").unwrap_or_default();
+                self.share(&value, user, pgctld_port.to_string(), database);
                 self.multipooler(&value);
                 self.password(&passed, &["CONNPOOL_ADMIN_PASSWORD", "POSTGRES_PASSWORD"]);
                 self.pgdata();
@@ -211,7 +212,11 @@ impl ContainerCheck<'_> {
             "pgctld-server" => {
                 let user = self.superuser(value("pg-user"), &["POSTGRES_USER"]);
                 let grpc_port = value("grpc-port").unwrap_or_default();
-                self.share(&value, user, grpc_port);
+                // initdb creates only this database (DESIGN §4); multipooler connects to its --database.
+                let database = value("pg-database")
+                    .or_else(|| self.env("POSTGRES_DB").and_then(|e| e.value.clone()))
+                    .unwrap_or("postgres".into());
+                self.share(&value, user, grpc_port, database);
                 self.password(&passed, &["POSTGRES_PASSWORD"]);
                 self.pgdata();
             }
@@ -300,9 +305,16 @@ impl ContainerCheck<'_> {
         self.container.env.iter().flatten().find(|e| e.name == name)
     }
 
-    fn share(&mut self, value: &dyn Fn(&str) -> Option<String>, user: String, pgctld_port: String) {
+    fn share(
+        &mut self,
+        value: &dyn Fn(&str) -> Option<String>,
+        user: String,
+        pgctld_port: String,
+        database: String,
+    ) {
         let pgdata = self.env("PGDATA").and_then(|e| e.value.clone());
         let entries = [
+            ("database", Some(format!("{database:?}"))),
             ("superuser", Some(user)),
             ("pgctld gRPC port", Some(pgctld_port)),
             ("--pooler-dir", value("pooler-dir")),

@@ -319,6 +319,25 @@ fn multipooler_and_pgctld_agree_on_ports_and_folders() {
 }
 
 #[test]
+fn pgctld_creates_the_database_multipooler_serves() {
+    let other = |c: &mut Container| {
+        c.args.as_mut().unwrap()[1] = "--database=orders".into();
+    };
+    assert_one(
+        pooler_edited(other),
+        "container postgres has database \"postgres\", container multipooler \"orders\"",
+    );
+    let mut spec = good_spec();
+    other(&mut spec.containers[1]);
+    spec.containers[0]
+        .env
+        .as_mut()
+        .unwrap()
+        .push(env("POSTGRES_DB", "orders"));
+    assert_eq!(failures(&spec), Vec::<String>::new());
+}
+
+#[test]
 fn the_hostname_must_resolve() {
     let mut spec = good_spec();
     spec.subdomain = None;
