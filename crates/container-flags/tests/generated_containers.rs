@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::ResourceExt;
 use multigres_api::resolve::{Templates, resolve_cluster};
-use multigres_api::{DeploymentTemplate, MultigresCluster, TopoServer};
+use multigres_api::{DeploymentTemplate, MultigresCluster, TopoServer, multigres};
 use multigres_container_flags::check::{self, Credentials, Findings, GeneratedPod};
 use serde::Deserialize;
 
@@ -112,11 +112,19 @@ fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<Owne
                 secret: s.spec.credentials.secret_name.clone(),
                 password_key: s.spec.credentials.password_key.clone(),
             };
+            // The shard controller holds these pods by default (--hold-unserved-shards); they are
+            // still checked, since they run as built once a Multigres serves them.
+            let unserved = multigres::unserved_shard(&s.spec.table_group, s.spec.multigres_shard());
+            let held = if unserved.is_empty() {
+                String::new()
+            } else {
+                " (held by default: unserved)".to_string()
+            };
             for pool in shard::pools(&s) {
                 for index in 0..u32::try_from(pool.spec.replicas).unwrap_or(0) {
                     let pod = shard::pod(&s, &pool, index);
                     pods.push(OwnedPod {
-                        object: format!("Shard {} Pod {}", s.name_any(), pod.name_any()),
+                        object: format!("Shard {}{held} Pod {}", s.name_any(), pod.name_any()),
                         pod_name: pod.name_any(),
                         namespace: pod.namespace().unwrap_or_default(),
                         replicas: 1,
