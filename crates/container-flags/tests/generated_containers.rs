@@ -11,6 +11,8 @@ use kube::ResourceExt;
 use multigres_api::resolve::{Templates, resolve_cluster};
 use multigres_api::{DeploymentTemplate, MultigresCluster, TopoServer, multigres};
 use multigres_container_flags::check::{self, Credentials, Findings, GeneratedPod};
+use multigres_container_flags::invocation;
+use multigres_topology::pb::backup_location::Location;
 use serde::Deserialize;
 
 fn sample_documents() -> Vec<serde_yaml::Value> {
@@ -188,4 +190,65 @@ fn every_generated_multigres_container_matches_the_pinned_binaries() {
         findings.checked.len(),
         failures.join("\n")
     );
+}
+
+/// The `--database` of the multipooler container of `pod`, and its volume mounts' paths.
+fn multipooler_of(pod: &OwnedPod) -> Option<(String, Vec<String>)> {
+    let containers = pod.spec.init_containers.iter().flatten();
+    containers.chain(&pod.spec.containers).find_map(|c| {
+        let inv = invocation::of_container(c, &Default::default())?;
+        let known = multigres_container_flags::recorded_flags(&inv.help_name())?;
+        let (flags, _) = invocation::flags(&inv.argv, known);
+        let database = flags.into_iter().rfind(|f| f.name == "database")?.value?;
+        let mounts = c.volume_mounts.iter().flatten();
+        Some((database, mounts.map(|m| m.mount_path.clone()).collect()))
+    })
+}
+
+/// multipooler stops on a Database record without a usable backup location (DESIGN §4); a
+/// filesystem location must be on a volume of every multipooler serving the database.
+#[test]
+fn database_records_carry_a_backup_location_the_poolers_mount() {
+    let (clusters, templates) = samples();
+    let mut failures = Vec::new();
+    for cluster in &clusters {
+        let resolved = resolve_cluster(cluster, &templates).expect("the sample resolves");
+        let desired = multigres_cluster_controller::build::desired(cluster, &resolved);
+        let poolers: Vec<_> = generated_pods(cluster, &templates)
+            .iter()
+            .filter_map(multipooler_of)
+            .collect();
+        for db in &desired.databases {
+            let location = db
+                .backup_location
+                .as_ref()
+                .and_then(|b| b.location.as_ref());
+            match location {
+                None => failures.push(format!("Database {}: no backup_location", db.name)),
+                Some(Location::S3(s3)) if s3.bucket.is_empty() || s3.region.is_empty() => failures
+                    .push(format!(
+                        "Database {}: S3 location without bucket or region",
+                        db.name
+                    )),
+                Some(Location::S3(_)) => {}
+                Some(Location::Filesystem(fs)) => {
+                    let serving = poolers.iter().filter(|(d, _)| *d == db.name);
+                    for (_, mounts) in serving {
+                        let under = |m: &String| {
+                            let dir = m.trim_end_matches('/');
+                            fs.path == dir || fs.path.starts_with(&format!("{dir}/"))
+                        };
+                        if !mounts.iter().any(under) {
+                            failures.push(format!(
+                                "Database {}: backup path {:?} is on no volume of a multipooler ({mounts:?})",
+                                db.name, fs.path
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
