@@ -25,7 +25,9 @@ const SERVICE_FLAGS: &[&str] = &[
     "grpc-port",
 ];
 
-/// Flags each binary needs beyond [`SERVICE_FLAGS`]. `--hostname` is what others dial.
+/// Flags each binary needs beyond [`SERVICE_FLAGS`]. `--hostname` is what others dial. DESIGN §4 also
+/// lists pgctld's `--pg-listen-addresses` and multigateway's `--pg-bind-address`; their defaults
+/// (`*`, `0.0.0.0`, docs/multigres-version.md) already listen everywhere, so they are not required.
 fn required_flags(help_name: &str) -> Vec<&'static str> {
     let service = SERVICE_FLAGS.to_vec();
     let with = |extra: &[&'static str]| [service.clone(), extra.to_vec()].concat();
