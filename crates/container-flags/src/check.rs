@@ -238,10 +238,10 @@ impl ContainerCheck<'_> {
     fn hostname(&mut self, hostname: &str) {
         let spec = self.pod.spec;
         let own_name = spec.hostname.as_deref().unwrap_or(&self.pod.pod_name);
-        let under_service = spec
-            .subdomain
-            .as_ref()
-            .is_some_and(|sub| hostname.starts_with(&format!("{own_name}.{sub}")));
+        let under_service = spec.subdomain.as_ref().is_some_and(|sub| {
+            let short = format!("{own_name}.{sub}");
+            hostname == short || hostname.starts_with(&format!("{short}."))
+        });
         if hostname != POD_IP && !under_service {
             self.fail(format!(
                 "--hostname {hostname:?} does not resolve to the pod (use the pod IP, or a subdomain)"
