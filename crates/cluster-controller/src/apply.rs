@@ -19,6 +19,7 @@ use crate::aggregator::StatusFeed;
 use crate::build::{self, Desired, REGISTERED_DATABASES};
 use crate::dereference::{Existing, Stores, by_name};
 use crate::error::{Error, Result};
+use crate::retention::Retention;
 use crate::status::Topology;
 
 /// What every reconcile of this controller shares.
@@ -131,8 +132,11 @@ pub async fn prune(
     cluster: &MultigresCluster,
     existing: &Existing,
     desired: &Desired,
+    retention: &Retention,
 ) -> Result<()> {
-    let keep = desired.names();
+    let mut keep = desired.names();
+    // TableGroups hold data: the ones the spec dropped stay unless the user confirmed their deletion.
+    keep.table_groups.extend(retention.kept_names());
     let (applier, events) = (&ctx.applier, &ctx.events);
     applier
         .prune(
@@ -172,10 +176,25 @@ fn refs<K>(list: &[std::sync::Arc<K>]) -> Vec<&K> {
 }
 
 /// Creates the credentials Secret once. An existing Secret is never rewritten, whoever made it; the
-/// password is never logged.
-pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+/// password is never logged. A Secret deleted once the cluster has children is not generated again:
+/// a new password would not match the one the data was initialised with, so the cluster says so
+/// (returns the problem) and waits for the user to restore it.
+pub async fn credentials(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    name: &str,
+    has_data: bool,
+) -> Result<Option<String>> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    if has_data {
+        if api.get_metadata_opt(name).await?.is_some() {
+            return Ok(None);
+        }
+        return Ok(Some(format!(
+            "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups              (and their data) exist: a new password would not match the data. Restore the Secret              (keys username, password), or name another in spec.credentials"
+        )));
+    }
     let created = multigres_runtime::secrets::create_once(&api, name, || {
         Ok::<_, Error>(build::credentials_secret(
             cluster,
@@ -193,7 +212,7 @@ pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> R
             )
             .await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Registers every desired database in the global topology and deregisters the ones this cluster
@@ -205,6 +224,7 @@ pub async fn topology(
     root: &str,
     address: &str,
     desired: &Desired,
+    retained: &BTreeSet<String>,
 ) -> Result<Topology> {
     let object = format!(
         "MultigresCluster {}",
@@ -212,6 +232,11 @@ pub async fn topology(
     );
     let wanted: BTreeSet<String> = desired.databases.iter().map(|d| d.name.clone()).collect();
     let registered = build::registered_databases(cluster);
+    // Records of databases whose TableGroups are kept stay, unchanged, until those go too.
+    let wanted: BTreeSet<String> = wanted
+        .union(&registered.intersection(retained).cloned().collect())
+        .cloned()
+        .collect();
     let client = match topo_client(ctx, address).await {
         Ok(client) => client,
         Err(source) => return unreachable(object, source),

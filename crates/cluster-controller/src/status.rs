@@ -9,6 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use multigres_api::resolve::ResolvedCluster;
+
+use crate::retention::Retention;
 use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer, multigres};
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, DEGRADED, PROGRESSING};
 
@@ -121,6 +123,10 @@ pub struct Observed<'a> {
     pub topology: Topology,
     /// What the pinned Multigres cannot serve of the spec (`multigres::unserved`), per table group.
     pub unserved: Vec<String>,
+    /// TableGroups kept though the spec dropped them.
+    pub retention: Retention,
+    /// Why the credentials Secret is not usable, when it is not.
+    pub credentials: Option<String>,
     pub now: Timestamp,
 }
 
@@ -132,6 +138,8 @@ pub struct Findings {
     pub blocked: Option<Blocked>,
     pub topology: Topology,
     pub unserved: Vec<String>,
+    pub retention: Retention,
+    pub credentials: Option<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -273,6 +281,34 @@ pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
     ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
 }
 
+/// Condition type: whether the Postgres credentials Secret the pods mount exists.
+pub const CREDENTIALS_READY: &str = "CredentialsReady";
+
+pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
+    match problem {
+        None => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            true,
+            "SecretPresent",
+            "the credentials Secret exists",
+        ),
+        Some(message) => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            false,
+            "CredentialsMissing",
+            message.clone(),
+        ),
+    }
+}
+
+/// Condition type: TableGroups (and their data) kept though the spec no longer names them.
+pub const RETAINED: &str = "Retained";
+
+pub fn retained_condition(retention: &Retention) -> ConditionUpdate {
+    let (status, reason, message) = retention.condition();
+    ConditionUpdate::new(RETAINED, status, reason, message)
+}
+
 /// One line per table group the pinned Multigres cannot serve, naming the database.
 pub fn unserved(resolved: &ResolvedCluster) -> Vec<String> {
     resolved
@@ -336,6 +372,8 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
         set(update);
     }
     set(served_condition(&observed.unserved));
+    set(retained_condition(&observed.retention));
+    set(credentials_condition(&observed.credentials));
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);

@@ -360,7 +360,15 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         image_pull_policy: pull_policy(shard),
         command: Some(vec!["pgctld".into()]),
         args: Some(args.to_vec()),
-        env: Some(credential_env(shard)),
+        // pgctld creates only `postgres` unless told the database to create at initialisation;
+        // multipooler connects to `--database`.
+        env: Some(
+            [
+                credential_env(shard),
+                vec![env("POSTGRES_DB", &shard.spec.database)],
+            ]
+            .concat(),
+        ),
         ports: ports(&[
             ("postgres", PG_PORT),
             ("pgctld-grpc", PGCTLD_GRPC),
@@ -648,6 +656,8 @@ mod tests {
         assert_eq!(pg.command.as_ref().unwrap(), &["pgctld"]);
         assert_eq!(pg.image.as_deref(), Some("pg:17"));
         assert_eq!(pg.args.as_ref().unwrap()[0], "server");
+        let db = env_of(pg, "POSTGRES_DB").and_then(|e| e.value.as_deref());
+        assert_eq!(db, Some("production_db"), "pgctld creates the database");
         let args = container(&pod, "multipooler")
             .args
             .as_ref()
