@@ -242,6 +242,7 @@ impl Placement {
 pub struct TopoServerSettings {
     /// Root path of this server's topology; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
     /// The etcd image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +277,7 @@ pub struct ExternalTopoServer {
     pub address: String,
     /// Root path of the topology on that server; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
 }
 
@@ -293,6 +295,7 @@ pub struct ExternalTopoServer {
 pub struct TopoServerConfig {
     /// Root path of the topology; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
     /// Name of a DeploymentTemplate whose `managedTopoServer` section is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
