@@ -252,3 +252,14 @@ fn database_records_carry_a_backup_location_the_poolers_mount() {
     failures.dedup();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Moving the pin means recording the new binaries' help (docs/multigres-version.md).
+#[test]
+fn the_recorded_help_is_of_the_pinned_multigres() {
+    assert_eq!(
+        multigres_container_flags::RECORDED_COMMIT,
+        multigres::MULTIGRES_COMMIT,
+        "the pin moved: record the new binaries' --help ({})",
+        multigres_container_flags::RECORDED_DIR
+    );
+}
