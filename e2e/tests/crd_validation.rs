@@ -353,3 +353,17 @@ async fn topology_settings_change_only_when_the_user_allows_it() {
         .await
         .expect("an allowed migration");
 }
+
+#[tokio::test]
+async fn database_and_table_group_names_fit_in_label_values() {
+    let (client, ns) = setup().await;
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    for (pointer, bad) in [
+        ("/databases/0/name", "_app"),
+        ("/databases/0/name", "app_"),
+        ("/databases/0/spec/tablegroups/0/name", "_orders"),
+    ] {
+        let spec = with(valid_spec(), pointer, json!(bad));
+        refused(&clusters, cluster("labels", spec), "should match").await;
+    }
+}

@@ -113,8 +113,12 @@ pub struct CellConfigSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseConfig {
-    /// Database name: a lower-case Postgres identifier.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    /// Database name: a lower-case Postgres identifier that starts with a letter and ends with a
+    /// letter or digit (it is also a label value of every child).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([a-z0-9_]*[a-z0-9])?$")
+    )]
     pub name: String,
     #[serde(default)]
     pub spec: DatabaseConfigSpec,
@@ -157,8 +161,12 @@ pub enum QuorumType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TableGroupConfig {
-    /// Tablegroup name: a lower-case identifier.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    /// Tablegroup name: a lower-case identifier that starts with a letter and ends with a letter or
+    /// digit (it is also a label value of every child).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([a-z0-9_]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// How the tablegroup is split.
     #[serde(default)]

@@ -253,9 +253,13 @@ pub struct TopoServerSettings {
     /// Secrets for pulling the etcd image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-    /// etcd members; odd, so that a quorum survives a failure.
+    /// etcd members; odd, so that a quorum survives a failure. Fixed once the server exists (a
+    /// change needs a manual etcd member change): the TopoServer refuses it, and the cluster says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self % 2 == 1", "message": "etcd replicas must be odd so that a quorum survives a failure"}
+    ]))]
     pub replicas: Option<i32>,
     /// Scheduling affinity of the etcd pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -217,6 +217,7 @@ mod tests {
             unserved: Vec::new(),
             retention: Default::default(),
             credentials: None,
+            refused: Vec::new(),
         }
     }
 

@@ -90,40 +90,66 @@ pub fn conflicts(stores: &Stores, cluster: &MultigresCluster, desired: &Desired)
 }
 
 /// Applies every child in order: the topology server first (everything dials it), then multiadmin's
-/// Service and Deployment, the Cells, the TableGroups.
-pub async fn children(ctx: &Ctx, cluster: &MultigresCluster, desired: &Desired) -> Result<()> {
+/// Service and Deployment, the Cells, the TableGroups. A child the API server refuses as invalid
+/// does not stop the others: its refusal is returned (`<kind> <name>: <message>`) for the status.
+pub async fn children(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    desired: &Desired,
+) -> Result<Vec<String>> {
     let ns = cluster.namespace().unwrap_or_default();
     let stores = &ctx.state.stores;
-    let (applier, events) = (&ctx.applier, &ctx.events);
+    let mut refused = Vec::new();
     if let Some(topo) = &desired.topo_server {
         let cached = by_name(&stores.topo_servers, &ns, &topo.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), topo)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), topo, &mut refused).await?;
     }
     let service = &desired.multiadmin_service;
     let cached = by_name(&stores.services, &ns, &service.name_any());
-    applier
-        .apply_reported(events, cluster, cached.as_deref(), service)
-        .await?;
+    one(ctx, cluster, cached.as_deref(), service, &mut refused).await?;
     let deployment = &desired.multiadmin_deployment;
     let cached = by_name(&stores.deployments, &ns, &deployment.name_any());
-    applier
-        .apply_reported(events, cluster, cached.as_deref(), deployment)
-        .await?;
+    one(ctx, cluster, cached.as_deref(), deployment, &mut refused).await?;
     for cell in &desired.cells {
         let cached = by_name(&stores.cells, &ns, &cell.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), cell)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), cell, &mut refused).await?;
     }
     for tg in &desired.table_groups {
         let cached = by_name(&stores.table_groups, &ns, &tg.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), tg)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), tg, &mut refused).await?;
     }
-    Ok(())
+    Ok(refused)
+}
+
+async fn one<K>(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    cached: Option<&K>,
+    desired: &K,
+    refused: &mut Vec<String>,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned + Clone,
+    K: Resource<Scope = kube::core::NamespaceResourceScope> + std::fmt::Debug,
+{
+    match ctx
+        .applier
+        .apply_reported(&ctx.events, cluster, cached, desired)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match multigres_runtime::apply::refused(&e) {
+            Some(message) => {
+                refused.push(format!(
+                    "{} {}: {message}",
+                    K::kind(&()),
+                    desired.name_any()
+                ));
+                Ok(())
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// Deletes the cluster's children that are no longer desired (only those it controls).

@@ -129,6 +129,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         unserved: Vec::new(),
         retention: Retention::default(),
         credentials: None,
+        refused: Vec::new(),
         now,
     };
 
@@ -195,7 +196,11 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
             .await;
         }
     }
-    apply::children(&ctx, &cluster, &desired).await?;
+    observed.refused = apply::children(&ctx, &cluster, &desired).await?;
+    if !observed.refused.is_empty() {
+        let message = status::refused_message(&observed.refused);
+        warn_once(&ctx, &cluster, DEGRADED, "ChildRefused", &message).await;
+    }
     let existing = dereference::existing(stores, &cluster);
     let uid = cluster.uid().unwrap_or_default();
     let controlled = existing
@@ -273,6 +278,7 @@ async fn write_status(
                     unserved: observed.unserved.clone(),
                     retention: observed.retention.clone(),
                     credentials: observed.credentials.clone(),
+                    refused: observed.refused.clone(),
                 },
             );
             Ok(())

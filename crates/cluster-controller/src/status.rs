@@ -127,6 +127,8 @@ pub struct Observed<'a> {
     pub retention: Retention,
     /// Why the credentials Secret is not usable, when it is not.
     pub credentials: Option<String>,
+    /// Children the API server refused as invalid (`<kind> <name>: <message>`).
+    pub refused: Vec<String>,
     pub now: Timestamp,
 }
 
@@ -140,6 +142,7 @@ pub struct Findings {
     pub unserved: Vec<String>,
     pub retention: Retention,
     pub credentials: Option<String>,
+    pub refused: Vec<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -230,6 +233,9 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     };
     let overrides = match (&input.findings.blocked, &input.findings.topology) {
         (Some(blocked), _) => blocked_conditions(blocked),
+        (None, _) if !input.findings.refused.is_empty() => {
+            vec![refused_condition(&input.findings.refused)]
+        }
         (None, Topology::Unreachable(message)) => {
             let mut text = format!("the global topology could not be written: {message}");
             if let Some(c) = aggregated(DEGRADED).filter(|c| c.status == "True") {
@@ -299,6 +305,19 @@ pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
             message.clone(),
         ),
     }
+}
+
+/// What the API server refused, for `Degraded` and its Event: the spec of the MultigresCluster holds a
+/// value its children cannot take.
+pub fn refused_message(refused: &[String]) -> String {
+    format!(
+        "the API server refused what this cluster's spec asks for; fix the field it names: {}",
+        refused.join("; ")
+    )
+}
+
+fn refused_condition(refused: &[String]) -> ConditionUpdate {
+    ConditionUpdate::new(DEGRADED, true, "ChildRefused", refused_message(refused))
 }
 
 /// Condition type: TableGroups (and their data) kept though the spec no longer names them.
@@ -427,6 +446,7 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
             ));
         }
         match &observed.topology {
+            _ if !observed.refused.is_empty() => set(refused_condition(&observed.refused)),
             Topology::Unreachable(message) => set(ConditionUpdate::new(
                 DEGRADED,
                 true,

@@ -583,3 +583,61 @@ async fn a_deleted_credentials_secret_is_not_regenerated_once_the_cluster_has_da
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_value_a_child_refuses_is_reported_on_the_cluster_and_the_rest_converges() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-refused").await.unwrap();
+    let _controller = start_controller(&ns, "").await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let cluster = apply(&client, &sample_cluster(&ns)).await.unwrap();
+    wait_for_tree(&client, &ns, &resolved(&ns, &cluster)).await;
+
+    // etcd membership is fixed once the TopoServer exists: the cluster accepts 5 (odd), the
+    // TopoServer refuses the change. Meanwhile a cell edit must still go through.
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let mut edited = sample_cluster(&ns);
+    edited.spec.global_topo_server.as_mut().unwrap().overrides =
+        Some(serde_json::from_value(serde_json::json!({"replicas": 5})).unwrap());
+    edited.spec.cells[0].spec.multigateway =
+        Some(serde_json::from_value(serde_json::json!({"replicas": 4})).unwrap());
+    apply(&client, &edited).await.unwrap();
+    let degraded = wait_for(&clusters, SAMPLE, WAIT, |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.reason == "ChildRefused")
+        })
+    })
+    .await
+    .unwrap();
+    let message = degraded
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == DEGRADED)
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("TopoServer") && message.contains("immutable"),
+        "{message}"
+    );
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    wait_for(&cells, &naming::cell(SAMPLE, "us-east-1"), WAIT, |c| {
+        c.spec.multigateway.replicas == Some(4)
+    })
+    .await
+    .unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("ChildRefused"));
+    assert!(warned, "a Warning Event names the refusal");
+}

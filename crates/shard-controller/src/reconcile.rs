@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::build::{self, Pool};
 use crate::plan::{self, ObservedPod, PoolState, Primary, Reason};
-use crate::topology::{PrimaryRecord, TopologyReader};
+use crate::topology::{TopologyPrimary, TopologyReader};
 
 /// Pods per pool are looked up by name for indices below this (schema: replicas <= 100).
 const MAX_INDEX: u32 = 256;
@@ -231,8 +231,10 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         states.push(observe_pool(shard, &owned_pods, id, 0, *replica, None));
     }
 
-    // The primary, from the topology; unknown when it cannot be read.
-    let primary_record = match ctx.state.topology.primary(shard).await {
+    // The primary, from the topology; unknown when it cannot be read, when several records
+    // claim it, or when its record traces to none of this shard's pods.
+    let pod_names: Vec<String> = owned_pods.iter().map(|p| p.name_any()).collect();
+    let primary_record = match ctx.state.topology.primary(shard, &pod_names).await {
         Ok(found) => Some(found),
         Err(error) => {
             tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
@@ -240,7 +242,22 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         }
     };
     let primary = match &primary_record {
-        Some(found) => Primary::Known(found.as_ref().map(|p| p.pod.clone())),
+        Some(TopologyPrimary::None) => Primary::Known(None),
+        Some(TopologyPrimary::One(p)) => match &p.pod {
+            Some(pod) => Primary::Known(Some(pod.clone())),
+            None => {
+                tracing::warn!(shard = key, cell = %p.cell, "the PRIMARY record is none of this shard's pods; the primary is unknown");
+                Primary::Unknown
+            }
+        },
+        Some(TopologyPrimary::Conflict(keys)) => {
+            tracing::warn!(
+                shard = key,
+                ?keys,
+                "several pooler records claim PRIMARY; the primary is unknown"
+            );
+            Primary::Unknown
+        }
         None => Primary::Unknown,
     };
     let mut plan = plan::plan(&states, &primary);
@@ -541,7 +558,7 @@ fn status(
     pools: &[Pool],
     pods: &[Arc<Pod>],
     plan: &plan::Plan,
-    primary: &Option<Option<PrimaryRecord>>,
+    primary: &Option<TopologyPrimary>,
 ) -> ShardStatus {
     let now = k8s_openapi::jiff::Timestamp::now();
     let generation = shard.metadata.generation;
@@ -562,9 +579,10 @@ fn status(
         })
         .collect();
     let previous = shard.status.clone().unwrap_or_default();
-    // An unreachable topology says nothing new about the primary: keep what was last read.
+    // An unreachable topology says nothing new about the primary: keep what was last read. A
+    // primary that does not serve (DRAINING, DISABLED) or is contested names no cell.
     let primary_cell = match primary {
-        Some(found) => found.as_ref().map(|p| p.cell.clone()),
+        Some(found) => found.serving_cell().map(String::from),
         None => previous.primary_cell.clone(),
     };
     let (available, reason, message) = availability(

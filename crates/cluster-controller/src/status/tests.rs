@@ -20,6 +20,7 @@ fn observed(children: Vec<ChildHealth>) -> Observed<'static> {
         unserved: Vec::new(),
         retention: Default::default(),
         credentials: None,
+        refused: Vec::new(),
         now: "2025-01-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -153,6 +154,7 @@ fn fine() -> Findings {
         unserved: Vec::new(),
         retention: Default::default(),
         credentials: None,
+        refused: Vec::new(),
     }
 }
 
@@ -260,6 +262,7 @@ fn a_blocked_reconcile_overrides_the_aggregate_until_fixed() {
         unserved: Vec::new(),
         retention: Default::default(),
         credentials: None,
+        refused: Vec::new(),
     };
     let during = merged(
         Some(&before),
@@ -332,6 +335,7 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
         unserved: Vec::new(),
         retention: Default::default(),
         credentials: None,
+        refused: Vec::new(),
     };
     let status = merged(
         None,
