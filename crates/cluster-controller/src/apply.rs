@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
-use multigres_topology::{AddressMapping, TopoClient};
+use multigres_topology::{AddressMapping, Claim, TopoClient};
 use serde_json::json;
 
 use crate::aggregator::StatusFeed;
@@ -251,7 +251,7 @@ pub async fn topology(
     address: &str,
     desired: &Desired,
     retained: &BTreeSet<String>,
-) -> Result<Topology> {
+) -> Result<(Topology, Vec<String>)> {
     let object = format!(
         "MultigresCluster {}",
         multigres_runtime::run::object_key(cluster)
@@ -265,26 +265,57 @@ pub async fn topology(
         .collect();
     let client = match topo_client(ctx, address).await {
         Ok(client) => client,
-        Err(source) => return unreachable(object, source),
+        Err(source) => return unreachable(object, source).map(|t| (t, Vec::new())),
     };
     let widened: BTreeSet<String> = registered.union(&wanted).cloned().collect();
     if widened != registered {
         annotate(ctx, cluster, &widened).await?;
     }
+    // Records are this cluster's only where its owner marker says so (or, for records written
+    // before markers existed, where its annotation lists them): others are never overwritten or
+    // deleted, and are reported instead.
+    let owner = database_owner(cluster);
+    let mut foreign = Vec::new();
+    let mut ours = wanted.clone();
     for db in &desired.databases {
-        if let Err(source) = client.register_database(root, db).await {
-            return unreachable(object, source);
+        let adopt = registered.contains(&db.name);
+        match client.register_database_as(root, db, &owner, adopt).await {
+            Ok(Claim::Ours(_)) => {}
+            Ok(Claim::Foreign(by)) => {
+                ours.remove(&db.name);
+                foreign.push(format!(
+                    "Database record {:?} in the global topology at {root}: written by {by}, \
+                     not by this cluster; it is left as it is (use another database name or rootPath)",
+                    db.name
+                ));
+            }
+            Err(source) => return unreachable(object, source).map(|t| (t, foreign)),
         }
     }
     for gone in registered.difference(&wanted) {
-        if let Err(source) = client.deregister_database(root, gone).await {
-            return unreachable(object, source);
+        match client
+            .deregister_database_as(root, gone, &owner, true)
+            .await
+        {
+            Ok(_) => {}
+            Err(source) => return unreachable(object, source).map(|t| (t, foreign)),
         }
     }
-    if widened != wanted {
-        annotate(ctx, cluster, &wanted).await?;
+    if widened != ours {
+        annotate(ctx, cluster, &ours).await?;
     }
-    Ok(Topology::Registered)
+    Ok((Topology::Registered, foreign))
+}
+
+/// How this cluster marks the records it writes: namespace, name and uid (a recreated cluster of
+/// the same name is another owner).
+fn database_owner(cluster: &MultigresCluster) -> String {
+    format!(
+        "{}/{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any(),
+        cluster.uid().unwrap_or_default()
+    )
 }
 
 /// An unreachable topology is reported in status (the caller retries with backoff); other

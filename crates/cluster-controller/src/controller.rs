@@ -197,10 +197,6 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         }
     }
     observed.refused = apply::children(&ctx, &cluster, &desired).await?;
-    if !observed.refused.is_empty() {
-        let message = status::refused_message(&observed.refused);
-        warn_once(&ctx, &cluster, DEGRADED, "ChildRefused", &message).await;
-    }
     let existing = dereference::existing(stores, &cluster);
     let uid = cluster.uid().unwrap_or_default();
     let controlled = existing
@@ -225,7 +221,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         .await;
     }
     apply::prune(&ctx, &cluster, &existing, &desired, &observed.retention).await?;
-    let topology = apply::topology(
+    let (topology, foreign) = apply::topology(
         &ctx,
         &cluster,
         &resolved.global_topology.root_path,
@@ -234,6 +230,11 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         &observed.retention.databases(),
     )
     .await?;
+    observed.refused.extend(foreign);
+    if !observed.refused.is_empty() {
+        let message = status::refused_message(&observed.refused);
+        warn_once(&ctx, &cluster, DEGRADED, "ChildRefused", &message).await;
+    }
 
     // status
     observed.children = health(stores, &cluster, &desired);

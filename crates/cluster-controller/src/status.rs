@@ -311,7 +311,8 @@ pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
 /// value its children cannot take.
 pub fn refused_message(refused: &[String]) -> String {
     format!(
-        "the API server refused what this cluster's spec asks for; fix the field it names: {}",
+        "part of what this cluster's spec asks for was refused (by the API server, or a topology \
+         record held by another writer); fix what is named: {}",
         refused.join("; ")
     )
 }

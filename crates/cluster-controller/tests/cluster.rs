@@ -641,3 +641,75 @@ async fn a_value_a_child_refuses_is_reported_on_the_cluster_and_the_rest_converg
         .any(|e| e.reason.as_deref() == Some("ChildRefused"));
     assert!(warned, "a Warning Event names the refusal");
 }
+
+#[tokio::test]
+async fn a_database_record_another_writer_holds_is_neither_overwritten_nor_deleted() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-foreign").await.unwrap();
+    let etcd = TestEtcd::start().await;
+    let topo_address = naming::topo_address(
+        &naming::topo_client_service(&naming::global_topo_server(SAMPLE)),
+        &ns,
+    );
+    let _controller = start_controller(&ns, &format!("{topo_address}={}", etcd.endpoint()))
+        .await
+        .unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let expected = resolved(&ns, &sample_cluster(&ns));
+    let root = &expected.global_topology.root_path;
+    // Someone else registered production_db under this root first (another cluster sharing the
+    // etcd, or a hand-written record).
+    let topo = topo_client(&etcd).await.unwrap();
+    let theirs = multigres_topology::Database {
+        cells: vec!["elsewhere".into()],
+        ..expected_database(&expected)
+    };
+    topo.register_database_as(root, &theirs, "other-ns/other/uid-1", false)
+        .await
+        .unwrap();
+
+    apply(&client, &sample_cluster(&ns)).await.unwrap();
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let reported = wait_for(&clusters, SAMPLE, WAIT, |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.message.contains("other-ns/other/uid-1"))
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        reported
+            .annotations()
+            .get(build::REGISTERED_DATABASES)
+            .is_none_or(|a| !a.contains("production_db"))
+    );
+    let key = multigres_topology::database_key(root, "production_db");
+    let (stored, _) = topo
+        .get::<multigres_topology::Database>(&key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, theirs, "not overwritten");
+    // Deleting the cluster leaves their record too.
+    clusters
+        .delete(SAMPLE, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_deleted(&clusters, SAMPLE, WAIT).await.unwrap();
+    assert!(
+        topo.get::<multigres_topology::Database>(&key)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The Database record the cluster controller would write for the sample's first database.
+fn expected_database(expected: &ResolvedCluster) -> multigres_topology::Database {
+    let cluster = MultigresCluster::new(SAMPLE, Default::default());
+    build::desired(&cluster, expected).databases.remove(0)
+}

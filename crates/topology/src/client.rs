@@ -252,7 +252,7 @@ impl TopoClient {
     }
 
     /// Creates `key` only if it does not exist (etcd `version == 0`). Returns `false` if it does.
-    async fn create_raw(&self, key: &str, value: Vec<u8>) -> Result<bool> {
+    pub(crate) async fn create_raw(&self, key: &str, value: Vec<u8>) -> Result<bool> {
         let txn = Txn::new()
             .when([Compare::version(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);

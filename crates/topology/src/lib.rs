@@ -11,12 +11,14 @@
 mod client;
 pub mod keys;
 mod mapping;
+mod ownership;
 mod primary;
 mod records;
 
 pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
 pub use keys::{cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
+pub use ownership::{Claim, database_owner_key};
 pub use primary::{
     PoolerRole, ShardPrimary, is_serving, is_serving_primary, of_shard, pooler_lifecycle,
     pooler_role, shard_primary,

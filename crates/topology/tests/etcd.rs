@@ -435,3 +435,56 @@ async fn invalid_requests_are_rejected_locally() {
     let err = topo.write_pooler("/r/z1", &no_id).await.unwrap_err();
     assert!(matches!(err, TopoError::Invalid(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_database_record_is_written_and_deleted_only_by_its_owner() {
+    use multigres_topology::Claim;
+    let etcd = Etcd::start().await;
+    let topo = common::client(&etcd).await;
+    let db = database(QuorumType::AtLeastN);
+    let key = database_key(ROOT, &db.name);
+
+    // First owner: marker and record written; a second cluster neither overwrites nor deletes.
+    let claim = topo
+        .register_database_as(ROOT, &db, "ns/a/uid-a", false)
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Ours(WriteOutcome::Created));
+    let mut other = db.clone();
+    other.cells = vec!["z2".into()];
+    let claim = topo
+        .register_database_as(ROOT, &other, "ns/b/uid-b", true)
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Foreign("ns/a/uid-a".into()));
+    assert_eq!(topo.get::<Database>(&key).await.unwrap().unwrap().0, db);
+    let claim = topo
+        .deregister_database_as(ROOT, &db.name, "ns/b/uid-b", true)
+        .await
+        .unwrap();
+    assert!(matches!(claim, Claim::Foreign(_)));
+    assert!(topo.get::<Database>(&key).await.unwrap().is_some());
+
+    // A record nobody marked (written by hand) is not adopted unless the caller wrote it before.
+    topo.deregister_database_as(ROOT, &db.name, "ns/a/uid-a", false)
+        .await
+        .unwrap();
+    topo.register_database(ROOT, &db).await.unwrap();
+    let claim = topo
+        .register_database_as(ROOT, &db, "ns/c/uid-c", false)
+        .await
+        .unwrap();
+    assert!(matches!(claim, Claim::Foreign(_)), "{claim:?}");
+    let claim = topo
+        .register_database_as(ROOT, &db, "ns/c/uid-c", true)
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Ours(WriteOutcome::Unchanged));
+    assert!(matches!(
+        topo.deregister_database_as(ROOT, &db.name, "ns/c/uid-c", false)
+            .await
+            .unwrap(),
+        Claim::Ours(_)
+    ));
+    assert!(topo.get::<Database>(&key).await.unwrap().is_none());
+}
