@@ -25,6 +25,8 @@ use multigres_runtime::builders::{
 use multigres_topology::pb;
 
 pub const GATEWAY_PG_PORT: i32 = 5432;
+/// multigateway's second Postgres listener, which routes reads to replicas.
+pub const GATEWAY_PG_REPLICA_PORT: i32 = 5433;
 pub const GATEWAY_HTTP_PORT: i32 = 15001;
 pub const GATEWAY_GRPC_PORT: i32 = 15991;
 pub const MULTIORCH_HTTP_PORT: i32 = 15300;
@@ -160,6 +162,7 @@ pub fn gateway_args(cell: &Cell) -> Vec<String> {
     let mut args = vec![
         format!("--cell={}", cell.spec.name),
         format!("--pg-port={GATEWAY_PG_PORT}"),
+        format!("--pg-replica-port={GATEWAY_PG_REPLICA_PORT}"),
         format!("--http-port={GATEWAY_HTTP_PORT}"),
         format!("--grpc-port={GATEWAY_GRPC_PORT}"),
     ];
@@ -195,6 +198,10 @@ pub fn multiorch_args(cell: &Cell) -> Vec<String> {
     args.extend([
         "--hostname=$(POD_IP)".to_string(),
         "--service-map=grpc-multiorch".to_string(),
+        // Failure detection as Multigres' own cluster setup has it (the binary's defaults are 5s
+        // and 1s): a dead primary is noticed, and replaced, seconds sooner.
+        "--pooler-health-check-interval=500ms".to_string(),
+        "--recovery-cycle-interval=500ms".to_string(),
         "--log-level=info".to_string(),
     ]);
     args
@@ -297,6 +304,7 @@ pub fn gateway(cell: &Cell) -> Deployment {
             args: gateway_args(cell),
             ports: vec![
                 container_port("postgres", GATEWAY_PG_PORT),
+                container_port("postgres-ro", GATEWAY_PG_REPLICA_PORT),
                 container_port("http", GATEWAY_HTTP_PORT),
                 container_port("grpc", GATEWAY_GRPC_PORT),
             ],
@@ -346,6 +354,7 @@ pub fn gateway_service(cell: &Cell) -> Service {
             selector: Some(selector_labels(cell, component::MULTIGATEWAY)),
             ports: Some(vec![
                 service_port("postgres", GATEWAY_PG_PORT),
+                service_port("postgres-ro", GATEWAY_PG_REPLICA_PORT),
                 service_port("grpc", GATEWAY_GRPC_PORT),
                 service_port("http", GATEWAY_HTTP_PORT),
             ]),
@@ -525,6 +534,7 @@ mod tests {
             vec![
                 "--cell=us-east-1",
                 "--pg-port=5432",
+                "--pg-replica-port=5433",
                 "--http-port=15001",
                 "--grpc-port=15991",
                 "--topo-global-server-addresses=example-global-client.ns.svc:2379",
@@ -586,7 +596,7 @@ mod tests {
             .iter()
             .map(|p| p.port)
             .collect();
-        assert_eq!(ports, vec![5432, 15991, 15001]);
+        assert_eq!(ports, vec![5432, 5433, 15991, 15001]);
     }
 
     #[test]
