@@ -1,4 +1,4 @@
-//! A throwaway single-node etcd on loopback, standing in for a topology server in tests (DESIGN §5),
+//! A throwaway single-node etcd on loopback, standing in for a topology server in tests (docs/testing.md),
 //! and the flags every local etcd of this crate (and the bench) starts with.
 //!
 //! [`TestEtcd::start`] takes the binary from the control plane's bin folder (`$MULTIGRES_E2E_BIN`,

@@ -127,7 +127,7 @@ fn cluster_name(cluster: &MultigresCluster) -> String {
     cluster.metadata.name.clone().unwrap_or_default()
 }
 
-/// multiadmin's Deployment: the topology flags of DESIGN §4, health on the HTTP port, and a
+/// multiadmin's Deployment: the topology flags of docs/multigres-version.md, health on the HTTP port, and a
 /// restricted security context.
 pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Deployment {
     let admin = &resolved.multiadmin;

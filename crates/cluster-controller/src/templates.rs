@@ -1,4 +1,4 @@
-//! DeploymentTemplate lifecycle (DESIGN §3.4): `status.consumers` lists exactly the clusters that name
+//! DeploymentTemplate lifecycle (docs/cluster-controller.md): `status.consumers` lists exactly the clusters that name
 //! a template, and a finalizer holds the deletion of a template in use (the admission policy refuses
 //! it up front; this is the backstop). Templates nobody uses cost nothing: no write, ever.
 

@@ -1,5 +1,5 @@
 //! Checks one generated pod against the recorded help of the Multigres binaries its containers run:
-//! only defined flags, every flag and env var the binary needs (DESIGN §4, as the pinned binaries
+//! only defined flags, every flag and env var the binary needs (docs/multigres-version.md, as the pinned binaries
 //! have it: docs/multigres-version.md), the password from the credentials Secret, and every path a
 //! flag or env var names inside a volume mount of the container.
 
@@ -25,7 +25,7 @@ const SERVICE_FLAGS: &[&str] = &[
     "grpc-port",
 ];
 
-/// Flags each binary needs beyond [`SERVICE_FLAGS`]. `--hostname` is what others dial. DESIGN §4 also
+/// Flags each binary needs beyond [`SERVICE_FLAGS`]. `--hostname` is what others dial. docs/multigres-version.md also
 /// lists pgctld's `--pg-listen-addresses` and multigateway's `--pg-bind-address`; their defaults
 /// (`*`, `0.0.0.0`, docs/multigres-version.md) already listen everywhere, so they are not required.
 fn required_flags(help_name: &str) -> Vec<&'static str> {
@@ -214,7 +214,7 @@ impl ContainerCheck<'_> {
             "pgctld-server" => {
                 let user = self.superuser(value("pg-user"), &["POSTGRES_USER"]);
                 let grpc_port = value("grpc-port").unwrap_or_default();
-                // initdb creates only this database (DESIGN §4); multipooler connects to its --database.
+                // initdb creates only this database (docs/multigres-version.md); multipooler connects to its --database.
                 let database = value("pg-database")
                     .or_else(|| self.env("POSTGRES_DB").and_then(|e| e.value.clone()))
                     .unwrap_or("postgres".into());
@@ -233,7 +233,7 @@ impl ContainerCheck<'_> {
         self.probes(value("http-port"));
     }
 
-    /// Others dial `--hostname` as registered in the topology (DESIGN §4): the pod IP, or the pod's
+    /// Others dial `--hostname` as registered in the topology (docs/multigres-version.md): the pod IP, or the pod's
     /// name under its headless Service (`hostname` + `subdomain`). A bare pod name resolves nowhere.
     fn hostname(&mut self, hostname: &str) {
         let spec = self.pod.spec;

@@ -1,6 +1,6 @@
 //! The flags of the pinned Multigres binaries, recorded from their own `--help` (in
 //! `data/multigres-6bd80b9/`, see its README), and a check that a generated pod passes only flags its
-//! binaries define, and everything they need to start (DESIGN §4, docs/multigres-version.md).
+//! binaries define, and everything they need to start (docs/multigres-version.md).
 //! The test `tests/generated_containers.rs` runs the check on the children built for the samples.
 
 pub mod check;
@@ -79,7 +79,7 @@ mod tests {
         ] {
             assert!(pooler.defines(flag), "multipooler lacks --{flag}");
         }
-        // DESIGN §4: multiadmin has no --service-id.
+        // docs/multigres-version.md: multiadmin has no --service-id.
         assert!(!recorded_flags("multiadmin").unwrap().defines("service-id"));
         assert!(recorded_help("pgctld").unwrap().contains("server"));
     }

@@ -217,7 +217,7 @@ fn multipooler_of(pod: &OwnedPod) -> Option<(String, Vec<String>)> {
     })
 }
 
-/// multipooler stops on a Database record without a usable backup location (DESIGN §4); a
+/// multipooler stops on a Database record without a usable backup location (docs/multigres-version.md); a
 /// filesystem location must be on a volume of every multipooler serving the database.
 #[test]
 fn database_records_carry_a_backup_location_the_poolers_mount() {

@@ -1,5 +1,5 @@
 //! Pure: what a Shard's pools become. Pods, PVCs, headless Services and PDBs, with every flag, port,
-//! env var and probe Multigres needs (DESIGN §4). Unit-tested with plain data.
+//! env var and probe Multigres needs (docs/multigres-version.md). Unit-tested with plain data.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Where the shard's primary is, read from the topology (DESIGN §3.9): the one Pooler record of
+//! Where the shard's primary is, read from the topology (docs/api-design.md): the one Pooler record of
 //! this shard that claims PRIMARY, across the cells of its replica pools. Several claimants make
 //! the primary unknown rather than the first one found. A cell's records live where the global
 //! Cell record says (a local topology server), or under `<globalRoot>/<cell>` on the global
