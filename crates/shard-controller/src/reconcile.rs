@@ -170,7 +170,29 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
                 pdb.name_any()
             )))?;
     }
-    let keep: BTreeSet<String> = pools.iter().map(|p| p.service.clone()).collect();
+    // Observe the pods: by pool, including pools no longer in the spec (scaled to zero).
+    let uid = shard.uid().unwrap_or_default();
+    let owned_pods: Vec<Arc<Pod>> = ctx
+        .state
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .collect();
+    // A removed pool's Service (its pods' DNS names) and PDB stay until its last pod is gone.
+    let keep: BTreeSet<String> = pools
+        .iter()
+        .map(|p| p.service.clone())
+        .chain(owned_pods.iter().filter_map(|pod| {
+            let pool = pod.labels().get(labels::POOL)?;
+            Some(naming::pool_service(&shard.name_any(), pool))
+        }))
+        .collect();
     let mine = |o: &&Arc<Service>| o.namespace().as_deref() == Some(ns.as_str());
     let services: Vec<Arc<Service>> = ctx
         .state
@@ -195,20 +217,6 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         .await
         .map_err(kube_err("pruning PodDisruptionBudgets".into()))?;
 
-    // Observe the pods: by pool, including pools no longer in the spec (scaled to zero).
-    let uid = shard.uid().unwrap_or_default();
-    let owned_pods: Vec<Arc<Pod>> = ctx
-        .state
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|p| {
-            p.owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
-        })
-        .collect();
     let mut states: Vec<PoolState> = Vec::new();
     let mut extra_pools: BTreeMap<String, bool> = BTreeMap::new();
     for pod in &owned_pods {
@@ -237,7 +245,28 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
     // The primary, from the topology; unknown when it cannot be read, when several records
     // claim it, or when its record traces to none of this shard's pods.
     let pod_names: Vec<String> = owned_pods.iter().map(|p| p.name_any()).collect();
-    let primary_record = match ctx.state.topology.primary(shard, &pod_names).await {
+    // Where the primary may be: the cells of the spec's replica pools, and of every replica-pool
+    // pod that still exists (a pool removed from the spec may still hold it).
+    let replica_pods: Vec<&Arc<Pod>> = owned_pods
+        .iter()
+        .filter(|p| {
+            p.labels().get(labels::POOL_TYPE).map(String::as_str)
+                != Some(PoolType::ReadOnly.as_str())
+        })
+        .collect();
+    let cells: BTreeSet<String> = shard
+        .spec
+        .pools
+        .iter()
+        .filter(|p| p.pool_type == PoolType::Replica)
+        .map(|p| p.cell.clone())
+        .chain(
+            replica_pods
+                .iter()
+                .filter_map(|p| p.labels().get(labels::CELL).cloned()),
+        )
+        .collect();
+    let primary_record = match ctx.state.topology.primary(shard, &cells, &pod_names).await {
         Ok(found) => Some(found),
         Err(error) => {
             tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
@@ -245,6 +274,15 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         }
     };
     let primary = match &primary_record {
+        // No PRIMARY record while replica-pool pods exist: mid-election or not bootstrapped yet.
+        // Any of them may become (or be) the primary, so nothing of theirs moves.
+        Some(TopologyPrimary::None) if !replica_pods.is_empty() => {
+            tracing::info!(
+                shard = key,
+                "no PRIMARY record while replica pods exist; the primary is unknown"
+            );
+            Primary::Unknown
+        }
         Some(TopologyPrimary::None) => Primary::Known(None),
         Some(TopologyPrimary::One(p)) => match &p.pod {
             Some(pod) => Primary::Known(Some(pod.clone())),

@@ -92,22 +92,20 @@ impl TopologyReader {
         Ok(client)
     }
 
-    /// The primary among the records of the cells of the shard's replica pools; `pods` are the
-    /// shard's pod names, to trace the primary's record to its pod.
-    pub async fn primary(&self, shard: &Shard, pods: &[String]) -> Result<TopologyPrimary> {
+    /// The primary among the records of `cells` (where the shard's replica pods are or may be);
+    /// `pods` are the shard's pod names, to trace the primary's record to its pod.
+    pub async fn primary(
+        &self,
+        shard: &Shard,
+        cells: &BTreeSet<String>,
+        pods: &[String],
+    ) -> Result<TopologyPrimary> {
         let global = &shard.spec.global_topo_server;
         let global_client = self.client(std::slice::from_ref(&global.address)).await?;
-        let cells: BTreeSet<&str> = shard
-            .spec
-            .pools
-            .iter()
-            .filter(|p| p.pool_type == multigres_api::PoolType::Replica)
-            .map(|p| p.cell.as_str())
-            .collect();
         let mut records = Vec::new();
         for cell in cells {
             let record = global_client
-                .get::<Cell>(&cell_key(&global.root_path, cell))
+                .get::<Cell>(&cell_key(&global.root_path, cell.as_str()))
                 .await?;
             let (client, root) = match record {
                 Some((record, _)) if !record.server_addresses.is_empty() => {

@@ -159,4 +159,46 @@ async fn served_shards_get_pods_and_the_others_are_held_with_a_reason() {
             .unwrap();
         assert!(listed.items.is_empty(), "{} has pods", shard.name_any());
     }
+
+    // Removing the replica pool: with the primary unknown (no topology here) its pods stay, and
+    // so do its Service (their DNS names) and PDB, while any of them exists.
+    let replica = default
+        .spec
+        .pools
+        .iter()
+        .position(|p| p.pool_type == multigres_api::PoolType::Replica)
+        .unwrap();
+    let pool = &default.spec.pools[replica];
+    let service = naming::pool_service(
+        &default.name_any(),
+        &naming::pool_id(pool.pool_type, &pool.cell),
+    );
+    let mut pools = serde_json::to_value(&default.spec.pools).unwrap();
+    pools.as_array_mut().unwrap().remove(replica);
+    shards_api
+        .patch(
+            &default.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&shards_api, &default.name_any(), T, |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.conditions.iter().any(|c| {
+                c.type_ == "Progressing" && c.message.contains("paused, the primary is unknown")
+            })
+        })
+    })
+    .await
+    .unwrap();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        services.get_opt(&service).await.unwrap().is_some(),
+        "the Service of a pool with pods stays"
+    );
+    assert!(
+        pods.get_opt(&pool_pod(&default)).await.unwrap().is_some(),
+        "pods of the unknown primary's pool stay"
+    );
 }
