@@ -1,0 +1,451 @@
+//! The operator's side: the local control plane, the operator installed with Helm and its
+//! controllers as local processes (as the demo runs them, without the data-plane simulator), the
+//! conformance cluster applied, and then every generated pod run by [`kubelet`] with the real
+//! binaries, and the data-path checks against it.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use multigres_api::Shard;
+use multigres_api::labels::{self, component};
+
+use super::dns::{self, Hosts};
+use super::env::PodContext;
+use super::kubelet::{self, Pids};
+use super::rewrite::Change;
+use super::sandbox::Root;
+use super::sql::{self, Target};
+use super::{Timings, kill_primary, topo_proxy};
+use crate::{ControlPlane, charts, samples, stack};
+
+/// Each pod's pgBackRest TLS port is this plus its index (see the rewrite table).
+const PGBACKREST_PORT_BASE: u16 = 18000;
+
+pub struct Options {
+    pub root: Root,
+    pub work: PathBuf,
+    pub manifest: PathBuf,
+    /// The controller binaries (`target/debug`).
+    pub target_dir: PathBuf,
+}
+
+/// Runs the whole operator side; returns its timings. Everything it started stops when it returns.
+pub async fn run(opts: &Options) -> Result<Timings> {
+    let started = Instant::now();
+    let step = |text: &str| println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+    let cp = tokio::task::block_in_place(ControlPlane::start)?;
+    let admin = cp.client();
+    step(&format!("control plane up ({})", cp.server_url()));
+    let helm = cp.bin_dir().join("helm");
+    charts::build_dependencies(&helm)?;
+    charts::install_operator(&helm, cp.kubeconfig_path(), &charts::zero_replicas())?;
+    step("operator installed with Helm (Deployments at 0: the controllers run as local processes)");
+
+    let sample = samples::cluster_at(&opts.manifest)?;
+    let ns = sample.namespace.clone();
+    Api::<Namespace>::all(admin.clone())
+        .patch(
+            &ns,
+            &PatchParams::apply("multigres-conformance"),
+            &Patch::Apply(&Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+        )
+        .await?;
+    let stack_opts = stack::Options {
+        bin_dir: cp.bin_dir().to_path_buf(),
+        target_dir: opts.target_dir.clone(),
+        work_dir: opts.work.join("operator"),
+        admin_kubeconfig: cp.kubeconfig_path().to_path_buf(),
+        token_seconds: 4 * 3600,
+        cluster_namespace: ns.clone(),
+        cluster_name: sample.name.clone(),
+        local_topo_cells: sample.local_topo_cells.clone(),
+        launch: stack::Launch::Attached,
+        simulator: false,
+    };
+    let running = stack::start(&stack_opts, &admin).await?;
+    if !running.missing.is_empty() {
+        bail!("controllers not built: {}", running.missing.join(", "));
+    }
+    step(&format!(
+        "controllers started; topology etcd: {}",
+        running.address_map
+    ));
+    let topo_hosts = topo_stand_ins(&running.address_map, &ns).await?;
+
+    let applied = Instant::now();
+    samples::apply_files(&admin, std::slice::from_ref(&opts.manifest), &ns).await?;
+    step(&format!("applied {}", opts.manifest.display()));
+    let pods = wait_for_pods(&admin, &ns).await?;
+    step(&format!(
+        "{} pods generated: {}",
+        pods.len(),
+        pods.iter()
+            .map(|p| p.name_any())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
+    let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, step).await;
+    kubelet::stop_all(&pids);
+    drop(running);
+    drop(cp);
+    result
+}
+
+/// A forwarder per managed TopoServer, on the address its client Service name resolves to.
+async fn topo_stand_ins(address_map: &str, ns: &str) -> Result<Hosts> {
+    let mut hosts = Hosts::default();
+    for (i, entry) in address_map.split(',').filter(|e| !e.is_empty()).enumerate() {
+        let (from, to) = entry.split_once('=').context("address map entry")?;
+        let (host, port) = from.rsplit_once(':').context("address map host:port")?;
+        let listen = SocketAddr::new(dns::topo_ip(i).into(), port.parse()?);
+        topo_proxy::forward(listen, to.parse()?).await?;
+        let service = host.split('.').next().unwrap_or(host);
+        hosts.add(dns::topo_ip(i), dns::service_names(service, ns));
+        println!(
+            "  substitution: TopoServer {service} (pods not run) -> {listen} -> the harness's etcd at {to}"
+        );
+    }
+    Ok(hosts)
+}
+
+/// Waits until the pods the controllers generate are all there: one per Deployment replica and
+/// one per shard pool replica (the managed TopoServers' etcd pods are not run), the same set twice.
+async fn wait_for_pods(admin: &Client, ns: &str) -> Result<Vec<Pod>> {
+    let pods_api = Api::<Pod>::namespaced(admin.clone(), ns);
+    let deploys = Api::<Deployment>::namespaced(admin.clone(), ns);
+    let shards = Api::<Shard>::namespaced(admin.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut previous = Vec::new();
+    loop {
+        let shard_list = shards.list(&ListParams::default()).await?;
+        let expected: i32 = deploys
+            .list(&ListParams::default())
+            .await?
+            .iter()
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+            .sum::<i32>()
+            + shard_list
+                .iter()
+                .flat_map(|s| s.spec.pools.iter().map(|p| p.replicas))
+                .sum::<i32>();
+        let mut pods: Vec<Pod> = pods_api
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .filter(|p| {
+                p.labels().get(labels::COMPONENT).map(String::as_str)
+                    != Some(component::TOPO_SERVER)
+            })
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        pods.sort_by_key(|p| p.name_any());
+        let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+        if !shard_list.items.is_empty() && pods.len() as i32 == expected && names == previous {
+            return Ok(pods);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "pods not generated within 300s: {} of {expected}: {names:?}",
+                pods.len()
+            );
+        }
+        previous = names;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_pods(
+    opts: &Options,
+    admin: &Client,
+    ns: &str,
+    pods: Vec<Pod>,
+    mut hosts: Hosts,
+    pids: &Pids,
+    applied: Instant,
+    step: impl Fn(&str),
+) -> Result<Timings> {
+    let secrets: BTreeMap<String, Secret> = Api::<Secret>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .map(|s| (s.name_any(), s))
+        .collect();
+    let config_maps: BTreeMap<String, ConfigMap> = Api::<ConfigMap>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .map(|c| (c.name_any(), c))
+        .collect();
+    let services = Api::<Service>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let with_ips: Vec<(Pod, Ipv4Addr)> = pods
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (p, dns::pod_ip(i)))
+        .collect();
+    let cluster = Hosts::from_cluster(&with_ips, &services);
+    for line in cluster.lines() {
+        if let Some((ip, names)) = line.split_once(' ') {
+            hosts.add(
+                ip.trim().parse()?,
+                names.split(' ').filter(|n| !n.is_empty()).map(String::from),
+            );
+        }
+    }
+    std::fs::write(
+        opts.root.dir.join("etc/hosts"),
+        hosts.render(Ipv4Addr::LOCALHOST),
+    )?;
+    println!("  hosts (the root's /etc/hosts; each pod's copy maps localhost to its own address):");
+    for line in hosts.lines() {
+        println!("    {line}");
+    }
+
+    let mut changes: Vec<Change> = Vec::new();
+    let mut plans = Vec::new();
+    for (i, (pod, ip)) in with_ips.iter().enumerate() {
+        let ctx = PodContext {
+            pod,
+            ip: *ip,
+            secrets: &secrets,
+            config_maps: &config_maps,
+        };
+        let pod_dir = opts.work.join("pods").join(pod.name_any());
+        std::fs::create_dir_all(&pod_dir)?;
+        let hosts_file = pod_dir.join("hosts");
+        std::fs::write(&hosts_file, hosts.render(*ip))?;
+        let port = PGBACKREST_PORT_BASE + i as u16;
+        plans.push(kubelet::plan(
+            &ctx,
+            &opts.root,
+            &opts.work,
+            hosts_file,
+            port,
+            &mut changes,
+        )?);
+    }
+    println!("  rewrite table ({} changes):", changes.len());
+    for c in &changes {
+        println!("    {}/{}: {}   [{}]", c.pod, c.container, c.change, c.why);
+    }
+    let logs = opts.work.join("logs/pods");
+    for plan in plans {
+        let line: Vec<String> = plan
+            .containers
+            .iter()
+            .map(|c| format!("{}({:?})", c.name, c.kind))
+            .collect();
+        println!("  run {} at {}: {}", plan.name, plan.ip, line.join(" "));
+        tokio::spawn(kubelet::run(
+            plan,
+            opts.root.clone(),
+            logs.clone(),
+            pids.clone(),
+        ));
+    }
+    step(&format!(
+        "every container started; logs in {}",
+        logs.display()
+    ));
+    checks(opts, admin, ns, &with_ips, &services, pids, applied).await
+}
+
+async fn checks(
+    opts: &Options,
+    admin: &Client,
+    ns: &str,
+    pods: &[(Pod, Ipv4Addr)],
+    services: &[Service],
+    pids: &Pids,
+    applied: Instant,
+) -> Result<Timings> {
+    let root = &opts.root;
+    let shard = Api::<Shard>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("no Shard")?;
+    let creds = &shard.spec.credentials;
+    let secret = Api::<Secret>::namespaced(admin.clone(), ns)
+        .get(&creds.secret_name)
+        .await?;
+    let key = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|v| String::from_utf8_lossy(&v.0).to_string())
+            .ok_or_else(|| anyhow!("Secret {} has no {k}", creds.secret_name))
+    };
+    let (svc, port) = gateway_service(services, pods)?;
+    let gateway = Target {
+        host: format!("{svc}.{ns}.svc.cluster.local"),
+        port,
+        user: key(&creds.username_key)?,
+        password: key(&creds.password_key)?,
+        database: shard.spec.database.clone(),
+    };
+    println!(
+        "  psql -h {} -p {} -U {} -d {}",
+        gateway.host, gateway.port, gateway.user, gateway.database
+    );
+
+    let (first, id) = sql::until_ok(
+        root,
+        &gateway,
+        &sql::insert("bootstrap"),
+        Duration::from_secs(900),
+    )
+    .await
+    .context("bootstrap: first write through multigateway")?;
+    let bootstrap = first - applied;
+    println!(
+        "  CHECK write through multigateway: ok (row {id}), {:.1}s after apply",
+        bootstrap.as_secs_f64()
+    );
+    let read = sql::psql(
+        root,
+        &gateway,
+        "SELECT label FROM conformance ORDER BY id LIMIT 1",
+    )
+    .await?;
+    if read != "bootstrap" {
+        bail!("read back through multigateway gave {read:?}");
+    }
+    println!("  CHECK read back through multigateway: ok ({read})");
+
+    let poolers: Vec<&(Pod, Ipv4Addr)> = pods
+        .iter()
+        .filter(|(p, _)| {
+            p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::SHARD_POOL)
+        })
+        .collect();
+    let mut primary = None;
+    let mut replicas = Vec::new();
+    for (pod, ip) in &poolers {
+        let t = gateway.at(&ip.to_string(), 5432);
+        match sql::psql(root, &t, "SELECT pg_is_in_recovery()")
+            .await
+            .as_deref()
+        {
+            Ok("f") => primary = Some(pod.name_any()),
+            Ok("t") => replicas.push((pod.name_any(), t)),
+            other => println!("    {}: {other:?}", pod.name_any()),
+        }
+    }
+    let primary = primary.context("no pooler pod's postgres answers as primary")?;
+    println!(
+        "  primary: {primary}; replicas: {:?}",
+        replicas.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let (replica, at) = replicas.first().context("no replica postgres is running")?;
+    replica_read(root, replica, at).await?;
+
+    let sandboxes: Vec<i32> = pids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{primary}/")))
+        .map(|(_, pid)| *pid)
+        .collect();
+    let failover = kill_primary(root, &gateway, "failover", |_| true, &sandboxes).await?;
+    Ok(Timings {
+        bootstrap,
+        failover,
+    })
+}
+
+/// Reads the bootstrap row on a replica's postgres (multigateway serves replica reads only on
+/// `--pg-replica-port`, which the generated multigateway does not set).
+async fn replica_read(root: &Root, replica: &str, at: &Target) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = sql::psql(
+            root,
+            at,
+            "SELECT count(*) FROM conformance WHERE label = 'bootstrap'",
+        )
+        .await;
+        if got.as_deref().is_ok_and(|n| n != "0") {
+            println!(
+                "  CHECK read on replica {replica} ({}:{}): ok",
+                at.host, at.port
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("replica {replica} never showed the row: {got:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The first cell's multigateway Service and the container port its PostgreSQL port targets.
+fn gateway_service(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<(String, u16)> {
+    let svc = services
+        .iter()
+        .filter(|s| {
+            s.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIGATEWAY)
+        })
+        .min_by_key(|s| s.name_any())
+        .context("no multigateway Service")?;
+    let spec = svc.spec.as_ref().context("Service without spec")?;
+    let port = spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| {
+            p.name
+                .as_deref()
+                .is_some_and(|n| n.contains("pg") || n.contains("postgres"))
+        })
+        .or_else(|| spec.ports.iter().flatten().next())
+        .context("multigateway Service has no port")?;
+    let selector = spec.selector.clone().unwrap_or_default();
+    let backend = pods
+        .iter()
+        .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))
+        .context("multigateway Service selects no pod")?;
+    let target = match &port.target_port {
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(name)) => backend
+            .0
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port)
+            .context("named target port not found")?,
+        None => port.port,
+    };
+    Ok((svc.name_any(), target as u16))
+}
+
+/// `<repo>/target/<profile>`, where the running binary and the controllers are.
+pub fn target_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
