@@ -82,7 +82,9 @@ async fn run() -> Result<bool> {
         target_dir: operator_run::target_dir()?,
     };
     let operator = if std::env::var("MULTIGRES_CONFORMANCE_ONLY").as_deref() == Ok("baseline") {
-        Err(anyhow::anyhow!("skipped (MULTIGRES_CONFORMANCE_ONLY=baseline)"))
+        Err(anyhow::anyhow!(
+            "skipped (MULTIGRES_CONFORMANCE_ONLY=baseline)"
+        ))
     } else {
         operator_run::run(&opts).await
     };

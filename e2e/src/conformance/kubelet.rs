@@ -108,6 +108,7 @@ pub fn plan(
                 env: env_all,
                 argv,
                 workdir: c.working_dir.clone(),
+                hostname: Some(spec.hostname.clone().unwrap_or_else(|| pod.name_any())),
             },
         });
     }
@@ -118,12 +119,16 @@ pub fn plan(
     })
 }
 
+/// A container's environment, in order.
+type Env = Vec<(String, String)>;
+
+/// The command line (command, then args, `$(VAR)`-expanded, then rewritten) and the environment.
 fn argv_and_env(
     c: &Container,
     ctx: &PodContext,
     pgbackrest_port: u16,
     changes: &mut Vec<Change>,
-) -> Result<(Vec<String>, Vec<(String, String)>)> {
+) -> Result<(Vec<String>, Env)> {
     let env = container_env(c, ctx)
         .with_context(|| format!("env of container {} of {}", c.name, ctx.pod.name_any()))?;
     let command: Vec<String> = c.command.clone().unwrap_or_default();

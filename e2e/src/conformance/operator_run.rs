@@ -244,10 +244,7 @@ async fn run_pods(
             &mut changes,
         )?);
     }
-    println!("  rewrite table ({} changes):", changes.len());
-    for c in &changes {
-        println!("    {}/{}: {}   [{}]", c.pod, c.container, c.change, c.why);
-    }
+    print_rewrites(&changes);
     let logs = opts.work.join("logs/pods");
     for plan in plans {
         let line: Vec<String> = plan
@@ -448,4 +445,34 @@ fn gateway_service(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<(St
 pub fn target_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// The rewrite table, one line per container, each reason once.
+fn print_rewrites(changes: &[Change]) {
+    let mut reasons: Vec<&str> = Vec::new();
+    let mut lines: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in changes {
+        let n = match reasons.iter().position(|r| *r == c.why) {
+            Some(n) => n,
+            None => {
+                reasons.push(c.why);
+                reasons.len() - 1
+            }
+        };
+        lines
+            .entry(format!("{}/{}", c.pod, c.container))
+            .or_default()
+            .push(format!("{} [{}]", c.change, n + 1));
+    }
+    println!(
+        "  rewrite table ({} changes in {} containers):",
+        changes.len(),
+        lines.len()
+    );
+    for (container, list) in &lines {
+        println!("    {container}: {}", list.join(", "));
+    }
+    for (n, why) in reasons.iter().enumerate() {
+        println!("    [{}] {why}", n + 1);
+    }
 }

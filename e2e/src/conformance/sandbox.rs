@@ -1,5 +1,5 @@
-//! One process as a container would run it: in the PostgreSQL root filesystem, in a mount namespace
-//! of its own (its volumes bound at their mount paths, its own /etc/hosts, /tmp, /run, /dev/shm),
+//! One process as a container would run it: in the PostgreSQL root filesystem, with the pod's host
+//! name (a UTS namespace), in a mount namespace of its own (its volumes bound at their mount paths, its own /etc/hosts, /tmp, /run, /dev/shm),
 //! in a PID namespace of its own, as a non-root user.
 //!
 //! The PID namespace is what makes clean-up certain: the kernel's parent-death signal is cleared
@@ -100,6 +100,8 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
     pub argv: Vec<String>,
     pub workdir: Option<String>,
+    /// The pod's host name (a UTS namespace of its own); the machine's when None.
+    pub hostname: Option<String>,
 }
 
 impl Sandbox {
@@ -109,6 +111,7 @@ impl Sandbox {
         self.make_mount_points(root)?;
         let mut cmd = Command::new("unshare");
         cmd.args([
+            "--uts",
             "--mount",
             "--propagation=private",
             "--pid",
@@ -149,6 +152,9 @@ impl Sandbox {
         let (u, g) = (self.uid, self.gid);
         let mut s = String::from("set -e\n");
         let _ = writeln!(s, "R={r}");
+        if let Some(h) = &self.hostname {
+            let _ = writeln!(s, "hostname {}", quote(h));
+        }
         s.push_str(
             "mount -t proc proc \"$R/proc\"\n\
              mount --rbind /dev \"$R/dev\"\n\
