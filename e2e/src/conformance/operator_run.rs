@@ -359,6 +359,22 @@ async fn checks(
     );
     let (replica, at) = replicas.first().context("no replica postgres is running")?;
     replica_read(root, replica, at).await?;
+    match gateway_replica_port(services, pods) {
+        Some(port) => {
+            let t = gateway.at(&gateway.host, port);
+            let sql = "SELECT pg_is_in_recovery() || ':' || count(*) FROM conformance";
+            let (_, got) = sql::until_ok(root, &t, sql, Duration::from_secs(60)).await?;
+            if !got.starts_with("true:") && !got.starts_with("t:") {
+                bail!("multigateway's replica port {port} answered {got:?}, not from a replica");
+            }
+            println!(
+                "  CHECK read on a replica through multigateway (--pg-replica-port {port}): ok ({got})"
+            );
+        }
+        None => println!(
+            "  NOTE the generated multigateway has no --pg-replica-port: it serves replica reads only there, so the replica was read directly"
+        ),
+    }
 
     let sandboxes: Vec<i32> = pids
         .lock()
@@ -397,6 +413,34 @@ async fn replica_read(root: &Root, replica: &str, at: &Target) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The `--pg-replica-port` of the first cell's multigateway, when it has one.
+fn gateway_replica_port(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Option<u16> {
+    let (svc, _) = gateway_service(services, pods).ok()?;
+    let selector = services
+        .iter()
+        .find(|s| s.name_any() == svc)?
+        .spec
+        .as_ref()?
+        .selector
+        .clone()?;
+    let (pod, _) = pods
+        .iter()
+        .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))?;
+    let c = pod.spec.as_ref()?.containers.first()?;
+    let mut line: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
+    line.retain(|a| !a.is_empty());
+    super::rewrite::get(&line, "--pg-replica-port")?
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
 }
 
 /// The first cell's multigateway Service and the container port its PostgreSQL port targets.
