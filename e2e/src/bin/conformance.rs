@@ -5,6 +5,7 @@
 //! `MULTIGRES_BIN_DIR`: the Multigres binaries; `MULTIGRES_PG_ROOT`: the root filesystem made by
 //! scripts/conformance-root.sh. Optional: `MULTIGRES_CONFORMANCE_USER` (default `multigres`),
 //! `MULTIGRES_CONFORMANCE_MANIFEST`, `MULTIGRES_CONFORMANCE_DIR` (default `<repo>/.conformance`),
+//! `MULTIGRES_CONFORMANCE_BOOTSTRAP_TIMEOUT` (seconds, default 600),
 //! `MULTIGRES_CONFORMANCE_SKIP_BASELINE=1`, `MULTIGRES_CONFORMANCE_ONLY=baseline` (both for debugging:
 //! the run then fails).
 

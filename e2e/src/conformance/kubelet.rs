@@ -251,3 +251,40 @@ async fn run_once(
     writeln!(out, "=== harness: {key} exited with {code}")?;
     Ok(code)
 }
+
+/// One line per container that exited since it started: how often, and the last error it logged
+/// (what a user would see in `kubectl logs --previous`).
+pub fn exits_summary(logs: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(logs) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let exits: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("=== harness:") && l.contains(" exited with "))
+            .collect();
+        let failed = exits
+            .iter()
+            .filter(|l| !l.ends_with(" exited with 0"))
+            .count();
+        if failed == 0 {
+            continue;
+        }
+        let last_error = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("Error") || l.contains("\"level\":\"ERROR\"") || l.contains("FATAL")
+            })
+            .last()
+            .unwrap_or("(no error line)");
+        let name = f.file_stem().unwrap_or_default().to_string_lossy();
+        out.push(format!(
+            "{name}: exited {failed} times; last error: {last_error}"
+        ));
+    }
+    out
+}

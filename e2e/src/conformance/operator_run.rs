@@ -103,6 +103,14 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
     let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, step).await;
     kubelet::stop_all(&pids);
+    let exits = kubelet::exits_summary(&opts.work.join("logs/pods"));
+    println!(
+        "  containers that exited with an error: {}",
+        if exits.is_empty() { "none" } else { "" }
+    );
+    for line in exits {
+        println!("    {}", line.chars().take(600).collect::<String>());
+    }
     drop(running);
     drop(cp);
     result
@@ -313,7 +321,7 @@ async fn checks(
         root,
         &gateway,
         &sql::insert("bootstrap"),
-        Duration::from_secs(900),
+        bootstrap_timeout(),
     )
     .await
     .context("bootstrap: first write through multigateway")?;
@@ -519,4 +527,13 @@ fn print_rewrites(changes: &[Change]) {
     for (n, why) in reasons.iter().enumerate() {
         println!("    [{}] {why}", n + 1);
     }
+}
+
+/// How long the first write may take: `MULTIGRES_CONFORMANCE_BOOTSTRAP_TIMEOUT` seconds, default 600.
+fn bootstrap_timeout() -> Duration {
+    let secs = std::env::var("MULTIGRES_CONFORMANCE_BOOTSTRAP_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
 }
