@@ -106,6 +106,10 @@ pub async fn start(l: &Launch<'_>) -> Result<Operator> {
             if c.topology {
                 args.push(format!("--topology-address-map={}", l.address_map));
             }
+            if c.binary == "shard-controller" {
+                // The simulator serves every table group.
+                args.push("--hold-unserved-shards=false".into());
+            }
             if c.binary == "shard-controller" && (l.partition || replicas > 1) {
                 args.push("--partition".into());
             }

@@ -335,7 +335,8 @@ fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String
                 health_endpoints.join(",")
             ),
         ],
-        "shard-controller" => vec!["--partition".into()],
+        // The simulator serves every table group, so no Shard's pods are held.
+        "shard-controller" => vec!["--partition".into(), "--hold-unserved-shards=false".into()],
         "cluster-controller" => vec![format!(
             "--status-aggregator-endpoint=http://127.0.0.1:{aggregator_port}"
         )],

@@ -23,10 +23,15 @@ namespaced:
   - apiGroups: [""]
     resources: [pods]
     verbs: [list, watch, create, patch, delete]
-  # Data claims; delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
+  # Data claims and the shard's backup repository claim; delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
     verbs: [list, watch, create, patch, delete]
+  # The shard's pgBackRest TLS Secret: get (metadata only) whether it exists, create it once; never
+  # listed, read back or rewritten.
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, create]
   # Headless Service and PDB per pool; delete prunes those of pools that are gone.
   - apiGroups: [""]
     resources: [services]
@@ -46,10 +51,9 @@ leases:
     verbs: [list, create, patch, delete]
 {{- end -}}
 {{- define "multigres-shard-controller.args" -}}
+- --hold-unserved-shards={{ .Values.holdUnservedShards }}
 {{- if .Values.partition.enabled }}
 - --partition
-{{- else }}
-[]
 {{- end }}
 {{- end -}}
 {{- define "multigres-shard-controller.ports" -}}[]{{- end -}}

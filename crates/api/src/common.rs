@@ -331,12 +331,11 @@ pub struct Images {
     /// Image of multiadmin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiadmin: Option<String>,
-    /// The Postgres server image; pgctld is copied into it at start.
+    /// The postgres container's image. It runs `pgctld server`, and Postgres runs pgBackRest, so it
+    /// must be a Multigres pgctld image (PostgreSQL 17 + pgBackRest + pgctld); the default is the
+    /// pinned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
-    /// The image holding the `pgctld` binary (an addition to the CR definition).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pgctld: Option<String>,
 }
 
 /// Where the global topology lives, as children need it.
@@ -443,9 +442,8 @@ fn default_password_key() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ShardImages {
     pub multipooler: String,
+    /// A Multigres pgctld image: PostgreSQL 17, pgBackRest and pgctld.
     pub postgres: String,
-    /// Image holding the `pgctld` binary, copied into the postgres container at start.
-    pub pgctld: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

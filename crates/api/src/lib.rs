@@ -7,6 +7,7 @@ pub mod common;
 pub mod crd;
 pub mod docs;
 pub mod labels;
+pub mod multigres;
 pub mod naming;
 pub mod resolve;
 pub mod shard;

@@ -134,6 +134,16 @@ pub fn pool_pdb(shard_resource: &str, pool_id: &str) -> String {
     pool_service(shard_resource, pool_id)
 }
 
+/// The shard's pgBackRest repository, shared by every pool pod of the shard.
+pub fn backup_pvc(shard_resource: &str) -> String {
+    dns_name(&["backups", shard_resource], MAX_LABEL)
+}
+
+/// CA, certificate and key of the shard's pgBackRest TLS servers and clients.
+pub fn pgbackrest_tls_secret(shard_resource: &str) -> String {
+    dns_name(&[shard_resource, "pgbackrest-tls"], MAX_LABEL)
+}
+
 pub fn data_pvc(pod: &str) -> String {
     dns_name(&["data", pod], MAX_LABEL)
 }

@@ -30,14 +30,29 @@ use crate::common::{CredentialsRef, GlobalTopologyRef, PoolSpec, PvcDeletionPoli
 pub struct ShardSpec {
     pub database: String,
     pub table_group: String,
-    /// The shard's name in the Multigres topology.
+    /// The shard's name among its table group's Shards (`0`, `1`, ...), as the CR definition has it.
     pub shard_name: String,
+    /// The shard as Multigres names it (a key range): what multipooler's `--shard` and the topology
+    /// records carry. `0-inf` for a table group of one shard.
+    #[serde(default)]
+    pub key_range: String,
     pub images: ShardImages,
     pub pools: Vec<PoolSpec>,
     pub global_topo_server: GlobalTopologyRef,
     pub credentials: CredentialsRef,
     #[serde(default)]
     pub pvc_deletion_policy: PvcDeletionPolicy,
+}
+
+impl ShardSpec {
+    /// The Multigres shard id: `key_range`, or the shard's name on a Shard written before it existed.
+    pub fn multigres_shard(&self) -> &str {
+        if self.key_range.is_empty() {
+            &self.shard_name
+        } else {
+            &self.key_range
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

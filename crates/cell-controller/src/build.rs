@@ -19,7 +19,7 @@ use multigres_api::labels::{self, component};
 use multigres_api::{Cell, ComponentSpec, TopoServer, naming, resolve};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
-    container_port, http_probe, pod_name_env, preferred_spread,
+    container_port, downward_env, http_probe, preferred_spread,
     restricted_container_security_context, restricted_pod_security_context, service_port,
 };
 use multigres_topology::pb;
@@ -165,7 +165,9 @@ pub fn gateway_args(cell: &Cell) -> Vec<String> {
     ];
     args.extend(topo_flags(cell));
     args.extend([
-        "--hostname=$(POD_NAME)".to_string(),
+        // Registered in the topology and dialled there: a Deployment's pod has no DNS name, its IP
+        // is what others can reach.
+        "--hostname=$(POD_IP)".to_string(),
         "--service-map=grpc-multigateway".to_string(),
         "--log-level=info".to_string(),
     ]);
@@ -191,7 +193,7 @@ pub fn multiorch_args(cell: &Cell) -> Vec<String> {
     }
     args.extend(topo_flags(cell));
     args.extend([
-        "--hostname=$(POD_NAME)".to_string(),
+        "--hostname=$(POD_IP)".to_string(),
         "--service-map=grpc-multiorch".to_string(),
         "--log-level=info".to_string(),
     ]);
@@ -223,7 +225,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         // The Multigres image has no entrypoint: the command is the binary's name.
         command: Some(vec![c.binary.into()]),
         args: Some(c.args),
-        env: Some(vec![pod_name_env()]),
+        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
         ports: Some(c.ports),
         resources: c.spec.resources.clone(),
         startup_probe: Some(http_probe("/live", c.http_port, 5, 3, 60)),
@@ -527,7 +529,7 @@ mod tests {
                 "--grpc-port=15991",
                 "--topo-global-server-addresses=example-global-client.ns.svc:2379",
                 "--topo-global-root=/multigres/global",
-                "--hostname=$(POD_NAME)",
+                "--hostname=$(POD_IP)",
                 "--service-map=grpc-multigateway",
                 "--log-level=info",
             ]

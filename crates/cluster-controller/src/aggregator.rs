@@ -214,6 +214,7 @@ mod tests {
         Findings {
             blocked: None,
             topology: Topology::Registered,
+            unserved: Vec::new(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::Context;
@@ -176,24 +176,24 @@ fn refs<K>(list: &[std::sync::Arc<K>]) -> Vec<&K> {
 pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    if api.get_metadata_opt(name).await?.is_some() {
-        return Ok(());
+    let created = multigres_runtime::secrets::create_once(&api, name, || {
+        Ok::<_, Error>(build::credentials_secret(
+            cluster,
+            name,
+            &build::generate_password(),
+        ))
+    })
+    .await?;
+    if created {
+        ctx.events
+            .normal(
+                cluster,
+                "Created",
+                &format!("Created Secret {name} with generated Postgres credentials"),
+            )
+            .await;
     }
-    let secret = build::credentials_secret(cluster, name, &build::generate_password());
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => {
-            ctx.events
-                .normal(
-                    cluster,
-                    "Created",
-                    &format!("Created Secret {name} with generated Postgres credentials"),
-                )
-                .await;
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(())
 }
 
 /// Registers every desired database in the global topology and deregisters the ones this cluster

@@ -18,7 +18,7 @@ use multigres_api::resolve::{DatabaseRegistration, ResolvedCluster, ResolvedMult
 use multigres_api::{Cell, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
-    container_port, downward_env, pod_name_env, restricted_container_security_context,
+    container_port, downward_env, restricted_container_security_context,
     restricted_pod_security_context, service_port,
 };
 use multigres_topology::pb;
@@ -139,7 +139,6 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         "--service-map=grpc-multiadmin".to_string(),
         // The pod IP, not its name: a Deployment's pods have no DNS name others could dial.
         "--hostname=$(POD_IP)".to_string(),
-        "--service-id=$(POD_NAME)".to_string(),
     ];
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -157,7 +156,7 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         image_pull_policy: admin.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["multiadmin".into()]),
         args: Some(args),
-        env: Some(vec![pod_name_env(), downward_env("POD_IP", "status.podIP")]),
+        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
         ports: Some(vec![
             container_port("http", MULTIADMIN_HTTP_PORT),
             container_port("grpc", MULTIADMIN_GRPC_PORT),
@@ -418,7 +417,11 @@ mod tests {
             .iter()
             .map(|e| e.name.as_str())
             .collect();
-        assert_eq!(env, ["POD_NAME", "POD_IP"]);
+        assert_eq!(env, ["POD_IP"]);
+        assert!(
+            !args.iter().any(|a| a.starts_with("--service-id")),
+            "multiadmin has no --service-id"
+        );
         let live = container
             .liveness_probe
             .as_ref()
@@ -446,7 +449,7 @@ mod tests {
         assert!(pod.affinity.is_some());
         assert_eq!(
             container.image.as_deref(),
-            Some("multigres/multigres:latest")
+            Some("ghcr.io/multigres/multigres:sha-6bd80b9")
         );
         assert_eq!(
             pod.image_pull_secrets.unwrap()[0].name,

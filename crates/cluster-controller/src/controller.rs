@@ -16,7 +16,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::resolve::{ResolveError, resolve_cluster};
-use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer};
+use multigres_api::{
+    Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer, multigres,
+};
 use multigres_runtime::CommonArgs;
 use multigres_runtime::conditions::DEGRADED;
 use multigres_runtime::leader;
@@ -123,6 +125,7 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         children: Vec::new(),
         blocked: None,
         topology: Topology::NotChecked,
+        unserved: Vec::new(),
         now,
     };
 
@@ -145,6 +148,8 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
             return Err(Error::Resolve { object, source });
         }
     };
+    observed.unserved = status::unserved(&resolved);
+    warn_unserved(&ctx, &cluster, &observed.unserved).await;
     let desired = build::desired(&cluster, &resolved);
     let taken = apply::conflicts(stores, &cluster, &desired);
     if !taken.is_empty() {
@@ -216,11 +221,29 @@ async fn write_status(
                 Findings {
                     blocked: observed.blocked.clone(),
                     topology: observed.topology.clone(),
+                    unserved: observed.unserved.clone(),
                 },
             );
             Ok(())
         }
         None => apply::status(ctx, cluster, &status::compute(observed)).await,
+    }
+}
+
+/// A Warning Event when the spec starts asking for what the pinned Multigres cannot serve (or asks
+/// for something else it cannot): once per change, not per reconcile.
+async fn warn_unserved(ctx: &Ctx, cluster: &MultigresCluster, unserved: &[String]) {
+    let update = status::served_condition(unserved);
+    let written = cluster.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == multigres::SERVED_CONDITION)
+    });
+    let changed = written.is_none_or(|c| c.message != update.message);
+    if !update.status && changed {
+        ctx.events
+            .warning(cluster, "NotServedByMultigres", &update.message)
+            .await;
     }
 }
 

@@ -8,7 +8,8 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer};
+use multigres_api::resolve::ResolvedCluster;
+use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer, multigres};
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, DEGRADED, PROGRESSING};
 
 /// Whether the cluster can reach its global topology.
@@ -118,6 +119,8 @@ pub struct Observed<'a> {
     pub children: Vec<ChildHealth>,
     pub blocked: Option<Blocked>,
     pub topology: Topology,
+    /// What the pinned Multigres cannot serve of the spec (`multigres::unserved`), per table group.
+    pub unserved: Vec<String>,
     pub now: Timestamp,
 }
 
@@ -128,6 +131,7 @@ const LISTED: usize = 5;
 pub struct Findings {
     pub blocked: Option<Blocked>,
     pub topology: Topology,
+    pub unserved: Vec<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -180,6 +184,12 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     if let Some(update) = topology_condition(&input.findings.topology) {
         conditions::set(conds, update, generation, now);
     }
+    conditions::set(
+        conds,
+        served_condition(&input.findings.unserved),
+        generation,
+        now,
+    );
     match input.reach {
         AggregatorReach::Unknown => {}
         AggregatorReach::Reachable => conditions::set(
@@ -257,6 +267,26 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     status
 }
 
+/// `MultigresServed`: whether the pinned Multigres serves every table group the spec asks for.
+pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
+    let (status, reason, message) = multigres::served_condition(unserved);
+    ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
+}
+
+/// One line per table group the pinned Multigres cannot serve, naming the database.
+pub fn unserved(resolved: &ResolvedCluster) -> Vec<String> {
+    resolved
+        .table_groups
+        .iter()
+        .flat_map(|tg| {
+            let spec = &tg.spec;
+            multigres::unserved(&spec.table_group, spec.partitioning.shards.max(0) as u32)
+                .into_iter()
+                .map(move |limit| format!("database {:?}, {limit}", spec.database))
+        })
+        .collect()
+}
+
 fn topology_condition(topology: &Topology) -> Option<ConditionUpdate> {
     match topology {
         Topology::Registered => Some(ConditionUpdate::new(
@@ -305,6 +335,7 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
     if let Some(update) = topology_condition(&observed.topology) {
         set(update);
     }
+    set(served_condition(&observed.unserved));
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);

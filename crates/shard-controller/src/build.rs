@@ -4,34 +4,46 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, SecretKeySelector,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Secret,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
-use multigres_api::{PoolSpec, PoolType, RetentionAction, Shard, naming};
+use multigres_api::{PoolSpec, PoolType, RetentionAction, Shard, multigres, naming};
 use multigres_runtime::apply::{child_meta, controller_ref};
 use multigres_runtime::builders::{
     http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp,
 };
 use multigres_runtime::partition::{PARTITION_LABEL, bucket_of};
+use multigres_runtime::pki::IssuedTls;
 use sha2::{Digest, Sha256};
 
 /// Annotation holding the hash of everything the controller sets on a pod.
 pub const SPEC_HASH: &str = "multigres.com/spec-hash";
+/// The pooler dir holds pg_data (pgctld derives PGDATA from it), sockets and pgBackRest's files.
 pub const POOLER_DIR: &str = "/var/lib/pooler";
 pub const PGDATA: &str = "/var/lib/pooler/pg_data";
-pub const BIN_DIR: &str = "/usr/local/multigres/bin";
-pub const PGCTLD_GRPC: i32 = 15200;
-pub const PGCTLD_HTTP: i32 = 15100;
-pub const POOLER_GRPC: i32 = 15201;
-pub const POOLER_HTTP: i32 = 15101;
+pub const SOCKET_DIR: &str = "/var/run/postgresql";
+pub const CREDENTIALS_DIR: &str = "/etc/multigres/credentials";
+pub const PASSWORD_FILE: &str = "password";
+/// pgctld's pgBackRest TLS server reads these three names from its cert dir; multipooler dials a
+/// primary's with the same pair (the server accepts client certificates with CN `pgbackrest`).
+pub const PGBACKREST_CERT_DIR: &str = "/etc/multigres/pgbackrest";
+pub const PGBACKREST_CA: &str = "ca.crt";
+pub const PGBACKREST_CERT: &str = "pgbackrest.crt";
+pub const PGBACKREST_KEY: &str = "pgbackrest.key";
+pub const PGCTLD_GRPC: i32 = 15470;
+pub const PGCTLD_HTTP: i32 = 15400;
+pub const POOLER_GRPC: i32 = 15270;
+pub const POOLER_HTTP: i32 = 15200;
+pub const PGBACKREST_PORT: i32 = 8432;
 pub const PG_PORT: i32 = 5432;
-/// The postgres user in the official images.
+/// The postgres user of the pgctld image (built on the official postgres image).
 pub const POSTGRES_UID: i64 = 999;
 
 /// One pool of a shard, with the names and labels its children share.
@@ -121,6 +133,7 @@ pub fn service(shard: &Shard, pool: &Pool) -> Service {
                 port("pooler-http", POOLER_HTTP),
                 port("pgctld-grpc", PGCTLD_GRPC),
                 port("pgctld-http", PGCTLD_HTTP),
+                port("pgbackrest", PGBACKREST_PORT),
             ]),
             ..Default::default()
         }),
@@ -164,6 +177,71 @@ pub fn pvc(shard: &Shard, pool: &Pool, pod: &str) -> PersistentVolumeClaim {
         },
         spec: Some(pool.spec.data_volume_claim_template.clone()),
         status: None,
+    }
+}
+
+/// The shard's pgBackRest repository (the Database record's filesystem backup location): every pool
+/// pod mounts it, so the first pod's backup is what the others restore from. ReadWriteOnce, like
+/// the data volumes: pods of a shard on several nodes need a ReadWriteMany storage class here. Kept
+/// or deleted with the shard like the data volumes.
+pub fn backup_pvc(shard: &Shard) -> PersistentVolumeClaim {
+    let owner = (shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete)
+        .then(|| controller_ref(shard))
+        .flatten();
+    let template = shard
+        .spec
+        .pools
+        .first()
+        .map(|p| p.data_volume_claim_template.clone())
+        .unwrap_or_default();
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(naming::backup_pvc(&shard.name_any())),
+            namespace: shard.namespace(),
+            labels: Some(shard_child_labels(shard)),
+            owner_references: owner.map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(template),
+        status: None,
+    }
+}
+
+/// DNS names pgBackRest may dial a pool pod by (multipooler registers the first form).
+pub fn pgbackrest_sans(shard: &Shard) -> Vec<String> {
+    let ns = shard.namespace().unwrap_or_default();
+    pools(shard)
+        .iter()
+        .flat_map(|pool| {
+            let svc = &pool.service;
+            [
+                format!("*.{svc}.{ns}.svc"),
+                format!("*.{svc}.{ns}.svc.cluster.local"),
+                format!("*.{svc}"),
+            ]
+        })
+        .chain(["localhost".to_string()])
+        .collect()
+}
+
+/// The Secret holding the shard's pgBackRest TLS material. pgctld's pgBackRest server admits clients
+/// whose certificate says CN `pgbackrest`, and every pod is both server and client: one leaf serves.
+pub fn pgbackrest_secret(shard: &Shard, tls: &IssuedTls) -> Secret {
+    let mut metadata = child_meta(
+        shard,
+        &naming::pgbackrest_tls_secret(&shard.name_any()),
+        shard_child_labels(shard),
+    );
+    metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
+    Secret {
+        metadata,
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([
+            (PGBACKREST_CA.to_string(), tls.ca_pem.clone()),
+            (PGBACKREST_CERT.to_string(), tls.cert_pem.clone()),
+            (PGBACKREST_KEY.to_string(), tls.key_pem.clone()),
+        ])),
+        ..Default::default()
     }
 }
 
@@ -215,10 +293,11 @@ fn restricted() -> SecurityContext {
     }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
+        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }
@@ -228,143 +307,19 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
     let name = pool.pod_name(shard, index);
     let spec = &shard.spec;
     let images = &spec.images;
-    let pull = images.image_pull_policy.map(|p| p.as_str().to_string());
-    let credentials = &spec.credentials;
     let placement = pool.spec.placement.clone().unwrap_or_default();
     let node_selector = placement.node_selector();
-
-    let install_pgctld = Container {
-        name: "install-pgctld".into(),
-        image: Some(images.pgctld.clone()),
-        image_pull_policy: pull.clone(),
-        command: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            format!("cp \"$(command -v pgctld)\" {BIN_DIR}/pgctld"),
-        ]),
-        volume_mounts: Some(vec![mount("multigres-bin", BIN_DIR)]),
-        security_context: Some(restricted()),
-        ..Default::default()
-    };
-    let postgres = Container {
-        name: "postgres".into(),
-        image: Some(images.postgres.clone()),
-        image_pull_policy: pull.clone(),
-        command: Some(vec![format!("{BIN_DIR}/pgctld"), "server".into()]),
-        args: Some(
-            [
-                "--pooler-dir",
-                POOLER_DIR,
-                "--grpc-port",
-                &PGCTLD_GRPC.to_string(),
-                "--http-port",
-                &PGCTLD_HTTP.to_string(),
-                "--pg-port",
-                &PG_PORT.to_string(),
-                "--pg-listen-addresses",
-                "*",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        env: Some(vec![
-            secret_env(
-                "POSTGRES_USER",
-                &credentials.secret_name,
-                &credentials.username_key,
-            ),
-            secret_env(
-                "POSTGRES_PASSWORD",
-                &credentials.secret_name,
-                &credentials.password_key,
-            ),
-            env("PGDATA", PGDATA),
-        ]),
-        ports: ports(&[
-            ("postgres", PG_PORT),
-            ("pgctld-grpc", PGCTLD_GRPC),
-            ("pgctld-http", PGCTLD_HTTP),
-        ]),
-        liveness_probe: Some(http_probe("/live", PGCTLD_HTTP, 10, 3, 6)),
-        readiness_probe: Some(http_probe("/ready", PGCTLD_HTTP, 5, 3, 3)),
-        resources: pool.spec.postgres.resources.clone(),
-        volume_mounts: Some(vec![
-            mount("data", POOLER_DIR),
-            mount("multigres-bin", BIN_DIR),
-        ]),
-        security_context: Some(SecurityContext {
-            run_as_user: Some(POSTGRES_UID),
-            ..restricted()
-        }),
-        ..Default::default()
-    };
-    let pooler_args: Vec<String> = [
-        ("--cell", pool.spec.cell.as_str()),
-        ("--database", spec.database.as_str()),
-        ("--table-group", spec.table_group.as_str()),
-        ("--shard", spec.shard_name.as_str()),
-        ("--pooler-dir", POOLER_DIR),
-        ("--pgctld-addr", &format!("localhost:{PGCTLD_GRPC}")),
-        ("--pg-port", &PG_PORT.to_string()),
-        ("--http-port", &POOLER_HTTP.to_string()),
-        ("--grpc-port", &POOLER_GRPC.to_string()),
-        ("--service-map", "grpc-pooler"),
-        (
-            "--topo-global-server-addresses",
-            spec.global_topo_server.address.as_str(),
-        ),
-        (
-            "--topo-global-root",
-            spec.global_topo_server.root_path.as_str(),
-        ),
-        ("--hostname", &format!("$(POD_NAME).{}", pool.service)),
-        ("--service-id", "$(POD_NAME)"),
-        ("--log-level", "info"),
-    ]
-    .iter()
-    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
-    .collect();
-    let multipooler = Container {
-        name: "multipooler".into(),
-        image: Some(images.multipooler.clone()),
-        image_pull_policy: pull,
-        command: Some(vec!["multipooler".into()]),
-        args: Some(pooler_args),
-        env: Some(vec![pod_name_env(), env("PGDATA", PGDATA)]),
-        ports: ports(&[("pooler-grpc", POOLER_GRPC), ("pooler-http", POOLER_HTTP)]),
-        liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 3, 6)),
-        readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
-        resources: pool.spec.multipooler.resources.clone(),
-        volume_mounts: Some(vec![mount("data", POOLER_DIR)]),
-        security_context: Some(SecurityContext {
-            run_as_user: Some(POSTGRES_UID),
-            ..restricted()
-        }),
-        ..Default::default()
-    };
 
     let mut pod = Pod {
         metadata: child_meta(shard, &name, pool.labels.clone()),
         spec: Some(PodSpec {
             hostname: Some(name.clone()),
             subdomain: Some(pool.service.clone()),
-            init_containers: Some(vec![install_pgctld]),
-            containers: vec![postgres, multipooler],
-            volumes: Some(vec![
-                Volume {
-                    name: "data".into(),
-                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                        claim_name: naming::data_pvc(&name),
-                        read_only: None,
-                    }),
-                    ..Default::default()
-                },
-                Volume {
-                    name: "multigres-bin".into(),
-                    empty_dir: Some(EmptyDirVolumeSource::default()),
-                    ..Default::default()
-                },
-            ]),
+            // pgctld is a native sidecar: it outlives multipooler on shutdown, so multipooler can
+            // stop Postgres cleanly through it.
+            init_containers: Some(vec![postgres_container(shard, pool)]),
+            containers: vec![multipooler_container(shard, pool, &name)],
+            volumes: Some(pod_volumes(shard, &name)),
             affinity: pool.spec.affinity.clone(),
             node_selector: (!node_selector.is_empty()).then_some(node_selector),
             tolerations: placement.tolerations.clone(),
@@ -383,6 +338,217 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
         .get_or_insert_with(BTreeMap::new)
         .insert(SPEC_HASH.into(), hash);
     pod
+}
+
+/// Postgres, started and supervised by `pgctld server` from the pgctld image, with pgBackRest's TLS
+/// server for replicas that restore or back up from this instance.
+fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
+    let args = [
+        "server".to_string(),
+        format!("--pooler-dir={POOLER_DIR}"),
+        format!("--grpc-port={PGCTLD_GRPC}"),
+        format!("--http-port={PGCTLD_HTTP}"),
+        format!("--pg-port={PG_PORT}"),
+        "--pg-listen-addresses=*".into(),
+        format!("--pgbackrest-port={PGBACKREST_PORT}"),
+        format!("--pgbackrest-cert-dir={PGBACKREST_CERT_DIR}"),
+        "--log-level=info".into(),
+    ];
+    Container {
+        name: "postgres".into(),
+        image: Some(shard.spec.images.postgres.clone()),
+        image_pull_policy: pull_policy(shard),
+        command: Some(vec!["pgctld".into()]),
+        args: Some(args.to_vec()),
+        // pgctld creates only `postgres` unless told the database to create at initialisation;
+        // multipooler connects to `--database`.
+        env: Some(
+            [
+                credential_env(shard),
+                vec![env("POSTGRES_DB", &shard.spec.database)],
+            ]
+            .concat(),
+        ),
+        ports: ports(&[
+            ("postgres", PG_PORT),
+            ("pgctld-grpc", PGCTLD_GRPC),
+            ("pgctld-http", PGCTLD_HTTP),
+            ("pgbackrest", PGBACKREST_PORT),
+        ]),
+        restart_policy: Some("Always".into()),
+        startup_probe: Some(http_probe("/live", PGCTLD_HTTP, 5, 3, 60)),
+        liveness_probe: Some(http_probe("/live", PGCTLD_HTTP, 10, 3, 6)),
+        readiness_probe: Some(http_probe("/live", PGCTLD_HTTP, 5, 3, 3)),
+        resources: pool.spec.postgres.resources.clone(),
+        volume_mounts: Some(data_plane_mounts()),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(POSTGRES_UID),
+            ..restricted()
+        }),
+        ..Default::default()
+    }
+}
+
+fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Container {
+    let spec = &shard.spec;
+    let namespace = shard.namespace().unwrap_or_default();
+    let flags: Vec<(&str, String)> = vec![
+        ("--cell", pool.spec.cell.clone()),
+        ("--database", spec.database.clone()),
+        ("--table-group", spec.table_group.clone()),
+        ("--shard", spec.multigres_shard().to_string()),
+        ("--service-id", multigres::pooler_service_id(pod_name)),
+        ("--hostname", pooler_hostname(pool, &namespace)),
+        ("--pooler-dir", POOLER_DIR.into()),
+        (
+            "--socket-file",
+            format!("{POOLER_DIR}/pg_sockets/.s.PGSQL.{PG_PORT}"),
+        ),
+        ("--pgctld-addr", format!("localhost:{PGCTLD_GRPC}")),
+        ("--pg-port", PG_PORT.to_string()),
+        ("--http-port", POOLER_HTTP.to_string()),
+        ("--grpc-port", POOLER_GRPC.to_string()),
+        ("--service-map", "grpc-pooler".into()),
+        (
+            "--topo-global-server-addresses",
+            spec.global_topo_server.address.clone(),
+        ),
+        (
+            "--topo-global-root",
+            spec.global_topo_server.root_path.clone(),
+        ),
+        ("--pgbackrest-port", PGBACKREST_PORT.to_string()),
+        (
+            "--pgbackrest-cert-file",
+            format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_CERT}"),
+        ),
+        (
+            "--pgbackrest-key-file",
+            format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_KEY}"),
+        ),
+        (
+            "--pgbackrest-ca-file",
+            format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_CA}"),
+        ),
+        ("--log-level", "info".into()),
+    ];
+    let mut env = credential_env(shard);
+    env.push(pod_name_env());
+    Container {
+        name: "multipooler".into(),
+        image: Some(spec.images.multipooler.clone()),
+        image_pull_policy: pull_policy(shard),
+        command: Some(vec!["multipooler".into()]),
+        args: Some(flags.into_iter().map(|(f, v)| format!("{f}={v}")).collect()),
+        env: Some(env),
+        ports: ports(&[("pooler-grpc", POOLER_GRPC), ("pooler-http", POOLER_HTTP)]),
+        startup_probe: Some(http_probe("/live", POOLER_HTTP, 5, 3, 60)),
+        liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 3, 6)),
+        readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
+        resources: pool.spec.multipooler.resources.clone(),
+        volume_mounts: Some(data_plane_mounts()),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(POSTGRES_UID),
+            ..restricted()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The name multipooler registers and others dial (pgBackRest among them, which checks it against
+/// the certificate): the pod's stable DNS name under its pool's headless Service.
+pub fn pooler_hostname(pool: &Pool, namespace: &str) -> String {
+    format!("$(POD_NAME).{}.{namespace}.svc", pool.service)
+}
+
+fn pull_policy(shard: &Shard) -> Option<String> {
+    shard
+        .spec
+        .images
+        .image_pull_policy
+        .map(|p| p.as_str().to_string())
+}
+
+/// The superuser pgctld creates and multipooler logs in as; the password only as a mounted file.
+fn credential_env(shard: &Shard) -> Vec<EnvVar> {
+    let credentials = &shard.spec.credentials;
+    vec![
+        env("PGDATA", PGDATA),
+        secret_env(
+            "POSTGRES_USER",
+            &credentials.secret_name,
+            &credentials.username_key,
+        ),
+        env("POSTGRES_PASSWORD_FILE", &password_file()),
+    ]
+}
+
+pub fn password_file() -> String {
+    format!("{CREDENTIALS_DIR}/{PASSWORD_FILE}")
+}
+
+/// Both containers see the same data, backup repository, certificates, credentials and sockets.
+fn data_plane_mounts() -> Vec<VolumeMount> {
+    vec![
+        mount("data", POOLER_DIR, false),
+        mount("backups", multigres::BACKUP_REPOSITORY_PATH, false),
+        mount("sockets", SOCKET_DIR, false),
+        mount("pgbackrest-tls", PGBACKREST_CERT_DIR, true),
+        mount("credentials", CREDENTIALS_DIR, true),
+    ]
+}
+
+fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
+    let claim = |name: &str, claim_name: String| Volume {
+        name: name.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name,
+            read_only: None,
+        }),
+        ..Default::default()
+    };
+    let secret = |name: &str, secret_name: String, items: Vec<KeyToPath>, mode: i32| Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret_name),
+            items: Some(items),
+            default_mode: Some(mode),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    };
+    let key = |key: &str, path: &str| KeyToPath {
+        key: key.into(),
+        path: path.into(),
+        mode: None,
+    };
+    let credentials = &shard.spec.credentials;
+    vec![
+        claim("data", naming::data_pvc(pod_name)),
+        claim("backups", naming::backup_pvc(&shard.name_any())),
+        Volume {
+            name: "sockets".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        // Both containers run as the same user, so owner-only modes suffice.
+        secret(
+            "pgbackrest-tls",
+            naming::pgbackrest_tls_secret(&shard.name_any()),
+            vec![
+                key(PGBACKREST_CA, PGBACKREST_CA),
+                key(PGBACKREST_CERT, PGBACKREST_CERT),
+                key(PGBACKREST_KEY, PGBACKREST_KEY),
+            ],
+            0o400,
+        ),
+        secret(
+            "credentials",
+            credentials.secret_name.clone(),
+            vec![key(&credentials.password_key, PASSWORD_FILE)],
+            0o400,
+        ),
+    ]
 }
 
 /// Hash of a pod's labels and spec: a pod whose annotation differs must be replaced.
@@ -429,10 +595,10 @@ mod tests {
                 database: "production_db".into(),
                 table_group: "orders_tg".into(),
                 shard_name: "0".into(),
+                key_range: "0-inf".into(),
                 images: ShardImages {
                     multipooler: "mg:1".into(),
                     postgres: "pg:17".into(),
-                    pgctld: "pgctld:1".into(),
                     ..Default::default()
                 },
                 pools: vec![
@@ -453,6 +619,19 @@ mod tests {
         shard
     }
 
+    fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
+        let spec = pod.spec.as_ref().unwrap();
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+            .unwrap()
+    }
+
+    fn env_of<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+        c.env.as_ref().unwrap().iter().find(|e| e.name == name)
+    }
+
     #[test]
     fn pod_runs_pgctld_and_multipooler_with_the_flags_multigres_needs() {
         let shard = shard();
@@ -468,55 +647,121 @@ mod tests {
             spec.subdomain.as_deref(),
             Some("c-db-tg-0-replica-us-west-2")
         );
-        let pg = &spec.containers[0];
+        let pg = container(&pod, "postgres");
         assert_eq!(
-            pg.command.as_ref().unwrap()[0],
-            "/usr/local/multigres/bin/pgctld"
+            pg.restart_policy.as_deref(),
+            Some("Always"),
+            "native sidecar"
         );
-        let args = spec.containers[1].args.as_ref().unwrap().join(" ");
-        for expected in [
-            "--cell us-west-2",
-            "--database production_db",
-            "--table-group orders_tg",
-            "--shard 0",
-            "--service-map grpc-pooler",
-            "--topo-global-server-addresses etcd.ns.svc:2379",
-            "--hostname $(POD_NAME).c-db-tg-0-replica-us-west-2",
-        ] {
-            assert!(args.contains(expected), "{expected} missing from {args}");
-        }
-        // The password only ever comes from the Secret.
-        let pw = pg
-            .env
+        assert_eq!(pg.command.as_ref().unwrap(), &["pgctld"]);
+        assert_eq!(pg.image.as_deref(), Some("pg:17"));
+        assert_eq!(pg.args.as_ref().unwrap()[0], "server");
+        let db = env_of(pg, "POSTGRES_DB").and_then(|e| e.value.as_deref());
+        assert_eq!(db, Some("production_db"), "pgctld creates the database");
+        let args = container(&pod, "multipooler")
+            .args
             .as_ref()
             .unwrap()
-            .iter()
-            .find(|e| e.name == "POSTGRES_PASSWORD")
-            .unwrap();
-        assert!(pw.value.is_none());
-        assert_eq!(
-            pw.value_from
-                .as_ref()
-                .unwrap()
-                .secret_key_ref
-                .as_ref()
-                .unwrap()
-                .name,
-            "creds"
-        );
+            .clone();
+        let service_id = multigres::pooler_service_id("c-db-tg-0-replica-us-west-2-1");
+        for expected in [
+            "--cell=us-west-2".to_string(),
+            "--database=production_db".into(),
+            "--table-group=orders_tg".into(),
+            "--shard=0-inf".into(),
+            format!("--service-id={service_id}"),
+            "--service-map=grpc-pooler".into(),
+            "--topo-global-server-addresses=etcd.ns.svc:2379".into(),
+            "--hostname=$(POD_NAME).c-db-tg-0-replica-us-west-2.ns.svc".into(),
+            "--pgbackrest-ca-file=/etc/multigres/pgbackrest/ca.crt".into(),
+        ] {
+            assert!(args.contains(&expected), "{expected} missing from {args:?}");
+        }
+        // multipooler registers `<cell>_<service-id>` as a Postgres application name.
+        assert!(format!("us-west-2_{service_id}").len() <= 63);
+    }
+
+    #[test]
+    fn the_password_reaches_both_containers_only_as_a_file_from_the_secret() {
+        let shard = shard();
+        let pod = pod(&shard, &pools(&shard)[0], 0);
+        for name in ["postgres", "multipooler"] {
+            let c = container(&pod, name);
+            assert!(env_of(c, "POSTGRES_PASSWORD").is_none(), "{name}");
+            let file = env_of(c, "POSTGRES_PASSWORD_FILE").unwrap().value.clone();
+            assert_eq!(file.as_deref(), Some("/etc/multigres/credentials/password"));
+            let user = env_of(c, "POSTGRES_USER").unwrap();
+            let from = user.value_from.as_ref().unwrap().secret_key_ref.as_ref();
+            assert_eq!(from.unwrap().name, "creds");
+            let mounts = c.volume_mounts.as_ref().unwrap();
+            assert!(mounts.iter().any(|m| m.name == "credentials"
+                && m.mount_path == CREDENTIALS_DIR
+                && m.read_only == Some(true)));
+        }
+        let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+        let credentials = volumes.iter().find(|v| v.name == "credentials").unwrap();
+        let secret = credentials.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("creds"));
+        assert_eq!(secret.items.as_ref().unwrap()[0].key, "password");
+        assert_eq!(secret.items.as_ref().unwrap()[0].path, PASSWORD_FILE);
+    }
+
+    #[test]
+    fn pods_mount_their_data_the_shard_backups_and_pgbackrest_tls() {
+        let shard = shard();
+        let pod = pod(&shard, &pools(&shard)[0], 1);
+        let spec = pod.spec.as_ref().unwrap();
         assert_eq!(
             spec.node_selector.as_ref().unwrap()["topology.kubernetes.io/zone"],
             "zone-a"
         );
-        assert_eq!(
-            spec.volumes.as_ref().unwrap()[0]
+        let volumes = spec.volumes.as_ref().unwrap();
+        let claim = |name: &str| {
+            volumes
+                .iter()
+                .find(|v| v.name == name)
+                .unwrap()
                 .persistent_volume_claim
                 .as_ref()
                 .unwrap()
-                .claim_name,
-            "data-c-db-tg-0-replica-us-west-2-1"
+                .claim_name
+                .clone()
+        };
+        assert_eq!(claim("data"), "data-c-db-tg-0-replica-us-west-2-1");
+        assert_eq!(claim("backups"), "backups-c-db-tg-0");
+        assert_eq!(claim("backups"), backup_pvc(&shard).name_any());
+        let tls = volumes.iter().find(|v| v.name == "pgbackrest-tls").unwrap();
+        assert_eq!(
+            tls.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("c-db-tg-0-pgbackrest-tls")
+        );
+        let mounts = container(&pod, "postgres").volume_mounts.clone().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.name == "backups" && m.mount_path == "/backups")
         );
         assert!(hash_of(&pod).is_some());
+    }
+
+    #[test]
+    fn pgbackrest_certificates_name_every_pool_pod() {
+        let shard = shard();
+        let sans = pgbackrest_sans(&shard);
+        assert!(sans.contains(&"*.c-db-tg-0-replica-us-west-2.ns.svc".to_string()));
+        assert!(sans.contains(&"*.c-db-tg-0-readonly-us-east-1.ns.svc".to_string()));
+        let tls = IssuedTls {
+            ca_pem: "ca".into(),
+            cert_pem: "cert".into(),
+            key_pem: "key".into(),
+        };
+        let secret = pgbackrest_secret(&shard, &tls);
+        let data = secret.string_data.unwrap();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            ["ca.crt", "pgbackrest.crt", "pgbackrest.key"]
+        );
+        assert!(secret.metadata.owner_references.is_some());
     }
 
     #[test]

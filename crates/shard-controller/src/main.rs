@@ -38,6 +38,11 @@ struct Args {
     /// Timeout of each topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     topology_timeout: Duration,
+    /// Hold the pods of Shards the pinned Multigres cannot serve (table groups other than
+    /// `default`, more than one shard): `false` when the images run a Multigres that serves them,
+    /// or under a simulator.
+    #[arg(long, env = "MULTIGRES_HOLD_UNSERVED_SHARDS", default_value_t = true, action = clap::ArgAction::Set)]
+    hold_unserved_shards: bool,
 }
 
 /// A child cache: narrowed to owned buckets when partitioned, each object passed through `trim`
@@ -136,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         partition: partition.clone(),
         topology: TopologyReader::new(mapping, topology_timeout),
         identity: args.common.identity.clone(),
+        hold_unserved: args.hold_unserved_shards,
     });
 
     let (shards, shard_writer) = reflector::store::<Shard>();

@@ -4,18 +4,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use multigres_api::labels;
-use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, naming};
+use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, multigres, naming};
 use multigres_runtime::Context;
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
 use multigres_runtime::error::{ErrorKind, ReconcileError};
 use multigres_runtime::partition::{Decision, Partition, Synced};
+use multigres_runtime::{pki, secrets};
 use serde_json::json;
 
 use crate::build::{self, Pool};
@@ -35,6 +36,9 @@ pub struct State {
     pub partition: Option<Partition>,
     pub topology: TopologyReader,
     pub identity: String,
+    /// Create no pods for a Shard the pinned Multigres cannot serve (its multipooler would exit at
+    /// start, over and over): the Shard says why instead.
+    pub hold_unserved: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,20 @@ pub enum Error {
     Kube(String, String, #[source] kube::Error),
     #[error("Shard {0}: reconcile exceeded its deadline of {1:?}")]
     Deadline(String, Duration),
+    #[error("Shard {0}: {1}")]
+    Tls(String, String),
+}
+
+/// A Secret that could not be made: the API refused it, or its contents could not be generated.
+enum SecretError {
+    Kube(kube::Error),
+    Other(Error),
+}
+
+impl From<kube::Error> for SecretError {
+    fn from(e: kube::Error) -> Self {
+        SecretError::Kube(e)
+    }
 }
 
 impl ReconcileError for Error {
@@ -53,6 +71,7 @@ impl ReconcileError for Error {
             Error::NameTaken(..) => "name_taken",
             Error::Kube(..) => "kube_api",
             Error::Deadline(..) => "deadline",
+            Error::Tls(..) => "tls",
         }
     }
     fn kind(&self) -> ErrorKind {
@@ -224,8 +243,17 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         Some(found) => Primary::Known(found.as_ref().map(|p| p.pod.clone())),
         None => Primary::Unknown,
     };
-    let plan = plan::plan(&states, &primary);
+    let mut plan = plan::plan(&states, &primary);
+    let unserved = multigres::unserved_shard(&shard.spec.table_group, shard.spec.multigres_shard());
+    if ctx.state.hold_unserved && !unserved.is_empty() && !plan.create.is_empty() {
+        plan.create.clear();
+        plan.progressing = !plan.delete.is_empty();
+        plan.message = format!("pods held: {}", unserved.join("; "));
+    }
 
+    if !plan.create.is_empty() {
+        shared_volumes(shard, ctx, key).await?;
+    }
     for (p, index) in &plan.create {
         let pool = &pools[*p];
         let pod = build::pod(shard, pool, *index);
@@ -300,6 +328,50 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
 /// Available until it is), every 5 s while pods are being created or replaced, otherwise every
 /// 30 s. Slower timers (2 s and 15 s) measured worse on a 200-Shard benchmark: 86.9 s against
 /// 59.7 s to converge (docs/performance.md).
+/// What every pool pod mounts besides its own data volume: the shard's backup repository and its
+/// pgBackRest TLS Secret. Both are created once, before the first pod that needs them.
+async fn shared_volumes(shard: &Shard, ctx: &Context<State>, key: &str) -> Result<(), Error> {
+    let ns = shard.namespace().unwrap_or_default();
+    let backups = build::backup_pvc(shard);
+    if find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none() {
+        ctx.applier
+            .apply(None, &backups)
+            .await
+            .map_err(|e| Error::Kube(key.into(), format!("creating {}", backups.name_any()), e))?;
+    }
+    let name = naming::pgbackrest_tls_secret(&shard.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let created = secrets::create_once(&secrets, &name, || {
+        let tls = pki::issue(
+            "Multigres pgBackRest CA",
+            "pgbackrest",
+            &build::pgbackrest_sans(shard),
+        )
+        .map_err(|e| {
+            SecretError::Other(Error::Tls(
+                key.into(),
+                format!("issuing pgBackRest TLS: {e}"),
+            ))
+        })?;
+        Ok(build::pgbackrest_secret(shard, &tls))
+    })
+    .await
+    .map_err(|e| match e {
+        SecretError::Kube(e) => Error::Kube(key.into(), format!("creating Secret {name}"), e),
+        SecretError::Other(e) => e,
+    })?;
+    if created {
+        ctx.events
+            .normal(
+                shard,
+                "Created",
+                &format!("Created Secret {name} with pgBackRest TLS certificates"),
+            )
+            .await;
+    }
+    Ok(())
+}
+
 fn look_again_after(progressing: bool, electing: bool) -> Duration {
     if electing {
         Duration::from_secs(1)
@@ -456,6 +528,16 @@ fn status(
                 plan.message.clone()
             },
         ),
+        generation,
+        now,
+    );
+    let (served, reason, message) = multigres::served_condition(&multigres::unserved_shard(
+        &shard.spec.table_group,
+        shard.spec.multigres_shard(),
+    ));
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(multigres::SERVED_CONDITION, served, reason, message),
         generation,
         now,
     );

@@ -85,6 +85,7 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
                 "--watch-namespace".into(),
                 ns.clone(),
                 "--partition".into(),
+                "--hold-unserved-shards=false".into(),
                 "--lease-namespace".into(),
                 ns.clone(),
                 "--lease-duration".into(),

@@ -55,6 +55,8 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             ns.clone(),
             "--topology-address-map".into(),
             format!("{TOPO_ADDRESS}={}", etcd.endpoint()),
+            // The sample's orders_tg, which the pinned Multigres does not serve: pods as under kwok.
+            "--hold-unserved-shards=false".into(),
         ],
     )
     .unwrap();

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use multigres_api::{Shard, TableGroup, TableGroupStatus, resolve};
+use multigres_api::{Shard, TableGroup, TableGroupStatus, multigres, resolve};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate};
 
@@ -58,6 +58,16 @@ pub fn status(
             },
             format!("{ready}/{total} shards available"),
         ),
+        generation,
+        now,
+    );
+    let (served, reason, message) = multigres::served_condition(&multigres::unserved(
+        &table_group.spec.table_group,
+        table_group.spec.partitioning.shards.max(0) as u32,
+    ));
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(multigres::SERVED_CONDITION, served, reason, message),
         generation,
         now,
     );

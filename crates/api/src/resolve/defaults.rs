@@ -5,9 +5,10 @@ use serde_json::{Value, json};
 
 use crate::common::PoolType;
 
-pub const MULTIGRES_IMAGE: &str = "multigres/multigres:latest";
-pub const PGCTLD_IMAGE: &str = "multigres/pgctld:latest";
-pub const POSTGRES_IMAGE: &str = "postgres:17";
+/// Multigres components run the pinned Multigres (`crate::multigres`).
+pub use crate::multigres::MULTIGRES_IMAGE;
+/// The postgres container runs pgctld from the pinned pgctld image (PostgreSQL 17 + pgBackRest).
+pub const POSTGRES_IMAGE: &str = crate::multigres::PGCTLD_IMAGE;
 pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
 pub const PULL_POLICY: &str = "IfNotPresent";
 

@@ -24,7 +24,7 @@ use crate::shard::ShardSpec;
 use crate::tablegroup::{ShardTemplate, TableGroupSpec};
 use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
-use crate::{Cell, TableGroup, naming};
+use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.
@@ -484,10 +484,6 @@ impl Context<'_> {
                     .postgres
                     .clone()
                     .unwrap_or_else(|| defaults::POSTGRES_IMAGE.into()),
-                pgctld: images
-                    .pgctld
-                    .clone()
-                    .unwrap_or_else(|| defaults::PGCTLD_IMAGE.into()),
                 image_pull_policy: images.image_pull_policy,
                 image_pull_secrets: images.image_pull_secrets.clone().unwrap_or_default(),
             },
@@ -645,6 +641,10 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                 spec: ShardSpec {
                     database: spec.database.clone(),
                     table_group: spec.table_group.clone(),
+                    key_range: multigres::multigres_shard_id(
+                        &shard_name,
+                        spec.partitioning.shards.max(0) as u32,
+                    ),
                     shard_name,
                     images: spec.images.clone(),
                     pools: spec.shard_template.pools.clone(),

@@ -17,6 +17,7 @@ fn observed(children: Vec<ChildHealth>) -> Observed<'static> {
         children,
         blocked: None,
         topology: Topology::Registered,
+        unserved: Vec::new(),
         now: "2025-01-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -147,6 +148,7 @@ fn fine() -> Findings {
     Findings {
         blocked: None,
         topology: Topology::Registered,
+        unserved: Vec::new(),
     }
 }
 
@@ -251,6 +253,7 @@ fn a_blocked_reconcile_overrides_the_aggregate_until_fixed() {
             message: "spec.multiadmin.deploymentTemplate names 'x'".into(),
         }),
         topology: Topology::NotChecked,
+        unserved: Vec::new(),
     };
     let during = merged(
         Some(&before),
@@ -320,6 +323,7 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
     let findings = Findings {
         blocked: None,
         topology: Topology::Unreachable("no answer within 1s".into()),
+        unserved: Vec::new(),
     };
     let status = merged(
         None,
@@ -342,5 +346,38 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
             .iter()
             .all(|c| c.type_ != STATUS_AGGREGATOR_REACHABLE),
         "not connected yet: no claim either way"
+    );
+}
+
+#[test]
+fn what_multigres_cannot_serve_is_named_on_the_cluster() {
+    let mut input = observed(Vec::new());
+    let served = compute(&input);
+    assert_eq!(
+        condition(&served, multigres::SERVED_CONDITION).status,
+        "True"
+    );
+    input.unserved = vec!["database \"db\", 2 shards: Multigres 6bd80b9 serves one shard".into()];
+    let status = compute(&input);
+    let c = condition(&status, multigres::SERVED_CONDITION);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "NotServedByMultigres")
+    );
+    assert!(c.message.contains("2 shards") && c.message.contains("6bd80b9"));
+    let merged = merge(&Merge {
+        generation: Some(3),
+        previous: None,
+        aggregate: None,
+        findings: &Findings {
+            unserved: input.unserved.clone(),
+            ..fine()
+        },
+        reach: &AggregatorReach::Unknown,
+        now: "2025-01-01T00:00:00Z".parse().unwrap(),
+    });
+    assert_eq!(
+        condition(&merged, multigres::SERVED_CONDITION).status,
+        "False"
     );
 }

@@ -1,0 +1,133 @@
+//! The Multigres version the operator is built and tested against, and the few facts about it that
+//! more than one controller needs. `docs/multigres-version.md` says what this version supports.
+
+/// The pinned Multigres commit: flags, ports and topology records follow it.
+pub const MULTIGRES_COMMIT: &str = "6bd80b9b251e69be19330837318b037d959e2df7";
+/// Image with every Multigres binary on PATH, at the pinned commit.
+pub const MULTIGRES_IMAGE: &str = "ghcr.io/multigres/multigres:sha-6bd80b9";
+/// PostgreSQL 17 + pgBackRest + pgctld, at the pinned commit: the postgres container's image.
+pub const PGCTLD_IMAGE: &str = "ghcr.io/multigres/pgctld:sha-6bd80b9";
+
+/// Table group and shard the pinned Multigres serves; multipooler exits on any other.
+pub const SERVED_TABLE_GROUP: &str = "default";
+pub const SERVED_SHARD: &str = "0-inf";
+
+/// Where every pool pod mounts its shard's pgBackRest repository (a filesystem backup location).
+pub const BACKUP_REPOSITORY_PATH: &str = "/backups";
+
+/// multipooler registers as `<cell>_<service-id>`, a Postgres application name (at most 63 bytes), so
+/// the id is short: `p-` and 8 hex digits of an FNV-1a hash of the pod name, stable across restarts.
+pub fn pooler_service_id(pod_name: &str) -> String {
+    let hash = pod_name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("p-{hash:08x}")
+}
+
+/// The shard id Multigres uses (a key range): one shard covers the whole range, `0-inf`. The Shard
+/// resource keeps the CR definition's name (`0`, `1`, ...).
+pub fn multigres_shard_id(shard_name: &str, shard_count: u32) -> String {
+    if shard_count <= 1 {
+        SERVED_SHARD.to_string()
+    } else {
+        shard_name.to_string()
+    }
+}
+
+/// What of `database`/`table_group`/`shard_count` the pinned Multigres cannot serve yet, one line per
+/// limit; empty when it serves all of it. Objects are still created as the API describes.
+pub fn unserved(table_group: &str, shard_count: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    if table_group != SERVED_TABLE_GROUP {
+        out.push(format!(
+            "table group {table_group:?}: Multigres {} serves only table group {SERVED_TABLE_GROUP:?}",
+            short_commit()
+        ));
+    }
+    if shard_count > 1 {
+        out.push(format!(
+            "{shard_count} shards: Multigres {} serves one shard ({SERVED_SHARD}) per table group",
+            short_commit()
+        ));
+    }
+    out
+}
+
+/// What of a Shard the pinned Multigres cannot serve (its table group, or a key range other than
+/// the whole one).
+pub fn unserved_shard(table_group: &str, key_range: &str) -> Vec<String> {
+    let shards = if key_range == SERVED_SHARD { 1 } else { 2 };
+    unserved(table_group, shards)
+}
+
+/// Condition type on TableGroups, Shards and MultigresClusters: whether the pinned Multigres serves
+/// what the object describes.
+pub const SERVED_CONDITION: &str = "MultigresServed";
+
+/// Status, reason and message of the `MultigresServed` condition for `limits` (from `unserved`).
+pub fn served_condition(limits: &[String]) -> (bool, &'static str, String) {
+    if limits.is_empty() {
+        return (
+            true,
+            "Served",
+            format!("Multigres {} serves this", short_commit()),
+        );
+    }
+    (
+        false,
+        "NotServedByMultigres",
+        format!(
+            "{}. The resources exist as specified; their pods are held until a Multigres that serves              them is configured (docs/multigres-version.md)",
+            limits.join("; ")
+        ),
+    )
+}
+
+/// The first 7 hex digits of the pinned commit, as image tags spell it.
+pub fn short_commit() -> &'static str {
+    &MULTIGRES_COMMIT[..7]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_ids_are_short_stable_and_distinct() {
+        let a = pooler_service_id(
+            "example-multigres-cluster-production-9aa4c6a9-0-replica-us-west-2-0",
+        );
+        assert_eq!(a.len(), 10);
+        assert!(a.starts_with("p-"));
+        assert_eq!(
+            a,
+            pooler_service_id(
+                "example-multigres-cluster-production-9aa4c6a9-0-replica-us-west-2-0"
+            )
+        );
+        assert_ne!(
+            a,
+            pooler_service_id(
+                "example-multigres-cluster-production-9aa4c6a9-0-replica-us-west-2-1"
+            )
+        );
+        // FNV-1a 32 of the empty string is the offset basis.
+        assert_eq!(pooler_service_id(""), "p-811c9dc5");
+        assert_eq!(pooler_service_id("a"), "p-e40c292c");
+    }
+
+    #[test]
+    fn one_shard_is_the_whole_key_range() {
+        assert_eq!(multigres_shard_id("0", 1), "0-inf");
+        assert_eq!(multigres_shard_id("1", 2), "1");
+    }
+
+    #[test]
+    fn unserved_names_each_limit() {
+        assert!(unserved("default", 1).is_empty());
+        let limits = unserved("orders", 2);
+        assert_eq!(limits.len(), 2);
+        assert!(limits[0].contains("\"orders\"") && limits[0].contains("6bd80b9"));
+        assert!(limits[1].contains("2 shards"));
+    }
+}
