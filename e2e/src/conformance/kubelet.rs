@@ -170,8 +170,9 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Stops every container: no more restarts, then each sandbox killed (its PID namespace with it).
 pub fn stop_all(pids: &Pids) {
+    let pids = pids.lock().unwrap_or_else(|e| e.into_inner());
     STOPPING.store(true, Ordering::SeqCst);
-    for pid in pids.lock().unwrap_or_else(|e| e.into_inner()).values() {
+    for pid in pids.values() {
         unsafe { libc::kill(-pid, libc::SIGKILL) };
     }
 }
@@ -187,7 +188,9 @@ pub async fn run(plan: PodPlan, root: Root, logs: PathBuf, pids: Pids) -> Result
             Kind::Init => {
                 let mut backoff = Duration::from_secs(1);
                 loop {
-                    let code = run_once(&c, &root, &log, &key, &pids).await?;
+                    let Ok(code) = run_once(&c, &root, &log, &key, &pids).await else {
+                        return Ok(());
+                    };
                     if code == 0 || STOPPING.load(Ordering::SeqCst) {
                         break;
                     }
@@ -234,10 +237,17 @@ async fn run_once(
     )?;
     let mut cmd = c.sandbox.command(root)?;
     cmd.stdout(out.try_clone()?).stderr(out.try_clone()?);
-    let pid = spawn_owned(cmd)?;
-    pids.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key.to_string(), pid);
+    let pid = {
+        // Under the lock [`stop_all`] takes: a container is either started before the stop (and
+        // killed by it) or not at all.
+        let mut pids = pids.lock().unwrap_or_else(|e| e.into_inner());
+        if STOPPING.load(Ordering::SeqCst) {
+            bail!("stopping");
+        }
+        let pid = spawn_owned(cmd)?;
+        pids.insert(key.to_string(), pid);
+        pid
+    };
     let code = tokio::task::spawn_blocking(move || {
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -248,7 +258,11 @@ async fn run_once(
         }
     })
     .await?;
-    writeln!(out, "=== harness: {key} exited with {code}")?;
+    if STOPPING.load(Ordering::SeqCst) {
+        writeln!(out, "=== harness: {key} stopped (end of the run)")?;
+    } else {
+        writeln!(out, "=== harness: {key} exited with {code}")?;
+    }
     Ok(code)
 }
 

@@ -17,6 +17,7 @@ use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use multigres_api::Shard;
 use multigres_api::labels::{self, component};
+use tokio::task::JoinHandle;
 
 use super::dns::{self, Hosts};
 use super::env::PodContext;
@@ -85,7 +86,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
         "controllers started; topology etcd: {}",
         running.address_map
     ));
-    let topo_hosts = topo_stand_ins(&running.address_map, &ns).await?;
+    let (topo_hosts, forwarders) = topo_stand_ins(&running.address_map, &ns).await?;
 
     let applied = Instant::now();
     samples::apply_files(&admin, std::slice::from_ref(&opts.manifest), &ns).await?;
@@ -103,6 +104,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
     let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, step).await;
     kubelet::stop_all(&pids);
+    forwarders.iter().for_each(JoinHandle::abort);
     let exits = kubelet::exits_summary(&opts.work.join("logs/pods"));
     println!(
         "  containers that exited with an error: {}",
@@ -117,20 +119,21 @@ pub async fn run(opts: &Options) -> Result<Timings> {
 }
 
 /// A forwarder per managed TopoServer, on the address its client Service name resolves to.
-async fn topo_stand_ins(address_map: &str, ns: &str) -> Result<Hosts> {
+async fn topo_stand_ins(address_map: &str, ns: &str) -> Result<(Hosts, Vec<JoinHandle<()>>)> {
     let mut hosts = Hosts::default();
+    let mut forwarders = Vec::new();
     for (i, entry) in address_map.split(',').filter(|e| !e.is_empty()).enumerate() {
         let (from, to) = entry.split_once('=').context("address map entry")?;
         let (host, port) = from.rsplit_once(':').context("address map host:port")?;
         let listen = SocketAddr::new(dns::topo_ip(i).into(), port.parse()?);
-        topo_proxy::forward(listen, to.parse()?).await?;
+        forwarders.push(topo_proxy::forward(listen, to.parse()?).await?);
         let service = host.split('.').next().unwrap_or(host);
         hosts.add(dns::topo_ip(i), dns::service_names(service, ns));
         println!(
             "  substitution: TopoServer {service} (pods not run) -> {listen} -> the harness's etcd at {to}"
         );
     }
-    Ok(hosts)
+    Ok((hosts, forwarders))
 }
 
 /// Waits until the pods the controllers generate are all there: one per Deployment replica and

@@ -7,12 +7,15 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Forwards every connection to `listen` to `target` until the runtime stops.
-pub async fn forward(listen: SocketAddr, target: SocketAddr) -> Result<()> {
+/// Forwards every connection to `listen` to `target` until the returned task is aborted.
+pub async fn forward(
+    listen: SocketAddr,
+    target: SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} for the TopoServer stand-in"))?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
             tokio::spawn(async move {
                 if let Ok(mut outbound) = TcpStream::connect(target).await {
@@ -20,6 +23,5 @@ pub async fn forward(listen: SocketAddr, target: SocketAddr) -> Result<()> {
                 }
             });
         }
-    });
-    Ok(())
+    }))
 }
