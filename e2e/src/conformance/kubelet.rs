@@ -290,10 +290,10 @@ pub fn exits_summary(logs: &Path) -> Vec<String> {
         }
         let last_error = text
             .lines()
-            .filter(|l| {
+            .rev()
+            .find(|l| {
                 l.starts_with("Error") || l.contains("\"level\":\"ERROR\"") || l.contains("FATAL")
             })
-            .last()
             .unwrap_or("(no error line)");
         let name = f.file_stem().unwrap_or_default().to_string_lossy();
         out.push(format!(
