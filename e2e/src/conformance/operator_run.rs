@@ -91,7 +91,11 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     let applied = Instant::now();
     samples::apply_files(&admin, std::slice::from_ref(&opts.manifest), &ns).await?;
     step(&format!("applied {}", opts.manifest.display()));
-    let pods = wait_for_pods(&admin, &ns).await?;
+    let (pods, generated) = wait_for_pods(&admin, &ns).await?;
+    println!(
+        "  all pods existed {:.1}s after apply (the controllers, and the controller-manager for Deployments)",
+        (generated - applied).as_secs_f64()
+    );
     step(&format!(
         "{} pods generated: {}",
         pods.len(),
@@ -102,7 +106,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     ));
 
     let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
-    let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, step).await;
+    let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, &step).await;
     kubelet::stop_all(&pids);
     forwarders.iter().for_each(JoinHandle::abort);
     let exits = kubelet::exits_summary(&opts.work.join("logs/pods"));
@@ -138,12 +142,14 @@ async fn topo_stand_ins(address_map: &str, ns: &str) -> Result<(Hosts, Vec<JoinH
 
 /// Waits until the pods the controllers generate are all there: one per Deployment replica and
 /// one per shard pool replica (the managed TopoServers' etcd pods are not run), the same set twice.
-async fn wait_for_pods(admin: &Client, ns: &str) -> Result<Vec<Pod>> {
+/// Returns them and when they all first existed.
+async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> {
     let pods_api = Api::<Pod>::namespaced(admin.clone(), ns);
     let deploys = Api::<Deployment>::namespaced(admin.clone(), ns);
     let shards = Api::<Shard>::namespaced(admin.clone(), ns);
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut previous = Vec::new();
+    let mut complete = None;
     loop {
         let shard_list = shards.list(&ListParams::default()).await?;
         let expected: i32 = deploys
@@ -168,8 +174,15 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<Vec<Pod>> {
             .collect();
         pods.sort_by_key(|p| p.name_any());
         let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
-        if !shard_list.items.is_empty() && pods.len() as i32 == expected && names == previous {
-            return Ok(pods);
+        let all_there = !shard_list.items.is_empty() && pods.len() as i32 == expected;
+        if !all_there {
+            complete = None;
+        } else if names == previous
+            && let Some(at) = complete
+        {
+            return Ok((pods, at));
+        } else {
+            complete = complete.or(Some(Instant::now()));
         }
         if Instant::now() > deadline {
             bail!(
@@ -178,7 +191,7 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<Vec<Pod>> {
             );
         }
         previous = names;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -191,7 +204,7 @@ async fn run_pods(
     mut hosts: Hosts,
     pids: &Pids,
     applied: Instant,
-    step: impl Fn(&str),
+    step: &impl Fn(&str),
 ) -> Result<Timings> {
     let secrets: BTreeMap<String, Secret> = Api::<Secret>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
