@@ -288,7 +288,17 @@ async fn run_pods(
         "every container started; logs in {}",
         logs.display()
     ));
-    checks(opts, admin, ns, &with_ips, &services, pids, applied).await
+    let started = Instant::now() - applied;
+    checks(
+        opts, admin, ns, &with_ips, &services, pids, applied, started,
+    )
+    .await
+}
+
+/// When the cluster was applied, and how long after that every container had been started.
+struct Clock {
+    applied: Instant,
+    started: Duration,
 }
 
 async fn checks(
@@ -298,8 +308,9 @@ async fn checks(
     pods: &[(Pod, Ipv4Addr)],
     services: &[Service],
     pids: &Pids,
-    applied: Instant,
+    clock: Clock,
 ) -> Result<Timings> {
+    let Clock { applied, started } = clock;
     let root = &opts.root;
     let shard = Api::<Shard>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
@@ -343,8 +354,10 @@ async fn checks(
     .context("bootstrap: first write through multigateway")?;
     let bootstrap = first - applied;
     println!(
-        "  CHECK write through multigateway: ok (row {id}), {:.1}s after apply",
-        bootstrap.as_secs_f64()
+        "  CHECK write through multigateway: ok (row {id}), {:.1}s after apply = {:.1}s until every container was started + {:.1}s from there",
+        bootstrap.as_secs_f64(),
+        started.as_secs_f64(),
+        (bootstrap - started).as_secs_f64()
     );
     let read = sql::psql(
         root,
