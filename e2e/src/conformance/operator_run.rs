@@ -290,7 +290,13 @@ async fn run_pods(
     ));
     let started = Instant::now() - applied;
     checks(
-        opts, admin, ns, &with_ips, &services, pids, applied, started,
+        opts,
+        admin,
+        ns,
+        &with_ips,
+        &services,
+        pids,
+        Clock { applied, started },
     )
     .await
 }
