@@ -3,6 +3,7 @@
 //! timed side by side with Multigres' own local cluster.
 
 pub mod baseline;
+pub mod checks;
 pub mod dns;
 pub mod env;
 pub mod kubelet;
@@ -10,6 +11,7 @@ pub mod operator_run;
 pub mod rewrite;
 pub mod sandbox;
 pub mod sql;
+pub mod timeline;
 pub mod topo_proxy;
 pub mod volumes;
 
