@@ -1,6 +1,8 @@
 //! Generates the `clustermetadata` protobuf types at build time.
 //!
-//! protoc comes from `protoc-bin-vendored`, so building this crate needs no system protoc.
+//! protoc and its well-known types (`google/protobuf/timestamp.proto`) come from
+//! `protoc-bin-vendored`, so building this crate needs no system protoc; the generated code uses
+//! `prost_types::Timestamp` for them.
 
 use std::path::PathBuf;
 
@@ -17,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(false)
-        .compile_with_config(config, &[proto], &[proto_dir])?;
+        .compile_with_config(
+            config,
+            &[proto],
+            &[proto_dir, protoc_bin_vendored::include_path()?],
+        )?;
     Ok(())
 }

@@ -288,3 +288,82 @@ async fn a_cell_topology_is_external_or_managed() {
     );
     refused(&cells, cell, "at most one of external and managedSpec").await;
 }
+
+#[tokio::test]
+async fn topology_settings_change_only_when_the_user_allows_it() {
+    let (client, ns) = setup().await;
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    let mut spec = valid_spec();
+    spec["cells"][1]["spec"] = json!({"topoServer": {"managedSpec": {}, "rootPath": "/b"}});
+    clusters
+        .create(&PostParams::default(), &cluster("topo", spec.clone()))
+        .await
+        .expect("created");
+    let patch = |spec: Value| json!({"spec": spec});
+    let refused_edit = |spec: Value, expected: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            let err = clusters
+                .patch("topo", &PatchParams::default(), &Patch::Merge(&patch(spec)))
+                .await
+                .expect_err("topology change refused");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    };
+    // The global server moves to an external etcd, or to another root.
+    refused_edit(
+        json!({"globalTopoServer": {"external": {"address": "etcd:2379"}}}),
+        "globalTopoServer: managed/external",
+    )
+    .await;
+    refused_edit(
+        json!({"globalTopoServer": {"rootPath": "/elsewhere"}}),
+        "globalTopoServer: managed/external",
+    )
+    .await;
+    // A cell's root, or its server, changes.
+    let mut moved = spec.clone();
+    moved["cells"][1]["spec"]["topoServer"]["rootPath"] = json!("/c");
+    refused_edit(json!({"cells": moved["cells"]}), "cells[].spec.topoServer").await;
+    let mut global = spec.clone();
+    global["cells"][1]["spec"] = json!({});
+    refused_edit(json!({"cells": global["cells"]}), "cells[].spec.topoServer").await;
+    // Settings that leave the topology where it is are fine: a managed block with the default root.
+    clusters
+        .patch(
+            "topo",
+            &PatchParams::default(),
+            &Patch::Merge(&patch(
+                json!({"globalTopoServer": {"managedSpec": {"replicas": 5}}}),
+            )),
+        )
+        .await
+        .expect("sizing the managed etcd is allowed");
+    // With the migration switch on, the move is accepted.
+    let mut allowed = moved.clone();
+    allowed["allowTopologyChange"] = json!(true);
+    clusters
+        .patch(
+            "topo",
+            &PatchParams::default(),
+            &Patch::Merge(&patch(json!({
+                "cells": allowed["cells"], "allowTopologyChange": true
+            }))),
+        )
+        .await
+        .expect("an allowed migration");
+}
+
+#[tokio::test]
+async fn database_and_table_group_names_fit_in_label_values() {
+    let (client, ns) = setup().await;
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    for (pointer, bad) in [
+        ("/databases/0/name", "_app"),
+        ("/databases/0/name", "app_"),
+        ("/databases/0/spec/tablegroups/0/name", "_orders"),
+    ] {
+        let spec = with(valid_spec(), pointer, json!(bad));
+        refused(&clusters, cluster("labels", spec), "should match").await;
+    }
+}

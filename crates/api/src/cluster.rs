@@ -35,7 +35,11 @@ use crate::common::{
     {"rule": "!has(self.databases) || self.databases.all(d, self.databases.exists_one(e, e.name == d.name))",
      "message": "database names must be unique"},
     {"rule": "!has(self.databases) || self.databases.all(d, !has(d.spec.tablegroups) || d.spec.tablegroups.all(t, t.shardTemplate.pools.all(p, has(self.cells) && self.cells.exists(c, c.name == p.cell))))",
-     "message": "every shard pool's cell must name a cell declared in spec.cells"}
+     "message": "every shard pool's cell must name a cell declared in spec.cells"},
+    {"rule": "(has(self.allowTopologyChange) && self.allowTopologyChange) || (has(self.globalTopoServer) ? (has(self.globalTopoServer.external) ? 'external ' + self.globalTopoServer.external.address : (has(self.globalTopoServer.managedSpec) || has(self.globalTopoServer.deploymentTemplate)) ? 'managed' : 'managed') + ' ' + (has(self.globalTopoServer.rootPath) ? self.globalTopoServer.rootPath : (has(self.globalTopoServer.managedSpec) && has(self.globalTopoServer.managedSpec.rootPath)) ? self.globalTopoServer.managedSpec.rootPath : (has(self.globalTopoServer.external) && has(self.globalTopoServer.external.rootPath)) ? self.globalTopoServer.external.rootPath : '') : 'managed ') == (has(oldSelf.globalTopoServer) ? (has(oldSelf.globalTopoServer.external) ? 'external ' + oldSelf.globalTopoServer.external.address : (has(oldSelf.globalTopoServer.managedSpec) || has(oldSelf.globalTopoServer.deploymentTemplate)) ? 'managed' : 'managed') + ' ' + (has(oldSelf.globalTopoServer.rootPath) ? oldSelf.globalTopoServer.rootPath : (has(oldSelf.globalTopoServer.managedSpec) && has(oldSelf.globalTopoServer.managedSpec.rootPath)) ? oldSelf.globalTopoServer.managedSpec.rootPath : (has(oldSelf.globalTopoServer.external) && has(oldSelf.globalTopoServer.external.rootPath)) ? oldSelf.globalTopoServer.external.rootPath : '') : 'managed ')",
+     "message": "globalTopoServer: managed/external, the external address and rootPath cannot change (every component would move to an empty topology); set allowTopologyChange: true for an intended migration"},
+    {"rule": "(has(self.allowTopologyChange) && self.allowTopologyChange) || !has(self.cells) || !has(oldSelf.cells) || self.cells.all(c, oldSelf.cells.all(o, o.name != c.name || ((has(c.spec) && has(c.spec.topoServer)) ? (has(c.spec.topoServer.external) ? 'external ' + c.spec.topoServer.external.address : (has(c.spec.topoServer.managedSpec) || has(c.spec.topoServer.deploymentTemplate)) ? 'managed' : 'global') + ' ' + (has(c.spec.topoServer.rootPath) ? c.spec.topoServer.rootPath : (has(c.spec.topoServer.managedSpec) && has(c.spec.topoServer.managedSpec.rootPath)) ? c.spec.topoServer.managedSpec.rootPath : (has(c.spec.topoServer.external) && has(c.spec.topoServer.external.rootPath)) ? c.spec.topoServer.external.rootPath : '') : 'global ') == ((has(o.spec) && has(o.spec.topoServer)) ? (has(o.spec.topoServer.external) ? 'external ' + o.spec.topoServer.external.address : (has(o.spec.topoServer.managedSpec) || has(o.spec.topoServer.deploymentTemplate)) ? 'managed' : 'global') + ' ' + (has(o.spec.topoServer.rootPath) ? o.spec.topoServer.rootPath : (has(o.spec.topoServer.managedSpec) && has(o.spec.topoServer.managedSpec.rootPath)) ? o.spec.topoServer.managedSpec.rootPath : (has(o.spec.topoServer.external) && has(o.spec.topoServer.external.rootPath)) ? o.spec.topoServer.external.rootPath : '') : 'global ')))",
+     "message": "cells[].spec.topoServer: a cell's topology (global/managed/external, address, rootPath) cannot change; set allowTopologyChange: true for an intended migration"}
 ]))]
 pub struct MultigresClusterSpec {
     /// Images of every Multigres component; one version for the whole cluster.
@@ -63,6 +67,11 @@ pub struct MultigresClusterSpec {
     /// When data volumes are deleted (an addition). Default: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pvc_deletion_policy: Option<PvcDeletionPolicy>,
+    /// Lets one edit change where the topology lives (managed/external, address, rootPath) of the
+    /// cluster or a cell (an addition). Without it such edits are refused: the components would move
+    /// to an empty topology. Set it for the migrating edit, then remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_topology_change: Option<bool>,
 }
 
 /// One cell of the cluster.
@@ -104,8 +113,12 @@ pub struct CellConfigSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseConfig {
-    /// Database name: a lower-case Postgres identifier.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    /// Database name: a lower-case Postgres identifier that starts with a letter and ends with a
+    /// letter or digit (it is also a label value of every child).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([a-z0-9_]*[a-z0-9])?$")
+    )]
     pub name: String,
     #[serde(default)]
     pub spec: DatabaseConfigSpec,
@@ -148,8 +161,12 @@ pub enum QuorumType {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TableGroupConfig {
-    /// Tablegroup name: a lower-case identifier.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    /// Tablegroup name: a lower-case identifier that starts with a letter and ends with a letter or
+    /// digit (it is also a label value of every child).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([a-z0-9_]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// How the tablegroup is split.
     #[serde(default)]

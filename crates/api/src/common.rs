@@ -242,6 +242,7 @@ impl Placement {
 pub struct TopoServerSettings {
     /// Root path of this server's topology; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
     /// The etcd image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,9 +253,13 @@ pub struct TopoServerSettings {
     /// Secrets for pulling the etcd image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-    /// etcd members; odd, so that a quorum survives a failure.
+    /// etcd members; odd, so that a quorum survives a failure. Fixed once the server exists (a
+    /// change needs a manual etcd member change): the TopoServer refuses it, and the cluster says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 9))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self % 2 == 1", "message": "etcd replicas must be odd so that a quorum survives a failure"}
+    ]))]
     pub replicas: Option<i32>,
     /// Scheduling affinity of the etcd pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +281,7 @@ pub struct ExternalTopoServer {
     pub address: String,
     /// Root path of the topology on that server; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
 }
 
@@ -293,6 +299,7 @@ pub struct ExternalTopoServer {
 pub struct TopoServerConfig {
     /// Root path of the topology; when unset, a path unique to the cluster is chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub root_path: Option<String>,
     /// Name of a DeploymentTemplate whose `managedTopoServer` section is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]

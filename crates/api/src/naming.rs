@@ -148,11 +148,6 @@ pub fn data_pvc(pod: &str) -> String {
     dns_name(&["data", pod], MAX_LABEL)
 }
 
-/// The id a multipooler registers under: `multipooler-<cell>-<pod>` in the cell's topology.
-pub fn pooler_record_name(cell: &str, pod: &str) -> String {
-    format!("multipooler-{cell}-{pod}")
-}
-
 /// Default root of a cluster's topology, unique per namespace and cluster so that clusters sharing an
 /// external etcd never collide.
 pub fn default_root(namespace: &str, cluster: &str, scope: &str) -> String {

@@ -16,7 +16,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use multigres_api::Cell;
 use multigres_api::labels::{self, component};
-use multigres_topology::{AddressMapping, TopoClient, TopoError, WriteOutcome};
+use multigres_api::multigres::pooler_service_id;
+use multigres_topology::{AddressMapping, LivePoolers, TopoClient, TopoError, WriteOutcome};
 
 use crate::Ctx;
 use crate::build::{CellTopology, cluster_of};
@@ -159,8 +160,14 @@ fn pod_selector(cell: &Cell) -> String {
     selector
 }
 
-fn pod_names<'a>(pods: impl IntoIterator<Item = &'a PartialObjectMeta<Pod>>) -> HashSet<String> {
-    pods.into_iter().map(|p| p.name_any()).collect()
+/// The pooler identities of `pods`: each pod's multipooler service id and its name (which starts
+/// its hostname).
+fn live_poolers<'a>(pods: impl IntoIterator<Item = &'a PartialObjectMeta<Pod>>) -> LivePoolers {
+    let hosts: HashSet<String> = pods.into_iter().map(|p| p.name_any()).collect();
+    LivePoolers {
+        service_ids: hosts.iter().map(|p| pooler_service_id(p)).collect(),
+        hosts,
+    }
 }
 
 /// Removes pooler records under the cell's root whose pods no longer exist. Candidates come from the
@@ -186,20 +193,35 @@ pub async fn prune_poolers(
         .map_err(|e| format!("listing pooler records under {root}: {e}"))?;
     // One cache lookup per record, not a scan of every pod in the namespace per reconcile: the
     // Cell reconciles on every pool-pod event, and the scan was a quarter of its CPU at 1,000 Shards.
+    let of_cell = |p: &PartialObjectMeta<Pod>| {
+        p.labels().get(labels::CELL) == Some(&cell.spec.name)
+            && cluster
+                .as_ref()
+                .is_none_or(|c| p.labels().get(labels::CLUSTER) == Some(c))
+    };
     let in_cache = |name: &str| {
         ctx.state
             .pods
             .get(&ObjectRef::new(name).within(&namespace))
-            .is_some_and(|p| {
-                p.labels().get(labels::CELL) == Some(&cell.spec.name)
-                    && cluster
-                        .as_ref()
-                        .is_none_or(|c| p.labels().get(labels::CLUSTER) == Some(c))
-            })
+            .is_some_and(|p| of_cell(&p))
     };
+    // A record whose hostname does not name a cached pod may still be traced by its service id;
+    // the service ids of the cell's cached pods are computed only then.
+    let mut cached_ids: Option<HashSet<String>> = None;
     let stale = records.iter().any(|r| {
-        let host = r.pooler.hostname.split('.').next().unwrap_or_default();
-        !in_cache(r.name()) && !in_cache(host)
+        if in_cache(r.host_label()) || in_cache(&r.pooler.hostname) {
+            return false;
+        }
+        let ids = cached_ids.get_or_insert_with(|| {
+            ctx.state
+                .pods
+                .state()
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(namespace.as_str()) && of_cell(p))
+                .map(|p| pooler_service_id(&p.name_any()))
+                .collect()
+        });
+        !ids.contains(r.name())
     });
     if !stale {
         return Ok(Vec::new());
@@ -212,7 +234,7 @@ pub async fn prune_poolers(
         .map_err(|e| {
             format!("listing pods to confirm stale pooler records (nothing pruned): {e}")
         })?;
-    let live = pod_names(listed.items.iter());
+    let live = live_poolers(listed.items.iter());
     ctx.state
         .topology
         .with(&addresses, |client| async move {

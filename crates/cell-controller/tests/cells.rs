@@ -12,6 +12,7 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
 use multigres_api::cell::{CellImages, CellTopoServer};
 use multigres_api::labels::{self, component};
+use multigres_api::multigres::pooler_service_id;
 use multigres_api::{
     Cell, CellSpec, ComponentSpec, GlobalTopologyRef, TopoServer, TopologyReconciliation, Tristate,
     naming,
@@ -431,10 +432,12 @@ async fn pruning_removes_only_records_of_missing_pods() {
     let global = Etcd::start().await;
     let cell_root = multigres_topology::cell_root_on_global(GLOBAL_ROOT, "us-east-1");
     let topo = topo_client(&global).await;
-    for name in ["live-pod", "gone-pod"] {
+    // Records name their pods the way multipooler does: by service id, with a hostname that
+    // here (an IP) does not name the pod, so only the service id traces them.
+    for (name, ip) in [("live-pod", "10.0.0.1"), ("gone-pod", "10.0.0.2")] {
         topo.write_pooler(
             &cell_root,
-            &pooler("us-east-1", name, &format!("{name}.pool.{ns}.svc")),
+            &pooler("us-east-1", &pooler_service_id(name), ip),
         )
         .await
         .unwrap();
@@ -480,8 +483,9 @@ async fn pruning_removes_only_records_of_missing_pods() {
         )
         .await
         .unwrap();
-    let gone = multigres_topology::pooler_key(&cell_root, "us-east-1", "gone-pod");
-    let live = multigres_topology::pooler_key(&cell_root, "us-east-1", "live-pod");
+    let key =
+        |pod| multigres_topology::pooler_key(&cell_root, "us-east-1", &pooler_service_id(pod));
+    let (gone, live) = (key("gone-pod"), key("live-pod"));
     eventually("the record of gone-pod to be pruned", WAIT, || async {
         topo.get_raw(&gone).await.unwrap().is_none()
     })

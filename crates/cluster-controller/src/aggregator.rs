@@ -215,6 +215,9 @@ mod tests {
             blocked: None,
             topology: Topology::Registered,
             unserved: Vec::new(),
+            retention: Default::default(),
+            credentials: None,
+            refused: Vec::new(),
         }
     }
 

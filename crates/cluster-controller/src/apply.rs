@@ -19,6 +19,7 @@ use crate::aggregator::StatusFeed;
 use crate::build::{self, Desired, REGISTERED_DATABASES};
 use crate::dereference::{Existing, Stores, by_name};
 use crate::error::{Error, Result};
+use crate::retention::Retention;
 use crate::status::Topology;
 
 /// What every reconcile of this controller shares.
@@ -89,40 +90,66 @@ pub fn conflicts(stores: &Stores, cluster: &MultigresCluster, desired: &Desired)
 }
 
 /// Applies every child in order: the topology server first (everything dials it), then multiadmin's
-/// Service and Deployment, the Cells, the TableGroups.
-pub async fn children(ctx: &Ctx, cluster: &MultigresCluster, desired: &Desired) -> Result<()> {
+/// Service and Deployment, the Cells, the TableGroups. A child the API server refuses as invalid
+/// does not stop the others: its refusal is returned (`<kind> <name>: <message>`) for the status.
+pub async fn children(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    desired: &Desired,
+) -> Result<Vec<String>> {
     let ns = cluster.namespace().unwrap_or_default();
     let stores = &ctx.state.stores;
-    let (applier, events) = (&ctx.applier, &ctx.events);
+    let mut refused = Vec::new();
     if let Some(topo) = &desired.topo_server {
         let cached = by_name(&stores.topo_servers, &ns, &topo.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), topo)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), topo, &mut refused).await?;
     }
     let service = &desired.multiadmin_service;
     let cached = by_name(&stores.services, &ns, &service.name_any());
-    applier
-        .apply_reported(events, cluster, cached.as_deref(), service)
-        .await?;
+    one(ctx, cluster, cached.as_deref(), service, &mut refused).await?;
     let deployment = &desired.multiadmin_deployment;
     let cached = by_name(&stores.deployments, &ns, &deployment.name_any());
-    applier
-        .apply_reported(events, cluster, cached.as_deref(), deployment)
-        .await?;
+    one(ctx, cluster, cached.as_deref(), deployment, &mut refused).await?;
     for cell in &desired.cells {
         let cached = by_name(&stores.cells, &ns, &cell.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), cell)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), cell, &mut refused).await?;
     }
     for tg in &desired.table_groups {
         let cached = by_name(&stores.table_groups, &ns, &tg.name_any());
-        applier
-            .apply_reported(events, cluster, cached.as_deref(), tg)
-            .await?;
+        one(ctx, cluster, cached.as_deref(), tg, &mut refused).await?;
     }
-    Ok(())
+    Ok(refused)
+}
+
+async fn one<K>(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    cached: Option<&K>,
+    desired: &K,
+    refused: &mut Vec<String>,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned + Clone,
+    K: Resource<Scope = kube::core::NamespaceResourceScope> + std::fmt::Debug,
+{
+    match ctx
+        .applier
+        .apply_reported(&ctx.events, cluster, cached, desired)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => match multigres_runtime::apply::refused(&e) {
+            Some(message) => {
+                refused.push(format!(
+                    "{} {}: {message}",
+                    K::kind(&()),
+                    desired.name_any()
+                ));
+                Ok(())
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 /// Deletes the cluster's children that are no longer desired (only those it controls).
@@ -131,8 +158,11 @@ pub async fn prune(
     cluster: &MultigresCluster,
     existing: &Existing,
     desired: &Desired,
+    retention: &Retention,
 ) -> Result<()> {
-    let keep = desired.names();
+    let mut keep = desired.names();
+    // TableGroups hold data: the ones the spec dropped stay unless the user confirmed their deletion.
+    keep.table_groups.extend(retention.kept_names());
     let (applier, events) = (&ctx.applier, &ctx.events);
     applier
         .prune(
@@ -172,10 +202,25 @@ fn refs<K>(list: &[std::sync::Arc<K>]) -> Vec<&K> {
 }
 
 /// Creates the credentials Secret once. An existing Secret is never rewritten, whoever made it; the
-/// password is never logged.
-pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+/// password is never logged. A Secret deleted once the cluster has children is not generated again:
+/// a new password would not match the one the data was initialised with, so the cluster says so
+/// (returns the problem) and waits for the user to restore it.
+pub async fn credentials(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    name: &str,
+    has_data: bool,
+) -> Result<Option<String>> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    if has_data {
+        if api.get_metadata_opt(name).await?.is_some() {
+            return Ok(None);
+        }
+        return Ok(Some(format!(
+            "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups              (and their data) exist: a new password would not match the data. Restore the Secret              (keys username, password), or name another in spec.credentials"
+        )));
+    }
     let created = multigres_runtime::secrets::create_once(&api, name, || {
         Ok::<_, Error>(build::credentials_secret(
             cluster,
@@ -193,7 +238,7 @@ pub async fn credentials(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> R
             )
             .await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Registers every desired database in the global topology and deregisters the ones this cluster
@@ -205,6 +250,7 @@ pub async fn topology(
     root: &str,
     address: &str,
     desired: &Desired,
+    retained: &BTreeSet<String>,
 ) -> Result<Topology> {
     let object = format!(
         "MultigresCluster {}",
@@ -212,6 +258,11 @@ pub async fn topology(
     );
     let wanted: BTreeSet<String> = desired.databases.iter().map(|d| d.name.clone()).collect();
     let registered = build::registered_databases(cluster);
+    // Records of databases whose TableGroups are kept stay, unchanged, until those go too.
+    let wanted: BTreeSet<String> = wanted
+        .union(&registered.intersection(retained).cloned().collect())
+        .cloned()
+        .collect();
     let client = match topo_client(ctx, address).await {
         Ok(client) => client,
         Err(source) => return unreachable(object, source),

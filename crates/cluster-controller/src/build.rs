@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use multigres_api::cluster::QuorumType;
 use multigres_api::labels::{self, component};
+use multigres_api::multigres::BACKUP_REPOSITORY_PATH;
 use multigres_api::resolve::{DatabaseRegistration, ResolvedCluster, ResolvedMultiAdmin};
 use multigres_api::{Cell, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming};
 use multigres_runtime::apply::child_meta;
@@ -264,7 +265,10 @@ pub fn generate_password() -> String {
         .collect()
 }
 
-/// The Database record multiorch and the poolers read.
+/// The Database record multiorch and the poolers read. Backups go to a filesystem repository at
+/// [`BACKUP_REPOSITORY_PATH`], where every shard pod mounts its shard's backup volume: multipooler
+/// refuses a Database without a backup location, and replicas bootstrap from its backups. No
+/// encryption is required and the first repository generation (0) is authoritative.
 pub fn database_record(db: &DatabaseRegistration) -> pb::Database {
     let (quorum, label, what) = match db.durability.quorum_type {
         QuorumType::AtLeastN => (pb::QuorumType::AtLeastN, "AT_LEAST", "instances"),
@@ -277,7 +281,15 @@ pub fn database_record(db: &DatabaseRegistration) -> pb::Database {
     let count = db.durability.required_count;
     pb::Database {
         name: db.name.clone(),
-        backup_location: None,
+        backup_location: Some(pb::BackupLocation {
+            location: Some(pb::backup_location::Location::Filesystem(
+                pb::FilesystemBackup {
+                    path: BACKUP_REPOSITORY_PATH.to_string(),
+                },
+            )),
+            require_initial_repo_encryption: false,
+            authoritative_generation: 0,
+        }),
         cells: db.cells.clone(),
         bootstrap_durability_policy: Some(pb::DurabilityPolicy {
             policy_name: format!("{label}_{count}"),
@@ -487,6 +499,15 @@ mod tests {
         assert_eq!(policy.quorum_type, pb::QuorumType::AtLeastN as i32);
         assert_eq!(policy.required_count, 2);
         assert_eq!(policy.policy_name, "AT_LEAST_2");
+        let backup = db.backup_location.as_ref().unwrap();
+        assert_eq!(
+            backup.location,
+            Some(pb::backup_location::Location::Filesystem(
+                pb::FilesystemBackup {
+                    path: "/backups".into()
+                }
+            ))
+        );
         multigres_topology::validate_database(db).unwrap();
     }
 

@@ -31,6 +31,7 @@ use crate::apply::{self, Ctx, State};
 use crate::build;
 use crate::dereference::{self, Stores, by_name};
 use crate::error::{Error, Result};
+use crate::retention::{self, Retention};
 use crate::status::{self, Blocked, ChildHealth, Findings, Observed, TOPOLOGY_REACHABLE, Topology};
 use crate::templates;
 
@@ -126,6 +127,9 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         blocked: None,
         topology: Topology::NotChecked,
         unserved: Vec::new(),
+        retention: Retention::default(),
+        credentials: None,
+        refused: Vec::new(),
         now,
     };
 
@@ -149,7 +153,17 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
         }
     };
     observed.unserved = status::unserved(&resolved);
-    warn_unserved(&ctx, &cluster, &observed.unserved).await;
+    let served = status::served_condition(&observed.unserved);
+    if !served.status {
+        warn_once(
+            &ctx,
+            &cluster,
+            multigres::SERVED_CONDITION,
+            served.reason.as_str(),
+            &served.message,
+        )
+        .await;
+    }
     let desired = build::desired(&cluster, &resolved);
     let taken = apply::conflicts(stores, &cluster, &desired);
     if !taken.is_empty() {
@@ -167,17 +181,57 @@ pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<
 
     // apply
     if let Some(secret) = &desired.credentials_secret {
-        apply::credentials(&ctx, &cluster, secret).await?;
+        let has_data = !dereference::existing(stores, &cluster)
+            .table_groups
+            .is_empty();
+        observed.credentials = apply::credentials(&ctx, &cluster, secret, has_data).await?;
+        if let Some(problem) = &observed.credentials {
+            warn_once(
+                &ctx,
+                &cluster,
+                status::CREDENTIALS_READY,
+                "CredentialsMissing",
+                problem,
+            )
+            .await;
+        }
     }
-    apply::children(&ctx, &cluster, &desired).await?;
+    observed.refused = apply::children(&ctx, &cluster, &desired).await?;
+    if !observed.refused.is_empty() {
+        let message = status::refused_message(&observed.refused);
+        warn_once(&ctx, &cluster, DEGRADED, "ChildRefused", &message).await;
+    }
     let existing = dereference::existing(stores, &cluster);
-    apply::prune(&ctx, &cluster, &existing, &desired).await?;
+    let uid = cluster.uid().unwrap_or_default();
+    let controlled = existing
+        .table_groups
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|tg| {
+            tg.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        });
+    observed.retention = retention::retention(&cluster, controlled, &desired.names().table_groups);
+    let retained = status::retained_condition(&observed.retention);
+    if retained.status {
+        warn_once(
+            &ctx,
+            &cluster,
+            status::RETAINED,
+            retained.reason.as_str(),
+            &retained.message,
+        )
+        .await;
+    }
+    apply::prune(&ctx, &cluster, &existing, &desired, &observed.retention).await?;
     let topology = apply::topology(
         &ctx,
         &cluster,
         &resolved.global_topology.root_path,
         &resolved.global_topology.address,
         &desired,
+        &observed.retention.databases(),
     )
     .await?;
 
@@ -222,6 +276,9 @@ async fn write_status(
                     blocked: observed.blocked.clone(),
                     topology: observed.topology.clone(),
                     unserved: observed.unserved.clone(),
+                    retention: observed.retention.clone(),
+                    credentials: observed.credentials.clone(),
+                    refused: observed.refused.clone(),
                 },
             );
             Ok(())
@@ -230,20 +287,20 @@ async fn write_status(
     }
 }
 
-/// A Warning Event when the spec starts asking for what the pinned Multigres cannot serve (or asks
-/// for something else it cannot): once per change, not per reconcile.
-async fn warn_unserved(ctx: &Ctx, cluster: &MultigresCluster, unserved: &[String]) {
-    let update = status::served_condition(unserved);
-    let written = cluster.status.as_ref().and_then(|s| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == multigres::SERVED_CONDITION)
-    });
-    let changed = written.is_none_or(|c| c.message != update.message);
-    if !update.status && changed {
-        ctx.events
-            .warning(cluster, "NotServedByMultigres", &update.message)
-            .await;
+/// A Warning Event for `message`, unless condition `type_` already says it.
+async fn warn_once(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) {
+    let written = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_));
+    if written.is_none_or(|c| c.message != message) {
+        ctx.events.warning(cluster, reason, message).await;
     }
 }
 

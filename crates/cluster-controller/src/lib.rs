@@ -12,6 +12,7 @@ pub mod build;
 pub mod controller;
 pub mod dereference;
 pub mod error;
+pub mod retention;
 pub mod status;
 pub mod templates;
 

@@ -9,6 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use multigres_api::resolve::ResolvedCluster;
+
+use crate::retention::Retention;
 use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer, multigres};
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, DEGRADED, PROGRESSING};
 
@@ -121,6 +123,12 @@ pub struct Observed<'a> {
     pub topology: Topology,
     /// What the pinned Multigres cannot serve of the spec (`multigres::unserved`), per table group.
     pub unserved: Vec<String>,
+    /// TableGroups kept though the spec dropped them.
+    pub retention: Retention,
+    /// Why the credentials Secret is not usable, when it is not.
+    pub credentials: Option<String>,
+    /// Children the API server refused as invalid (`<kind> <name>: <message>`).
+    pub refused: Vec<String>,
     pub now: Timestamp,
 }
 
@@ -132,6 +140,9 @@ pub struct Findings {
     pub blocked: Option<Blocked>,
     pub topology: Topology,
     pub unserved: Vec<String>,
+    pub retention: Retention,
+    pub credentials: Option<String>,
+    pub refused: Vec<String>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -222,6 +233,9 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     };
     let overrides = match (&input.findings.blocked, &input.findings.topology) {
         (Some(blocked), _) => blocked_conditions(blocked),
+        (None, _) if !input.findings.refused.is_empty() => {
+            vec![refused_condition(&input.findings.refused)]
+        }
         (None, Topology::Unreachable(message)) => {
             let mut text = format!("the global topology could not be written: {message}");
             if let Some(c) = aggregated(DEGRADED).filter(|c| c.status == "True") {
@@ -271,6 +285,47 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
 pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
     let (status, reason, message) = multigres::served_condition(unserved);
     ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
+}
+
+/// Condition type: whether the Postgres credentials Secret the pods mount exists.
+pub const CREDENTIALS_READY: &str = "CredentialsReady";
+
+pub fn credentials_condition(problem: &Option<String>) -> ConditionUpdate {
+    match problem {
+        None => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            true,
+            "SecretPresent",
+            "the credentials Secret exists",
+        ),
+        Some(message) => ConditionUpdate::new(
+            CREDENTIALS_READY,
+            false,
+            "CredentialsMissing",
+            message.clone(),
+        ),
+    }
+}
+
+/// What the API server refused, for `Degraded` and its Event: the spec of the MultigresCluster holds a
+/// value its children cannot take.
+pub fn refused_message(refused: &[String]) -> String {
+    format!(
+        "the API server refused what this cluster's spec asks for; fix the field it names: {}",
+        refused.join("; ")
+    )
+}
+
+fn refused_condition(refused: &[String]) -> ConditionUpdate {
+    ConditionUpdate::new(DEGRADED, true, "ChildRefused", refused_message(refused))
+}
+
+/// Condition type: TableGroups (and their data) kept though the spec no longer names them.
+pub const RETAINED: &str = "Retained";
+
+pub fn retained_condition(retention: &Retention) -> ConditionUpdate {
+    let (status, reason, message) = retention.condition();
+    ConditionUpdate::new(RETAINED, status, reason, message)
 }
 
 /// One line per table group the pinned Multigres cannot serve, naming the database.
@@ -336,6 +391,8 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
         set(update);
     }
     set(served_condition(&observed.unserved));
+    set(retained_condition(&observed.retention));
+    set(credentials_condition(&observed.credentials));
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);
@@ -389,6 +446,7 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
             ));
         }
         match &observed.topology {
+            _ if !observed.refused.is_empty() => set(refused_condition(&observed.refused)),
             Topology::Unreachable(message) => set(ConditionUpdate::new(
                 DEGRADED,
                 true,

@@ -18,7 +18,7 @@ use multigres_api::{
     Cell, MultigresCluster, MultigresClusterStatus, PoolType, Shard, TableGroup, TopoServer, naming,
 };
 use multigres_e2e::{OperatorProcess, wait_for};
-use multigres_status_aggregator::sim::{PoolPod, pooler_record};
+use multigres_status_aggregator::sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_topology::cell_root_on_global;
 use serde_json::json;
 
@@ -286,11 +286,17 @@ async fn write_primaries(etcd: &TestEtcd, cluster: &MultigresCluster, shards: &[
             shard: shard.spec.shard_name.clone(),
             pool_type: PoolType::Replica,
             ready: true,
+            terminating: false,
+            since: None,
             shard_resource: shard.name_any(),
+            flags: PoolerFlags::default(),
         };
-        topo.write_pooler(&root, &pooler_record(&pod, true, "host"))
-            .await
-            .unwrap();
+        let record = pooler_record(
+            &pod,
+            shard.spec.multigres_shard(),
+            SimRole::Primary { term: 1 },
+        );
+        topo.write_pooler(&root, &record).await.unwrap();
     }
 }
 

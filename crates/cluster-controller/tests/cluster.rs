@@ -262,7 +262,8 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
 }
 
 #[tokio::test]
-async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pruned() {
+async fn template_edits_reach_children_removed_cells_go_and_removed_tablegroups_wait_for_confirmation()
+ {
     let cp = cp();
     setup().await;
     let client = cp.client();
@@ -296,7 +297,8 @@ async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pru
         edited_at.elapsed()
     );
 
-    // Remove a tablegroup and a cell: their children go.
+    // Remove a tablegroup and a cell: the cell goes (it holds no data); the tablegroup, its Shards
+    // and its Database record are kept, and the cluster says so, until the user confirms.
     let mut smaller = cluster.clone();
     smaller.spec.cells.retain(|c| c.name != "spare");
     smaller.spec.databases[0]
@@ -308,13 +310,26 @@ async fn template_edits_reach_children_and_removed_cells_and_tablegroups_are_pru
         .await
         .unwrap();
     let tgs: Api<TableGroup> = Api::namespaced(client.clone(), &ns);
-    wait_deleted(
-        &tgs,
-        &naming::table_group(SAMPLE, "production_db", "analytics_tg"),
-        WAIT,
-    )
-    .await
-    .unwrap();
+    let analytics = naming::table_group(SAMPLE, "production_db", "analytics_tg");
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let retained = |c: &MultigresCluster| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Retained" && c.status == "True" && c.message.contains(&analytics)
+            })
+        })
+    };
+    wait_for(&clusters, SAMPLE, WAIT, retained).await.unwrap();
+    assert!(tgs.get_opt(&analytics).await.unwrap().is_some(), "kept");
+    // Confirmed by the annotation: now it goes.
+    let confirm = serde_json::json!({"metadata": {"annotations": {
+        "multigres.com/delete-retained": analytics.clone()
+    }}});
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&confirm))
+        .await
+        .unwrap();
+    wait_deleted(&tgs, &analytics, WAIT).await.unwrap();
     // The others stay.
     assert!(
         cells
@@ -497,4 +512,132 @@ async fn deleting_a_template_in_use_is_held_until_its_last_consumer_goes() {
     let standard = templates.get("standard-ha").await.unwrap();
     assert_eq!(standard.status.unwrap().consumer_count, Some(1));
     assert!(clusters.get_opt(SAMPLE).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_deleted_credentials_secret_is_not_regenerated_once_the_cluster_has_data() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-creds").await.unwrap();
+    let _controller = start_controller(&ns, "").await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let cluster = apply(&client, &sample_cluster(&ns)).await.unwrap();
+    wait_for_tree(&client, &ns, &resolved(&ns, &cluster)).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let name = naming::credentials_secret(SAMPLE);
+    let original = secrets.get(&name).await.unwrap();
+    secrets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_deleted(&secrets, &name, WAIT).await.unwrap();
+
+    // Nudge a reconcile (the controller does not watch Secrets).
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let nudge = |v: &str| serde_json::json!({"metadata": {"annotations": {"test/nudge": v}}});
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&nudge("1")))
+        .await
+        .unwrap();
+    let credentials = |want: &'static str| {
+        move |c: &MultigresCluster| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "CredentialsReady" && c.status == want)
+            })
+        }
+    };
+    let missing = wait_for(&clusters, SAMPLE, WAIT, credentials("False"))
+        .await
+        .unwrap();
+    let message = &missing.status.unwrap().conditions;
+    assert!(
+        message
+            .iter()
+            .any(|c| c.message.contains("Restore the Secret")),
+        "{message:?}"
+    );
+    assert!(
+        secrets.get_opt(&name).await.unwrap().is_none(),
+        "no new password over existing data"
+    );
+
+    // The user restores it: the cluster is whole again.
+    let mut restored = original.clone();
+    restored.metadata = kube::api::ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(ns.clone()),
+        ..Default::default()
+    };
+    secrets
+        .create(&Default::default(), &restored)
+        .await
+        .unwrap();
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&nudge("2")))
+        .await
+        .unwrap();
+    wait_for(&clusters, SAMPLE, WAIT, credentials("True"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_value_a_child_refuses_is_reported_on_the_cluster_and_the_rest_converges() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-refused").await.unwrap();
+    let _controller = start_controller(&ns, "").await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let cluster = apply(&client, &sample_cluster(&ns)).await.unwrap();
+    wait_for_tree(&client, &ns, &resolved(&ns, &cluster)).await;
+
+    // etcd membership is fixed once the TopoServer exists: the cluster accepts 5 (odd), the
+    // TopoServer refuses the change. Meanwhile a cell edit must still go through.
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let mut edited = sample_cluster(&ns);
+    edited.spec.global_topo_server.as_mut().unwrap().overrides =
+        Some(serde_json::from_value(serde_json::json!({"replicas": 5})).unwrap());
+    edited.spec.cells[0].spec.multigateway =
+        Some(serde_json::from_value(serde_json::json!({"replicas": 4})).unwrap());
+    apply(&client, &edited).await.unwrap();
+    let degraded = wait_for(&clusters, SAMPLE, WAIT, |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == DEGRADED && c.reason == "ChildRefused")
+        })
+    })
+    .await
+    .unwrap();
+    let message = degraded
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == DEGRADED)
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("TopoServer") && message.contains("immutable"),
+        "{message}"
+    );
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    wait_for(&cells, &naming::cell(SAMPLE, "us-east-1"), WAIT, |c| {
+        c.spec.multigateway.replicas == Some(4)
+    })
+    .await
+    .unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| e.reason.as_deref() == Some("ChildRefused"));
+    assert!(warned, "a Warning Event names the refusal");
 }

@@ -206,3 +206,13 @@ pub fn controlled_by_other<K: Resource, P: Resource>(child: &K, owner: &P) -> bo
         .iter()
         .any(|o| o.controller == Some(true) && o.uid != uid)
 }
+
+/// The API server's message when it refused an object as invalid (400, 422): a spec the parent
+/// accepted but the child's schema, a CEL rule or a value parser does not. Retrying cannot help;
+/// the parent reports it and goes on with its other children.
+pub fn refused(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(e) if e.code == 400 || e.code == 422 => Some(e.message.clone()),
+        _ => None,
+    }
+}

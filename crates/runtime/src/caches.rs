@@ -146,7 +146,14 @@ pub fn cache_watch<K>(
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    without_managed_fields(watcher(api, config).default_backoff())
+    let kind = std::any::type_name::<K>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("object")
+        .to_string();
+    without_managed_fields(watcher(api, config).default_backoff()).inspect(move |item| {
+        crate::liveness::liveness().watch_result(&kind, item.is_ok(), std::time::Instant::now())
+    })
 }
 
 /// Drops `managedFields` from every object of a watch. Nothing here reads them, and they are the

@@ -40,7 +40,7 @@ pub async fn serve_http(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
         .with_state(HttpState { metrics, readiness });
@@ -50,6 +50,18 @@ pub async fn serve_http(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// Fails while the process is wedged (`liveness`), so that the kubelet restarts it.
+async fn healthz() -> (StatusCode, String) {
+    let now = std::time::Instant::now();
+    match crate::liveness::liveness().check(now, crate::liveness::STUCK_AFTER) {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(why) => {
+            tracing::error!(%why, "unhealthy");
+            (StatusCode::SERVICE_UNAVAILABLE, why)
+        }
+    }
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {

@@ -137,7 +137,7 @@ pub async fn run_when_leader_until<F: Future>(
     let period = (lease_duration / 3).max(Duration::from_millis(100));
     let acquiring = async {
         loop {
-            if elector.try_acquire_or_renew().await {
+            if elector.attempt(period).await {
                 break;
             }
             tokio::time::sleep(period).await;
@@ -154,7 +154,7 @@ pub async fn run_when_leader_until<F: Future>(
     let renewing = async {
         loop {
             tokio::time::sleep(period).await;
-            let renewed = elector.try_acquire_or_renew().await;
+            let renewed = elector.attempt(period).await;
             let stale = elector
                 .last_renew_start
                 .is_none_or(|t| t.elapsed() >= lease_duration * 2 / 3);
@@ -191,6 +191,18 @@ impl Elector {
         self.observed
             .as_ref()
             .is_some_and(|(lease, _)| holder(lease).is_some_and(|h| h != self.identity))
+    }
+
+    /// One attempt that gives up after `deadline` (a third of the lease), so that a hung API call
+    /// cannot keep a leader acting past its lease: the staleness check runs in time.
+    async fn attempt(&mut self, deadline: Duration) -> bool {
+        match tokio::time::timeout(deadline, self.try_acquire_or_renew()).await {
+            Ok(held) => held,
+            Err(_) => {
+                tracing::warn!(lease = %self.name, ?deadline, "leader lease call timed out");
+                false
+            }
+        }
     }
 
     /// One attempt; true when this replica holds the Lease afterwards.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod leader;
+pub mod liveness;
 pub mod metrics;
 pub mod partition;
 pub mod pki;

@@ -87,9 +87,11 @@ impl Metrics {
     pub fn reconcile_started(&self) -> ReconcileTimer {
         self.reconciles.get_or_create(&self.labels()).inc();
         self.in_flight.inc();
+        let started = Instant::now();
         ReconcileTimer {
             metrics: self.clone(),
-            started: Instant::now(),
+            started,
+            liveness_id: crate::liveness::liveness().reconcile_started(started),
         }
     }
 
@@ -130,10 +132,12 @@ impl Metrics {
 pub struct ReconcileTimer {
     metrics: Metrics,
     started: Instant,
+    liveness_id: u64,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
+        crate::liveness::liveness().reconcile_ended(self.liveness_id);
         self.metrics.in_flight.dec();
         self.metrics
             .duration

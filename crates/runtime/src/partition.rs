@@ -97,6 +97,11 @@ pub fn selector_for(buckets: &BTreeSet<u32>) -> String {
     format!("{PARTITION_LABEL} in ({list})")
 }
 
+/// The deadline of one membership call: a third of a lease.
+fn call_deadline(settings: &PartitionSettings) -> Duration {
+    (settings.lease_duration / 3).max(Duration::from_millis(100))
+}
+
 /// How a replica is to treat one object now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -136,6 +141,9 @@ struct State {
     member_since: Option<Instant>,
     /// Per Lease name: last seen resourceVersion and when it was first seen.
     observed: HashMap<String, (String, Instant)>,
+    /// When the last membership list that succeeded was sent: a member acts only on a view at most
+    /// half a lease old, so a failing list cannot leave it acting on stale membership.
+    last_observe_start: Option<Instant>,
     leaving: bool,
 }
 
@@ -231,8 +239,10 @@ impl Partition {
         if state.leaving {
             return Decision::NotOwned;
         }
-        match state.last_renew_start {
-            Some(t) if now.duration_since(t) < lease / 2 => {}
+        match (state.last_renew_start, state.last_observe_start) {
+            (Some(renewed), Some(observed))
+                if now.duration_since(renewed) < lease / 2
+                    && now.duration_since(observed) < lease / 2 => {}
             _ => return Decision::Wait(retry),
         }
         match state.member_since {
@@ -334,8 +344,19 @@ impl Partition {
             if self.inner.state.lock().is_ok_and(|s| s.leaving) {
                 return;
             }
-            self.renew().await;
-            self.observe().await;
+            // Each call ends within a third of a lease, so a hung API call cannot hold the loop
+            // while the replica's membership goes stale.
+            let deadline = call_deadline(&self.inner.settings);
+            if tokio::time::timeout(deadline, self.renew()).await.is_err() {
+                tracing::warn!(?deadline, "membership lease renewal timed out");
+            }
+            if tokio::time::timeout(deadline, self.observe())
+                .await
+                .is_err()
+            {
+                tracing::warn!(?deadline, "membership list timed out");
+                self.publish(None);
+            }
         }
     }
 
@@ -382,6 +403,7 @@ impl Partition {
     async fn observe(&self) {
         let s = &self.inner.settings;
         let selector = format!("{MEMBER_OF_LABEL}={}", s.group);
+        let started = Instant::now();
         let leases = match self
             .inner
             .api
@@ -427,6 +449,7 @@ impl Partition {
                 }
             }
             state.observed = seen;
+            state.last_observe_start = Some(started);
             let fresh = state
                 .last_renew_start
                 .is_some_and(|t| now.duration_since(t) < s.lease_duration / 2);
@@ -458,6 +481,9 @@ impl Partition {
             let active = !state.leaving
                 && state
                     .last_renew_start
+                    .is_some_and(|t| now.duration_since(t) < s.lease_duration / 2)
+                && state
+                    .last_observe_start
                     .is_some_and(|t| now.duration_since(t) < s.lease_duration / 2)
                 && state
                     .member_since

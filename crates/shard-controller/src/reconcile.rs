@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::build::{self, Pool};
 use crate::plan::{self, ObservedPod, PoolState, Primary, Reason};
-use crate::topology::{PrimaryRecord, TopologyReader};
+use crate::topology::{TopologyPrimary, TopologyReader};
 
 /// Pods per pool are looked up by name for indices below this (schema: replicas <= 100).
 const MAX_INDEX: u32 = 256;
@@ -231,8 +231,10 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         states.push(observe_pool(shard, &owned_pods, id, 0, *replica, None));
     }
 
-    // The primary, from the topology; unknown when it cannot be read.
-    let primary_record = match ctx.state.topology.primary(shard).await {
+    // The primary, from the topology; unknown when it cannot be read, when several records
+    // claim it, or when its record traces to none of this shard's pods.
+    let pod_names: Vec<String> = owned_pods.iter().map(|p| p.name_any()).collect();
+    let primary_record = match ctx.state.topology.primary(shard, &pod_names).await {
         Ok(found) => Some(found),
         Err(error) => {
             tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
@@ -240,7 +242,22 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         }
     };
     let primary = match &primary_record {
-        Some(found) => Primary::Known(found.as_ref().map(|p| p.pod.clone())),
+        Some(TopologyPrimary::None) => Primary::Known(None),
+        Some(TopologyPrimary::One(p)) => match &p.pod {
+            Some(pod) => Primary::Known(Some(pod.clone())),
+            None => {
+                tracing::warn!(shard = key, cell = %p.cell, "the PRIMARY record is none of this shard's pods; the primary is unknown");
+                Primary::Unknown
+            }
+        },
+        Some(TopologyPrimary::Conflict(keys)) => {
+            tracing::warn!(
+                shard = key,
+                ?keys,
+                "several pooler records claim PRIMARY; the primary is unknown"
+            );
+            Primary::Unknown
+        }
         None => Primary::Unknown,
     };
     let mut plan = plan::plan(&states, &primary);
@@ -276,9 +293,16 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
     let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for (_, name, reason) in &plan.delete {
         tracing::info!(shard = key, pod = %name, ?reason, "deleting pod");
-        match pods_api.delete(name, &DeleteParams::default()).await {
+        // Only the pod the plan looked at: a replacement created meanwhile under the same name is
+        // not deleted by mistake (409 on the uid precondition).
+        let seen = owned_pods.iter().find(|p| p.name_any() == *name);
+        match pods_api
+            .delete(name, &delete_exactly(seen.and_then(|p| p.uid())))
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => return Err(kube_err(format!("deleting Pod {name}"))(e)),
         }
         let note = match reason {
@@ -290,13 +314,16 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
             && shard.spec.pvc_deletion_policy.when_scaled == RetentionAction::Delete
         {
             let pvc = naming::data_pvc(name);
-            match pvcs_api.delete(&pvc, &DeleteParams::default()).await {
+            let claim_uid = find(&ctx.state.pvcs, &ns, &pvc).and_then(|c| c.uid());
+            match pvcs_api.delete(&pvc, &delete_exactly(claim_uid)).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                 Err(e) => return Err(kube_err(format!("deleting PVC {pvc}"))(e)),
             }
         }
     }
+
+    claim_owners(shard, ctx, key).await?;
 
     let status = status(shard, &pools, &owned_pods, &plan, &primary_record);
     if shard.status.as_ref() != Some(&status) {
@@ -370,6 +397,66 @@ async fn shared_volumes(shard: &Shard, ctx: &Context<State>, key: &str) -> Resul
             .await;
     }
     Ok(())
+}
+
+/// Keeps the owner reference of every claim of the shard in line with `pvcDeletionPolicy.whenDeleted`
+/// as it is now: owned (deleted with the Shard) only under `Delete`. A policy flipped to `Retain`
+/// takes effect on claims created before, so deleting the cluster no longer deletes them.
+async fn claim_owners(shard: &Shard, ctx: &Context<State>, key: &str) -> Result<(), Error> {
+    let ns = shard.namespace().unwrap_or_default();
+    let uid = shard.uid().unwrap_or_default();
+    let owned_by_policy = shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for claim in ctx.state.pvcs.state() {
+        if claim.namespace().as_deref() != Some(ns.as_str())
+            || claim.labels().get(labels::OWNER) != Some(&shard.name_any())
+        {
+            continue;
+        }
+        let refs = claim.owner_references();
+        if refs.iter().any(|o| o.uid == uid) == owned_by_policy {
+            continue;
+        }
+        let mut next: Vec<_> = refs.iter().filter(|o| o.uid != uid).cloned().collect();
+        if owned_by_policy {
+            next.extend(multigres_runtime::apply::controller_ref(shard));
+        }
+        let patch = json!({"metadata": {"uid": claim.uid(), "ownerReferences": next}});
+        api.patch(
+            &claim.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| Error::Kube(key.into(), format!("owner of {}", claim.name_any()), e))?;
+        let what = if owned_by_policy {
+            "now deleted with"
+        } else {
+            "now kept after"
+        };
+        ctx.events
+            .normal(
+                shard,
+                "ClaimPolicy",
+                &format!(
+                    "PersistentVolumeClaim {} is {what} the Shard (pvcDeletionPolicy.whenDeleted)",
+                    claim.name_any()
+                ),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Delete parameters that apply only to the object with `uid`.
+fn delete_exactly(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    }
 }
 
 fn look_again_after(progressing: bool, electing: bool) -> Duration {
@@ -471,7 +558,7 @@ fn status(
     pools: &[Pool],
     pods: &[Arc<Pod>],
     plan: &plan::Plan,
-    primary: &Option<Option<PrimaryRecord>>,
+    primary: &Option<TopologyPrimary>,
 ) -> ShardStatus {
     let now = k8s_openapi::jiff::Timestamp::now();
     let generation = shard.metadata.generation;
@@ -492,9 +579,10 @@ fn status(
         })
         .collect();
     let previous = shard.status.clone().unwrap_or_default();
-    // An unreachable topology says nothing new about the primary: keep what was last read.
+    // An unreachable topology says nothing new about the primary: keep what was last read. A
+    // primary that does not serve (DRAINING, DISABLED) or is contested names no cell.
     let primary_cell = match primary {
-        Some(found) => found.as_ref().map(|p| p.cell.clone()),
+        Some(found) => found.serving_cell().map(String::from),
         None => previous.primary_cell.clone(),
     };
     let (available, reason, message) = availability(

@@ -1,21 +1,68 @@
-//! Where the shard's primary is, read from the topology (DESIGN §3.9): a Pooler record of this
-//! shard that is PRIMARY and SERVING. Its cell's records live where the global Cell record says
-//! (a local topology server), or under `<globalRoot>/<cell>` on the global server when the cell has
-//! no record of its own.
+//! Where the shard's primary is, read from the topology (DESIGN §3.9): the one Pooler record of
+//! this shard that claims PRIMARY, across the cells of its replica pools. Several claimants make
+//! the primary unknown rather than the first one found. A cell's records live where the global
+//! Cell record says (a local topology server), or under `<globalRoot>/<cell>` on the global
+//! server when the cell has no record of its own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use multigres_api::Shard;
-use multigres_topology::{AddressMapping, Cell, Result, TopoClient, cell_key, cell_root_on_global};
+use multigres_api::multigres::pooler_service_id;
+use multigres_topology::{
+    AddressMapping, Cell, PoolerRecord, Result, ShardKey, ShardPrimary, TopoClient, cell_key,
+    cell_root_on_global, shard_primary,
+};
 
-/// The serving primary of a shard.
+/// The pooler that claims PRIMARY for a shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PrimaryRecord {
-    /// The pooler's name: its pod's name (`--service-id $(POD_NAME)`).
-    pub pod: String,
+    /// Its pod, when the record traces back to one of the shard's pods (see [`pod_of`]).
+    pub pod: Option<String>,
+    /// Its cell (`ID.cell`).
     pub cell: String,
+    /// Whether it serves: SERVING, and neither stopping, shut down nor quarantined.
+    pub serving: bool,
+}
+
+/// What the topology says about a shard's primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopologyPrimary {
+    /// No record claims PRIMARY.
+    None,
+    One(PrimaryRecord),
+    /// Several records claim PRIMARY (their keys): the primary is unknown.
+    Conflict(Vec<String>),
+}
+
+impl TopologyPrimary {
+    /// The cell of the serving primary, if there is exactly one and it serves.
+    pub fn serving_cell(&self) -> Option<&str> {
+        match self {
+            TopologyPrimary::One(p) if p.serving => Some(&p.cell),
+            _ => None,
+        }
+    }
+}
+
+/// The pod among `pods` whose multipooler wrote `record`: its service id is
+/// [`pooler_service_id`] of the pod's name, or its hostname is (or starts with) the pod's name.
+pub fn pod_of<'a>(record: &PoolerRecord, pods: &'a [String]) -> Option<&'a String> {
+    pods.iter().find(|pod| {
+        record.name() == pooler_service_id(pod)
+            || record.host_label() == pod.as_str()
+            || record.pooler.hostname == **pod
+    })
+}
+
+/// The shard key its poolers register under.
+pub fn shard_key(shard: &Shard) -> ShardKey {
+    ShardKey {
+        database: shard.spec.database.clone(),
+        table_group: shard.spec.table_group.clone(),
+        shard: shard.spec.multigres_shard().to_string(),
+    }
 }
 
 pub struct TopologyReader {
@@ -45,8 +92,9 @@ impl TopologyReader {
         Ok(client)
     }
 
-    /// The serving primary among the shard's replica pools' cells; `Ok(None)` when none serves.
-    pub async fn primary(&self, shard: &Shard) -> Result<Option<PrimaryRecord>> {
+    /// The primary among the records of the cells of the shard's replica pools; `pods` are the
+    /// shard's pod names, to trace the primary's record to its pod.
+    pub async fn primary(&self, shard: &Shard, pods: &[String]) -> Result<TopologyPrimary> {
         let global = &shard.spec.global_topo_server;
         let global_client = self.client(std::slice::from_ref(&global.address)).await?;
         let cells: BTreeSet<&str> = shard
@@ -56,6 +104,7 @@ impl TopologyReader {
             .filter(|p| p.pool_type == multigres_api::PoolType::Replica)
             .map(|p| p.cell.as_str())
             .collect();
+        let mut records = Vec::new();
         for cell in cells {
             let record = global_client
                 .get::<Cell>(&cell_key(&global.root_path, cell))
@@ -69,20 +118,51 @@ impl TopologyReader {
                     cell_root_on_global(&global.root_path, cell),
                 ),
             };
-            for pooler in client.list_poolers(&root).await? {
-                let of_shard = pooler.pooler.shard_key.as_ref().is_some_and(|k| {
-                    k.database == shard.spec.database
-                        && k.table_group == shard.spec.table_group
-                        && k.shard == shard.spec.shard_name
-                });
-                if of_shard && pooler.is_serving_primary() {
-                    return Ok(Some(PrimaryRecord {
-                        pod: pooler.name().to_string(),
-                        cell: cell.to_string(),
-                    }));
-                }
-            }
+            records.extend(client.list_poolers(&root).await?);
         }
-        Ok(None)
+        let key = shard_key(shard);
+        Ok(match shard_primary(&records, &key) {
+            ShardPrimary::None => TopologyPrimary::None,
+            ShardPrimary::One(record) => TopologyPrimary::One(PrimaryRecord {
+                pod: pod_of(record, pods).cloned(),
+                cell: record.cell().to_string(),
+                serving: record.is_serving_primary(),
+            }),
+            ShardPrimary::Conflict(claimants) => {
+                TopologyPrimary::Conflict(claimants.iter().map(|r| r.key.clone()).collect())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use multigres_topology::MultiPooler;
+
+    fn record(name: &str, hostname: &str) -> PoolerRecord {
+        PoolerRecord {
+            key: String::new(),
+            mod_revision: 0,
+            pooler: MultiPooler {
+                id: Some(multigres_topology::Id {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                hostname: hostname.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn records_trace_to_pods_by_service_id_or_hostname_never_by_name() {
+        let pods = vec!["s-replica-a-0".to_string(), "s-replica-a-1".to_string()];
+        let by_id = record(&pooler_service_id("s-replica-a-1"), "10.0.0.9");
+        assert_eq!(pod_of(&by_id, &pods), Some(&pods[1]));
+        let by_host = record("p-00000000", "s-replica-a-0.s-replica-a");
+        assert_eq!(pod_of(&by_host, &pods), Some(&pods[0]));
+        let by_name_only = record("s-replica-a-0", "10.0.0.7");
+        assert_eq!(pod_of(&by_name_only, &pods), None);
     }
 }

@@ -13,10 +13,13 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, ResourceExt};
+use multigres_api::multigres::pooler_service_id;
 use multigres_api::{PoolType, Shard, naming};
 use multigres_e2e::{shared, spawn_operator, wait_deleted, wait_for};
 use multigres_topology::pb::id::ComponentType;
-use multigres_topology::{Id, MultiPooler, PoolerServingStatus, PoolerType, ShardKey};
+use multigres_topology::{
+    Id, MultiPooler, PoolerServingStatus, RoutingRole, RoutingState, ShardKey,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -125,16 +128,19 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         id: Some(Id {
             component: ComponentType::Multipooler.into(),
             cell: "us-west-2".into(),
-            name: primary.clone(),
+            name: pooler_service_id(&primary),
         }),
         shard_key: Some(ShardKey {
             database: shard.spec.database.clone(),
             table_group: shard.spec.table_group.clone(),
-            shard: shard.spec.shard_name.clone(),
+            shard: shard.spec.multigres_shard().to_string(),
         }),
-        r#type: PoolerType::Primary.into(),
         serving_status: PoolerServingStatus::Serving.into(),
-        hostname: primary.clone(),
+        routing_state: Some(RoutingState {
+            role: RoutingRole::Primary.into(),
+            rule: None,
+        }),
+        hostname: "10.0.0.1".into(), // traced to its pod by the service id alone
         ..Default::default()
     };
     topo_client(&etcd)
@@ -146,6 +152,29 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         )
         .await
         .unwrap();
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status.as_ref().and_then(|st| st.primary_cell.as_deref()) == Some("us-west-2")
+    })
+    .await
+    .unwrap();
+
+    // A second record claiming PRIMARY makes the primary unknown (no cell, never the first one
+    // found) until it goes. The topology is polled, not watched: up to the 30 s idle requeue.
+    let topo = topo_client(&etcd).await.unwrap();
+    let cell_root = multigres_topology::cell_root_on_global(root, "us-west-2");
+    let mut rival = record.clone();
+    let rival_id = pooler_service_id(&pod_of(&replica_id, 0));
+    rival.id.as_mut().unwrap().name = rival_id.clone();
+    topo.write_pooler(&cell_root, &rival).await.unwrap();
+    wait_for(&shards_api, &shard.name_any(), T, |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.primary_cell.is_none())
+    })
+    .await
+    .unwrap();
+    let rival_key = multigres_topology::pooler_key(&cell_root, "us-west-2", &rival_id);
+    assert!(topo.delete(&rival_key).await.unwrap());
     wait_for(&shards_api, &shard.name_any(), T, |s| {
         s.status.as_ref().and_then(|st| st.primary_cell.as_deref()) == Some("us-west-2")
     })

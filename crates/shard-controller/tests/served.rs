@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use multigres_api::{Shard, multigres, naming};
 use multigres_e2e::{OperatorProcess, shared, spawn_operator, wait_for};
@@ -122,6 +122,33 @@ async fn served_shards_get_pods_and_the_others_are_held_with_a_reason() {
         .unwrap();
     let keys: Vec<_> = tls.data.unwrap().into_keys().collect();
     assert_eq!(keys, ["ca.crt", "pgbackrest.crt", "pgbackrest.key"]);
+
+    // Claims follow the current pvcDeletionPolicy: owned by the Shard only under Delete.
+    let backups = naming::backup_pvc(&default.name_any());
+    let owned =
+        |want: bool| move |c: &PersistentVolumeClaim| c.owner_references().is_empty() != want;
+    assert!(
+        claims
+            .get(&backups)
+            .await
+            .unwrap()
+            .owner_references()
+            .is_empty()
+    );
+    for (policy, want) in [("Delete", true), ("Retain", false)] {
+        let patch = serde_json::json!({"spec": {"pvcDeletionPolicy": {"whenDeleted": policy}}});
+        shards_api
+            .patch(
+                &default.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        wait_for(&claims, &backups, T, owned(want)).await.unwrap();
+        let data = naming::data_pvc(&pool_pod(&default));
+        wait_for(&claims, &data, T, owned(want)).await.unwrap();
+    }
 
     // The held shards have no pods at all, after the served one got its own.
     for shard in &orders {

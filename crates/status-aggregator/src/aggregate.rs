@@ -15,6 +15,7 @@ use kube::ResourceExt;
 use multigres_api::cluster::{
     CellSummary, DatabaseSummary, EtcdSummary, GlobalTopoServerStatus, MultiAdminSummary,
 };
+use multigres_api::multigres::multigres_shard_id;
 use multigres_api::{
     Cell, MultigresCluster, MultigresClusterStatus, PoolType, Shard, TableGroup, TopoServer,
     Tristate, naming,
@@ -61,6 +62,9 @@ pub struct TopologyObservation {
     /// topology; `None` when that topology did not answer. A cell missing from the map has not been
     /// polled yet (its address is not known yet), which counts as unknown too.
     pub cells: BTreeMap<String, Option<BTreeSet<ShardId>>>,
+    /// Shards with several pooler records claiming PRIMARY (over every cell that answered): the
+    /// primary is ambiguous, so the shard does not count as serving writes.
+    pub contested: BTreeSet<ShardId>,
 }
 
 /// Health of one controller, from its `grpc.health.v1` endpoint.
@@ -295,10 +299,17 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
                         ));
                     }
                 }
-                let id = ShardId::new(&db.name, &tg.name, &shard_name);
+                let id = ShardId::new(
+                    &db.name,
+                    &tg.name,
+                    &multigres_shard_id(&shard_name, tg.partitioning.shards.max(0) as u32),
+                );
                 let state = shard_serving(&inputs.topology, &id, &primary_cells);
                 if state != Tristate::True {
                     serving_gaps.push(match state {
+                        Tristate::False if inputs.topology.contested.contains(&id) => {
+                            format!("shard {id}: several poolers claim PRIMARY")
+                        }
                         Tristate::False => format!("shard {id} has no serving PRIMARY"),
                         _ => format!("shard {id}: topology unreachable"),
                     });
@@ -524,13 +535,17 @@ fn topo_server_available(found: Option<&TopoServer>, progress: &mut Progress) ->
     }
 }
 
-/// Whether one shard has a serving PRIMARY: seen in any cell; definitely not when every cell that
-/// can hold its primary answered without one; unknown otherwise.
+/// Whether one shard has a serving PRIMARY: not when several records claim PRIMARY; seen in any
+/// cell; definitely not when every cell that can hold its primary answered without one; unknown
+/// otherwise.
 fn shard_serving(
     topology: &TopologyObservation,
     id: &ShardId,
     primary_cells: &BTreeSet<&str>,
 ) -> Tristate {
+    if topology.contested.contains(id) {
+        return Tristate::False;
+    }
     let seen_anywhere = topology
         .cells
         .values()

@@ -1,16 +1,21 @@
 //! A data-plane SIMULATOR for kwok-based tests and the demo. Not part of a real deployment.
 //!
 //! Under kwok no multipooler runs, so nothing would write Pooler records into the topology and
-//! `servingWrites` / `primaryCell` could never become true. This simulator writes, for every Ready
-//! pool pod (`app.kubernetes.io/component=shard-pool`), the record multipooler itself would write
-//! (`<cellRoot>/poolers/multipooler-<cell>-<pod>/Pooler`): exactly one PRIMARY per shard (the
-//! lowest-index ready pod of the shard's first replica pool, kept while it stays ready; another
-//! ready replica-pool pod if that pool has none), REPLICA for the others, all SERVING. A pod that
-//! stops being ready gets its record marked NOT_SERVING; records of pods that are gone are removed.
-//! Everything downstream (the aggregator, the shard controller) reads these records through the
-//! real topology path.
+//! `servingWrites` / `primaryCell` could never become true. For every pool pod
+//! (`app.kubernetes.io/component=shard-pool`) this simulator writes the record the pinned
+//! multipooler, started with that pod's flags, would publish, field by field (docs/testing.md
+//! compares them): the same key (`<cellRoot>/poolers/multipooler-<cell>-<service id>/Pooler`),
+//! ID, shard key, hostname and port map. Exactly one ready replica-pool pod per shard is PRIMARY
+//! (the lowest-index ready pod of the shard's first replica pool, kept while it stays ready;
+//! another ready replica-pool pod if that pool has none), with a rule whose term grows with each
+//! change of primary; the other ready pods are REPLICA. Ready pods are ACTIVE and SERVING; pods
+//! not ready yet are STARTING and DISABLED; terminating pods are SHUTDOWN. Records of pods that
+//! are gone are removed. Everything downstream (the aggregator, the shard and cell controllers)
+//! reads these records through the real topology path.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod flags;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,20 +25,19 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use multigres_api::labels::{self, component};
+use multigres_api::multigres::pooler_service_id;
 use multigres_api::{Cell, PoolType, Shard, naming};
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
-    AddressMapping, Id, MultiPooler, PoolerServingStatus, PoolerType, ShardKey, TopoClient,
-    cell_root_on_global,
+    AddressMapping, Id, LivePoolers, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
+    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey, TopoClient,
+    cell_root_on_global, prost_types,
 };
 use tokio::sync::Notify;
 
 use crate::topology::Location;
 
-/// Ports the simulated multipooler advertises (its `port_map`).
-pub const SIM_GRPC_PORT: i32 = 15270;
-pub const SIM_HTTP_PORT: i32 = 15200;
-pub const SIM_POSTGRES_PORT: i32 = 5432;
+pub use flags::PoolerFlags;
 
 /// A pool pod, as far as the simulator cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +51,15 @@ pub struct PoolPod {
     pub shard: String,
     pub pool_type: PoolType,
     pub ready: bool,
+    /// Being deleted: its multipooler has shut down.
+    pub terminating: bool,
+    /// When the pod last changed state (deletion, or its Ready condition's last transition): the
+    /// time multipooler would stamp on its lifecycle status.
+    pub since: Option<prost_types::Timestamp>,
     /// Name of the Shard resource the pod belongs to.
     pub shard_resource: String,
+    /// The flags of its multipooler container.
+    pub flags: PoolerFlags,
 }
 
 impl PoolPod {
@@ -67,12 +78,23 @@ impl PoolPod {
             Some("readOnly") => PoolType::ReadOnly,
             _ => PoolType::Replica,
         };
-        let ready = pod.metadata.deletion_timestamp.is_none()
-            && pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let ready_condition = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let ready = !terminating && ready_condition.is_some_and(|c| c.status == "True");
+        let since = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .or(ready_condition.and_then(|c| c.last_transition_time.as_ref()))
+            .or(pod.metadata.creation_timestamp.as_ref())
+            .map(|t| prost_types::Timestamp {
+                seconds: t.0.as_second(),
+                nanos: t.0.subsec_nanosecond(),
+            });
         let shard_resource = pod
             .owner_references()
             .iter()
@@ -94,7 +116,10 @@ impl PoolPod {
             shard,
             pool_type,
             ready,
+            terminating,
+            since,
             shard_resource,
+            flags: PoolerFlags::from_pod(pod),
         })
     }
 
@@ -145,39 +170,97 @@ pub fn choose_primaries(
     out
 }
 
-/// The record multipooler would write for `pod`.
-pub fn pooler_record(pod: &PoolPod, primary: bool, hostname: &str) -> MultiPooler {
-    let mut record = MultiPooler {
+/// The role the simulator gives a ready pooler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimRole {
+    /// The shard's primary since the simulator's `term`-th choice of primary for the shard.
+    Primary {
+        term: i64,
+    },
+    Replica,
+}
+
+/// The record the pinned multipooler would publish for `pod`, serving shard `multigres_shard`
+/// (its `--shard`), in `role` once ready.
+pub fn pooler_record(pod: &PoolPod, multigres_shard: &str, role: SimRole) -> MultiPooler {
+    use PoolerLifecycleStatus::{LifecycleActive, LifecycleShutdown, LifecycleStarting};
+    // What multipooler publishes in each phase: shut down (no routing state), starting (not
+    // serving yet, a replica until promoted), active.
+    let (lifecycle, reason, serving, role) = if pod.terminating {
+        (
+            LifecycleShutdown,
+            "pooler shutdown",
+            PoolerServingStatus::Disabled,
+            None,
+        )
+    } else if !pod.ready {
+        (
+            LifecycleStarting,
+            "process starting",
+            PoolerServingStatus::Disabled,
+            Some(SimRole::Replica),
+        )
+    } else {
+        (
+            LifecycleActive,
+            "pooler active",
+            PoolerServingStatus::Serving,
+            Some(role),
+        )
+    };
+    // The deprecated type is derived from the routing role, as multipooler does.
+    let (routing_state, pooler_type) = match role {
+        None => (None, PoolerType::Unknown),
+        Some(SimRole::Primary { term }) => (
+            Some(RoutingState {
+                role: RoutingRole::Primary.into(),
+                rule: Some(RuleNumber {
+                    coordinator_term: term,
+                    leader_subterm: 0,
+                }),
+            }),
+            PoolerType::Primary,
+        ),
+        Some(SimRole::Replica) => (
+            Some(RoutingState {
+                role: RoutingRole::Replica.into(),
+                rule: None,
+            }),
+            PoolerType::Replica,
+        ),
+    };
+    let flags = &pod.flags;
+    #[allow(deprecated)] // multipooler still publishes the deprecated type
+    MultiPooler {
         id: Some(Id {
-            component: ComponentType::Multipooler as i32,
+            component: ComponentType::Multipooler.into(),
             cell: pod.cell.clone(),
-            name: pod.name.clone(),
+            name: pooler_service_id(&pod.name),
         }),
         shard_key: Some(ShardKey {
             database: pod.database.clone(),
             table_group: pod.table_group.clone(),
-            shard: pod.shard.clone(),
+            shard: multigres_shard.to_string(),
         }),
-        hostname: hostname.to_string(),
+        key_range: None,
+        r#type: pooler_type.into(),
+        serving_status: serving.into(),
+        hostname: flags.hostname.clone(),
         port_map: BTreeMap::from([
-            ("grpc".to_string(), SIM_GRPC_PORT),
-            ("http".to_string(), SIM_HTTP_PORT),
-            ("postgres".to_string(), SIM_POSTGRES_PORT),
+            ("grpc".to_string(), flags.grpc_port),
+            ("http".to_string(), flags.http_port),
+            ("postgres".to_string(), flags.pg_port),
+            ("pgbackrest".to_string(), flags.pgbackrest_port),
         ]),
-        ..Default::default()
-    };
-    // Multigres has no separate read-only pooler type: read-only pools serve as REPLICA.
-    record.set_type(if primary {
-        PoolerType::Primary
-    } else {
-        PoolerType::Replica
-    });
-    record.set_serving_status(if pod.ready {
-        PoolerServingStatus::Serving
-    } else {
-        PoolerServingStatus::NotServing
-    });
-    record
+        pooler_dir: flags.pooler_dir.clone(),
+        pg_data_dir: flags.pg_data_dir.clone(),
+        lifecycle_status: Some(PoolerLifecycle {
+            status: lifecycle.into(),
+            reason: reason.to_string(),
+            updated: pod.since,
+        }),
+        routing_state,
+    }
 }
 
 /// Where a pod's cell keeps its records: the Cell's reported topology, its spec, or the global
@@ -214,16 +297,17 @@ pub fn cell_location(shard: &Shard, cell: Option<&Cell>, cell_name: &str) -> Loc
 pub struct Plan {
     /// Records by cell topology.
     pub records: BTreeMap<Location, Vec<MultiPooler>>,
-    /// Pod names that may keep a record, by cell topology; any other record there is removed.
-    pub live: BTreeMap<Location, HashSet<String>>,
+    /// The poolers that may keep a record, by cell topology; any other record there is removed.
+    pub live: BTreeMap<Location, LivePoolers>,
 }
 
-/// Pure: the records for `pods`, given their Shards and Cells (by `(namespace, name)`).
+/// Pure: the records for `pods`, given their Shards and Cells (by `(namespace, name)`) and each
+/// shard's primary with the term it was chosen in.
 pub fn plan(
     pods: &[PoolPod],
     shards: &BTreeMap<ShardRef, Arc<Shard>>,
     cells: &BTreeMap<(String, String), Arc<Cell>>,
-    primaries: &BTreeMap<ShardRef, String>,
+    primaries: &BTreeMap<ShardRef, (String, i64)>,
 ) -> Plan {
     let mut out = Plan::default();
     for pod in pods {
@@ -232,20 +316,18 @@ pub fn plan(
         };
         let cell = cells.get(&(pod.namespace.clone(), naming::cell(&pod.cluster, &pod.cell)));
         let location = cell_location(shard, cell.map(|c| c.as_ref()), &pod.cell);
-        let primary = primaries.get(&pod.shard_ref()) == Some(&pod.name);
-        let service = naming::pool_service(
-            &pod.shard_resource,
-            &naming::pool_id(pod.pool_type, &pod.cell),
-        );
-        let hostname = format!("{}.{service}.{}.svc.cluster.local", pod.name, pod.namespace);
-        out.live
-            .entry(location.clone())
-            .or_default()
-            .insert(pod.name.clone());
-        out.records
-            .entry(location)
-            .or_default()
-            .push(pooler_record(pod, primary, &hostname));
+        let role = match primaries.get(&pod.shard_ref()) {
+            Some((name, term)) if *name == pod.name => SimRole::Primary { term: *term },
+            _ => SimRole::Replica,
+        };
+        let live = out.live.entry(location.clone()).or_default();
+        live.service_ids.insert(pooler_service_id(&pod.name));
+        live.hosts.insert(pod.name.clone());
+        out.records.entry(location).or_default().push(pooler_record(
+            pod,
+            shard.spec.multigres_shard(),
+            role,
+        ));
     }
     out
 }
@@ -291,6 +373,9 @@ pub async fn run(
         let _ = cells.wait_until_ready().await;
         let mut clients: BTreeMap<String, TopoClient> = BTreeMap::new();
         let mut primaries = BTreeMap::new();
+        // Per shard: its last primary and the term it was chosen in (a new primary, a higher
+        // term), kept while the shard has none so that the next one outranks it.
+        let mut terms: BTreeMap<ShardRef, (String, i64)> = BTreeMap::new();
         let mut known_roots: BTreeSet<Location> = BTreeSet::new();
         loop {
             let pool_pods: Vec<PoolPod> = pods
@@ -320,7 +405,16 @@ pub async fn run(
                 })
                 .collect();
             primaries = choose_primaries(&pool_pods, &first_replica_cell, &primaries);
-            let plan = plan(&pool_pods, &shard_map, &cell_map, &primaries);
+            let chosen: BTreeMap<ShardRef, (String, i64)> = primaries
+                .iter()
+                .map(|(shard, pod)| {
+                    let (last, term) = terms.get(shard).cloned().unwrap_or_default();
+                    let term = if last == *pod { term } else { term + 1 };
+                    terms.insert(shard.clone(), (pod.clone(), term));
+                    (shard.clone(), (pod.clone(), term))
+                })
+                .collect();
+            let plan = plan(&pool_pods, &shard_map, &cell_map, &chosen);
             known_roots.extend(plan.live.keys().cloned());
             for location in &known_roots {
                 let client = match clients.get(&location.address) {
@@ -407,7 +501,21 @@ mod tests {
             shard: "0".into(),
             pool_type,
             ready,
+            terminating: false,
+            since: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
             shard_resource: "s".into(),
+            flags: PoolerFlags {
+                hostname: format!("{name}.s-replica-{cell}"),
+                grpc_port: 15201,
+                http_port: 15101,
+                pg_port: 5432,
+                pgbackrest_port: 8432,
+                pooler_dir: "/var/lib/pooler".into(),
+                pg_data_dir: "/var/lib/pooler/pg_data".into(),
+            },
         }
     }
 
@@ -451,21 +559,76 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)] // the deprecated type is part of what multipooler publishes
     fn records_look_like_multipoolers() {
         let p = pod("s-replica-a-0", "a", PoolType::Replica, true);
-        let r = pooler_record(&p, true, "h");
-        assert_eq!(r.r#type(), PoolerType::Primary);
-        assert_eq!(r.serving_status(), PoolerServingStatus::Serving);
+        let r = pooler_record(&p, "0-inf", SimRole::Primary { term: 2 });
         let id = r.id.as_ref().unwrap();
         assert_eq!(
             (id.component(), id.cell.as_str(), id.name.as_str()),
-            (ComponentType::Multipooler, "a", "s-replica-a-0")
+            (
+                ComponentType::Multipooler,
+                "a",
+                pooler_service_id("s-replica-a-0").as_str()
+            )
         );
-        assert_eq!(r.shard_key.as_ref().unwrap().shard, "0");
-        assert_eq!(r.port_map["postgres"], 5432);
+        let shard = r.shard_key.as_ref().unwrap();
+        assert_eq!(
+            (
+                shard.database.as_str(),
+                shard.table_group.as_str(),
+                shard.shard.as_str()
+            ),
+            ("orders", "default", "0-inf")
+        );
+        assert_eq!(r.hostname, "s-replica-a-0.s-replica-a");
+        assert_eq!(
+            r.port_map.keys().collect::<Vec<_>>(),
+            ["grpc", "http", "pgbackrest", "postgres"]
+        );
+        assert_eq!(r.port_map["grpc"], 15201);
+        assert_eq!(r.pg_data_dir, "/var/lib/pooler/pg_data");
+        let routing = r.routing_state.as_ref().unwrap();
+        assert_eq!(routing.role(), RoutingRole::Primary);
+        assert_eq!(routing.rule.as_ref().unwrap().coordinator_term, 2);
+        assert_eq!(r.r#type(), PoolerType::Primary);
+        assert_eq!(r.serving_status(), PoolerServingStatus::Serving);
+        let lifecycle = r.lifecycle_status.as_ref().unwrap();
+        assert_eq!(lifecycle.status(), PoolerLifecycleStatus::LifecycleActive);
+        assert_eq!(lifecycle.updated, p.since);
         multigres_topology::validate_pooler(&r).unwrap();
-        let not_ready = pooler_record(&pod("x-1", "a", PoolType::ReadOnly, false), false, "h");
-        assert_eq!(not_ready.r#type(), PoolerType::Replica);
-        assert_eq!(not_ready.serving_status(), PoolerServingStatus::NotServing);
+        let record = |pooler| multigres_topology::PoolerRecord {
+            key: String::new(),
+            mod_revision: 0,
+            pooler,
+        };
+        assert!(record(r.clone()).is_serving_primary());
+
+        // A replica publishes its role without a rule.
+        let replica = pooler_record(&p, "0-inf", SimRole::Replica);
+        assert_eq!(
+            replica.routing_state.as_ref().unwrap().role(),
+            RoutingRole::Replica
+        );
+        assert_eq!(replica.routing_state.as_ref().unwrap().rule, None);
+        assert_eq!(replica.r#type(), PoolerType::Replica);
+
+        // Not ready yet: starting, not serving, a replica whatever it was chosen as.
+        let starting = pod("x-1", "a", PoolType::ReadOnly, false);
+        let starting = pooler_record(&starting, "0-inf", SimRole::Primary { term: 1 });
+        assert_eq!(starting.r#type(), PoolerType::Replica);
+        assert_eq!(starting.serving_status(), PoolerServingStatus::Disabled);
+        assert_eq!(
+            starting.lifecycle_status.as_ref().unwrap().status(),
+            PoolerLifecycleStatus::LifecycleStarting
+        );
+
+        // Terminating: shut down, no routing state, type UNKNOWN.
+        let mut gone = pod("s-replica-a-0", "a", PoolType::Replica, false);
+        gone.terminating = true;
+        let gone = pooler_record(&gone, "0-inf", SimRole::Primary { term: 2 });
+        assert_eq!(gone.routing_state, None);
+        assert_eq!(gone.r#type(), PoolerType::Unknown);
+        assert!(!record(gone).is_serving_primary());
     }
 }

@@ -1,6 +1,7 @@
 //! Reading serving state from the Multigres topology: where each cluster's global and cell
 //! topologies live ([`targets`], pure), and one poll of them ([`Poller::poll`]): which shards have
-//! a PRIMARY pooler record that is SERVING, per cell.
+//! a PRIMARY pooler record that is SERVING, per cell, and which shards have several records
+//! claiming PRIMARY (contested: not serving, whatever the records say).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
-use multigres_topology::{AddressMapping, TopoClient, cell_root_on_global};
+use multigres_topology::{AddressMapping, PoolerRole, TopoClient, cell_root_on_global};
 
 use crate::aggregate::{ShardId, TopologyObservation};
 
@@ -215,37 +216,77 @@ impl Poller {
         };
         let mut observation = TopologyObservation {
             global_reachable: Some(global),
-            cells: BTreeMap::new(),
+            ..Default::default()
         };
         let mut reads = Vec::new();
         for (cell, location) in &targets.cells {
             let client = self.client(&location.address).await;
             reads.push(async move {
                 let seen = match client {
-                    Some(client) => read_primaries(&client, &location.root).await,
+                    Some(client) => read_primary_claims(&client, &location.root).await,
                     None => None,
                 };
-                (cell.clone(), seen)
+                (cell.clone(), &location.address, seen)
             });
         }
-        for (cell, seen) in futures::future::join_all(reads).await {
-            observation.cells.insert(cell, seen);
+        // Claimants by shard, as `<address><key>`: two cells sharing a root count a record once.
+        let mut claimants: BTreeMap<ShardId, BTreeSet<String>> = BTreeMap::new();
+        for (cell, address, seen) in futures::future::join_all(reads).await {
+            for claim in seen.iter().flatten() {
+                claimants
+                    .entry(claim.shard.clone())
+                    .or_default()
+                    .insert(format!("{address}{}", claim.key));
+            }
+            let serving = seen.map(|claims| {
+                claims
+                    .into_iter()
+                    .filter(|c| c.serving)
+                    .map(|c| c.shard)
+                    .collect()
+            });
+            observation.cells.insert(cell, serving);
         }
+        observation.contested = claimants
+            .into_iter()
+            .filter(|(_, keys)| keys.len() > 1)
+            .map(|(shard, _)| shard)
+            .collect();
         // A client whose server went away reconnects by itself; one that never connected is retried
         // next poll because it was not cached.
         observation
     }
 }
 
-/// The shards with a serving PRIMARY under one cell root; `None` when the server did not answer.
-pub async fn read_primaries(client: &TopoClient, cell_root: &str) -> Option<BTreeSet<ShardId>> {
+/// A pooler record that claims PRIMARY.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrimaryClaim {
+    pub shard: ShardId,
+    /// The record's key.
+    pub key: String,
+    /// Whether it serves (SERVING, neither stopping, shut down nor quarantined).
+    pub serving: bool,
+}
+
+/// The records under one cell root that claim PRIMARY (`routing_state.role`, the deprecated
+/// `type` only without it); `None` when the server did not answer.
+pub async fn read_primary_claims(
+    client: &TopoClient,
+    cell_root: &str,
+) -> Option<Vec<PrimaryClaim>> {
     match client.list_poolers(cell_root).await {
         Ok(records) => Some(
             records
                 .iter()
-                .filter(|r| r.is_serving_primary())
-                .filter_map(|r| r.pooler.shard_key.as_ref())
-                .map(|k| ShardId::new(&k.database, &k.table_group, &k.shard))
+                .filter(|r| r.role() == PoolerRole::Primary)
+                .filter_map(|r| {
+                    let k = r.pooler.shard_key.as_ref()?;
+                    Some(PrimaryClaim {
+                        shard: ShardId::new(&k.database, &k.table_group, &k.shard),
+                        key: r.key.clone(),
+                        serving: r.is_serving_primary(),
+                    })
+                })
                 .collect(),
         ),
         Err(error) => {

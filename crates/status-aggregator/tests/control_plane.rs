@@ -17,9 +17,11 @@ use multigres_api::{
 use multigres_e2e::etcd::TestEtcd;
 use multigres_e2e::{OperatorProcess, spawn_operator};
 use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
-use multigres_status_aggregator::sim::{PoolPod, pooler_record};
+use multigres_status_aggregator::sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_status_aggregator::testing::{Children, children, make_ready};
-use multigres_topology::{AddressMapping, PoolerServingStatus, TopoClient, cell_root_on_global};
+use multigres_topology::{
+    AddressMapping, PoolerServingStatus, TopoClient, cell_root_on_global, pooler_key,
+};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -228,24 +230,44 @@ async fn set_shard_ready_pods(client: &Client, namespace: &str, shard: &Shard, r
 /// Writes (or rewrites) the Pooler record multipooler would write for pod 0 of the shard's replica
 /// pool in cell `a`, as PRIMARY with `serving`.
 async fn write_primary(topo: &TopoClient, namespace: &str, shard: &Shard, serving: bool) {
+    write_primary_of(topo, namespace, shard, 0, serving).await;
+}
+
+/// [`write_primary`] for pod `index`; returns the record's key.
+async fn write_primary_of(
+    topo: &TopoClient,
+    namespace: &str,
+    shard: &Shard,
+    index: u32,
+    serving: bool,
+) -> String {
     let pod = PoolPod {
         namespace: namespace.into(),
-        name: format!("{}-replica-a-0", shard.name_any()),
+        name: format!("{}-replica-a-{index}", shard.name_any()),
         cluster: "prod".into(),
         cell: "a".into(),
         database: shard.spec.database.clone(),
         table_group: shard.spec.table_group.clone(),
         shard: shard.spec.shard_name.clone(),
         pool_type: PoolType::Replica,
-        ready: serving,
+        ready: true,
+        terminating: false,
+        since: None,
         shard_resource: shard.name_any(),
+        flags: PoolerFlags::default(),
     };
-    let mut record = pooler_record(&pod, true, "host");
+    let mut record = pooler_record(
+        &pod,
+        shard.spec.multigres_shard(),
+        SimRole::Primary { term: 1 },
+    );
     if !serving {
-        record.set_serving_status(PoolerServingStatus::NotServing);
+        // A primary draining for a demotion is not serving.
+        record.set_serving_status(PoolerServingStatus::Draining);
     }
     let root = cell_root_on_global(&shard.spec.global_topo_server.root_path, "a");
     topo.write_pooler(&root, &record).await.unwrap();
+    pooler_key(&root, "a", &record.id.unwrap().name)
 }
 
 /// Waits until the aggregate streamed for the cluster satisfies `cond`; returns it.
@@ -413,6 +435,28 @@ async fn serving_writes_follows_primary_pooler_records_in_the_topology() {
     .await;
     write_primary(&topo, &ns, &kids.shards[1], true).await;
     wait_status(&mut stream, "serving again: True", serving(Tristate::True)).await;
+
+    // A second record claiming PRIMARY for the shard: contested, so not serving, whatever the
+    // first one says.
+    let second = write_primary_of(&topo, &ns, &kids.shards[1], 1, true).await;
+    let status = wait_status(
+        &mut stream,
+        "two primaries: False",
+        serving(Tristate::False),
+    )
+    .await;
+    assert!(
+        condition(&status, "Available")
+            .2
+            .contains("several poolers claim PRIMARY")
+    );
+    assert!(topo.delete(&second).await.unwrap());
+    wait_status(
+        &mut stream,
+        "one primary again: True",
+        serving(Tristate::True),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //!
 //! * [`keys`]: where each record lives (mirrors multigres' `path.Join` layout).
 //! * [`pb`]: the `clustermetadata` protobuf types, generated from
-//!   `proto/multigres/clustermetadata.proto` (copied from multigres).
+//!   `proto/multigres/clustermetadata.proto` (written here to the pinned Multigres wire format).
+//! * [`shard_primary`]: a shard's primary from its Pooler records, failing closed on conflicts.
 //! * [`TopoClient`]: compare-and-swap reads and writes over etcd, plus typed helpers for cells,
 //!   databases and multipooler records.
 //! * [`AddressMapping`]: optional dial-time rewriting of topology addresses (tests, demo).
@@ -10,23 +11,32 @@
 mod client;
 pub mod keys;
 mod mapping;
+mod primary;
 mod records;
 
 pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
 pub use keys::{cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
-pub use records::{PoolerRecord, validate_cell, validate_database, validate_pooler};
+pub use primary::{
+    PoolerRole, ShardPrimary, is_serving, is_serving_primary, of_shard, pooler_lifecycle,
+    pooler_role, shard_primary,
+};
+pub use records::{LivePoolers, PoolerRecord, validate_cell, validate_database, validate_pooler};
 
 /// Generated `clustermetadata` protobuf types (package `clustermetadata` upstream).
 pub mod pb {
-    #![allow(missing_docs, clippy::all)]
+    #![allow(missing_docs, deprecated, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/clustermetadata.rs"));
 }
 
 pub use pb::{
     BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id, KeyRange, MultiPooler,
-    PoolerServingStatus, PoolerType, QuorumType, S3Backup, ShardKey,
+    PoolerLifecycle, PoolerLifecycleStatus, PoolerServingStatus, PoolerType, QuorumType,
+    RoutingRole, RoutingState, RuleNumber, S3Backup, ShardKey,
 };
+
+/// The protobuf well-known types the records use (`PoolerLifecycle.updated` is a `Timestamp`).
+pub use prost_types;
 
 /// Errors from topology operations, split so callers can choose a reaction: back off and retry
 /// on [`TopoError::Unreachable`], re-read on [`TopoError::Conflict`], surface the rest.

@@ -7,10 +7,13 @@ use tracing::warn;
 
 use crate::client::decode;
 use crate::keys::{cell_key, database_key, pooler_dir_of, pooler_key, poolers_prefix};
+use crate::pb::PoolerLifecycleStatus;
+use crate::pb::backup_location::Location;
 use crate::pb::id::ComponentType;
+use crate::primary::{self, PoolerRole};
 use crate::{
-    Cell, Database, MultiPooler, PoolerServingStatus, PoolerType, QuorumType, Result, TopoClient,
-    TopoError, WriteOutcome,
+    BackupLocation, Cell, Database, MultiPooler, QuorumType, Result, TopoClient, TopoError,
+    WriteOutcome,
 };
 
 /// A multipooler record read from a cell topology.
@@ -25,27 +28,74 @@ pub struct PoolerRecord {
 }
 
 impl PoolerRecord {
-    /// The pooler's name (`ID.name`; the pod name in Kubernetes deployments).
+    /// The pooler's `ID.name`: its multipooler `--service-id`, which is not the pod name (map a
+    /// record to its pod with [`LivePoolers`] or by [`PoolerRecord::host_label`]).
     pub fn name(&self) -> &str {
         self.pooler.id.as_ref().map_or("", |id| id.name.as_str())
     }
 
-    /// True when multipooler reports itself PRIMARY and SERVING.
+    /// The cell in the pooler's ID.
+    pub fn cell(&self) -> &str {
+        self.pooler.id.as_ref().map_or("", |id| id.cell.as_str())
+    }
+
+    /// The first DNS label of the hostname (a pod's DNS name starts with the pod name).
+    pub fn host_label(&self) -> &str {
+        self.pooler.hostname.split('.').next().unwrap_or_default()
+    }
+
+    /// The pooler's role: `routing_state.role`, the deprecated `type` only without it.
+    pub fn role(&self) -> PoolerRole {
+        primary::pooler_role(&self.pooler)
+    }
+
+    /// The lifecycle status; `None` for a value this operator does not know.
+    pub fn lifecycle(&self) -> Option<PoolerLifecycleStatus> {
+        primary::pooler_lifecycle(&self.pooler)
+    }
+
+    /// True only for serving status SERVING (DRAINING and DISABLED are not serving).
+    pub fn is_serving(&self) -> bool {
+        primary::is_serving(&self.pooler)
+    }
+
+    /// True when the pooler claims PRIMARY, is SERVING and is neither stopping, shut down nor
+    /// quarantined. Which of several claimants is the primary is [`crate::shard_primary`]'s job.
     pub fn is_serving_primary(&self) -> bool {
-        self.pooler.r#type() == PoolerType::Primary
-            && self.pooler.serving_status() == PoolerServingStatus::Serving
+        primary::is_serving_primary(&self.pooler)
     }
 }
 
-/// Whether any of `live` names this pooler: its `ID.name`, its hostname, or the first DNS label
-/// of its hostname (a pod's FQDN starts with the pod name).
-fn is_named_by(pooler: &MultiPooler, live: &HashSet<String>) -> bool {
-    let name = pooler.id.as_ref().map_or("", |id| id.name.as_str());
-    let host = pooler.hostname.as_str();
-    let first_label = host.split('.').next().unwrap_or_default();
-    [name, host, first_label]
-        .iter()
-        .any(|n| !n.is_empty() && live.contains(*n))
+/// The poolers that may keep their records, named the two ways a record can be traced to its
+/// pod: the multipooler service id (`ID.name`), or the pod's name as the hostname or its first
+/// DNS label. A record's `ID.name` is never compared with a pod name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LivePoolers {
+    /// Service ids (`ID.name`) of live poolers.
+    pub service_ids: HashSet<String>,
+    /// Pod names (or full hostnames) of live poolers.
+    pub hosts: HashSet<String>,
+}
+
+impl LivePoolers {
+    /// Whether any live pooler is the one that wrote `pooler`.
+    pub fn names(&self, pooler: &MultiPooler) -> bool {
+        let name = pooler.id.as_ref().map_or("", |id| id.name.as_str());
+        let host = pooler.hostname.as_str();
+        let first_label = host.split('.').next().unwrap_or_default();
+        (!name.is_empty() && self.service_ids.contains(name))
+            || [host, first_label]
+                .iter()
+                .any(|h| !h.is_empty() && self.hosts.contains(*h))
+    }
+
+    /// Whether the `multipooler-<cell>-<service id>` directory of a record that does not decode
+    /// belongs to a live pooler.
+    fn names_dir(&self, dir: &str) -> bool {
+        self.service_ids
+            .iter()
+            .any(|id| !id.is_empty() && dir.ends_with(&format!("-{id}")))
+    }
 }
 
 /// Rejects names that would break the key layout (empty, or containing `/`).
@@ -75,9 +125,14 @@ pub fn validate_cell(cell: &Cell) -> Result<()> {
 }
 
 /// Checks a Database before it is published. An unset or unknown quorum type is refused:
-/// multiorch cannot bootstrap a shard without one and would stall instead of failing loudly.
+/// multiorch cannot bootstrap a shard without one and would stall instead of failing loudly. A
+/// missing or incomplete backup location is refused too: multipooler will not start without one.
 pub fn validate_database(db: &Database) -> Result<()> {
     validate_name("database", &db.name)?;
+    let backup = db.backup_location.as_ref().ok_or_else(|| {
+        TopoError::Invalid(format!("database {:?} has no backup location", db.name))
+    })?;
+    validate_backup_location(&db.name, backup)?;
     let policy = db.bootstrap_durability_policy.as_ref().ok_or_else(|| {
         TopoError::Invalid(format!(
             "database {:?} has no bootstrap durability policy",
@@ -99,6 +154,33 @@ pub fn validate_database(db: &Database) -> Result<()> {
             "database {:?}: durability policy required_count must be at least 1, got {}",
             db.name, policy.required_count
         )));
+    }
+    Ok(())
+}
+
+/// The checks the pinned multipooler makes before it serves (a filesystem location needs a path,
+/// an S3 one a bucket and a region; only the first repository generation, 0 or 1, exists), with
+/// the filesystem path also required to be absolute, as the field is defined.
+fn validate_backup_location(db: &str, backup: &BackupLocation) -> Result<()> {
+    let invalid = |what: String| Err(TopoError::Invalid(format!("database {db:?}: {what}")));
+    match &backup.location {
+        None => return invalid("backup location names neither a filesystem nor S3".into()),
+        Some(Location::Filesystem(fs)) if !fs.path.starts_with('/') => {
+            return invalid(format!(
+                "filesystem backup path {:?} is not an absolute path",
+                fs.path
+            ));
+        }
+        Some(Location::S3(s3)) if s3.bucket.is_empty() || s3.region.is_empty() => {
+            return invalid("S3 backup location needs a bucket and a region".into());
+        }
+        Some(_) => {}
+    }
+    if !(0..=1).contains(&backup.authoritative_generation) {
+        return invalid(format!(
+            "backup authoritative_generation {} is not supported (only 0 or 1)",
+            backup.authoritative_generation
+        ));
     }
     Ok(())
 }
@@ -173,19 +255,14 @@ impl TopoClient {
         Ok(out)
     }
 
-    /// Deletes the pooler records of poolers that no longer exist: those not named by any entry
-    /// of `live` (pod names or hostnames; see [`PoolerRecord`] matching). Each delete is
-    /// conditional on the revision that was read, so a pooler that re-registers meanwhile keeps
-    /// its record. Undecodable records are matched by their `multipooler-<cell>-<name>`
-    /// directory instead. Returns the removed keys.
+    /// Deletes the pooler records of poolers that no longer exist: those `live` does not name
+    /// (see [`LivePoolers`]). Each delete is conditional on the revision that was read, so a
+    /// pooler that re-registers meanwhile keeps its record. Undecodable records are matched by
+    /// their `multipooler-<cell>-<service id>` directory instead. Returns the removed keys.
     ///
-    /// `live` must be the complete set for this cell: an empty set removes every record, so
-    /// callers must not pass one built from a failed or partial pod listing.
-    pub async fn prune_poolers(
-        &self,
-        cell_root: &str,
-        live: &HashSet<String>,
-    ) -> Result<Vec<String>> {
+    /// `live` must be complete for this cell: an empty one removes every record, so callers
+    /// must not build it from a failed or partial pod listing.
+    pub async fn prune_poolers(&self, cell_root: &str, live: &LivePoolers) -> Result<Vec<String>> {
         let prefix = poolers_prefix(cell_root);
         let mut removed = Vec::new();
         for entry in self.list_prefix_raw(&prefix).await? {
@@ -193,10 +270,8 @@ impl TopoClient {
                 continue;
             };
             let alive = match decode::<MultiPooler>(&entry.key, &entry.value) {
-                Ok(pooler) => is_named_by(&pooler, live),
-                Err(_) => live
-                    .iter()
-                    .any(|n| !n.is_empty() && dir.ends_with(&format!("-{n}"))),
+                Ok(pooler) => live.names(&pooler),
+                Err(_) => live.names_dir(dir),
             };
             if !alive
                 && self

@@ -7,7 +7,8 @@ use multigres_topology::pb::backup_location::Location;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id, MultiPooler,
-    PoolerServingStatus, PoolerType, QuorumType, ShardKey,
+    PoolerLifecycle, PoolerLifecycleStatus, PoolerServingStatus, PoolerType, QuorumType,
+    RoutingRole, RoutingState, RuleNumber, S3Backup, ShardKey,
 };
 use prost::Message;
 
@@ -51,6 +52,7 @@ fn database_bytes() {
             location: Some(Location::Filesystem(FilesystemBackup {
                 path: "/backups".into(),
             })),
+            ..Default::default()
         }),
         cells: vec!["z1".into(), "z2".into()],
         bootstrap_durability_policy: Some(DurabilityPolicy {
@@ -72,6 +74,7 @@ fn database_bytes() {
 }
 
 #[test]
+#[allow(deprecated)] // the deprecated `type` is part of the wire format checked here
 fn multipooler_bytes() {
     let pooler = MultiPooler {
         id: Some(Id {
@@ -91,6 +94,8 @@ fn multipooler_bytes() {
         port_map: BTreeMap::from([("grpc".to_owned(), 15270)]),
         pooler_dir: String::new(),
         pg_data_dir: String::new(),
+        lifecycle_status: None,
+        routing_state: None,
     };
     check(
         &pooler,
@@ -103,13 +108,87 @@ fn multipooler_bytes() {
 }
 
 #[test]
+fn backup_location_bytes() {
+    let s3 = BackupLocation {
+        location: Some(Location::S3(S3Backup {
+            bucket: "b".into(),
+            region: "r".into(),
+            endpoint: String::new(),
+            key_prefix: "k/".into(),
+            use_env_credentials: true,
+        })),
+        require_initial_repo_encryption: true,
+        authoritative_generation: 1,
+    };
+    check(&s3, "120c 0a0162 120172 22026b2f 2801 1801 2001");
+}
+
+/// A primary as the pinned multipooler publishes it while it drains for a demotion: routing
+/// role PRIMARY with its rule, lifecycle ACTIVE, serving status DRAINING.
+#[test]
+fn draining_primary_bytes() {
+    let pooler = MultiPooler {
+        id: Some(Id {
+            component: ComponentType::Multipooler.into(),
+            cell: "z1".into(),
+            name: "p0".into(),
+        }),
+        serving_status: PoolerServingStatus::Draining.into(),
+        lifecycle_status: Some(PoolerLifecycle {
+            status: PoolerLifecycleStatus::LifecycleActive.into(),
+            reason: "a".into(),
+            updated: Some(prost_types::Timestamp {
+                seconds: 1,
+                nanos: 0,
+            }),
+        }),
+        routing_state: Some(RoutingState {
+            role: RoutingRole::Primary.into(),
+            rule: Some(RuleNumber {
+                coordinator_term: 3,
+                leader_subterm: 1,
+            }),
+        }),
+        ..Default::default()
+    };
+    check(
+        &pooler,
+        "0a0a 0801 1202 7a31 1a02 7030
+         3804
+         6209 0802 120161 1a020801
+         6a08 0801 1204 0803 1001",
+    );
+    let record = multigres_topology::PoolerRecord {
+        key: String::new(),
+        mod_revision: 0,
+        pooler,
+    };
+    assert_eq!(record.role(), multigres_topology::PoolerRole::Primary);
+    assert!(!record.is_serving_primary());
+}
+
+#[test]
+#[allow(deprecated)] // PoolerType and its DRAINED value are deprecated upstream
 fn enum_values_match_upstream() {
     assert_eq!(QuorumType::Unknown as i32, 0);
     assert_eq!(QuorumType::AtLeastN as i32, 3);
     assert_eq!(QuorumType::MultiCellAtLeastN as i32, 4);
+    assert_eq!(PoolerType::Unknown as i32, 0);
     assert_eq!(PoolerType::Primary as i32, 1);
     assert_eq!(PoolerType::Replica as i32, 2);
-    assert_eq!(PoolerServingStatus::NotServing as i32, 1);
+    assert_eq!(PoolerType::Drained as i32, 3);
+    assert_eq!(PoolerServingStatus::Serving as i32, 0);
+    assert_eq!(PoolerServingStatus::Disabled as i32, 1);
+    assert_eq!(PoolerServingStatus::Draining as i32, 4);
+    assert_eq!(PoolerLifecycleStatus::LifecycleUnknown as i32, 0);
+    assert_eq!(PoolerLifecycleStatus::LifecycleStarting as i32, 1);
+    assert_eq!(PoolerLifecycleStatus::LifecycleActive as i32, 2);
+    assert_eq!(PoolerLifecycleStatus::LifecycleStopping as i32, 3);
+    assert_eq!(PoolerLifecycleStatus::LifecycleShutdown as i32, 4);
+    assert_eq!(PoolerLifecycleStatus::LifecycleQuarantined as i32, 5);
+    assert_eq!(RoutingRole::Unknown as i32, 0);
+    assert_eq!(RoutingRole::Primary as i32, 1);
+    assert_eq!(RoutingRole::Replica as i32, 2);
     assert_eq!(ComponentType::Multipooler as i32, 1);
 }
 

@@ -2,15 +2,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{Etcd, TIMEOUT};
+use multigres_topology::pb::backup_location::Location;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
-    AddressMapping, Cell, Database, DurabilityPolicy, Id, MultiPooler, PoolerServingStatus,
-    PoolerType, QuorumType, ShardKey, TopoClient, TopoError, WriteOutcome, cell_key,
-    cell_root_on_global, database_key, pooler_key, poolers_prefix,
+    AddressMapping, BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id,
+    LivePoolers, MultiPooler, PoolerServingStatus, QuorumType, RoutingRole, RoutingState, ShardKey,
+    ShardPrimary, TopoClient, TopoError, WriteOutcome, cell_key, cell_root_on_global, database_key,
+    pooler_key, poolers_prefix, shard_primary,
 };
 
 const ROOT: &str = "/multigres/global/";
@@ -26,7 +28,12 @@ fn cell(name: &str, addr: &str) -> Cell {
 fn database(quorum: QuorumType) -> Database {
     Database {
         name: "postgres".into(),
-        backup_location: None,
+        backup_location: Some(BackupLocation {
+            location: Some(Location::Filesystem(FilesystemBackup {
+                path: "/backups".into(),
+            })),
+            ..Default::default()
+        }),
         cells: vec!["z1".into()],
         bootstrap_durability_policy: Some(DurabilityPolicy {
             policy_name: "AT_LEAST_2".into(),
@@ -38,7 +45,7 @@ fn database(quorum: QuorumType) -> Database {
     }
 }
 
-fn pooler(cell: &str, name: &str, ty: PoolerType, host: &str) -> MultiPooler {
+fn pooler(cell: &str, name: &str, role: RoutingRole, host: &str) -> MultiPooler {
     MultiPooler {
         id: Some(Id {
             component: ComponentType::Multipooler.into(),
@@ -50,8 +57,11 @@ fn pooler(cell: &str, name: &str, ty: PoolerType, host: &str) -> MultiPooler {
             table_group: "default".into(),
             shard: "0-inf".into(),
         }),
-        r#type: ty.into(),
         serving_status: PoolerServingStatus::Serving.into(),
+        routing_state: Some(RoutingState {
+            role: role.into(),
+            rule: None,
+        }),
         hostname: host.into(),
         port_map: BTreeMap::from([("grpc".to_owned(), 15270)]),
         ..Default::default()
@@ -118,6 +128,24 @@ async fn database_refuses_unknown_quorum() {
     no_policy.bootstrap_durability_policy = None;
     let err = topo.register_database(ROOT, &no_policy).await.unwrap_err();
     assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    // multipooler refuses a Database without a usable backup location: so does the operator.
+    let mut no_backup = database(QuorumType::AtLeastN);
+    no_backup.backup_location = None;
+    let mut relative = database(QuorumType::AtLeastN);
+    relative.backup_location = Some(BackupLocation {
+        location: Some(Location::Filesystem(FilesystemBackup {
+            path: "backups".into(),
+        })),
+        ..Default::default()
+    });
+    let mut later_generation = database(QuorumType::AtLeastN);
+    if let Some(b) = later_generation.backup_location.as_mut() {
+        b.authoritative_generation = 2;
+    }
+    for db in [no_backup, relative, later_generation] {
+        let err = topo.register_database(ROOT, &db).await.unwrap_err();
+        assert!(matches!(err, TopoError::Invalid(_)), "{err}");
+    }
     assert!(
         topo.get::<Database>(&key).await.unwrap().is_none(),
         "nothing written"
@@ -248,19 +276,14 @@ async fn prune_removes_exactly_the_stale_poolers() {
     let p0 = pooler(
         "z1",
         "p0",
-        PoolerType::Primary,
+        RoutingRole::Primary,
         "p0.pool.ns.svc.cluster.local",
     );
-    let p1 = pooler(
-        "z1",
-        "p1",
-        PoolerType::Replica,
-        "p1.pool.ns.svc.cluster.local",
-    );
+    let p1 = pooler("z1", "p1", RoutingRole::Replica, "10.0.0.7");
     let p2 = pooler(
         "z1",
         "p2",
-        PoolerType::Replica,
+        RoutingRole::Replica,
         "p2.pool.ns.svc.cluster.local",
     );
     for p in [&p0, &p1, &p2] {
@@ -270,7 +293,7 @@ async fn prune_removes_exactly_the_stale_poolers() {
         );
     }
     // Another cell's stale pooler must survive a prune of z1.
-    let other_cell = pooler("z2", "p9", PoolerType::Replica, "p9");
+    let other_cell = pooler("z2", "p9", RoutingRole::Replica, "p9");
     topo.write_pooler(&z2, &other_cell).await.unwrap();
     // An undecodable record (stale) and a foreign key under the prefix (ignored).
     let junk_key = pooler_key(&z1, "z1", "p3");
@@ -287,16 +310,23 @@ async fn prune_removes_exactly_the_stale_poolers() {
         listed.iter().map(|r| r.name()).collect::<Vec<_>>(),
         ["p0", "p1", "p2"]
     );
-    let primaries: Vec<_> = listed.iter().filter(|r| r.is_serving_primary()).collect();
-    assert_eq!(primaries.len(), 1);
-    assert_eq!(primaries[0].name(), "p0");
+    let shard = p0.shard_key.clone().unwrap();
+    let ShardPrimary::One(primary) = shard_primary(&listed, &shard) else {
+        panic!("want one primary");
+    };
+    assert!(primary.is_serving_primary());
+    assert_eq!(primary.name(), "p0");
     assert_eq!(
-        primaries[0].key,
+        primary.key,
         "/multigres/global/z1/poolers/multipooler-z1-p0/Pooler"
     );
 
-    // p0 is live by pod name, p2 by its FQDN's first label.
-    let live: HashSet<String> = ["p0", "p2"].map(String::from).into();
+    // p0 is live by its service id, p2 by its hostname's first label (the pod name). A pod named
+    // "p1" does not keep p1's record: a service id is never compared with a pod name.
+    let live = LivePoolers {
+        service_ids: ["p0".to_string()].into(),
+        hosts: ["p2".to_string(), "p1".to_string()].into(),
+    };
     let removed = topo.prune_poolers(&z1, &live).await.unwrap();
     assert_eq!(removed, vec![pooler_key(&z1, "z1", "p1"), junk_key]);
 
@@ -400,7 +430,7 @@ async fn invalid_requests_are_rejected_locally() {
     }
     let err = topo.list_prefix_raw("").await.unwrap_err();
     assert!(matches!(err, TopoError::Invalid(_)), "{err}");
-    let mut no_id = pooler("z1", "p0", PoolerType::Primary, "h");
+    let mut no_id = pooler("z1", "p0", RoutingRole::Primary, "h");
     no_id.id = None;
     let err = topo.write_pooler("/r/z1", &no_id).await.unwrap_err();
     assert!(matches!(err, TopoError::Invalid(_)), "{err}");

@@ -18,6 +18,9 @@ fn observed(children: Vec<ChildHealth>) -> Observed<'static> {
         blocked: None,
         topology: Topology::Registered,
         unserved: Vec::new(),
+        retention: Default::default(),
+        credentials: None,
+        refused: Vec::new(),
         now: "2025-01-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -149,6 +152,9 @@ fn fine() -> Findings {
         blocked: None,
         topology: Topology::Registered,
         unserved: Vec::new(),
+        retention: Default::default(),
+        credentials: None,
+        refused: Vec::new(),
     }
 }
 
@@ -254,6 +260,9 @@ fn a_blocked_reconcile_overrides_the_aggregate_until_fixed() {
         }),
         topology: Topology::NotChecked,
         unserved: Vec::new(),
+        retention: Default::default(),
+        credentials: None,
+        refused: Vec::new(),
     };
     let during = merged(
         Some(&before),
@@ -324,6 +333,9 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
         blocked: None,
         topology: Topology::Unreachable("no answer within 1s".into()),
         unserved: Vec::new(),
+        retention: Default::default(),
+        credentials: None,
+        refused: Vec::new(),
     };
     let status = merged(
         None,

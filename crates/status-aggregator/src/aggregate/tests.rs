@@ -18,6 +18,7 @@ fn healthy_topology() -> TopologyObservation {
             ("a".to_string(), Some(all_primaries())),
             ("b".to_string(), Some(BTreeSet::new())),
         ]),
+        contested: BTreeSet::new(),
     }
 }
 
@@ -204,6 +205,25 @@ fn pods_losing_readiness_lower_ready_instances() {
         status.observed_generation,
         Some(2),
         "not-ready pods do not hold back the generation"
+    );
+}
+
+#[test]
+fn a_contested_primary_does_not_serve_writes() {
+    let c = ready_children();
+    let mut topology = healthy_topology();
+    topology
+        .contested
+        .insert(ShardId::new("orders", "default", "1"));
+    let status = aggregate(&inputs(&c, topology));
+    assert_eq!(status.databases["orders"].serving_writes, Tristate::False);
+    let available = condition(&status, AVAILABLE);
+    assert!(
+        available
+            .message
+            .contains("shard orders/default/1: several poolers claim PRIMARY"),
+        "{}",
+        available.message
     );
 }
 
