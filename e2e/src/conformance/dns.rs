@@ -81,6 +81,17 @@ impl Hosts {
         hosts
     }
 
+    /// The address a name maps to (an IP address maps to itself).
+    pub fn resolve(&self, name: &str) -> Option<Ipv4Addr> {
+        if let Ok(ip) = name.parse() {
+            return Some(ip);
+        }
+        self.entries
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n == name))
+            .map(|(ip, _)| *ip)
+    }
+
     /// The hosts file, with `localhost` at `localhost_ip`.
     pub fn render(&self, localhost_ip: Ipv4Addr) -> String {
         let mut s =

@@ -13,6 +13,7 @@ pub mod sandbox;
 pub mod sql;
 pub mod timeline;
 pub mod topo_proxy;
+pub mod topology_names;
 pub mod volumes;
 
 use std::time::{Duration, Instant};

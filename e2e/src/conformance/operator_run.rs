@@ -122,6 +122,14 @@ pub async fn run(opts: &Options) -> Result<Timings> {
 
     let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
     let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, &step).await;
+    let result = match result {
+        Ok((timings, hosts)) => {
+            super::topology_names::check(&admin, &ns, &running.address_map, &hosts)
+                .await
+                .map(|()| timings)
+        }
+        Err(e) => Err(e),
+    };
     kubelet::stop_all(&pids);
     forwarders.iter().for_each(JoinHandle::abort);
     let exits = kubelet::exits_summary(&opts.work.join("logs/pods"));
@@ -211,6 +219,7 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> 
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Runs every pod and the checks; returns the timings and the cluster's names.
 async fn run_pods(
     opts: &Options,
     admin: &Client,
@@ -220,7 +229,7 @@ async fn run_pods(
     pids: &Pids,
     applied: Instant,
     step: &impl Fn(&str),
-) -> Result<Timings> {
+) -> Result<(Timings, Hosts)> {
     let secrets: BTreeMap<String, Secret> = Api::<Secret>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
         .await?
@@ -314,6 +323,7 @@ async fn run_pods(
         Clock { applied, started },
     )
     .await
+    .map(|timings| (timings, hosts))
 }
 
 /// `<repo>/target/<profile>`, where the running binary and the controllers are.
