@@ -202,3 +202,69 @@ pub fn mounts(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::{PodSpec, Secret, SecretVolumeSource};
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    #[test]
+    fn a_secret_volume_renders_its_items_with_their_modes() {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("tls".into()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([
+                ("tls.key".to_string(), ByteString(b"KEY".to_vec())),
+                ("tls.crt".to_string(), ByteString(b"CRT".to_vec())),
+            ])),
+            ..Default::default()
+        };
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                volumes: Some(vec![Volume {
+                    name: "certs".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some("tls".into()),
+                        items: Some(vec![KeyToPath {
+                            key: "tls.key".into(),
+                            path: "sub/server.key".into(),
+                            mode: Some(0o600),
+                        }]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let secrets = BTreeMap::from([("tls".to_string(), secret)]);
+        let config_maps = BTreeMap::new();
+        let ctx = PodContext {
+            pod: &pod,
+            ip: std::net::Ipv4Addr::LOCALHOST,
+            secrets: &secrets,
+            config_maps: &config_maps,
+        };
+        let work = tempfile::tempdir().unwrap();
+        let uid = unsafe { libc::getuid() };
+        let gid = unsafe { libc::getgid() };
+        let dirs = materialize(&ctx, work.path(), uid, gid).unwrap();
+        let key = dirs["certs"].join("sub/server.key");
+        assert_eq!(std::fs::read(&key).unwrap(), b"KEY");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!dirs["certs"].join("tls.crt").exists(), "items select keys");
+    }
+}
