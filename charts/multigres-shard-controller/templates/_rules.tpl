@@ -18,11 +18,14 @@ namespaced:
   - apiGroups: [multigres.com]
     resources: [shards/finalizers]
     verbs: [update]
-  # Pool pods by server-side apply; delete replaces a pod with an outdated spec or removes one on
-  # scale-down.
+  # Pool pods by server-side apply; an outdated pod is replaced, and a scaled-down one removed,
+  # through the Eviction API so that the pool's PodDisruptionBudget holds.
   - apiGroups: [""]
     resources: [pods]
-    verbs: [list, watch, create, patch, delete]
+    verbs: [list, watch, create, patch]
+  - apiGroups: [""]
+    resources: [pods/eviction]
+    verbs: [create]
   # Data claims and the shard's backup repository claim; delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
   - apiGroups: [""]
     resources: [persistentvolumeclaims]

@@ -141,7 +141,9 @@ pub fn service(shard: &Shard, pool: &Pool) -> Service {
     }
 }
 
-/// At most one pod of a pool down at a time, voluntarily.
+/// At most one pod of a pool down at a time, voluntarily. Written as an integer `minAvailable`: the
+/// disruption controller computes `maxUnavailable` from the pods' controller's scale, which a Shard
+/// does not have, and would then allow no eviction at all.
 pub fn pdb(shard: &Shard, pool: &Pool) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: child_meta(
@@ -150,7 +152,7 @@ pub fn pdb(shard: &Shard, pool: &Pool) -> PodDisruptionBudget {
             pool.labels.clone(),
         ),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
+            min_available: Some(IntOrString::Int((pool.spec.replicas - 1).max(0))),
             selector: Some(LabelSelector {
                 match_labels: Some(pool.selector()),
                 ..Default::default()

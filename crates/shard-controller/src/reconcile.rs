@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
@@ -22,6 +22,9 @@ use serde_json::json;
 use crate::build::{self, Pool};
 use crate::plan::{self, ObservedPod, PoolState, Primary, Reason};
 use crate::topology::{TopologyPrimary, TopologyReader};
+
+/// How long one eviction may wait for the pool's disruption budget before the reconcile moves on.
+const EVICTION_WAIT: Duration = Duration::from_secs(5);
 
 /// Pods per pool are looked up by name for indices below this (schema: replicas <= 100).
 const MAX_INDEX: u32 = 256;
@@ -292,18 +295,28 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for (_, name, reason) in &plan.delete {
-        tracing::info!(shard = key, pod = %name, ?reason, "deleting pod");
-        // Only the pod the plan looked at: a replacement created meanwhile under the same name is
-        // not deleted by mistake (409 on the uid precondition).
+        tracing::info!(shard = key, pod = %name, ?reason, "evicting pod");
+        // Through the Eviction API, so the pool's PodDisruptionBudget holds (a 429 means another
+        // pod of the pool is down: wait), and only for the pod the plan looked at: a replacement
+        // created meanwhile under the same name is not removed by mistake (409 on the uid).
         let seen = owned_pods.iter().find(|p| p.name_any() == *name);
-        match pods_api
-            .delete(name, &delete_exactly(seen.and_then(|p| p.uid())))
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(kube_err(format!("deleting Pod {name}"))(e)),
+        let params = EvictParams {
+            delete_options: Some(delete_exactly(seen.and_then(|p| p.uid()))),
+            ..Default::default()
+        };
+        // The client retries a 429 (budget exhausted) for minutes: give up early and look again.
+        match tokio::time::timeout(EVICTION_WAIT, pods_api.evict(name, &params)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
+            Ok(Err(kube::Error::Api(e))) if e.code == 409 || e.code == 429 => {
+                tracing::info!(shard = key, pod = %name, code = e.code, "eviction refused for now");
+                continue;
+            }
+            Ok(Err(e)) => return Err(kube_err(format!("evicting Pod {name}"))(e)),
+            Err(_) => {
+                tracing::info!(shard = key, pod = %name, "eviction not allowed yet (disruption budget)");
+                continue;
+            }
         }
         let note = match reason {
             Reason::Roll => format!("Replacing Pod {name} with the current spec"),

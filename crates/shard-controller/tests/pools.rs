@@ -214,9 +214,10 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         .unwrap();
     let order = [pod_of(&ro_id, 0), pod_of(&replica_id, 0), primary.clone()];
     for (name, old) in order.iter().zip(&before) {
-        wait_for(&pods, name, T, |p| hash(p) != *old && ready(p))
-            .await
-            .unwrap();
+        if let Err(e) = wait_for(&pods, name, T, |p| hash(p) != *old && ready(p)).await {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\ncontroller log:\n{log}");
+        }
     }
     wait_for(&shards_api, &shard.name_any(), T, |s| {
         s.status.as_ref().is_some_and(|st| {

@@ -1,0 +1,265 @@
+//! Every container the controllers generate for the sample clusters in `deploy/samples/` passes the
+//! pinned Multigres binaries only flags they define, and everything they need to start: built with
+//! the controllers' own pure `build` functions, as they would apply it, and checked against the
+//! recorded `--help` (see `data/multigres-6bd80b9/README.md`).
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::PodSpec;
+use kube::ResourceExt;
+use multigres_api::resolve::{Templates, resolve_cluster};
+use multigres_api::{DeploymentTemplate, MultigresCluster, TopoServer, multigres};
+use multigres_container_flags::check::{self, Credentials, Findings, GeneratedPod};
+use multigres_container_flags::invocation;
+use multigres_topology::pb::backup_location::Location;
+use serde::Deserialize;
+
+fn sample_documents() -> Vec<serde_yaml::Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/samples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).expect("readable sample");
+            serde_yaml::Deserializer::from_str(&text)
+                .map(|doc| serde_yaml::Value::deserialize(doc).expect("YAML"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn samples() -> (Vec<MultigresCluster>, Templates) {
+    let mut clusters = Vec::new();
+    let mut templates = Templates::new();
+    for doc in sample_documents() {
+        match doc.get("kind").and_then(|k| k.as_str()) {
+            Some("MultigresCluster") => {
+                let mut cluster: MultigresCluster = serde_yaml::from_value(doc).expect("cluster");
+                cluster.metadata.uid = Some("sample-uid".into());
+                clusters.push(cluster);
+            }
+            Some("DeploymentTemplate") => {
+                let t: DeploymentTemplate = serde_yaml::from_value(doc).expect("template");
+                templates.insert(t.name_any(), t.spec);
+            }
+            _ => {}
+        }
+    }
+    (clusters, templates)
+}
+
+/// Every pod the controllers would create for `cluster`, owned here so that checks can borrow them.
+struct OwnedPod {
+    object: String,
+    pod_name: String,
+    namespace: String,
+    replicas: i32,
+    spec: PodSpec,
+    credentials: Option<Credentials>,
+}
+
+fn deployment_pod(kind: &str, d: &Deployment) -> OwnedPod {
+    let spec = d.spec.as_ref().expect("spec");
+    OwnedPod {
+        object: format!("{kind} Deployment {}", d.name_any()),
+        // A ReplicaSet pod's name: the Deployment's, a 10-character template hash and 5 characters.
+        pod_name: format!("{}-6d4cf56db6-x7k2p", d.name_any()),
+        namespace: d.namespace().unwrap_or_default(),
+        replicas: spec.replicas.unwrap_or(1),
+        spec: spec.template.spec.clone().expect("pod spec"),
+        credentials: None,
+    }
+}
+
+fn topo_pods(ts: &TopoServer) -> OwnedPod {
+    let sts = multigres_topo_controller::build::statefulset(ts);
+    let spec = sts.spec.expect("spec");
+    OwnedPod {
+        object: format!("TopoServer StatefulSet {}", ts.name_any()),
+        pod_name: format!("{}-0", ts.name_any()),
+        namespace: ts.namespace().unwrap_or_default(),
+        replicas: spec.replicas.unwrap_or(1),
+        spec: spec.template.spec.expect("pod spec"),
+        credentials: None,
+    }
+}
+
+fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<OwnedPod> {
+    use multigres_cell_controller::build as cell;
+    use multigres_cluster_controller::build as cluster_build;
+    use multigres_shard_controller::build as shard;
+
+    let resolved = resolve_cluster(cluster, templates).expect("the sample resolves");
+    let desired = cluster_build::desired(cluster, &resolved);
+    let mut pods = vec![deployment_pod(
+        "MultigresCluster",
+        &desired.multiadmin_deployment,
+    )];
+    pods.extend(desired.topo_server.iter().map(topo_pods));
+    for c in &desired.cells {
+        let children = cell::children(c);
+        pods.push(deployment_pod("Cell", &children.gateway));
+        pods.push(deployment_pod("Cell", &children.multiorch));
+        pods.extend(children.local_topo_server.iter().map(topo_pods));
+    }
+    for tg in &desired.table_groups {
+        for s in multigres_tablegroup_controller::build::shards(tg) {
+            let credentials = Credentials {
+                secret: s.spec.credentials.secret_name.clone(),
+                password_key: s.spec.credentials.password_key.clone(),
+            };
+            // The shard controller holds these pods by default (--hold-unserved-shards); they are
+            // still checked, since they run as built once a Multigres serves them.
+            let unserved = multigres::unserved_shard(&s.spec.table_group, s.spec.multigres_shard());
+            let held = if unserved.is_empty() {
+                String::new()
+            } else {
+                " (held by default: unserved)".to_string()
+            };
+            for pool in shard::pools(&s) {
+                for index in 0..u32::try_from(pool.spec.replicas).unwrap_or(0) {
+                    let pod = shard::pod(&s, &pool, index);
+                    pods.push(OwnedPod {
+                        object: format!("Shard {}{held} Pod {}", s.name_any(), pod.name_any()),
+                        pod_name: pod.name_any(),
+                        namespace: pod.namespace().unwrap_or_default(),
+                        replicas: 1,
+                        spec: pod.spec.expect("pod spec"),
+                        credentials: Some(credentials.clone()),
+                    });
+                }
+            }
+        }
+    }
+    pods
+}
+
+fn check_all() -> (Findings, usize) {
+    let (clusters, templates) = samples();
+    assert!(
+        !clusters.is_empty(),
+        "deploy/samples holds no MultigresCluster"
+    );
+    let mut all = Findings::default();
+    let mut pods = 0;
+    for cluster in &clusters {
+        for p in generated_pods(cluster, &templates) {
+            pods += 1;
+            let found = check::pod(&GeneratedPod {
+                object: format!("{}/{}", p.namespace, p.object),
+                pod_name: p.pod_name.clone(),
+                namespace: p.namespace.clone(),
+                replicas: p.replicas,
+                spec: &p.spec,
+                credentials: p.credentials.clone(),
+            });
+            all.checked.extend(found.checked);
+            all.failures.extend(found.failures);
+        }
+    }
+    (all, pods)
+}
+
+#[test]
+fn every_generated_multigres_container_matches_the_pinned_binaries() {
+    let (findings, pods) = check_all();
+    for binary in [
+        "multiadmin",
+        "multigateway",
+        "multiorch",
+        "multipooler",
+        "pgctld-server",
+    ] {
+        assert!(
+            findings.checked.iter().any(|(_, help)| help == binary),
+            "no generated container runs {binary}: the walk missed a builder"
+        );
+    }
+    let mut failures = findings.failures.clone();
+    failures.sort();
+    assert!(
+        failures.is_empty(),
+        "{} faults in the {} Multigres containers of {pods} generated pods:\n{}",
+        failures.len(),
+        findings.checked.len(),
+        failures.join("\n")
+    );
+}
+
+/// The `--database` of the multipooler container of `pod`, and its volume mounts' paths.
+fn multipooler_of(pod: &OwnedPod) -> Option<(String, Vec<String>)> {
+    let containers = pod.spec.init_containers.iter().flatten();
+    containers.chain(&pod.spec.containers).find_map(|c| {
+        let inv = invocation::of_container(c, &Default::default())?;
+        let known = multigres_container_flags::recorded_flags(&inv.help_name())?;
+        let (flags, _) = invocation::flags(&inv.argv, known);
+        let database = flags.into_iter().rfind(|f| f.name == "database")?.value?;
+        let mounts = c.volume_mounts.iter().flatten();
+        Some((database, mounts.map(|m| m.mount_path.clone()).collect()))
+    })
+}
+
+/// multipooler stops on a Database record without a usable backup location (DESIGN §4); a
+/// filesystem location must be on a volume of every multipooler serving the database.
+#[test]
+fn database_records_carry_a_backup_location_the_poolers_mount() {
+    let (clusters, templates) = samples();
+    let mut failures = Vec::new();
+    for cluster in &clusters {
+        let resolved = resolve_cluster(cluster, &templates).expect("the sample resolves");
+        let desired = multigres_cluster_controller::build::desired(cluster, &resolved);
+        let poolers: Vec<_> = generated_pods(cluster, &templates)
+            .iter()
+            .filter_map(multipooler_of)
+            .collect();
+        for db in &desired.databases {
+            let location = db
+                .backup_location
+                .as_ref()
+                .and_then(|b| b.location.as_ref());
+            match location {
+                None => failures.push(format!("Database {}: no backup_location", db.name)),
+                Some(Location::S3(s3)) if s3.bucket.is_empty() || s3.region.is_empty() => failures
+                    .push(format!(
+                        "Database {}: S3 location without bucket or region",
+                        db.name
+                    )),
+                Some(Location::S3(_)) => {}
+                Some(Location::Filesystem(fs)) => {
+                    let serving = poolers.iter().filter(|(d, _)| *d == db.name);
+                    for (_, mounts) in serving {
+                        let under = |m: &String| {
+                            let dir = m.trim_end_matches('/');
+                            fs.path == dir || fs.path.starts_with(&format!("{dir}/"))
+                        };
+                        if !mounts.iter().any(under) {
+                            failures.push(format!(
+                                "Database {}: backup path {:?} is on no volume of a multipooler ({mounts:?})",
+                                db.name, fs.path
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    failures.dedup();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Moving the pin means recording the new binaries' help (docs/multigres-version.md).
+#[test]
+fn the_recorded_help_is_of_the_pinned_multigres() {
+    assert_eq!(
+        multigres_container_flags::RECORDED_COMMIT,
+        multigres::MULTIGRES_COMMIT,
+        "the pin moved: record the new binaries' --help ({})",
+        multigres_container_flags::RECORDED_DIR
+    );
+}
