@@ -51,8 +51,7 @@ demo-down:
 
 # --- conformance (issue 14: docs/conformance.md) ---------------------------------------------------
 
-# The generated pods run with the real Multigres binaries, SQL and a failover through them, timed
-# against `multigres cluster`. Needs root, the binaries and a root filesystem (see the doc).
+# The generated pods run with the real Multigres binaries: SQL, replica read, failover, timed against `multigres cluster` (root).
 conformance bin_dir=env_var_or_default("MULTIGRES_BIN_DIR", "") pg_root=env_var_or_default("MULTIGRES_PG_ROOT", ""): binaries
     #!/usr/bin/env bash
     set -euo pipefail
