@@ -137,6 +137,7 @@ pub async fn checks(
         ),
     }
 
+    note_multiorch_intervals(pods);
     let sandboxes: Vec<i32> = pids
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -253,4 +254,34 @@ fn bootstrap_timeout() -> Duration {
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
     Duration::from_secs(secs)
+}
+
+/// What `multigres cluster init` gives multiorch to detect a dead primary quickly, against the
+/// binary's defaults (5 s and 1 s); the generated multiorch is named when it leaves them at default.
+const FAST_MULTIORCH: [(&str, &str); 2] = [
+    ("--pooler-health-check-interval", "500ms"),
+    ("--recovery-cycle-interval", "500ms"),
+];
+
+fn note_multiorch_intervals(pods: &[(Pod, Ipv4Addr)]) {
+    let orch = pods.iter().find(|(p, _)| {
+        p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIORCH)
+    });
+    let Some(c) = orch.and_then(|(p, _)| p.spec.as_ref()?.containers.first()) else {
+        return;
+    };
+    let line: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
+    for (flag, local) in FAST_MULTIORCH {
+        if super::rewrite::get(&line, flag).is_none() {
+            println!(
+                "  NOTE the generated multiorch has no {flag} (binary default; `multigres cluster init` sets {local}): failover detection is slower"
+            );
+        }
+    }
 }
