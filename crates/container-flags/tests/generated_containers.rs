@@ -181,7 +181,19 @@ fn every_generated_multigres_container_matches_the_pinned_binaries() {
             "no generated container runs {binary}: the walk missed a builder"
         );
     }
-    let mut failures = findings.failures.clone();
+    // A shard of a table group with several shards has no Multigres key range yet (the pinned
+    // Multigres serves one shard, `0-inf`, and defines no split): its pods are held by the shard
+    // controller (--hold-unserved-shards, on by default) and never run, so only that finding is
+    // expected of them; everything else about them is still checked.
+    let mut failures: Vec<String> = findings
+        .failures
+        .iter()
+        .filter(|f| {
+            !(f.contains("(held by default: unserved)")
+                && f.contains("is not a Multigres key range"))
+        })
+        .cloned()
+        .collect();
     failures.sort();
     assert!(
         failures.is_empty(),
