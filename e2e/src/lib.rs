@@ -8,6 +8,7 @@ pub mod audit;
 mod boot;
 mod certs;
 pub mod charts;
+pub mod conformance;
 pub mod etcd;
 mod kwok;
 pub mod operator;
@@ -243,7 +244,7 @@ fn supervise(
 /// The folder with the pinned binaries: `$MULTIGRES_E2E_BIN`, or what `build-binaries.sh` builds
 /// (a cold build takes a long while; later runs reuse its cache).
 /// The folder of the pinned binaries (etcd, kube-*, kwok, helm), found once per process.
-pub(crate) fn binaries_dir() -> Result<PathBuf> {
+pub fn binaries_dir() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = BIN.get_or_init(|| find_binaries().map_err(|e| format!("{e:#}")));
     found.clone().map_err(|e| anyhow!(e))

@@ -105,8 +105,16 @@ pub fn spawn_operator(
         )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
+        .stderr(log);
+    let pid = spawn_owned(cmd).with_context(|| format!("starting {}", bin.display()))?;
+    Ok(OperatorProcess { pid, log: log_path })
+}
+
+/// Spawns `cmd` in a process group of its own, from the long-lived spawner thread with
+/// PR_SET_PDEATHSIG, and registers the group to be killed at exit. Returns its pid (= its group);
+/// the caller may reap it with `waitpid`, nobody else does.
+pub(crate) fn spawn_owned(mut cmd: Command) -> Result<i32> {
+    cmd.process_group(0);
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -123,13 +131,9 @@ pub fn spawn_operator(
         .map_err(|_| anyhow!("spawner thread is gone"))?;
     let pid = reply_rx
         .recv()
-        .map_err(|_| anyhow!("spawner thread is gone"))?
-        .with_context(|| format!("starting {}", bin.display()))?;
-    register(Owned::Group(pid as i32));
-    Ok(OperatorProcess {
-        pid: pid as i32,
-        log: log_path,
-    })
+        .map_err(|_| anyhow!("spawner thread is gone"))?? as i32;
+    register(Owned::Group(pid));
+    Ok(pid)
 }
 
 /// Path of a workspace binary built into the same target folder as the running test.

@@ -23,8 +23,12 @@ pub struct SampleCluster {
 }
 
 pub fn sample_cluster() -> Result<SampleCluster> {
-    let path = samples_dir().join("multigrescluster.yaml");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+    cluster_at(&samples_dir().join("multigrescluster.yaml"))
+}
+
+/// The MultigresCluster of the manifest at `path` (its first document).
+pub fn cluster_at(path: &Path) -> Result<SampleCluster> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)
         .with_context(|| format!("parsing {}", path.display()))?;
     let text = |v: &serde_yaml::Value| v.as_str().map(str::to_string);
     let name =

@@ -98,6 +98,8 @@ pub struct Options {
     /// Cells of that cluster with a managed local TopoServer.
     pub local_topo_cells: Vec<String>,
     pub launch: Launch,
+    /// Whether to start the data-plane simulator (off when real multipoolers write the records).
+    pub simulator: bool,
 }
 
 /// What [`start`] started.
@@ -304,7 +306,9 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     }
 
     let sim = opts.target_dir.join(DATAPLANE_SIM);
-    if sim.is_file() {
+    if !opts.simulator {
+        // Real multipoolers write the Pooler records (the conformance run).
+    } else if sim.is_file() {
         let args = vec![format!("--topology-address-map={}", stack.address_map)];
         launch(
             opts,

@@ -226,6 +226,7 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         cluster_name: sample.name.clone(),
         local_topo_cells: sample.local_topo_cells.clone(),
         launch: stack::Launch::Attached,
+        simulator: true,
     };
     let running = stack::start(&opts, &client).await?;
     assert!(

@@ -148,6 +148,7 @@ async fn up(dir: &Path) -> Result<()> {
         launch: stack::Launch::Detached {
             pid_file: pid_file.clone(),
         },
+        simulator: true,
     };
     let running = stack::start(&opts, &admin).await?;
     for (name, log) in &running.started {

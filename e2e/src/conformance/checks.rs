@@ -1,0 +1,287 @@
+//! The data-path checks on the running pods: a write and a read back through the first cell's
+//! multigateway Service, the primary and replicas found by asking each pooler pod's postgres, a read
+//! on a replica, and the primary's postmaster killed until writes succeed again.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+use multigres_api::Shard;
+use multigres_api::labels::{self, component};
+
+use super::kubelet::Pids;
+use super::operator_run::Options;
+use super::sandbox::Root;
+use super::sql::{self, Target};
+use super::{Timings, kill_primary};
+
+/// When the cluster was applied, and how long after that every container had been started.
+pub struct Clock {
+    pub applied: Instant,
+    pub started: Duration,
+}
+
+pub async fn checks(
+    opts: &Options,
+    admin: &Client,
+    ns: &str,
+    pods: &[(Pod, Ipv4Addr)],
+    services: &[Service],
+    pids: &Pids,
+    clock: Clock,
+) -> Result<Timings> {
+    let Clock { applied, started } = clock;
+    let root = &opts.root;
+    let shard = Api::<Shard>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("no Shard")?;
+    let creds = &shard.spec.credentials;
+    let secret = Api::<Secret>::namespaced(admin.clone(), ns)
+        .get(&creds.secret_name)
+        .await?;
+    let key = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|v| String::from_utf8_lossy(&v.0).to_string())
+            .ok_or_else(|| anyhow!("Secret {} has no {k}", creds.secret_name))
+    };
+    let (svc, port) = gateway_service(services, pods)?;
+    let gateway = Target {
+        host: format!("{svc}.{ns}.svc.cluster.local"),
+        port,
+        user: key(&creds.username_key)?,
+        password: key(&creds.password_key)?,
+        database: shard.spec.database.clone(),
+    };
+    println!(
+        "  psql -h {} -p {} -U {} -d {}",
+        gateway.host, gateway.port, gateway.user, gateway.database
+    );
+
+    let (first, id) = sql::until_ok(
+        root,
+        &gateway,
+        &sql::insert("bootstrap"),
+        bootstrap_timeout(),
+    )
+    .await
+    .context("bootstrap: first write through multigateway")?;
+    let bootstrap = first - applied;
+    println!(
+        "  CHECK write through multigateway: ok (row {id}), {:.1}s after apply = {:.1}s until every container was started + {:.1}s from there",
+        bootstrap.as_secs_f64(),
+        started.as_secs_f64(),
+        (bootstrap - started).as_secs_f64()
+    );
+    let read = sql::psql(
+        root,
+        &gateway,
+        "SELECT label FROM conformance ORDER BY id LIMIT 1",
+    )
+    .await?;
+    if read != "bootstrap" {
+        bail!("read back through multigateway gave {read:?}");
+    }
+    println!("  CHECK read back through multigateway: ok ({read})");
+
+    let poolers: Vec<&(Pod, Ipv4Addr)> = pods
+        .iter()
+        .filter(|(p, _)| {
+            p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::SHARD_POOL)
+        })
+        .collect();
+    let mut primary = None;
+    let mut replicas = Vec::new();
+    for (pod, ip) in &poolers {
+        let t = gateway.at(&ip.to_string(), 5432);
+        match sql::psql(root, &t, "SELECT pg_is_in_recovery()")
+            .await
+            .as_deref()
+        {
+            Ok("f") => primary = Some(pod.name_any()),
+            Ok("t") => replicas.push((pod.name_any(), t)),
+            other => println!("    {}: {other:?}", pod.name_any()),
+        }
+    }
+    let primary = primary.context("no pooler pod's postgres answers as primary")?;
+    println!(
+        "  primary: {primary}; replicas: {:?}",
+        replicas.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let (replica, at) = replicas.first().context("no replica postgres is running")?;
+    replica_read(root, replica, at).await?;
+    match gateway_replica_port(services, pods) {
+        Some(port) => {
+            let t = gateway.at(&gateway.host, port);
+            let sql = "SELECT pg_is_in_recovery() || ':' || count(*) FROM conformance";
+            let (_, got) = sql::until_ok(root, &t, sql, Duration::from_secs(60)).await?;
+            if !got.starts_with("true:") && !got.starts_with("t:") {
+                bail!("multigateway's replica port {port} answered {got:?}, not from a replica");
+            }
+            println!(
+                "  CHECK read on a replica through multigateway (--pg-replica-port {port}): ok ({got})"
+            );
+        }
+        None => println!(
+            "  NOTE the generated multigateway has no --pg-replica-port: it serves replica reads only there, so the replica was read directly"
+        ),
+    }
+
+    note_multiorch_intervals(pods);
+    let sandboxes: Vec<i32> = pids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{primary}/")))
+        .map(|(_, pid)| *pid)
+        .collect();
+    let failover = kill_primary(root, &gateway, "failover", |_| true, &sandboxes).await?;
+    Ok(Timings {
+        bootstrap,
+        failover,
+    })
+}
+
+/// Reads the bootstrap row on a replica's postgres (multigateway serves replica reads only on
+/// `--pg-replica-port`, which the generated multigateway does not set).
+async fn replica_read(root: &Root, replica: &str, at: &Target) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = sql::psql(
+            root,
+            at,
+            "SELECT count(*) FROM conformance WHERE label = 'bootstrap'",
+        )
+        .await;
+        if got.as_deref().is_ok_and(|n| n != "0") {
+            println!(
+                "  CHECK read on replica {replica} ({}:{}): ok",
+                at.host, at.port
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("replica {replica} never showed the row: {got:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The `--pg-replica-port` of the first cell's multigateway, when it has one.
+fn gateway_replica_port(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Option<u16> {
+    let (svc, _) = gateway_service(services, pods).ok()?;
+    let selector = services
+        .iter()
+        .find(|s| s.name_any() == svc)?
+        .spec
+        .as_ref()?
+        .selector
+        .clone()?;
+    let (pod, _) = pods
+        .iter()
+        .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))?;
+    let c = pod.spec.as_ref()?.containers.first()?;
+    let mut line: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
+    line.retain(|a| !a.is_empty());
+    super::rewrite::get(&line, "--pg-replica-port")?
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+}
+
+/// The first cell's multigateway Service and the container port its PostgreSQL port targets.
+fn gateway_service(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<(String, u16)> {
+    let svc = services
+        .iter()
+        .filter(|s| {
+            s.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIGATEWAY)
+        })
+        .min_by_key(|s| s.name_any())
+        .context("no multigateway Service")?;
+    let spec = svc.spec.as_ref().context("Service without spec")?;
+    let port = spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| {
+            p.name
+                .as_deref()
+                .is_some_and(|n| n.contains("pg") || n.contains("postgres"))
+        })
+        .or_else(|| spec.ports.iter().flatten().next())
+        .context("multigateway Service has no port")?;
+    let selector = spec.selector.clone().unwrap_or_default();
+    let backend = pods
+        .iter()
+        .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))
+        .context("multigateway Service selects no pod")?;
+    let target = match &port.target_port {
+        Some(IntOrString::Int(n)) => *n,
+        Some(IntOrString::String(name)) => backend
+            .0
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port)
+            .context("named target port not found")?,
+        None => port.port,
+    };
+    Ok((svc.name_any(), target as u16))
+}
+
+/// How long the first write may take: `MULTIGRES_CONFORMANCE_BOOTSTRAP_TIMEOUT` seconds, default 600.
+fn bootstrap_timeout() -> Duration {
+    let secs = std::env::var("MULTIGRES_CONFORMANCE_BOOTSTRAP_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
+
+/// What `multigres cluster init` gives multiorch to detect a dead primary quickly, against the
+/// binary's defaults (5 s and 1 s); the generated multiorch is named when it leaves them at default.
+const FAST_MULTIORCH: [(&str, &str); 2] = [
+    ("--pooler-health-check-interval", "500ms"),
+    ("--recovery-cycle-interval", "500ms"),
+];
+
+fn note_multiorch_intervals(pods: &[(Pod, Ipv4Addr)]) {
+    let orch = pods.iter().find(|(p, _)| {
+        p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIORCH)
+    });
+    let Some(c) = orch.and_then(|(p, _)| p.spec.as_ref()?.containers.first()) else {
+        return;
+    };
+    let line: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect();
+    for (flag, local) in FAST_MULTIORCH {
+        if super::rewrite::get(&line, flag).is_none() {
+            println!(
+                "  NOTE the generated multiorch has no {flag} (binary default; `multigres cluster init` sets {local}): failover detection is slower"
+            );
+        }
+    }
+}
