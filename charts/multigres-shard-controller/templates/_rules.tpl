@@ -35,6 +35,11 @@ namespaced:
   - apiGroups: [""]
     resources: [secrets]
     verbs: [get, create]
+  # The shard's pg_hba template ConfigMap (named after its content): get (metadata only) whether it
+  # exists, create it once.
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, create]
   # Headless Service and PDB per pool; delete prunes those of pools that are gone.
   - apiGroups: [""]
     resources: [services]

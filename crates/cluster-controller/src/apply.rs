@@ -221,7 +221,7 @@ pub async fn credentials(
             "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups              (and their data) exist: a new password would not match the data. Restore the Secret              (keys username, password), or name another in spec.credentials"
         )));
     }
-    let created = multigres_runtime::secrets::create_once(&api, name, || {
+    let created = multigres_runtime::once::create_once(&api, name, || {
         Ok::<_, Error>(build::credentials_secret(
             cluster,
             name,

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Secret,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
+    PodSpec, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -42,6 +42,22 @@ pub const PGCTLD_HTTP: i32 = 15400;
 pub const POOLER_GRPC: i32 = 15270;
 pub const POOLER_HTTP: i32 = 15200;
 pub const PGBACKREST_PORT: i32 = 8432;
+/// Where pgctld reads its pg_hba.conf template (the shard's ConfigMap).
+pub const PG_HBA_DIR: &str = "/etc/multigres/pg-hba";
+pub const PG_HBA_FILE: &str = "pg_hba_template.conf";
+
+/// pgctld's built-in rules admit replication only from loopback, but a replica's WAL stream comes
+/// from another pod's address: this template admits it from anywhere, with a password
+/// (scram-sha-256), like every other TCP connection. NetworkPolicies narrow who can reach Postgres.
+pub const PG_HBA_TEMPLATE: &str = "\
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             all                                     scram-sha-256
+local   replication     all                                     scram-sha-256
+host    replication     all             0.0.0.0/0               scram-sha-256
+host    replication     all             ::0/0                   scram-sha-256
+host    all             all             0.0.0.0/0               scram-sha-256
+host    all             all             ::0/0                   scram-sha-256
+";
 pub const PG_PORT: i32 = 5432;
 /// The postgres user of the pgctld image (built on the official postgres image).
 pub const POSTGRES_UID: i64 = 999;
@@ -354,6 +370,7 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         "--pg-listen-addresses=*".into(),
         format!("--pgbackrest-port={PGBACKREST_PORT}"),
         format!("--pgbackrest-cert-dir={PGBACKREST_CERT_DIR}"),
+        format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}"),
         "--log-level=info".into(),
     ];
     Container {
@@ -382,7 +399,9 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         liveness_probe: Some(http_probe("/live", PGCTLD_HTTP, 10, 3, 6)),
         readiness_probe: Some(http_probe("/live", PGCTLD_HTTP, 5, 3, 3)),
         resources: pool.spec.postgres.resources.clone(),
-        volume_mounts: Some(data_plane_mounts()),
+        volume_mounts: Some(
+            [data_plane_mounts(), vec![mount("pg-hba", PG_HBA_DIR, true)]].concat(),
+        ),
         security_context: Some(SecurityContext {
             run_as_user: Some(POSTGRES_UID),
             ..restricted()
@@ -550,7 +569,43 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
             vec![key(&credentials.password_key, PASSWORD_FILE)],
             0o400,
         ),
+        Volume {
+            name: "pg-hba".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: pg_hba_config_map_name(shard),
+                items: Some(vec![key(PG_HBA_FILE, PG_HBA_FILE)]),
+                default_mode: Some(0o444),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        },
     ]
+}
+
+/// The ConfigMap holding `PG_HBA_TEMPLATE`, named after its content: a new template is a new
+/// ConfigMap (created once, never rewritten) and a new pod spec, so pods roll onto it.
+pub fn pg_hba_config_map_name(shard: &Shard) -> String {
+    let digest = Sha256::digest(PG_HBA_TEMPLATE.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    naming::dns_name(&[&shard.name_any(), "pg-hba", &hash], naming::MAX_LABEL)
+}
+
+pub fn pg_hba_config_map(shard: &Shard) -> ConfigMap {
+    let mut metadata = child_meta(
+        shard,
+        &pg_hba_config_map_name(shard),
+        shard_child_labels(shard),
+    );
+    metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
+    ConfigMap {
+        metadata,
+        data: Some(BTreeMap::from([(
+            PG_HBA_FILE.to_string(),
+            PG_HBA_TEMPLATE.to_string(),
+        )])),
+        immutable: Some(true),
+        ..Default::default()
+    }
 }
 
 /// Hash of a pod's labels and spec: a pod whose annotation differs must be replaced.
@@ -744,6 +799,30 @@ mod tests {
                 .any(|m| m.name == "backups" && m.mount_path == "/backups")
         );
         assert!(hash_of(&pod).is_some());
+    }
+
+    #[test]
+    fn pgctld_admits_replication_from_other_pods_through_its_template() {
+        let shard = shard();
+        let pod = pod(&shard, &pools(&shard)[0], 0);
+        let pg = container(&pod, "postgres");
+        let flag = format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}");
+        assert!(pg.args.as_ref().unwrap().contains(&flag));
+        let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+        let hba = volumes.iter().find(|v| v.name == "pg-hba").unwrap();
+        let name = hba.config_map.as_ref().unwrap().name.clone();
+        assert_eq!(name, pg_hba_config_map_name(&shard));
+        let cm = pg_hba_config_map(&shard);
+        assert_eq!(cm.metadata.name.as_deref(), Some(name.as_str()));
+        assert_eq!(cm.immutable, Some(true));
+        let template = &cm.data.unwrap()[PG_HBA_FILE];
+        assert!(template.contains(
+            "host    replication     all             0.0.0.0/0               scram-sha-256"
+        ));
+        assert!(
+            !template.contains("trust"),
+            "every connection needs a password"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -16,7 +16,7 @@ use multigres_runtime::Context;
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
 use multigres_runtime::error::{ErrorKind, ReconcileError};
 use multigres_runtime::partition::{Decision, Partition, Synced};
-use multigres_runtime::{pki, secrets};
+use multigres_runtime::{once, pki};
 use serde_json::json;
 
 use crate::build::{self, Pool};
@@ -406,8 +406,8 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
 /// Available until it is), every 5 s while pods are being created or replaced, otherwise every
 /// 30 s. Slower timers (2 s and 15 s) measured worse on a 200-Shard benchmark: 86.9 s against
 /// 59.7 s to converge (docs/performance.md).
-/// What every pool pod mounts besides its own data volume: the shard's backup repository and its
-/// pgBackRest TLS Secret. Both are created once, before the first pod that needs them.
+/// What every pool pod mounts besides its own data volume: the shard's backup repository, its
+/// pg_hba template ConfigMap and its pgBackRest TLS Secret. Both are created once, before the first pod that needs them.
 async fn shared_volumes(shard: &Shard, ctx: &Context<State>, key: &str) -> Result<(), Error> {
     let ns = shard.namespace().unwrap_or_default();
     let backups = build::backup_pvc(shard);
@@ -417,9 +417,16 @@ async fn shared_volumes(shard: &Shard, ctx: &Context<State>, key: &str) -> Resul
             .await
             .map_err(|e| Error::Kube(key.into(), format!("creating {}", backups.name_any()), e))?;
     }
+    let hba = build::pg_hba_config_map_name(shard);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    once::create_once(&config_maps, &hba, || {
+        Ok::<_, kube::Error>(build::pg_hba_config_map(shard))
+    })
+    .await
+    .map_err(|e| Error::Kube(key.into(), format!("creating ConfigMap {hba}"), e))?;
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let created = secrets::create_once(&secrets, &name, || {
+    let created = once::create_once(&secrets, &name, || {
         let tls = pki::issue(
             "Multigres pgBackRest CA",
             "pgbackrest",
