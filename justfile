@@ -42,12 +42,16 @@ cluster-down:
 # The demo: control plane, operator via Helm, controllers under their charts' ServiceAccounts, the example converging.
 demo: binaries
     cargo build --workspace --bins
-    MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" target/debug/demo up
+    MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" "$(just _target)/debug/demo" up
 
 # Stops what `just demo` left running: the controllers, the topology etcds and the control plane.
 demo-down:
     cargo build -q -p multigres-e2e --bins
-    target/debug/demo down
+    "$(just _target)/debug/demo" down
+
+# Cargo's target folder (CARGO_TARGET_DIR when set, as CI sets it).
+_target:
+    @cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 
 # --- conformance (issue 14: docs/conformance.md) ---------------------------------------------------
 
@@ -80,6 +84,6 @@ charts-lint: binaries
 # 1,000 Shards. Results in bench/results/<profile>.{json,md,png}. Not part of `just test`.
 bench profile="quick" *args="": binaries
     cargo build --release --bins -p multigres-cluster-controller -p multigres-cell-controller -p multigres-topo-controller -p multigres-tablegroup-controller -p multigres-shard-controller -p multigres-status-aggregator -p multigres-bench
-    MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" target/release/multigres-bench --profile {{profile}} {{args}}
+    MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" "$(just _target)/release/multigres-bench" --profile {{profile}} {{args}}
     python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "matplotlib not installable: no plot"
     python3 bench/plot.py bench/results/{{profile}}.json || true
