@@ -77,7 +77,9 @@ pub fn served_condition(limits: &[String]) -> (bool, &'static str, String) {
         false,
         "NotServedByMultigres",
         format!(
-            "{}. The resources exist as specified; their pods are held until a Multigres that serves              them is configured (docs/multigres-version.md)",
+            "{}. The resources exist as specified; the shard controller holds their pods unless it runs \
+             with --hold-unserved-shards=false, for a Multigres that serves them \
+             (docs/multigres-version.md)",
             limits.join("; ")
         ),
     )

@@ -218,7 +218,9 @@ pub async fn credentials(
             return Ok(None);
         }
         return Ok(Some(format!(
-            "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups              (and their data) exist: a new password would not match the data. Restore the Secret              (keys username, password), or name another in spec.credentials"
+            "Secret {ns}/{name} with the Postgres credentials is gone, but the cluster's TableGroups \
+             (and their data) exist: a new password would not match the data. Restore the Secret \
+             (keys username, password), or name another in spec.credentials"
         )));
     }
     let created = multigres_runtime::once::create_once(&api, name, || {
