@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
-use multigres_api::Shard;
 use multigres_api::labels::{self, component};
 
 use super::kubelet::Pids;
 use super::operator_run::Options;
 use super::sandbox::Root;
 use super::sql::{self, Target};
+use super::topology_names::the_shard;
 use super::{Timings, kill_primary};
 
 /// When the cluster was applied, and how long after that every container had been started.
@@ -36,13 +35,7 @@ pub async fn checks(
 ) -> Result<Timings> {
     let Clock { applied, started } = clock;
     let root = &opts.root;
-    let shard = Api::<Shard>::namespaced(admin.clone(), ns)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .next()
-        .context("no Shard")?;
+    let shard = the_shard(admin, ns).await?;
     let creds = &shard.spec.credentials;
     let secret = Api::<Secret>::namespaced(admin.clone(), ns)
         .get(&creds.secret_name)

@@ -12,15 +12,20 @@ use multigres_topology::{AddressMapping, TopoClient, cell_root_on_global};
 
 use super::dns::Hosts;
 
-/// Prints one line per Pooler record; fails if a hostname does not resolve.
-pub async fn check(admin: &Client, ns: &str, address_map: &str, hosts: &Hosts) -> Result<()> {
-    let shard = Api::<Shard>::namespaced(admin.clone(), ns)
+/// The sample's one Shard in `ns`.
+pub async fn the_shard(admin: &Client, ns: &str) -> Result<Shard> {
+    Api::<Shard>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
         .next()
-        .context("no Shard")?;
+        .context("no Shard")
+}
+
+/// Prints one line per Pooler record; fails if a hostname does not resolve.
+pub async fn check(admin: &Client, ns: &str, address_map: &str, hosts: &Hosts) -> Result<()> {
+    let shard = the_shard(admin, ns).await?;
     let global = &shard.spec.global_topo_server;
     let mapping = AddressMapping::parse(address_map)?;
     let topo = TopoClient::connect(
