@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, Probe,
-    SeccompProfile, SecurityContext, ServicePort, WeightedPodAffinityTerm,
+    SeccompProfile, SecretKeySelector, SecurityContext, ServicePort, VolumeMount,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -45,6 +46,41 @@ pub fn http_probe(path: &str, port: i32, period: i32, timeout: i32, failures: i3
         period_seconds: Some(period),
         timeout_seconds: Some(timeout),
         failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// An env var with a literal value.
+pub fn value_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// An env var read from key `key` of Secret `secret`, which must exist.
+pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A volume mounted at `path`, read-only when `read_only`.
+pub fn volume_mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }

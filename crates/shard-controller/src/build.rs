@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
-    PodSpec, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    EnvVar, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -17,7 +17,8 @@ use multigres_api::labels::{self, component};
 use multigres_api::{PoolSpec, PoolType, RetentionAction, Shard, multigres, naming};
 use multigres_runtime::apply::{child_meta, controller_ref};
 use multigres_runtime::builders::{
-    http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp,
+    http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp, secret_env,
+    value_env, volume_mount,
 };
 use multigres_runtime::partition::{PARTITION_LABEL, bucket_of};
 use multigres_runtime::pki::IssuedTls;
@@ -198,94 +199,6 @@ pub fn pvc(shard: &Shard, pool: &Pool, pod: &str) -> PersistentVolumeClaim {
     }
 }
 
-/// The shard's pgBackRest repository (the Database record's filesystem backup location): every pool
-/// pod mounts it, so the first pod's backup is what the others restore from. ReadWriteOnce, like
-/// the data volumes: pods of a shard on several nodes need a ReadWriteMany storage class here. Kept
-/// or deleted with the shard like the data volumes.
-pub fn backup_pvc(shard: &Shard) -> PersistentVolumeClaim {
-    let owner = (shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete)
-        .then(|| controller_ref(shard))
-        .flatten();
-    let template = shard
-        .spec
-        .pools
-        .first()
-        .map(|p| p.data_volume_claim_template.clone())
-        .unwrap_or_default();
-    PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(naming::backup_pvc(&shard.name_any())),
-            namespace: shard.namespace(),
-            labels: Some(shard_child_labels(shard)),
-            owner_references: owner.map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: Some(template),
-        status: None,
-    }
-}
-
-/// DNS names pgBackRest may dial a pool pod by (multipooler registers the first form).
-pub fn pgbackrest_sans(shard: &Shard) -> Vec<String> {
-    let ns = shard.namespace().unwrap_or_default();
-    pools(shard)
-        .iter()
-        .flat_map(|pool| {
-            let svc = &pool.service;
-            [
-                format!("*.{svc}.{ns}.svc"),
-                format!("*.{svc}.{ns}.svc.cluster.local"),
-                format!("*.{svc}"),
-            ]
-        })
-        .chain(["localhost".to_string()])
-        .collect()
-}
-
-/// The Secret holding the shard's pgBackRest TLS material. pgctld's pgBackRest server admits clients
-/// whose certificate says CN `pgbackrest`, and every pod is both server and client: one leaf serves.
-pub fn pgbackrest_secret(shard: &Shard, tls: &IssuedTls) -> Secret {
-    let mut metadata = child_meta(
-        shard,
-        &naming::pgbackrest_tls_secret(&shard.name_any()),
-        shard_child_labels(shard),
-    );
-    metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
-    Secret {
-        metadata,
-        type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([
-            (PGBACKREST_CA.to_string(), tls.ca_pem.clone()),
-            (PGBACKREST_CERT.to_string(), tls.cert_pem.clone()),
-            (PGBACKREST_KEY.to_string(), tls.key_pem.clone()),
-        ])),
-        ..Default::default()
-    }
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
-}
-
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn ports(list: &[(&str, i32)]) -> Option<Vec<ContainerPort>> {
     Some(
         list.iter()
@@ -307,15 +220,6 @@ fn restricted() -> SecurityContext {
             ..Default::default()
         }),
         seccomp_profile: Some(runtime_default_seccomp()),
-        ..Default::default()
-    }
-}
-
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }
@@ -384,7 +288,7 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         env: Some(
             [
                 credential_env(shard),
-                vec![env("POSTGRES_DB", &shard.spec.database)],
+                vec![value_env("POSTGRES_DB", &shard.spec.database)],
             ]
             .concat(),
         ),
@@ -400,7 +304,11 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         readiness_probe: Some(http_probe("/live", PGCTLD_HTTP, 5, 3, 3)),
         resources: pool.spec.postgres.resources.clone(),
         volume_mounts: Some(
-            [data_plane_mounts(), vec![mount("pg-hba", PG_HBA_DIR, true)]].concat(),
+            [
+                data_plane_mounts(),
+                vec![volume_mount("pg-hba", PG_HBA_DIR, true)],
+            ]
+            .concat(),
         ),
         security_context: Some(SecurityContext {
             run_as_user: Some(POSTGRES_UID),
@@ -494,13 +402,13 @@ fn pull_policy(shard: &Shard) -> Option<String> {
 fn credential_env(shard: &Shard) -> Vec<EnvVar> {
     let credentials = &shard.spec.credentials;
     vec![
-        env("PGDATA", PGDATA),
+        value_env("PGDATA", PGDATA),
         secret_env(
             "POSTGRES_USER",
             &credentials.secret_name,
             &credentials.username_key,
         ),
-        env("POSTGRES_PASSWORD_FILE", &password_file()),
+        value_env("POSTGRES_PASSWORD_FILE", &password_file()),
     ]
 }
 
@@ -511,11 +419,11 @@ pub fn password_file() -> String {
 /// Both containers see the same data, backup repository, certificates, credentials and sockets.
 fn data_plane_mounts() -> Vec<VolumeMount> {
     vec![
-        mount("data", POOLER_DIR, false),
-        mount("backups", multigres::BACKUP_REPOSITORY_PATH, false),
-        mount("sockets", SOCKET_DIR, false),
-        mount("pgbackrest-tls", PGBACKREST_CERT_DIR, true),
-        mount("credentials", CREDENTIALS_DIR, true),
+        volume_mount("data", POOLER_DIR, false),
+        volume_mount("backups", multigres::BACKUP_REPOSITORY_PATH, false),
+        volume_mount("sockets", SOCKET_DIR, false),
+        volume_mount("pgbackrest-tls", PGBACKREST_CERT_DIR, true),
+        volume_mount("credentials", CREDENTIALS_DIR, true),
     ]
 }
 
@@ -582,32 +490,6 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
     ]
 }
 
-/// The ConfigMap holding `PG_HBA_TEMPLATE`, named after its content: a new template is a new
-/// ConfigMap (created once, never rewritten) and a new pod spec, so pods roll onto it.
-pub fn pg_hba_config_map_name(shard: &Shard) -> String {
-    let digest = Sha256::digest(PG_HBA_TEMPLATE.as_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    naming::dns_name(&[&shard.name_any(), "pg-hba", &hash], naming::MAX_LABEL)
-}
-
-pub fn pg_hba_config_map(shard: &Shard) -> ConfigMap {
-    let mut metadata = child_meta(
-        shard,
-        &pg_hba_config_map_name(shard),
-        shard_child_labels(shard),
-    );
-    metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
-    ConfigMap {
-        metadata,
-        data: Some(BTreeMap::from([(
-            PG_HBA_FILE.to_string(),
-            PG_HBA_TEMPLATE.to_string(),
-        )])),
-        immutable: Some(true),
-        ..Default::default()
-    }
-}
-
 /// Hash of a pod's labels and spec: a pod whose annotation differs must be replaced.
 pub fn spec_hash(pod: &Pod) -> String {
     let input = serde_json::json!({"labels": pod.metadata.labels, "spec": pod.spec});
@@ -625,243 +507,10 @@ pub fn can_be_primary(pool: &Pool) -> bool {
     pool.spec.pool_type == PoolType::Replica
 }
 
+mod shard_wide;
+pub use shard_wide::{
+    backup_pvc, pg_hba_config_map, pg_hba_config_map_name, pgbackrest_sans, pgbackrest_secret,
+};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use multigres_api::{
-        ContainerSpec, CredentialsRef, GlobalTopologyRef, Placement, ShardImages, ShardSpec,
-    };
-
-    pub fn shard() -> Shard {
-        let pool = |t, cell: &str, replicas| PoolSpec {
-            pool_type: t,
-            cell: cell.into(),
-            replicas,
-            affinity: None,
-            data_volume_claim_template: Default::default(),
-            postgres: ContainerSpec::default(),
-            multipooler: ContainerSpec::default(),
-            placement: Some(Placement {
-                zone: Some("zone-a".into()),
-                ..Default::default()
-            }),
-        };
-        let mut shard = Shard::new(
-            "c-db-tg-0",
-            ShardSpec {
-                database: "production_db".into(),
-                table_group: "orders_tg".into(),
-                shard_name: "0".into(),
-                key_range: "0-inf".into(),
-                images: ShardImages {
-                    multipooler: "mg:1".into(),
-                    postgres: "pg:17".into(),
-                    ..Default::default()
-                },
-                pools: vec![
-                    pool(PoolType::Replica, "us-west-2", 2),
-                    pool(PoolType::ReadOnly, "us-east-1", 1),
-                ],
-                global_topo_server: GlobalTopologyRef {
-                    root_path: "/multigres/global".into(),
-                    client_service_name: None,
-                    address: "etcd.ns.svc:2379".into(),
-                },
-                credentials: CredentialsRef::named("creds"),
-                pvc_deletion_policy: Default::default(),
-            },
-        );
-        shard.metadata.namespace = Some("ns".into());
-        shard.metadata.uid = Some("u".into());
-        shard
-    }
-
-    fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
-        let spec = pod.spec.as_ref().unwrap();
-        spec.containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == name)
-            .unwrap()
-    }
-
-    fn env_of<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
-        c.env.as_ref().unwrap().iter().find(|e| e.name == name)
-    }
-
-    #[test]
-    fn pod_runs_pgctld_and_multipooler_with_the_flags_multigres_needs() {
-        let shard = shard();
-        let pools = pools(&shard);
-        let pod = pod(&shard, &pools[0], 1);
-        let spec = pod.spec.as_ref().unwrap();
-        assert_eq!(pod.name_any(), "c-db-tg-0-replica-us-west-2-1");
-        assert_eq!(
-            spec.hostname.as_deref(),
-            Some("c-db-tg-0-replica-us-west-2-1")
-        );
-        assert_eq!(
-            spec.subdomain.as_deref(),
-            Some("c-db-tg-0-replica-us-west-2")
-        );
-        let pg = container(&pod, "postgres");
-        assert_eq!(
-            pg.restart_policy.as_deref(),
-            Some("Always"),
-            "native sidecar"
-        );
-        assert_eq!(pg.command.as_ref().unwrap(), &["pgctld"]);
-        assert_eq!(pg.image.as_deref(), Some("pg:17"));
-        assert_eq!(pg.args.as_ref().unwrap()[0], "server");
-        let db = env_of(pg, "POSTGRES_DB").and_then(|e| e.value.as_deref());
-        assert_eq!(db, Some("production_db"), "pgctld creates the database");
-        let args = container(&pod, "multipooler")
-            .args
-            .as_ref()
-            .unwrap()
-            .clone();
-        let service_id = multigres::pooler_service_id("c-db-tg-0-replica-us-west-2-1");
-        for expected in [
-            "--cell=us-west-2".to_string(),
-            "--database=production_db".into(),
-            "--table-group=orders_tg".into(),
-            "--shard=0-inf".into(),
-            format!("--service-id={service_id}"),
-            "--service-map=grpc-pooler".into(),
-            "--topo-global-server-addresses=etcd.ns.svc:2379".into(),
-            "--hostname=$(POD_NAME).c-db-tg-0-replica-us-west-2.ns.svc".into(),
-            "--pgbackrest-ca-file=/etc/multigres/pgbackrest/ca.crt".into(),
-        ] {
-            assert!(args.contains(&expected), "{expected} missing from {args:?}");
-        }
-        // multipooler registers `<cell>_<service-id>` as a Postgres application name.
-        assert!(format!("us-west-2_{service_id}").len() <= 63);
-    }
-
-    #[test]
-    fn the_password_reaches_both_containers_only_as_a_file_from_the_secret() {
-        let shard = shard();
-        let pod = pod(&shard, &pools(&shard)[0], 0);
-        for name in ["postgres", "multipooler"] {
-            let c = container(&pod, name);
-            assert!(env_of(c, "POSTGRES_PASSWORD").is_none(), "{name}");
-            let file = env_of(c, "POSTGRES_PASSWORD_FILE").unwrap().value.clone();
-            assert_eq!(file.as_deref(), Some("/etc/multigres/credentials/password"));
-            let user = env_of(c, "POSTGRES_USER").unwrap();
-            let from = user.value_from.as_ref().unwrap().secret_key_ref.as_ref();
-            assert_eq!(from.unwrap().name, "creds");
-            let mounts = c.volume_mounts.as_ref().unwrap();
-            assert!(mounts.iter().any(|m| m.name == "credentials"
-                && m.mount_path == CREDENTIALS_DIR
-                && m.read_only == Some(true)));
-        }
-        let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
-        let credentials = volumes.iter().find(|v| v.name == "credentials").unwrap();
-        let secret = credentials.secret.as_ref().unwrap();
-        assert_eq!(secret.secret_name.as_deref(), Some("creds"));
-        assert_eq!(secret.items.as_ref().unwrap()[0].key, "password");
-        assert_eq!(secret.items.as_ref().unwrap()[0].path, PASSWORD_FILE);
-    }
-
-    #[test]
-    fn pods_mount_their_data_the_shard_backups_and_pgbackrest_tls() {
-        let shard = shard();
-        let pod = pod(&shard, &pools(&shard)[0], 1);
-        let spec = pod.spec.as_ref().unwrap();
-        assert_eq!(
-            spec.node_selector.as_ref().unwrap()["topology.kubernetes.io/zone"],
-            "zone-a"
-        );
-        let volumes = spec.volumes.as_ref().unwrap();
-        let claim = |name: &str| {
-            volumes
-                .iter()
-                .find(|v| v.name == name)
-                .unwrap()
-                .persistent_volume_claim
-                .as_ref()
-                .unwrap()
-                .claim_name
-                .clone()
-        };
-        assert_eq!(claim("data"), "data-c-db-tg-0-replica-us-west-2-1");
-        assert_eq!(claim("backups"), "backups-c-db-tg-0");
-        assert_eq!(claim("backups"), backup_pvc(&shard).name_any());
-        let tls = volumes.iter().find(|v| v.name == "pgbackrest-tls").unwrap();
-        assert_eq!(
-            tls.secret.as_ref().unwrap().secret_name.as_deref(),
-            Some("c-db-tg-0-pgbackrest-tls")
-        );
-        let mounts = container(&pod, "postgres").volume_mounts.clone().unwrap();
-        assert!(
-            mounts
-                .iter()
-                .any(|m| m.name == "backups" && m.mount_path == "/backups")
-        );
-        assert!(hash_of(&pod).is_some());
-    }
-
-    #[test]
-    fn pgctld_admits_replication_from_other_pods_through_its_template() {
-        let shard = shard();
-        let pod = pod(&shard, &pools(&shard)[0], 0);
-        let pg = container(&pod, "postgres");
-        let flag = format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}");
-        assert!(pg.args.as_ref().unwrap().contains(&flag));
-        let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
-        let hba = volumes.iter().find(|v| v.name == "pg-hba").unwrap();
-        let name = hba.config_map.as_ref().unwrap().name.clone();
-        assert_eq!(name, pg_hba_config_map_name(&shard));
-        let cm = pg_hba_config_map(&shard);
-        assert_eq!(cm.metadata.name.as_deref(), Some(name.as_str()));
-        assert_eq!(cm.immutable, Some(true));
-        let template = &cm.data.unwrap()[PG_HBA_FILE];
-        assert!(template.contains(
-            "host    replication     all             0.0.0.0/0               scram-sha-256"
-        ));
-        assert!(
-            !template.contains("trust"),
-            "every connection needs a password"
-        );
-    }
-
-    #[test]
-    fn pgbackrest_certificates_name_every_pool_pod() {
-        let shard = shard();
-        let sans = pgbackrest_sans(&shard);
-        assert!(sans.contains(&"*.c-db-tg-0-replica-us-west-2.ns.svc".to_string()));
-        assert!(sans.contains(&"*.c-db-tg-0-readonly-us-east-1.ns.svc".to_string()));
-        let tls = IssuedTls {
-            ca_pem: "ca".into(),
-            cert_pem: "cert".into(),
-            key_pem: "key".into(),
-        };
-        let secret = pgbackrest_secret(&shard, &tls);
-        let data = secret.string_data.unwrap();
-        assert_eq!(
-            data.keys().collect::<Vec<_>>(),
-            ["ca.crt", "pgbackrest.crt", "pgbackrest.key"]
-        );
-        assert!(secret.metadata.owner_references.is_some());
-    }
-
-    #[test]
-    fn hash_changes_with_the_spec_only() {
-        let mut shard = shard();
-        let pools_a = pools(&shard);
-        let a = pod(&shard, &pools_a[0], 0);
-        assert_eq!(hash_of(&a), hash_of(&pod(&shard, &pools_a[0], 0)));
-        shard.spec.images.postgres = "pg:18".into();
-        let b = pod(&shard, &pools(&shard)[0], 0);
-        assert_ne!(hash_of(&a), hash_of(&b));
-    }
-
-    #[test]
-    fn pvcs_are_owned_only_when_the_policy_deletes_them() {
-        let mut shard = shard();
-        let pool = &pools(&shard)[0];
-        assert!(pvc(&shard, pool, "p").metadata.owner_references.is_none());
-        shard.spec.pvc_deletion_policy.when_deleted = RetentionAction::Delete;
-        assert!(pvc(&shard, pool, "p").metadata.owner_references.is_some());
-    }
-}
+mod tests;

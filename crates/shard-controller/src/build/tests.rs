@@ -1,0 +1,240 @@
+//! The pods, claims and Secrets a Shard becomes, built from plain data.
+use super::*;
+use multigres_api::{
+    ContainerSpec, CredentialsRef, GlobalTopologyRef, Placement, ShardImages, ShardSpec,
+};
+
+pub fn shard() -> Shard {
+    let pool = |t, cell: &str, replicas| PoolSpec {
+        pool_type: t,
+        cell: cell.into(),
+        replicas,
+        affinity: None,
+        data_volume_claim_template: Default::default(),
+        postgres: ContainerSpec::default(),
+        multipooler: ContainerSpec::default(),
+        placement: Some(Placement {
+            zone: Some("zone-a".into()),
+            ..Default::default()
+        }),
+    };
+    let mut shard = Shard::new(
+        "c-db-tg-0",
+        ShardSpec {
+            database: "production_db".into(),
+            table_group: "orders_tg".into(),
+            shard_name: "0".into(),
+            key_range: "0-inf".into(),
+            images: ShardImages {
+                multipooler: "mg:1".into(),
+                postgres: "pg:17".into(),
+                ..Default::default()
+            },
+            pools: vec![
+                pool(PoolType::Replica, "us-west-2", 2),
+                pool(PoolType::ReadOnly, "us-east-1", 1),
+            ],
+            global_topo_server: GlobalTopologyRef {
+                root_path: "/multigres/global".into(),
+                client_service_name: None,
+                address: "etcd.ns.svc:2379".into(),
+            },
+            credentials: CredentialsRef::named("creds"),
+            pvc_deletion_policy: Default::default(),
+        },
+    );
+    shard.metadata.namespace = Some("ns".into());
+    shard.metadata.uid = Some("u".into());
+    shard
+}
+
+fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
+    let spec = pod.spec.as_ref().unwrap();
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+        .unwrap()
+}
+
+fn env_of<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+    c.env.as_ref().unwrap().iter().find(|e| e.name == name)
+}
+
+#[test]
+fn pod_runs_pgctld_and_multipooler_with_the_flags_multigres_needs() {
+    let shard = shard();
+    let pools = pools(&shard);
+    let pod = pod(&shard, &pools[0], 1);
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(pod.name_any(), "c-db-tg-0-replica-us-west-2-1");
+    assert_eq!(
+        spec.hostname.as_deref(),
+        Some("c-db-tg-0-replica-us-west-2-1")
+    );
+    assert_eq!(
+        spec.subdomain.as_deref(),
+        Some("c-db-tg-0-replica-us-west-2")
+    );
+    let pg = container(&pod, "postgres");
+    assert_eq!(
+        pg.restart_policy.as_deref(),
+        Some("Always"),
+        "native sidecar"
+    );
+    assert_eq!(pg.command.as_ref().unwrap(), &["pgctld"]);
+    assert_eq!(pg.image.as_deref(), Some("pg:17"));
+    assert_eq!(pg.args.as_ref().unwrap()[0], "server");
+    let db = env_of(pg, "POSTGRES_DB").and_then(|e| e.value.as_deref());
+    assert_eq!(db, Some("production_db"), "pgctld creates the database");
+    let args = container(&pod, "multipooler")
+        .args
+        .as_ref()
+        .unwrap()
+        .clone();
+    let service_id = multigres::pooler_service_id("c-db-tg-0-replica-us-west-2-1");
+    for expected in [
+        "--cell=us-west-2".to_string(),
+        "--database=production_db".into(),
+        "--table-group=orders_tg".into(),
+        "--shard=0-inf".into(),
+        format!("--service-id={service_id}"),
+        "--service-map=grpc-pooler".into(),
+        "--topo-global-server-addresses=etcd.ns.svc:2379".into(),
+        "--hostname=$(POD_NAME).c-db-tg-0-replica-us-west-2.ns.svc".into(),
+        "--pgbackrest-ca-file=/etc/multigres/pgbackrest/ca.crt".into(),
+    ] {
+        assert!(args.contains(&expected), "{expected} missing from {args:?}");
+    }
+    // multipooler registers `<cell>_<service-id>` as a Postgres application name.
+    assert!(format!("us-west-2_{service_id}").len() <= 63);
+}
+
+#[test]
+fn the_password_reaches_both_containers_only_as_a_file_from_the_secret() {
+    let shard = shard();
+    let pod = pod(&shard, &pools(&shard)[0], 0);
+    for name in ["postgres", "multipooler"] {
+        let c = container(&pod, name);
+        assert!(env_of(c, "POSTGRES_PASSWORD").is_none(), "{name}");
+        let file = env_of(c, "POSTGRES_PASSWORD_FILE").unwrap().value.clone();
+        assert_eq!(file.as_deref(), Some("/etc/multigres/credentials/password"));
+        let user = env_of(c, "POSTGRES_USER").unwrap();
+        let from = user.value_from.as_ref().unwrap().secret_key_ref.as_ref();
+        assert_eq!(from.unwrap().name, "creds");
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert!(mounts.iter().any(|m| m.name == "credentials"
+            && m.mount_path == CREDENTIALS_DIR
+            && m.read_only == Some(true)));
+    }
+    let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+    let credentials = volumes.iter().find(|v| v.name == "credentials").unwrap();
+    let secret = credentials.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("creds"));
+    assert_eq!(secret.items.as_ref().unwrap()[0].key, "password");
+    assert_eq!(secret.items.as_ref().unwrap()[0].path, PASSWORD_FILE);
+}
+
+#[test]
+fn pods_mount_their_data_the_shard_backups_and_pgbackrest_tls() {
+    let shard = shard();
+    let pod = pod(&shard, &pools(&shard)[0], 1);
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.node_selector.as_ref().unwrap()["topology.kubernetes.io/zone"],
+        "zone-a"
+    );
+    let volumes = spec.volumes.as_ref().unwrap();
+    let claim = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap()
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap()
+            .claim_name
+            .clone()
+    };
+    assert_eq!(claim("data"), "data-c-db-tg-0-replica-us-west-2-1");
+    assert_eq!(claim("backups"), "backups-c-db-tg-0");
+    assert_eq!(claim("backups"), backup_pvc(&shard).name_any());
+    let tls = volumes.iter().find(|v| v.name == "pgbackrest-tls").unwrap();
+    assert_eq!(
+        tls.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("c-db-tg-0-pgbackrest-tls")
+    );
+    let mounts = container(&pod, "postgres").volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "backups" && m.mount_path == "/backups")
+    );
+    assert!(hash_of(&pod).is_some());
+}
+
+#[test]
+fn pgctld_admits_replication_from_other_pods_through_its_template() {
+    let shard = shard();
+    let pod = pod(&shard, &pools(&shard)[0], 0);
+    let pg = container(&pod, "postgres");
+    let flag = format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}");
+    assert!(pg.args.as_ref().unwrap().contains(&flag));
+    let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+    let hba = volumes.iter().find(|v| v.name == "pg-hba").unwrap();
+    let name = hba.config_map.as_ref().unwrap().name.clone();
+    assert_eq!(name, pg_hba_config_map_name(&shard));
+    let cm = pg_hba_config_map(&shard);
+    assert_eq!(cm.metadata.name.as_deref(), Some(name.as_str()));
+    assert_eq!(cm.immutable, Some(true));
+    let template = &cm.data.unwrap()[PG_HBA_FILE];
+    assert!(
+        template.contains(
+            "host    replication     all             0.0.0.0/0               scram-sha-256"
+        )
+    );
+    assert!(
+        !template.contains("trust"),
+        "every connection needs a password"
+    );
+}
+
+#[test]
+fn pgbackrest_certificates_name_every_pool_pod() {
+    let shard = shard();
+    let sans = pgbackrest_sans(&shard);
+    assert!(sans.contains(&"*.c-db-tg-0-replica-us-west-2.ns.svc".to_string()));
+    assert!(sans.contains(&"*.c-db-tg-0-readonly-us-east-1.ns.svc".to_string()));
+    let tls = IssuedTls {
+        ca_pem: "ca".into(),
+        cert_pem: "cert".into(),
+        key_pem: "key".into(),
+    };
+    let secret = pgbackrest_secret(&shard, &tls);
+    let data = secret.string_data.unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["ca.crt", "pgbackrest.crt", "pgbackrest.key"]
+    );
+    assert!(secret.metadata.owner_references.is_some());
+}
+
+#[test]
+fn hash_changes_with_the_spec_only() {
+    let mut shard = shard();
+    let pools_a = pools(&shard);
+    let a = pod(&shard, &pools_a[0], 0);
+    assert_eq!(hash_of(&a), hash_of(&pod(&shard, &pools_a[0], 0)));
+    shard.spec.images.postgres = "pg:18".into();
+    let b = pod(&shard, &pools(&shard)[0], 0);
+    assert_ne!(hash_of(&a), hash_of(&b));
+}
+
+#[test]
+fn pvcs_are_owned_only_when_the_policy_deletes_them() {
+    let mut shard = shard();
+    let pool = &pools(&shard)[0];
+    assert!(pvc(&shard, pool, "p").metadata.owner_references.is_none());
+    shard.spec.pvc_deletion_policy.when_deleted = RetentionAction::Delete;
+    assert!(pvc(&shard, pool, "p").metadata.owner_references.is_some());
+}

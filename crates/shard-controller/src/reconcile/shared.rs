@@ -1,0 +1,135 @@
+//! What a reconcile writes besides pods: the objects every pool pod shares (created once) and
+//! the owner references of the shard's claims, plus deletes that apply only to the object looked at.
+
+use super::*;
+
+/// A Secret that could not be made: the API refused it, or its contents could not be generated.
+enum SecretError {
+    Kube(kube::Error),
+    Other(Error),
+}
+
+impl From<kube::Error> for SecretError {
+    fn from(e: kube::Error) -> Self {
+        SecretError::Kube(e)
+    }
+}
+
+/// What every pool pod mounts besides its own data volume: the shard's backup repository, its
+/// pg_hba template ConfigMap and its pgBackRest TLS Secret, each created once, before the first pod that needs them.
+pub(super) async fn shared_volumes(
+    shard: &Shard,
+    ctx: &Context<State>,
+    key: &str,
+) -> Result<(), Error> {
+    let ns = shard.namespace().unwrap_or_default();
+    let backups = build::backup_pvc(shard);
+    if find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none() {
+        ctx.applier
+            .apply(None, &backups)
+            .await
+            .map_err(|e| Error::Kube(key.into(), format!("creating {}", backups.name_any()), e))?;
+    }
+    let hba = build::pg_hba_config_map_name(shard);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    once::create_once(&config_maps, &hba, || {
+        Ok::<_, kube::Error>(build::pg_hba_config_map(shard))
+    })
+    .await
+    .map_err(|e| Error::Kube(key.into(), format!("creating ConfigMap {hba}"), e))?;
+    let name = naming::pgbackrest_tls_secret(&shard.name_any());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let created = once::create_once(&secrets, &name, || {
+        let tls = pki::issue(
+            "Multigres pgBackRest CA",
+            "pgbackrest",
+            &build::pgbackrest_sans(shard),
+        )
+        .map_err(|e| {
+            SecretError::Other(Error::Tls(
+                key.into(),
+                format!("issuing pgBackRest TLS: {e}"),
+            ))
+        })?;
+        Ok(build::pgbackrest_secret(shard, &tls))
+    })
+    .await
+    .map_err(|e| match e {
+        SecretError::Kube(e) => Error::Kube(key.into(), format!("creating Secret {name}"), e),
+        SecretError::Other(e) => e,
+    })?;
+    if created {
+        ctx.events
+            .normal(
+                shard,
+                "Created",
+                &format!("Created Secret {name} with pgBackRest TLS certificates"),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Keeps the owner reference of every claim of the shard in line with `pvcDeletionPolicy.whenDeleted`
+/// as it is now: owned (deleted with the Shard) only under `Delete`. A policy flipped to `Retain`
+/// takes effect on claims created before, so deleting the cluster no longer deletes them.
+pub(super) async fn claim_owners(
+    shard: &Shard,
+    ctx: &Context<State>,
+    key: &str,
+) -> Result<(), Error> {
+    let ns = shard.namespace().unwrap_or_default();
+    let uid = shard.uid().unwrap_or_default();
+    let owned_by_policy = shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for claim in ctx.state.pvcs.state() {
+        if claim.namespace().as_deref() != Some(ns.as_str())
+            || claim.labels().get(labels::OWNER) != Some(&shard.name_any())
+        {
+            continue;
+        }
+        let refs = claim.owner_references();
+        if refs.iter().any(|o| o.uid == uid) == owned_by_policy {
+            continue;
+        }
+        let mut next: Vec<_> = refs.iter().filter(|o| o.uid != uid).cloned().collect();
+        if owned_by_policy {
+            next.extend(multigres_runtime::apply::controller_ref(shard));
+        }
+        let patch = json!({"metadata": {"uid": claim.uid(), "ownerReferences": next}});
+        api.patch(
+            &claim.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| Error::Kube(key.into(), format!("owner of {}", claim.name_any()), e))?;
+        let what = if owned_by_policy {
+            "now deleted with"
+        } else {
+            "now kept after"
+        };
+        ctx.events
+            .normal(
+                shard,
+                "ClaimPolicy",
+                &format!(
+                    "PersistentVolumeClaim {} is {what} the Shard (pvcDeletionPolicy.whenDeleted)",
+                    claim.name_any()
+                ),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Delete parameters that apply only to the object with `uid`.
+pub(super) fn delete_exactly(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    }
+}

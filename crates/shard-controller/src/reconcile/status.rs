@@ -1,0 +1,152 @@
+//! Pure: the Shard's status from its pools, pods, plan and the primary read from the topology.
+
+use super::*;
+
+pub(super) fn status(
+    shard: &Shard,
+    pools: &[Pool],
+    pods: &[Arc<Pod>],
+    plan: &plan::Plan,
+    primary: &Option<TopologyPrimary>,
+) -> ShardStatus {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let generation = shard.metadata.generation;
+    let live: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| p.meta().deletion_timestamp.is_none())
+        .collect();
+    let ready = live.iter().filter(|p| is_ready(p)).count() as i32;
+    let short: Vec<String> = pools
+        .iter()
+        .filter_map(|pool| {
+            let ready = live
+                .iter()
+                .filter(|p| p.labels().get(labels::POOL) == Some(&pool.id) && is_ready(p))
+                .count() as i32;
+            (ready < pool.spec.replicas)
+                .then(|| format!("{} {}/{}", pool.id, ready, pool.spec.replicas))
+        })
+        .collect();
+    let previous = shard.status.clone().unwrap_or_default();
+    // An unreachable topology says nothing new about the primary: keep what was last read. A
+    // primary that does not serve (DRAINING, DISABLED) or is contested names no cell.
+    let primary_cell = match primary {
+        Some(found) => found.serving_cell().map(String::from),
+        None => previous.primary_cell.clone(),
+    };
+    let (available, reason, message) = availability(
+        &short,
+        pools.iter().any(build::can_be_primary),
+        primary_cell.is_some(),
+    );
+    let mut conds = previous.conditions;
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(AVAILABLE, available, reason, message),
+        generation,
+        now,
+    );
+    let reason = if plan.paused_for_primary {
+        "PrimaryUnknown"
+    } else if plan.progressing {
+        "Rolling"
+    } else {
+        "UpToDate"
+    };
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(
+            PROGRESSING,
+            plan.progressing,
+            reason,
+            if plan.message.is_empty() {
+                "every pod runs the current spec".to_string()
+            } else {
+                plan.message.clone()
+            },
+        ),
+        generation,
+        now,
+    );
+    let (served, reason, message) = multigres::served_condition(&multigres::unserved_shard(
+        &shard.spec.table_group,
+        shard.spec.multigres_shard(),
+    ));
+    conditions::set(
+        &mut conds,
+        ConditionUpdate::new(multigres::SERVED_CONDITION, served, reason, message),
+        generation,
+        now,
+    );
+    ShardStatus {
+        observed_generation: generation,
+        conditions: conds,
+        primary_cell,
+        total_pods: live.len() as i32,
+        ready_pods: ready,
+    }
+}
+
+/// A Shard serves once every pool has its replicas Ready and, if it can hold a primary, the
+/// topology names one: until then it takes no writes, and its status has one more change to make.
+fn availability(
+    short: &[String],
+    needs_primary: bool,
+    has_primary: bool,
+) -> (bool, &'static str, String) {
+    if !short.is_empty() {
+        let message = format!("Ready pods below replicas: {}", short.join(", "));
+        (false, "PoolsNotReady", message)
+    } else if needs_primary && !has_primary {
+        let message = "every pool has its replicas Ready; the topology names no primary yet";
+        (false, "PrimaryUnknown", message.to_string())
+    } else {
+        (
+            true,
+            "AllPoolsReady",
+            "every pool has its replicas Ready".to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_indices_come_from_short_and_long_names() {
+        let mut cache = None;
+        let short = naming::pool_pod("shard-a", "main", 7);
+        assert_eq!(pod_index("shard-a", "main", &short, &mut cache), Some(7));
+        assert!(cache.is_none(), "a short name needs no table of names");
+        assert_eq!(pod_index("shard-a", "other", &short, &mut None), None);
+        // The table is per shard and pool, as in observe_pool.
+        let mut cache = None;
+        let shard = "s".repeat(60);
+        let long = naming::pool_pod(&shard, "main", 42);
+        assert!(!long.ends_with("-42"), "{long} should end in a hash");
+        assert_eq!(pod_index(&shard, "main", &long, &mut cache), Some(42));
+        assert_eq!(pod_index(&shard, "main", "unrelated-3", &mut cache), None);
+    }
+
+    #[test]
+    fn a_pending_election_is_looked_at_every_second() {
+        assert_eq!(look_again_after(false, true), Duration::from_secs(1));
+        assert_eq!(look_again_after(true, true), Duration::from_secs(1));
+        assert_eq!(look_again_after(true, false), Duration::from_secs(5));
+        assert_eq!(look_again_after(false, false), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_shard_that_can_hold_a_primary_is_available_once_it_has_one() {
+        let short = vec!["main 1/3".to_string()];
+        assert_eq!(availability(&short, true, true).1, "PoolsNotReady");
+        assert_eq!(availability(&[], true, false).1, "PrimaryUnknown");
+        assert!(!availability(&[], true, false).0);
+        assert!(availability(&[], true, true).0);
+        assert!(
+            availability(&[], false, false).0,
+            "read-only pools need no primary"
+        );
+    }
+}
