@@ -184,14 +184,7 @@ fn gateway_replica_port(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Optio
         .iter()
         .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))?;
     let c = pod.spec.as_ref()?.containers.first()?;
-    let mut line: Vec<String> = c
-        .command
-        .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
-        .cloned()
-        .collect();
-    line.retain(|a| !a.is_empty());
+    let line = command_line(c);
     super::rewrite::get(&line, "--pg-replica-port")?
         .parse()
         .ok()
@@ -263,13 +256,7 @@ fn note_multiorch_intervals(pods: &[(Pod, Ipv4Addr)]) {
     let Some(c) = orch.and_then(|(p, _)| p.spec.as_ref()?.containers.first()) else {
         return;
     };
-    let line: Vec<String> = c
-        .command
-        .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
-        .cloned()
-        .collect();
+    let line = command_line(c);
     for (flag, local) in FAST_MULTIORCH {
         if super::rewrite::get(&line, flag).is_none() {
             println!(
@@ -277,4 +264,10 @@ fn note_multiorch_intervals(pods: &[(Pod, Ipv4Addr)]) {
             );
         }
     }
+}
+
+/// A container's command and args as one list, empty words dropped.
+fn command_line(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
+    let words = c.command.iter().flatten().chain(c.args.iter().flatten());
+    words.filter(|a| !a.is_empty()).cloned().collect()
 }
