@@ -3,6 +3,8 @@
 //! work), a real etcd standing in for a managed global TopoServer, and the samples.
 #![allow(dead_code)]
 
+pub mod tree;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
