@@ -36,6 +36,8 @@ pub struct Launch<'a> {
     pub work_dir: &'a Path,
     pub namespace: &'a str,
     pub address_map: &'a str,
+    /// `--multiadmin-addr` of the simulator.
+    pub sim_admin: &'a str,
     pub shard_replicas: u32,
     /// Split Shards between shard-controller replicas (always with more than one).
     pub partition: bool,
@@ -133,6 +135,7 @@ pub async fn start(l: &Launch<'_>) -> Result<Operator> {
         let args = vec![
             format!("--topology-address-map={}", l.address_map),
             format!("--watch-namespace={}", l.namespace),
+            format!("--multiadmin-addr={}", l.sim_admin),
         ];
         Some(spawn_operator(
             DATAPLANE_SIM,

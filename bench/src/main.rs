@@ -137,6 +137,8 @@ struct Bench {
     /// admin, cluster-controller, tablegroup-controller (writers of the floor).
     floor_clients: Vec<Client>,
     etcd: String,
+    /// Where the simulator stands in for every cluster's multiadmin (planned switchovers).
+    sim_admin: String,
     work: PathBuf,
     target: PathBuf,
     timeout: Duration,
@@ -196,6 +198,7 @@ async fn main() -> Result<()> {
         admin: admin.clone(),
         floor_clients: Vec::new(),
         etcd,
+        sim_admin: format!("127.0.0.1:{}", launch::free_port()?),
         work,
         target,
         timeout: args.timeout(),
@@ -243,7 +246,9 @@ async fn main() -> Result<()> {
     // The generated load.
     let ns = create_namespace(&admin, "bench-main").await?;
     let objects = generated(&shape, &ns);
-    let map = shape.address_map(&ns, &bench.etcd).join(",");
+    let map = shape
+        .address_map(&ns, &bench.etcd, &bench.sim_admin)
+        .join(",");
     let extras = Extras {
         idle: Duration::from_secs(args.idle_seconds),
         edit: !args.skip_edit,
@@ -278,7 +283,9 @@ async fn main() -> Result<()> {
         let tag = format!("replicas-{replicas}");
         let ns = create_namespace(&admin, &format!("bench-r{replicas}")).await?;
         let objects = generated(&shape, &ns);
-        let map = shape.address_map(&ns, &bench.etcd).join(",");
+        let map = shape
+            .address_map(&ns, &bench.etcd, &bench.sim_admin)
+            .join(",");
         let run = operator_run(
             &mut bench, &tag, &ns, &map, objects, replicas, true, None, t,
         )

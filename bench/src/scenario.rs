@@ -111,6 +111,7 @@ pub(crate) async fn operator_run(
         work_dir: &bench.work,
         namespace: ns,
         address_map,
+        sim_admin: &bench.sim_admin,
         shard_replicas,
         partition,
         tag,

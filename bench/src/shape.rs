@@ -128,15 +128,22 @@ impl Shape {
 
     /// In-cluster addresses of the managed global TopoServers of the clusters in `namespace`, each
     /// mapped (for the controllers outside the cluster) to one shared etcd on loopback: the clusters'
-    /// roots differ, so they can share it.
-    pub fn address_map(&self, namespace: &str, etcd: &str) -> Vec<String> {
+    /// roots differ, so they can share it. Their multiadmin addresses map to the simulator's
+    /// stand-in at `admin`, which tells the clusters apart by the address a request names.
+    pub fn address_map(&self, namespace: &str, etcd: &str, admin: &str) -> Vec<String> {
         self.cluster_names()
             .iter()
-            .map(|c| {
-                format!(
-                    "{}={etcd}",
-                    multigres_e2e::stack::topo_address(namespace, &naming::global_topo_server(c))
-                )
+            .flat_map(|c| {
+                [
+                    format!(
+                        "{}={etcd}",
+                        multigres_e2e::stack::topo_address(
+                            namespace,
+                            &naming::global_topo_server(c)
+                        )
+                    ),
+                    format!("{}={admin}", naming::multiadmin_address(c, namespace)),
+                ]
             })
             .collect()
     }
@@ -186,8 +193,13 @@ mod tests {
 
     #[test]
     fn every_cluster_gets_an_address_mapping() {
-        let map = large().address_map("b", "127.0.0.1:1");
-        assert_eq!(map.len(), 50);
-        assert!(map.iter().all(|m| m.ends_with("=127.0.0.1:1")));
+        let map = large().address_map("b", "127.0.0.1:1", "127.0.0.1:2");
+        assert_eq!(map.len(), 100);
+        let topo = map.iter().filter(|m| m.ends_with("=127.0.0.1:1")).count();
+        let admin = map
+            .iter()
+            .filter(|m| m.contains("-multiadmin.b.svc:15990=127.0.0.1:2"))
+            .count();
+        assert_eq!((topo, admin), (50, 50));
     }
 }

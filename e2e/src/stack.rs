@@ -259,6 +259,14 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
             topo_address(ns, server)
         ));
     }
+    // The simulator stands in for the cluster's multiadmin (planned switchovers).
+    let [admin_port] = free_ports()?;
+    if opts.simulator {
+        map.push(format!(
+            "{}=127.0.0.1:{admin_port}",
+            naming::multiadmin_address(&opts.cluster_name, ns)
+        ));
+    }
     stack.address_map = map.join(",");
 
     let (server, ca) = cluster_endpoint(&opts.admin_kubeconfig)?;
@@ -309,7 +317,10 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     if !opts.simulator {
         // Real multipoolers write the Pooler records (the conformance run).
     } else if sim.is_file() {
-        let args = vec![format!("--topology-address-map={}", stack.address_map)];
+        let args = vec![
+            format!("--topology-address-map={}", stack.address_map),
+            format!("--multiadmin-addr=127.0.0.1:{admin_port}"),
+        ];
         launch(
             opts,
             &mut stack,

@@ -15,6 +15,10 @@ pub const SERVED_SHARD: &str = "0-inf";
 /// Where every pool pod mounts its shard's pgBackRest repository (a filesystem backup location).
 pub const BACKUP_REPOSITORY_PATH: &str = "/backups";
 
+/// multiadmin's gRPC port: the cluster's admin API, which the shard controller calls for a planned
+/// switchover (`SwitchPrimary`).
+pub const MULTIADMIN_GRPC_PORT: i32 = 15990;
+
 /// multipooler registers as `<cell>_<service-id>`, a Postgres application name (at most 63 bytes), so
 /// the id is short: `p-` and 8 hex digits of an FNV-1a hash of the pod name, stable across restarts.
 pub fn pooler_service_id(pod_name: &str) -> String {

@@ -99,6 +99,21 @@ pub fn multiadmin(cluster: &str) -> String {
     dns_name(&[cluster, "multiadmin"], MAX_LABEL)
 }
 
+/// multiadmin's gRPC address, as the shard controller dials it for a planned switchover.
+pub fn multiadmin_address(cluster: &str, namespace: &str) -> String {
+    format!(
+        "{}.{namespace}.svc:{}",
+        multiadmin(cluster),
+        crate::multigres::MULTIADMIN_GRPC_PORT
+    )
+}
+
+/// The roll slot group of a table group: its Leases are `<group>-<i>` in the operator's namespace
+/// (room is left for the index).
+pub fn roll_slot_group(namespace: &str, table_group_resource: &str) -> String {
+    dns_name(&["roll", namespace, table_group_resource], MAX_LABEL - 4)
+}
+
 pub fn credentials_secret(cluster: &str) -> String {
     dns_name(&[cluster, "postgres-credentials"], MAX_LABEL)
 }

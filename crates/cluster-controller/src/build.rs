@@ -26,8 +26,7 @@ use multigres_topology::pb;
 
 /// multiadmin's HTTP port (`/live`, `/ready`).
 pub const MULTIADMIN_HTTP_PORT: i32 = 15000;
-/// multiadmin's gRPC port.
-pub const MULTIADMIN_GRPC_PORT: i32 = 15990;
+pub use multigres_api::multigres::MULTIADMIN_GRPC_PORT;
 /// The user name of the generated credentials.
 pub const POSTGRES_USER: &str = "postgres";
 /// Length of a generated password.

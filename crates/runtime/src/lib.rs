@@ -19,6 +19,7 @@ pub mod partition;
 pub mod pki;
 pub mod run;
 pub mod settings;
+pub mod slots;
 pub mod subset;
 pub mod telemetry;
 

@@ -16,8 +16,9 @@ use multigres_api::Shard;
 use multigres_api::labels::{self, component};
 use multigres_runtime::partition::{Partition, PartitionSettings, Synced};
 use multigres_runtime::settings::parse_duration;
+use multigres_runtime::slots::Slots;
 use multigres_runtime::{CommonArgs, run};
-use multigres_shard_controller::reconcile::{State, reconcile};
+use multigres_shard_controller::reconcile::{Handover, State, reconcile};
 use multigres_shard_controller::topology::TopologyReader;
 use multigres_shard_controller::trim;
 use multigres_topology::AddressMapping;
@@ -43,7 +44,21 @@ struct Args {
     /// or under a simulator.
     #[arg(long, env = "MULTIGRES_HOLD_UNSERVED_SHARDS", default_value_t = true, action = clap::ArgAction::Set)]
     hold_unserved_shards: bool,
+    /// At most this many Shards of one table group roll at once (0: no limit). Slots are Leases
+    /// in --lease-namespace, shared by every replica.
+    #[arg(
+        long,
+        env = "MULTIGRES_MAX_ROLLING_SHARDS_PER_TABLE_GROUP",
+        default_value_t = 1
+    )]
+    max_rolling_shards_per_table_group: u32,
+    /// Timeout of a planned switchover call to multiadmin.
+    #[arg(long, env = "MULTIGRES_SWITCHOVER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    switchover_timeout: Duration,
 }
+
+/// A roll slot whose Lease has not changed this long belongs to a holder that stopped: free.
+const ROLL_SLOT_TTL: Duration = Duration::from_secs(60);
 
 /// A child cache: narrowed to owned buckets when partitioned, each object passed through `trim`
 /// before it is stored. Returns the store, a trigger stream mapping each child to its Shard, and
@@ -139,9 +154,19 @@ async fn main() -> anyhow::Result<()> {
         pdbs,
         synced,
         partition: partition.clone(),
-        topology: TopologyReader::new(mapping, topology_timeout),
+        topology: TopologyReader::new(mapping.clone(), topology_timeout),
         identity: args.common.identity.clone(),
         hold_unserved: args.hold_unserved_shards,
+        handover: Handover::new(
+            Slots::new(
+                client.clone(),
+                &args.common.lease_namespace,
+                args.max_rolling_shards_per_table_group,
+                ROLL_SLOT_TTL,
+            ),
+            mapping,
+            args.switchover_timeout,
+        ),
     });
 
     let (shards, shard_writer) = reflector::store::<Shard>();

@@ -42,6 +42,8 @@ pub struct State {
     /// Create no pods for a Shard the pinned Multigres cannot serve (its multipooler would exit at
     /// start, over and over): the Shard says why instead.
     pub hold_unserved: bool,
+    /// Roll slots and planned switchovers.
+    pub handover: Handover,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +299,11 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         plan.message = format!("pods held: {}", unserved.join("; "));
     }
 
+    handover::pace_roll(shard, ctx, key, &mut plan).await;
+    if let Some(pod) = plan.switchover.clone() {
+        handover::switch_over(shard, ctx, key, &pod, &mut plan).await;
+    }
+
     if !plan.create.is_empty() {
         shared_volumes(shard, ctx, key).await?;
     }
@@ -322,6 +329,12 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
     let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for (_, name, reason) in &plan.delete {
         tracing::info!(shard = key, pod = %name, ?reason, "evicting pod");
+        if plan.primary_without_standby {
+            let note = format!(
+                "Replacing the primary {name} in place: no Ready standby can take over, writes stop until it is back"
+            );
+            ctx.events.warning(shard, "PrimaryRestart", &note).await;
+        }
         // Through the Eviction API, so the pool's PodDisruptionBudget holds (a 429 means another
         // pod of the pool is down: wait), and only for the pod the plan looked at: a replacement
         // created meanwhile under the same name is not removed by mistake (409 on the uid).
@@ -380,9 +393,10 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
         .await
         .map_err(kube_err("writing status".into()))?;
     }
-    let electing = status.primary_cell.is_none()
-        && status.ready_pods > 0
-        && pools.iter().any(build::can_be_primary);
+    let electing = plan.switchover.is_some()
+        || (status.primary_cell.is_none()
+            && status.ready_pods > 0
+            && pools.iter().any(build::can_be_primary));
     Ok(Action::requeue(look_again_after(
         plan.progressing,
         electing,
@@ -488,8 +502,11 @@ fn check_owner<K: Resource>(
     }
 }
 
+mod handover;
 mod shared;
 mod status;
+
+pub use handover::Handover;
 
 use shared::{claim_owners, delete_exactly, shared_volumes};
 use status::status;

@@ -1,6 +1,7 @@
 //! The sample's orders_tg Shards against a real control plane: pods per pool Ready through kwok,
 //! PVCs Bound, a spec change rolling pods in the documented order (the primary, marked by a Pooler
-//! record in a real etcd, last), and a pool scaled up and down around the primary.
+//! record in a real etcd, last, after a planned switchover through a multiadmin stand-in), and a
+//! pool scaled up and down around the primary.
 
 mod common;
 
@@ -44,6 +45,13 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     multigres_e2e::install_crds(&client).await.unwrap();
     let ns = cp.namespace("shard-pools").await.unwrap();
     let etcd = TestEtcd::start().await;
+    let tg = orders_table_group(&ns);
+    let cluster = tg
+        .labels()
+        .get(multigres_api::labels::CLUSTER)
+        .cloned()
+        .unwrap();
+    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let controller = spawn_operator(
         &format!("shard-controller-{ns}"),
         &controller_binary(),
@@ -57,7 +65,14 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             "--watch-namespace".into(),
             ns.clone(),
             "--topology-address-map".into(),
-            format!("{TOPO_ADDRESS}={}", etcd.endpoint()),
+            format!(
+                "{TOPO_ADDRESS}={},{}={admin_addr}",
+                etcd.endpoint(),
+                naming::multiadmin_address(&cluster, &ns)
+            ),
+            // Roll slots live here.
+            "--lease-namespace".into(),
+            ns.clone(),
             // The sample's orders_tg, which the pinned Multigres does not serve: pods as under kwok.
             "--hold-unserved-shards=false".into(),
         ],
@@ -65,7 +80,6 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     .unwrap();
 
     // orders_tg: 2 shards x (replica us-west-2 x2 + readOnly us-east-1 x1).
-    let tg = orders_table_group(&ns);
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
     let shards = shards_of(&tg);
     assert_eq!(shards.len(), 2);
@@ -201,6 +215,17 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         v
     };
 
+    // multiadmin, standing in: a switchover makes replica pod 0 the primary.
+    let mut promoted = record.clone();
+    promoted.id.as_mut().unwrap().name = rival_id.clone();
+    let switchovers = serve_switchover(
+        admin_addr,
+        topo_client(&etcd).await.unwrap(),
+        cell_root.clone(),
+        record.clone(),
+        promoted,
+    );
+
     // A spec change: a new postgres image.
     let started = std::time::Instant::now();
     let patch = serde_json::json!({"spec": {"images": {"postgres": "postgres:17.9"}}});
@@ -237,8 +262,28 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         order.to_vec(),
         "read-only first, then replicas, the primary last"
     );
+    assert_eq!(
+        switchovers.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one planned switchover, before the primary's pod went"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let switchover_events = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Switchover"))
+        .count();
+    assert_eq!(
+        switchover_events, 1,
+        "the switchover is reported on the Shard"
+    );
+    // multiadmin made replica pod 0 the primary.
+    let primary = pod_of(&replica_id, 0);
 
-    // Scale the replica pool up to 3, then down to 1: the primary (index 1) stays.
+    // Scale the replica pool up to 3, then down to 1: the primary (index 0) stays.
     let current = shards_api.get(&shard.name_any()).await.unwrap();
     let mut pools = current.spec.pools.clone();
     pools[0].replicas = 3;
@@ -266,7 +311,7 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     wait_deleted(&pods, &pod_of(&replica_id, 2), T)
         .await
         .unwrap();
-    wait_deleted(&pods, &pod_of(&replica_id, 0), T)
+    wait_deleted(&pods, &pod_of(&replica_id, 1), T)
         .await
         .unwrap();
     let after = wait_for(&shards_api, &shard.name_any(), T, |s| {
@@ -282,10 +327,10 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     );
     assert_eq!(
         deleted.lock().unwrap().clone(),
-        vec![pod_of(&replica_id, 2), pod_of(&replica_id, 0)],
+        vec![pod_of(&replica_id, 2), pod_of(&replica_id, 1)],
         "highest index first, never the primary"
     );
-    for i in [0, 2] {
+    for i in [1, 2] {
         assert!(
             pvcs.get_opt(&naming::data_pvc(&pod_of(&replica_id, i)))
                 .await
@@ -303,4 +348,129 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             .any(|c| c.type_ == "Available" && c.status == "True")
     );
     recorder.abort();
+}
+
+/// One table group's Shards roll one at a time (the default roll slot): both Shards' read-only
+/// pods change together, yet the second Shard's pod is not disrupted before the first Shard's
+/// replacement is Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_group_rolls_one_shard_at_a_time() {
+    let cp = shared();
+    let client = cp.client();
+    multigres_e2e::install_crds(&client).await.unwrap();
+    let ns = cp.namespace("shard-roll-slots").await.unwrap();
+    let etcd = TestEtcd::start().await;
+    let controller = spawn_operator(
+        &format!("shard-controller-{ns}"),
+        &controller_binary(),
+        cp.kubeconfig_path(),
+        &cp.log_dir(),
+        &[
+            "--http-addr=127.0.0.1:0".into(),
+            "--grpc-health-addr=127.0.0.1:0".into(),
+            format!("--watch-namespace={ns}"),
+            format!("--topology-address-map={TOPO_ADDRESS}={}", etcd.endpoint()),
+            format!("--lease-namespace={ns}"),
+            "--hold-unserved-shards=false".into(),
+        ],
+    )
+    .unwrap();
+    let tg = orders_table_group(&ns);
+    let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
+    let shards = shards_of(&tg);
+    for shard in &shards {
+        shards_api
+            .create(&PostParams::default(), shard)
+            .await
+            .unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let ro_id = naming::pool_id(PoolType::ReadOnly, "us-east-1");
+    let ro_pods: Vec<String> = shards
+        .iter()
+        .map(|s| naming::pool_pod(&s.name_any(), &ro_id, 0))
+        .collect();
+    for name in &ro_pods {
+        if let Err(e) = wait_for(&pods, name, T, ready).await {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\ncontroller log:\n{log}");
+        }
+    }
+    let before: Vec<String> = {
+        let mut v = Vec::new();
+        for n in &ro_pods {
+            v.push(hash(&pods.get(n).await.unwrap()));
+        }
+        v
+    };
+
+    // When each read-only pod is deleted, and when its replacement is Ready.
+    let seen = Arc::new(Mutex::new(
+        Vec::<(String, &'static str, std::time::Instant)>::new(),
+    ));
+    let sink = seen.clone();
+    let selector = format!("multigres.com/pool-type={}", PoolType::ReadOnly.as_str());
+    let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector)).boxed();
+    let old = before.clone();
+    let recorder = tokio::spawn(async move {
+        while let Some(event) = stream.next().await {
+            let now = std::time::Instant::now();
+            match event {
+                Ok(Event::Delete(pod)) => {
+                    sink.lock().unwrap().push((pod.name_any(), "deleted", now))
+                }
+                Ok(Event::Apply(pod)) if ready(&pod) && !old.contains(&hash(&pod)) => {
+                    sink.lock().unwrap().push((pod.name_any(), "ready", now))
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // Both Shards' read-only pools change at once.
+    for shard in &shards {
+        let mut pools = shards_api.get(&shard.name_any()).await.unwrap().spec.pools;
+        let ro = pools
+            .iter_mut()
+            .find(|p| p.pool_type == PoolType::ReadOnly)
+            .unwrap();
+        ro.postgres.resources =
+            Some(serde_json::from_value(serde_json::json!({"requests": {"cpu": "75m"}})).unwrap());
+        shards_api
+            .patch(
+                &shard.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
+            )
+            .await
+            .unwrap();
+    }
+    for (name, old) in ro_pods.iter().zip(&before) {
+        if let Err(e) = wait_for(&pods, name, T, |p| hash(p) != *old && ready(p)).await {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\ncontroller log:\n{log}");
+        }
+    }
+    recorder.abort();
+    let seen = seen.lock().unwrap().clone();
+    let at = |pod: &str, what: &str| {
+        seen.iter()
+            .find(|(p, w, _)| p == pod && *w == what)
+            .map(|(_, _, t)| *t)
+            .unwrap_or_else(|| panic!("no {what} of {pod} in {seen:?}"))
+    };
+    let (a, b) = if at(&ro_pods[0], "deleted") < at(&ro_pods[1], "deleted") {
+        (&ro_pods[0], &ro_pods[1])
+    } else {
+        (&ro_pods[1], &ro_pods[0])
+    };
+    assert!(
+        at(b, "deleted") > at(a, "ready"),
+        "the second Shard waits for the first to finish: {seen:?}"
+    );
+    eprintln!(
+        "first Shard's pod replaced in {:?}; the second waited {:?} after it was Ready",
+        at(a, "ready") - at(a, "deleted"),
+        at(b, "deleted") - at(a, "ready")
+    );
 }

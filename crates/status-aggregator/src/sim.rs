@@ -13,6 +13,7 @@
 //! are gone are removed. Everything downstream (the aggregator, the shard and cell controllers)
 //! reads these records through the real topology path.
 
+mod admin;
 mod flags;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::topology::Location;
 
+pub use admin::Handovers;
 pub use flags::PoolerFlags;
 
 /// A pool pod, as far as the simulator cares.
@@ -333,12 +335,14 @@ pub fn plan(
 }
 
 /// Runs the simulator until `shutdown`: watches pool pods, Shards and Cells (in `namespace` or
-/// everywhere) and keeps the topology in step, on every change and every `resync`.
+/// everywhere) and keeps the topology in step, on every change and every `resync`. With
+/// `admin_addr`, it also stands in for multiadmin's `SwitchPrimary` there (see [`admin`]).
 pub async fn run(
     client: Client,
     namespace: Option<String>,
     mapping: AddressMapping,
     resync: Duration,
+    admin_addr: Option<std::net::SocketAddr>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
@@ -366,13 +370,27 @@ pub async fn run(
     tasks.spawn(pods_task);
     tasks.spawn(shards_task);
     tasks.spawn(cells_task);
+    let handovers = Arc::new(std::sync::Mutex::new(Handovers::default()));
+    if let Some(addr) = admin_addr {
+        let serving = admin::serve(
+            addr,
+            pods.clone(),
+            shards.clone(),
+            handovers.clone(),
+            changed.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "SIMULATION: the multiadmin stand-in stopped");
+            }
+        });
+    }
 
     let work = async {
         let _ = pods.wait_until_ready().await;
         let _ = shards.wait_until_ready().await;
         let _ = cells.wait_until_ready().await;
         let mut clients: BTreeMap<String, TopoClient> = BTreeMap::new();
-        let mut primaries = BTreeMap::new();
         // Per shard: its last primary and the term it was chosen in (a new primary, a higher
         // term), kept while the shard has none so that the next one outranks it.
         let mut terms: BTreeMap<ShardRef, (String, i64)> = BTreeMap::new();
@@ -404,7 +422,19 @@ pub async fn run(
                     Some((k.clone(), pool.cell.clone()))
                 })
                 .collect();
-            primaries = choose_primaries(&pool_pods, &first_replica_cell, &primaries);
+            let primaries = {
+                let mut handovers = handovers.lock().expect("handovers");
+                let live_shards: BTreeSet<ShardRef> = shard_map
+                    .iter()
+                    .filter(|(_, s)| s.metadata.deletion_timestamp.is_none())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                handovers.observe(&pool_pods, &live_shards);
+                let eligible = handovers.eligible(&pool_pods);
+                let chosen = choose_primaries(&eligible, &first_replica_cell, &handovers.primaries);
+                handovers.primaries = chosen.clone();
+                chosen
+            };
             let chosen: BTreeMap<ShardRef, (String, i64)> = primaries
                 .iter()
                 .map(|(shard, pod)| {

@@ -7,7 +7,10 @@
 //! * [`TopoClient`]: compare-and-swap reads and writes over etcd, plus typed helpers for cells,
 //!   databases and multipooler records.
 //! * [`AddressMapping`]: optional dial-time rewriting of topology addresses (tests, demo).
+//! * [`admin`]: multiadmin's planned switchover (`SwitchPrimary`), the one admin call the operator
+//!   makes.
 
+pub mod admin;
 mod client;
 pub mod keys;
 mod mapping;
@@ -36,6 +39,17 @@ pub use pb::{
     PoolerLifecycle, PoolerLifecycleStatus, PoolerServingStatus, PoolerType, QuorumType,
     RoutingRole, RoutingState, RuleNumber, S3Backup, ShardKey,
 };
+
+/// The path the generated `multiadmin` code names the `clustermetadata` types by.
+mod clustermetadata {
+    pub use crate::pb::*;
+}
+
+/// Generated `multiadmin` switchover API (package `multiadmin` upstream; only `SwitchPrimary`).
+pub mod admin_pb {
+    #![allow(missing_docs, clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/multiadmin.rs"));
+}
 
 /// The protobuf well-known types the records use (`PoolerLifecycle.updated` is a `Timestamp`).
 pub use prost_types;

@@ -2,6 +2,10 @@
 //! records and metrics of controller processes.
 #![allow(dead_code)]
 
+mod admin;
+#[allow(unused_imports)]
+pub use admin::serve_switchover;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

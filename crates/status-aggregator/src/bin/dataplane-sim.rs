@@ -17,6 +17,9 @@ struct Args {
     /// Rewrites topology addresses before dialing (`from=to,...`).
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
     topology_address_map: String,
+    /// Also stand in for multiadmin's SwitchPrimary here (`host:port`).
+    #[arg(long)]
+    multiadmin_addr: Option<std::net::SocketAddr>,
     /// Rewrites every record this often even without changes.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync: Duration,
@@ -34,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         args.watch_namespace,
         mapping,
         args.resync,
+        args.multiadmin_addr,
         async {
             let _ = tokio::signal::ctrl_c().await;
         },

@@ -1,0 +1,189 @@
+//! SIMULATION: a stand-in for multiadmin's `SwitchPrimary`, so that the operator's planned
+//! switchover runs its real client path under kwok. Like multiadmin, it refuses a shard without a
+//! primary or without a standby; otherwise the primary resigns and, as multiorch would, the
+//! simulator elects another ready replica-pool pod on its next pass. It also counts primaries whose
+//! pod went away without a switchover, the fault the operator must never cause (docs/reliability.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store;
+use multigres_api::multigres::pooler_service_id;
+use multigres_api::naming;
+use multigres_api::{PoolType, Shard};
+use multigres_topology::Id;
+use multigres_topology::admin_pb::multiadmin_service_server::{
+    MultiadminService, MultiadminServiceServer,
+};
+use multigres_topology::admin_pb::{SwitchPrimaryRequest, SwitchPrimaryResponse};
+use multigres_topology::pb::id::ComponentType;
+use tokio::sync::Notify;
+use tonic::{Request, Response, Status};
+
+use super::{PoolPod, ShardRef};
+
+/// The primaries as the simulator last chose them, and the switchovers asked of it.
+#[derive(Debug, Default)]
+pub struct Handovers {
+    /// Per shard: its primary pod.
+    pub primaries: BTreeMap<ShardRef, String>,
+    /// Per shard: the pod that resigned; it is not chosen again while it exists.
+    pub resigned: BTreeMap<ShardRef, String>,
+    pub switchovers: u64,
+    /// Primaries whose pod was deleted while still primary, without a switchover.
+    pub lost_without_switchover: u64,
+}
+
+impl Handovers {
+    /// Notes the pods that are gone or terminating: a primary among them that did not resign is
+    /// counted (and logged) unless its Shard is gone too (deleted on purpose), and resignations of
+    /// gone pods are forgotten.
+    pub fn observe(&mut self, pods: &[PoolPod], live_shards: &BTreeSet<ShardRef>) {
+        let alive = |shard: &ShardRef, name: &str| {
+            pods.iter()
+                .any(|p| p.shard_ref() == *shard && p.name == name && !p.terminating)
+        };
+        for (shard, pod) in &self.primaries {
+            if !alive(shard, pod)
+                && self.resigned.get(shard) != Some(pod)
+                && live_shards.contains(shard)
+            {
+                self.lost_without_switchover += 1;
+                tracing::warn!(
+                    shard = %format!("{}/{}", shard.0, shard.1),
+                    pod,
+                    "SIMULATION: primary pod deleted without a switchover"
+                );
+            }
+        }
+        self.resigned.retain(|shard, pod| alive(shard, pod));
+    }
+
+    /// The pods that may be chosen as primary: every pod but those that resigned.
+    pub fn eligible(&self, pods: &[PoolPod]) -> Vec<PoolPod> {
+        pods.iter()
+            .filter(|p| self.resigned.get(&p.shard_ref()) != Some(&p.name))
+            .cloned()
+            .collect()
+    }
+}
+
+struct Admin {
+    pods: Store<Pod>,
+    shards: Store<Shard>,
+    state: Arc<Mutex<Handovers>>,
+    changed: Arc<Notify>,
+}
+
+/// The `:authority` a request named (the multiadmin it was meant for).
+#[derive(Clone, Debug)]
+struct Authority(String);
+
+#[tonic::async_trait]
+impl MultiadminService for Admin {
+    async fn switch_primary(
+        &self,
+        request: Request<SwitchPrimaryRequest>,
+    ) -> Result<Response<SwitchPrimaryResponse>, Status> {
+        let authority = request.extensions().get::<Authority>().cloned();
+        let key = request
+            .into_inner()
+            .shard_key
+            .ok_or_else(|| Status::invalid_argument("shard_key is required"))?;
+        let pods: Vec<PoolPod> = self
+            .pods
+            .state()
+            .iter()
+            .filter_map(|p| PoolPod::from_pod(p))
+            .filter(|p| {
+                authority
+                    .as_ref()
+                    .is_none_or(|a| naming::multiadmin_address(&p.cluster, &p.namespace) == a.0)
+            })
+            .filter(|p| p.database == key.database && p.table_group == key.table_group)
+            .filter(|p| {
+                let shard = self.shards.state().into_iter().find(|s| {
+                    s.metadata.namespace.as_ref() == Some(&p.namespace)
+                        && s.metadata.name.as_ref() == Some(&p.shard_resource)
+                });
+                shard.is_some_and(|s| s.spec.multigres_shard() == key.shard)
+            })
+            .collect();
+        let shards: std::collections::BTreeSet<ShardRef> =
+            pods.iter().map(PoolPod::shard_ref).collect();
+        let shard = match shards.len() {
+            0 => return Err(Status::not_found("no poolers found for shard")),
+            1 => shards.into_iter().next().expect("one"),
+            _ => {
+                return Err(Status::failed_precondition(
+                    "shard key names several clusters' shards",
+                ));
+            }
+        };
+        let mut state = self.state.lock().expect("handovers");
+        let leader = state
+            .primaries
+            .get(&shard)
+            .cloned()
+            .ok_or_else(|| Status::not_found("no PRIMARY pooler found for shard"))?;
+        let standby = pods
+            .iter()
+            .any(|p| p.name != leader && p.ready && p.pool_type == PoolType::Replica);
+        if !standby {
+            return Err(Status::failed_precondition(
+                "no standby poolers available for promotion",
+            ));
+        }
+        let cell = pods
+            .iter()
+            .find(|p| p.name == leader)
+            .map(|p| p.cell.clone())
+            .unwrap_or_default();
+        state.resigned.insert(shard.clone(), leader.clone());
+        state.switchovers += 1;
+        tracing::info!(
+            shard = %format!("{}/{}", shard.0, shard.1),
+            pod = %leader,
+            "SIMULATION: switchover, the primary resigned"
+        );
+        self.changed.notify_one();
+        Ok(Response::new(SwitchPrimaryResponse {
+            old_leader_id: Some(Id {
+                component: ComponentType::Multipooler.into(),
+                cell,
+                name: pooler_service_id(&leader),
+            }),
+        }))
+    }
+}
+
+/// Serves the stand-in on `addr` until the task is dropped.
+pub async fn serve(
+    addr: SocketAddr,
+    pods: Store<Pod>,
+    shards: Store<Shard>,
+    state: Arc<Mutex<Handovers>>,
+    changed: Arc<Notify>,
+) -> anyhow::Result<()> {
+    let admin = Admin {
+        pods,
+        shards,
+        state,
+        changed,
+    };
+    // Keep the request's `:authority`: it says which cluster's multiadmin the caller meant.
+    let keep_authority = tower::util::MapRequestLayer::new(|mut req: http::Request<_>| {
+        if let Some(a) = req.uri().authority().map(|a| a.to_string()) {
+            req.extensions_mut().insert(Authority(a));
+        }
+        req
+    });
+    tonic::transport::Server::builder()
+        .layer(keep_authority)
+        .add_service(MultiadminServiceServer::new(admin))
+        .serve(addr)
+        .await?;
+    Ok(())
+}
