@@ -102,7 +102,7 @@ async fn watch_alive(procs: &mut Processes) -> anyhow::Error {
 }
 
 /// Polls `/readyz`: there is nothing to watch before the apiserver is up.
-async fn wait_readyz(client: &Client, procs: &mut Processes) -> Result<()> {
+pub(crate) async fn wait_readyz(client: &Client, procs: &mut Processes) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         procs.check_alive()?;

@@ -7,6 +7,7 @@
 pub mod audit;
 mod boot;
 mod certs;
+pub mod chaos;
 pub mod charts;
 pub mod conformance;
 pub mod etcd;
@@ -44,6 +45,7 @@ pub struct ControlPlane {
     booted: boot::Booted,
     bin: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    restarts: tokio::sync::mpsc::UnboundedSender<Restart>,
     supervisor: Option<JoinHandle<()>>,
 }
 
@@ -62,10 +64,11 @@ impl ControlPlane {
         processes::remove_at_exit(dir.path());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let (restart_tx, restart_rx) = tokio::sync::mpsc::unbounded_channel();
         let (root, bin2) = (dir.path().to_path_buf(), bin.clone());
         let supervisor = std::thread::Builder::new()
             .name("e2e-control-plane".into())
-            .spawn(move || supervise(&bin2, &root, ready_tx, stop_rx))?;
+            .spawn(move || supervise(&bin2, &root, ready_tx, stop_rx, restart_rx))?;
         let booted = match ready_rx.recv() {
             Ok(Ok(booted)) => booted,
             Ok(Err(e)) => {
@@ -82,8 +85,20 @@ impl ControlPlane {
             booted,
             bin,
             stop: Some(stop_tx),
+            restarts: restart_tx,
             supervisor: Some(supervisor),
         })
+    }
+
+    /// Kills a component (`kube-apiserver`, `etcd`, `kube-controller-manager`, ...) and starts it
+    /// again; returns once the API server answers `/readyz` again.
+    pub async fn restart(&self, component: &str) -> Result<()> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.restarts
+            .send((component.to_string(), reply))
+            .map_err(|_| anyhow!("the control plane has stopped"))?;
+        done.await
+            .map_err(|_| anyhow!("the control plane has stopped"))?
     }
 
     /// An admin (system:masters) client; call it inside a tokio runtime. Create one per test: a
@@ -208,13 +223,17 @@ pub fn shared() -> &'static ControlPlane {
     }
 }
 
-/// Runs the components and the PV provisioner until told to stop; the children are killed when
-/// this returns.
+/// A component to restart, and where to say when it is back.
+type Restart = (String, tokio::sync::oneshot::Sender<Result<()>>);
+
+/// Runs the components and the PV provisioner until told to stop, restarting components on
+/// request; the children are killed when this returns.
 fn supervise(
     bin: &Path,
     root: &Path,
     ready: mpsc::Sender<Result<boot::Booted>>,
-    stop: tokio::sync::oneshot::Receiver<()>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    mut restarts: tokio::sync::mpsc::UnboundedReceiver<Restart>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -231,9 +250,20 @@ fn supervise(
         match boot::boot(bin, root, &mut procs).await {
             Ok((booted, client)) => {
                 let _ = ready.send(Ok(booted));
-                tokio::select! {
-                    _ = stop => {}
-                    _ = storage::provisioner(client) => {}
+                let provisioner = storage::provisioner(client.clone());
+                tokio::pin!(provisioner);
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = &mut provisioner => break,
+                        Some((name, reply)) = restarts.recv() => {
+                            let result = match procs.restart(&name) {
+                                Ok(()) => boot::wait_readyz(&client, &mut procs).await,
+                                Err(e) => Err(e),
+                            };
+                            let _ = reply.send(result);
+                        }
+                    }
                 }
             }
             Err(e) => drop(ready.send(Err(e))),

@@ -94,7 +94,11 @@ pub fn spawn_operator(
 ) -> Result<OperatorProcess> {
     std::fs::create_dir_all(log_dir)?;
     let log_path = log_dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_path)?;
+    // Appended: a restarted process continues its log.
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)

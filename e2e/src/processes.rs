@@ -72,6 +72,8 @@ pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
 #[derive(Default)]
 pub struct Processes {
     children: Vec<(String, Child)>,
+    /// How each child was started, for [`Processes::restart`].
+    commands: Vec<(String, PathBuf, Vec<String>)>,
     log_dir: PathBuf,
 }
 
@@ -80,6 +82,7 @@ impl Processes {
         std::fs::create_dir_all(&log_dir)?;
         Ok(Self {
             children: Vec::new(),
+            commands: Vec::new(),
             log_dir,
         })
     }
@@ -89,7 +92,10 @@ impl Processes {
     /// PR_SET_PDEATHSIG fires when the spawning *thread* exits, so the caller must be a thread that
     /// lives as long as the control plane.
     pub fn spawn(&mut self, name: &str, bin: &Path, args: &[String]) -> Result<()> {
-        let log = File::create(self.log_path(name))?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))?;
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -116,7 +122,26 @@ impl Processes {
             .with_context(|| format!("starting {}", bin.display()))?;
         register(Owned::Group(child.id() as i32));
         self.children.push((name.to_string(), child));
+        self.commands
+            .push((name.to_string(), bin.to_path_buf(), args.to_vec()));
         Ok(())
+    }
+
+    /// Kills `name` (SIGKILL, as a crash would) and starts it again with the same arguments; its
+    /// log continues in the same file.
+    pub fn restart(&mut self, name: &str) -> Result<()> {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .with_context(|| format!("no process named {name}"))?;
+        let (_, mut child) = self.children.remove(i);
+        let (_, bin, args) = self.commands.remove(i);
+        let pgid = child.id() as i32;
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = child.wait();
+        unregister(|o| matches!(o, Owned::Group(g) if *g == pgid));
+        self.spawn(name, &bin, &args)
     }
 
     pub fn log_path(&self, name: &str) -> PathBuf {

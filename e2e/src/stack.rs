@@ -97,6 +97,9 @@ pub struct Options {
     pub cluster_name: String,
     /// Cells of that cluster with a managed local TopoServer.
     pub local_topo_cells: Vec<String>,
+    /// More clusters `(namespace, name)`, each with only a managed global TopoServer: they share
+    /// the first cluster's global etcd (their roots differ) and the simulator's multiadmin.
+    pub more_clusters: Vec<(String, String)>,
     pub launch: Launch,
     /// Whether to start the data-plane simulator (off when real multipoolers write the records).
     pub simulator: bool,
@@ -105,6 +108,8 @@ pub struct Options {
 /// What [`start`] started.
 pub struct Stack {
     pub address_map: String,
+    /// Where the simulator stands in for multiadmin.
+    pub sim_admin: String,
     /// Where the status aggregator serves its gRPC API.
     pub aggregator_address: String,
     /// `name: log path` of every process started.
@@ -112,6 +117,15 @@ pub struct Stack {
     /// Controllers whose binary was not built (their crate does not exist yet).
     pub missing: Vec<&'static str>,
     attached: Vec<OperatorProcess>,
+    /// How each attached process was started, for [`Stack::restart`].
+    commands: Vec<Relaunch>,
+}
+
+struct Relaunch {
+    bin: PathBuf,
+    args: Vec<String>,
+    kubeconfig: PathBuf,
+    logs: PathBuf,
 }
 
 impl Stack {
@@ -122,6 +136,28 @@ impl Stack {
         {
             p.kill();
         }
+    }
+
+    /// Kills an attached process (SIGKILL) and starts it again with the same arguments; its log
+    /// continues in the same file. An etcd keeps its data folder.
+    pub fn restart(&mut self, name: &str) -> Result<()> {
+        let i = self
+            .started
+            .iter()
+            .position(|(n, _)| n == name)
+            .with_context(|| format!("no attached process named {name}"))?;
+        let c = self
+            .commands
+            .get(i)
+            .with_context(|| format!("{name} is not attached"))?;
+        self.attached[i].kill();
+        self.attached[i] = spawn_operator(name, &c.bin, &c.kubeconfig, &c.logs, &c.args)?;
+        Ok(())
+    }
+
+    /// The names of the attached processes, as [`Stack::restart`] takes them.
+    pub fn names(&self) -> Vec<String> {
+        self.started.iter().map(|(n, _)| n.clone()).collect()
     }
 }
 
@@ -220,10 +256,12 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     std::fs::create_dir_all(&kubeconfigs)?;
     let mut stack = Stack {
         address_map: String::new(),
+        sim_admin: String::new(),
         aggregator_address: String::new(),
         started: Vec::new(),
         missing: Vec::new(),
         attached: Vec::new(),
+        commands: Vec::new(),
     };
 
     // The etcd members of the managed TopoServers.
@@ -259,14 +297,30 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
             topo_address(ns, server)
         ));
     }
-    // The simulator stands in for the cluster's multiadmin (planned switchovers).
-    let [admin_port] = free_ports()?;
-    if opts.simulator {
+    let shared_etcd = map[0]
+        .split_once('=')
+        .map(|(_, to)| to.to_string())
+        .unwrap_or_default();
+    for (namespace, cluster) in &opts.more_clusters {
+        let server = naming::global_topo_server(cluster);
         map.push(format!(
-            "{}=127.0.0.1:{admin_port}",
-            naming::multiadmin_address(&opts.cluster_name, ns)
+            "{}={shared_etcd}",
+            topo_address(namespace, &server)
         ));
     }
+    // The simulator stands in for the clusters' multiadmin (planned switchovers).
+    let [admin_port] = free_ports()?;
+    if opts.simulator {
+        let clusters = std::iter::once((ns.clone(), opts.cluster_name.clone()))
+            .chain(opts.more_clusters.iter().cloned());
+        for (namespace, cluster) in clusters {
+            map.push(format!(
+                "{}=127.0.0.1:{admin_port}",
+                naming::multiadmin_address(&cluster, &namespace)
+            ));
+        }
+    }
+    stack.sim_admin = format!("127.0.0.1:{admin_port}");
     stack.address_map = map.join(",");
 
     let (server, ca) = cluster_endpoint(&opts.admin_kubeconfig)?;
@@ -376,6 +430,12 @@ fn launch(
             stack
                 .attached
                 .push(spawn_operator(name, bin, kubeconfig, logs, args)?);
+            stack.commands.push(Relaunch {
+                bin: bin.to_path_buf(),
+                args: args.to_vec(),
+                kubeconfig: kubeconfig.to_path_buf(),
+                logs: logs.to_path_buf(),
+            });
         }
         Launch::Detached { pid_file } => {
             let out = std::fs::File::create(&log)?;

@@ -54,12 +54,16 @@ namespaced:
 leases:
   # --partition: each replica renews its own membership Lease by server-side apply, lists the others'
   # to compute which buckets it owns, and deletes its own on shutdown or one left by a dead replica.
+  # Roll slots (at most N Shards of a table group roll at once): read, taken by create or by an
+  # update carrying the resourceVersion read, given back by delete.
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
-    verbs: [list, create, patch, delete]
+    verbs: [get, list, create, update, patch, delete]
 {{- end -}}
 {{- define "multigres-shard-controller.args" -}}
 - --hold-unserved-shards={{ .Values.holdUnservedShards }}
+- --max-rolling-shards-per-table-group={{ .Values.maxRollingShardsPerTableGroup }}
+- --switchover-timeout={{ .Values.switchoverTimeout }}
 {{- if .Values.partition.enabled }}
 - --partition
 {{- end }}

@@ -5,6 +5,11 @@ use multigres_runtime::error::ReconcileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("Cell {object}: reconcile abandoned after {after:?}")]
+    Deadline {
+        object: String,
+        after: std::time::Duration,
+    },
     #[error("Cell {object}: {message}")]
     Invalid { object: String, message: String },
     #[error("Cell {object}: applying {kind} {name}: {source}")]
@@ -42,6 +47,7 @@ pub enum Error {
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
+            Error::Deadline { .. } => "deadline",
             Error::Invalid { .. } => "invalid",
             Error::Apply { .. } => "apply",
             Error::NameConflict { .. } => "name_conflict",
@@ -52,6 +58,9 @@ impl ReconcileError for Error {
         }
     }
 
+    fn deadline(object: String, after: std::time::Duration) -> Self {
+        Error::Deadline { object, after }
+    }
     fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid { .. } | Error::NameConflict { .. } => ErrorKind::Invalid,

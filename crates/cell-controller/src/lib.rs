@@ -266,7 +266,13 @@ async fn cleanup_cell(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
 }
 
+/// One reconcile, bounded by the shared deadline (`multigres_runtime::run::within_deadline`).
 pub async fn reconcile(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let object = cell.clone();
+    multigres_runtime::run::within_deadline(object.as_ref(), reconcile_unbounded(cell, ctx)).await
+}
+
+async fn reconcile_unbounded(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
     let object = object_name(&cell);
     let api: Api<Cell> = Api::namespaced(ctx.client.clone(), &cell.namespace().unwrap_or_default());

@@ -109,7 +109,14 @@ impl Args {
 }
 
 /// One cluster reconcile.
+/// One reconcile, bounded by the shared deadline (`multigres_runtime::run::within_deadline`).
 pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
+    let object = cluster.clone();
+    multigres_runtime::run::within_deadline(object.as_ref(), reconcile_unbounded(cluster, ctx))
+        .await
+}
+
+async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     if cluster.meta().deletion_timestamp.is_some() {
         // Children go with the cluster through their owner references.

@@ -6,6 +6,11 @@ use multigres_topology::TopoError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("{object}: reconcile abandoned after {after:?}")]
+    Deadline {
+        object: String,
+        after: std::time::Duration,
+    },
     /// The Kubernetes API failed; retried with backoff.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -32,6 +37,7 @@ pub enum Error {
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
+            Error::Deadline { .. } => "deadline",
             Error::Kube(_) => "kube_api",
             Error::Resolve {
                 source: ResolveError::MissingTemplate { .. },
@@ -48,9 +54,14 @@ impl ReconcileError for Error {
         }
     }
 
+    fn deadline(object: String, after: std::time::Duration) -> Self {
+        Error::Deadline { object, after }
+    }
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Kube(_) | Error::Topology { .. } => ErrorKind::Transient,
+            Error::Kube(_) | Error::Topology { .. } | Error::Deadline { .. } => {
+                ErrorKind::Transient
+            }
             Error::Resolve { .. } | Error::NameConflict(_) => ErrorKind::Invalid,
         }
     }

@@ -62,7 +62,14 @@ pub fn finalizer_change(template: &DeploymentTemplate, in_use: bool) -> Option<b
     }
 }
 
+/// One reconcile, bounded by the shared deadline (`multigres_runtime::run::within_deadline`).
 pub async fn reconcile(template: Arc<DeploymentTemplate>, ctx: Arc<Ctx>) -> Result<Action> {
+    let object = template.clone();
+    multigres_runtime::run::within_deadline(object.as_ref(), reconcile_unbounded(template, ctx))
+        .await
+}
+
+async fn reconcile_unbounded(template: Arc<DeploymentTemplate>, ctx: Arc<Ctx>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     let users = consumers(&consumers_of(&ctx.state.stores.clusters, &template));
     let in_use = !users.is_empty();

@@ -21,6 +21,11 @@ pub trait ReconcileError: std::error::Error {
     /// A short, stable label for metrics (`missing_template`, `kube_api`, ...).
     fn metric_label(&self) -> &'static str;
     fn kind(&self) -> ErrorKind;
+    /// The error of a reconcile of `object` abandoned after `after` (see
+    /// [`crate::run::within_deadline`]).
+    fn deadline(object: String, after: std::time::Duration) -> Self
+    where
+        Self: Sized;
 }
 
 /// Per-object failure counts, reset on success.

@@ -121,6 +121,27 @@ impl<S> Context<S> {
     }
 }
 
+/// How long one reconcile may take before it is abandoned (and retried with backoff). A request
+/// the API server accepted but never answers, as seen in the chaos suite right after an API server
+/// restart, would otherwise hold its object until the client's 295 s read timeout, and a reconcile
+/// in flight blocks every later one of the same object (docs/reliability.md).
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs one reconcile of `object` within [`RECONCILE_DEADLINE`].
+pub async fn within_deadline<K, T, E>(
+    object: &K,
+    reconcile: impl Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    K: Resource,
+    E: ReconcileError,
+{
+    match tokio::time::timeout(RECONCILE_DEADLINE, reconcile).await {
+        Ok(result) => result,
+        Err(_) => Err(E::deadline(object_key(object), RECONCILE_DEADLINE)),
+    }
+}
+
 /// The error policy every controller passes to `Controller::run`.
 pub fn error_policy<K, E, S>(object: Arc<K>, error: &E, ctx: Arc<Context<S>>) -> Action
 where

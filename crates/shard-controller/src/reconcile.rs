@@ -67,6 +67,9 @@ impl ReconcileError for Error {
             Error::Tls(..) => "tls",
         }
     }
+    fn deadline(object: String, after: Duration) -> Self {
+        Error::Deadline(object, after)
+    }
     fn kind(&self) -> ErrorKind {
         match self {
             Error::NameTaken(..) => ErrorKind::Invalid,

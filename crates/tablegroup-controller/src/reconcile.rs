@@ -1,6 +1,7 @@
 //! One reconcile of a TableGroup: build the Shards, apply the ones that changed, write the status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -20,6 +21,8 @@ pub struct State {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("TableGroup {0}: reconcile abandoned after {1:?}")]
+    Deadline(String, Duration),
     #[error(
         "TableGroup {0}: Shard {1} exists and is controlled by another object; rename or delete it"
     )]
@@ -33,10 +36,14 @@ pub enum Error {
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
+            Error::Deadline(..) => "deadline",
             Error::NameTaken(..) => "name_taken",
             Error::Apply(..) => "apply_shard",
             Error::Status(..) => "write_status",
         }
+    }
+    fn deadline(object: String, after: Duration) -> Self {
+        Error::Deadline(object, after)
     }
     fn kind(&self) -> ErrorKind {
         match self {
@@ -46,7 +53,16 @@ impl ReconcileError for Error {
     }
 }
 
+/// One reconcile, bounded by the shared deadline (`multigres_runtime::run::within_deadline`).
 pub async fn reconcile(tg: Arc<TableGroup>, ctx: Arc<Context<State>>) -> Result<Action, Error> {
+    let object = tg.clone();
+    multigres_runtime::run::within_deadline(object.as_ref(), reconcile_unbounded(tg, ctx)).await
+}
+
+async fn reconcile_unbounded(
+    tg: Arc<TableGroup>,
+    ctx: Arc<Context<State>>,
+) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
     let key = multigres_runtime::run::object_key(tg.as_ref());
     if tg.meta().deletion_timestamp.is_some() {

@@ -5,6 +5,11 @@ use multigres_runtime::error::ReconcileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("TopoServer {object}: reconcile abandoned after {after:?}")]
+    Deadline {
+        object: String,
+        after: std::time::Duration,
+    },
     #[error("TopoServer {object}: applying {kind} {name}: {source}")]
     Apply {
         object: String,
@@ -35,6 +40,7 @@ pub enum Error {
 impl ReconcileError for Error {
     fn metric_label(&self) -> &'static str {
         match self {
+            Error::Deadline { .. } => "deadline",
             Error::Apply { .. } => "apply",
             Error::Status { .. } => "status",
             Error::NameConflict { .. } => "name_conflict",
@@ -42,6 +48,9 @@ impl ReconcileError for Error {
         }
     }
 
+    fn deadline(object: String, after: std::time::Duration) -> Self {
+        Error::Deadline { object, after }
+    }
     fn kind(&self) -> ErrorKind {
         match self {
             Error::NameConflict { .. } => ErrorKind::Invalid,

@@ -59,7 +59,13 @@ pub(crate) fn object_name(ts: &TopoServer) -> String {
 /// Periodic re-check, a backstop for missed events.
 const RESYNC: Duration = Duration::from_secs(300);
 
+/// One reconcile, bounded by the shared deadline (`multigres_runtime::run::within_deadline`).
 pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let object = ts.clone();
+    multigres_runtime::run::within_deadline(object.as_ref(), reconcile_unbounded(ts, ctx)).await
+}
+
+async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
     if ts.meta().deletion_timestamp.is_some() {
         // Garbage collection removes the children; the PVCs stay (retention policy Retain).

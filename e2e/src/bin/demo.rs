@@ -145,6 +145,7 @@ async fn up(dir: &Path) -> Result<()> {
         cluster_namespace: sample.namespace.clone(),
         cluster_name: sample.name.clone(),
         local_topo_cells: sample.local_topo_cells.clone(),
+        more_clusters: Vec::new(),
         launch: stack::Launch::Detached {
             pid_file: pid_file.clone(),
         },

@@ -1,0 +1,50 @@
+//! The short chaos profile (docs/reliability.md): 3 clusters converging and edited while every kind
+//! of fault happens at least once; the run's invariants must all hold. `just chaos` runs the full
+//! profile. This binary has its own control plane: the run restarts its API server.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use multigres_e2e::ControlPlane;
+use multigres_e2e::chaos::{self, Profile};
+
+/// The folder with the workspace's binaries (next to this test's `deps/`).
+fn target_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("unexpected test binary path")?
+        .to_path_buf())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_during_edits_lose_nothing_and_end_as_a_clean_run() -> Result<()> {
+    // A new seed each run (printed, and replayable with MULTIGRES_CHAOS_SEED).
+    let seed = match std::env::var("MULTIGRES_CHAOS_SEED") {
+        Ok(s) => s.parse()?,
+        Err(_) => SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64,
+    };
+    let cp = tokio::task::block_in_place(ControlPlane::start)?;
+    // MULTIGRES_CHAOS_WORK keeps the controllers' logs after the run.
+    let work = std::env::var("MULTIGRES_CHAOS_WORK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| cp.log_dir().join("chaos"));
+    let report = chaos::run(&cp, target_dir()?, work, &Profile::short(seed)).await?;
+    eprintln!("{}", report.summary());
+    let failures = report.failures();
+    assert!(failures.is_empty(), "seed {seed}: {failures:#?}");
+    for kind in [
+        "controller SIGKILLed",
+        "API server restarted",
+        "topology etcd stopped",
+    ] {
+        assert!(report.faults.get(kind).is_some_and(|n| *n > 0), "no {kind}");
+    }
+    assert!(
+        report.switchovers > 0,
+        "rolls moved primaries by switchover"
+    );
+    Ok(())
+}
