@@ -68,6 +68,13 @@ conformance bin_dir=env_var_or_default("MULTIGRES_BIN_DIR", "") pg_root=env_var_
     MULTIGRES_BIN_DIR="$(realpath "{{bin_dir}}")" MULTIGRES_PG_ROOT="$(realpath "{{pg_root}}")" \
       MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" .conformance-bin/conformance
 
+# --- chaos (issue 15: docs/reliability.md) ---------------------------------------------------------
+
+# Many clusters edited while controllers, the API server and the topology etcd fail; checked against a clean run.
+chaos seed="": binaries
+    cargo build -q --workspace --bins
+    MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" "$(just _target)/debug/chaos" "$(just _target)/debug" {{seed}}
+
 # helm lint every chart, and build the charts' file:// dependencies.
 charts-lint: binaries
     #!/usr/bin/env bash

@@ -137,8 +137,11 @@ fn reflected<K: Cacheable>(
     (store, cache_watch(api, config).reflect(writer))
 }
 
-/// The watch every cache here is filled from: retried with backoff, and with `managedFields`
-/// dropped before an object is stored (see [`without_managed_fields`]).
+/// Server-side timeout of every watch (the API server's default is about 5 minutes).
+pub const WATCH_TIMEOUT_SECONDS: u32 = 60;
+
+/// The watch every cache here is filled from: bounded, retried with backoff, and with
+/// `managedFields` dropped before an object is stored (see [`without_managed_fields`]).
 pub fn cache_watch<K>(
     api: kube::Api<K>,
     config: watcher::Config,
@@ -151,6 +154,15 @@ where
         .next()
         .unwrap_or("object")
         .to_string();
+    // A bounded watch: the API server ends it after WATCH_TIMEOUT_SECONDS and the watcher resumes
+    // from the last resourceVersion (no relist). The chaos suite saw watches opened while a
+    // restarted API server was coming up deliver nothing for minutes (docs/reliability.md); this
+    // bounds how long a cache can miss changes that way.
+    let config = if config.timeout.is_none() {
+        config.timeout(WATCH_TIMEOUT_SECONDS)
+    } else {
+        config
+    };
     without_managed_fields(watcher(api, config).default_backoff()).inspect(move |item| {
         crate::liveness::liveness().watch_result(&kind, item.is_ok(), std::time::Instant::now())
     })

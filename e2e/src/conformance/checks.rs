@@ -93,19 +93,7 @@ pub async fn checks(
             p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::SHARD_POOL)
         })
         .collect();
-    let mut primary = None;
-    let mut replicas = Vec::new();
-    for (pod, ip) in &poolers {
-        let t = gateway.at(&ip.to_string(), 5432);
-        match sql::psql(root, &t, "SELECT pg_is_in_recovery()")
-            .await
-            .as_deref()
-        {
-            Ok("f") => primary = Some(pod.name_any()),
-            Ok("t") => replicas.push((pod.name_any(), t)),
-            other => println!("    {}: {other:?}", pod.name_any()),
-        }
-    }
+    let (primary, replicas) = roles(root, &gateway, &poolers).await;
     let primary = primary.context("no pooler pod's postgres answers as primary")?;
     println!(
         "  primary: {primary}; replicas: {:?}",
@@ -139,10 +127,103 @@ pub async fn checks(
         .map(|(_, pid)| *pid)
         .collect();
     let failover = kill_primary(root, &gateway, "failover", |_| true, &sandboxes).await?;
+    planned_switchover(root, &gateway, &shard, pods, &poolers).await?;
     Ok(Timings {
         bootstrap,
         failover,
     })
+}
+
+/// The pooler pod whose postgres answers as primary, and those that answer as replicas.
+async fn roles(
+    root: &Root,
+    gateway: &Target,
+    poolers: &[&(Pod, Ipv4Addr)],
+) -> (Option<String>, Vec<(String, Target)>) {
+    let mut primary = None;
+    let mut replicas = Vec::new();
+    for (pod, ip) in poolers {
+        let t = gateway.at(&ip.to_string(), 5432);
+        match sql::psql(root, &t, "SELECT pg_is_in_recovery()")
+            .await
+            .as_deref()
+        {
+            Ok("f") => primary = Some(pod.name_any()),
+            Ok("t") => replicas.push((pod.name_any(), t)),
+            other => println!("    {}: {other:?}", pod.name_any()),
+        }
+    }
+    (primary, replicas)
+}
+
+/// The shard controller's planned switchover, made with its own client
+/// (`multigres_topology::admin::switch_primary`) against the real multiadmin: another pod's postgres
+/// becomes the primary and writes through multigateway succeed again.
+async fn planned_switchover(
+    root: &Root,
+    gateway: &Target,
+    shard: &multigres_api::Shard,
+    pods: &[(Pod, Ipv4Addr)],
+    poolers: &[&(Pod, Ipv4Addr)],
+) -> Result<Duration> {
+    let (_, admin_ip) = pods
+        .iter()
+        .find(|(p, _)| {
+            p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIADMIN)
+        })
+        .context("no multiadmin pod")?;
+    let address = format!(
+        "{admin_ip}:{}",
+        multigres_api::multigres::MULTIADMIN_GRPC_PORT
+    );
+    let key = multigres_topology::ShardKey {
+        database: shard.spec.database.clone(),
+        table_group: shard.spec.table_group.clone(),
+        shard: shard.spec.multigres_shard().to_string(),
+    };
+    // Right after a failover multiadmin may still see no standby: ask until it accepts.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (old, asked) = loop {
+        let (before, _) = roles(root, gateway, poolers).await;
+        let started = Instant::now();
+        match multigres_topology::admin::switch_primary(
+            &address,
+            &multigres_topology::AddressMapping::off(),
+            key.clone(),
+            "conformance: planned switchover",
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            Ok(demoted) => {
+                println!("  switchover: multiadmin demoted pooler {demoted} (pod {before:?})");
+                break (before, started);
+            }
+            Err(e) if Instant::now() < deadline => {
+                println!("    switchover not started yet: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => bail!("multiadmin SwitchPrimary: {e}"),
+        }
+    };
+    let (_, _) = sql::until_ok(
+        root,
+        gateway,
+        &sql::insert("switchover"),
+        Duration::from_secs(300),
+    )
+    .await
+    .context("a write through multigateway after the switchover")?;
+    let took = asked.elapsed();
+    let (now, _) = roles(root, gateway, poolers).await;
+    if now.is_none() || now == old {
+        bail!("after the switchover the primary is {now:?}, before it was {old:?}");
+    }
+    println!(
+        "  CHECK planned switchover through multiadmin SwitchPrimary (the shard controller's client): ok, primary {old:?} -> {now:?}, writes again {:.1}s after the request",
+        took.as_secs_f64()
+    );
+    Ok(took)
 }
 
 /// Reads the bootstrap row on a replica's postgres (multigateway serves replica reads only on
