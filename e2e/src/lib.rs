@@ -34,7 +34,9 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 pub use kwok::{REGION, ZONES};
-pub use operator::{OperatorProcess, install_crds, spawn_operator, workspace_binary};
+pub use operator::{
+    OperatorProcess, install_crds, spawn_operator, workspace_binaries_dir, workspace_binary,
+};
 pub use storage::STORAGE_CLASS;
 pub use wait::{wait_deleted, wait_for};
 

@@ -140,15 +140,20 @@ pub(crate) fn spawn_owned(mut cmd: Command) -> Result<i32> {
     Ok(pid)
 }
 
-/// Path of a workspace binary built into the same target folder as the running test.
-pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+/// The folder of the workspace's binaries, next to the running test's `deps/`:
+/// `target/<profile>/deps/<test>` -> `target/<profile>`.
+pub fn workspace_binaries_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe
+    Ok(exe
         .parent()
         .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("unexpected test binary path"))?;
-    let path = profile_dir.join(name);
+        .ok_or_else(|| anyhow!("unexpected test binary path"))?
+        .to_path_buf())
+}
+
+/// Path of a workspace binary built into the same target folder as the running test.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let path = workspace_binaries_dir()?.join(name);
     if path.exists() {
         Ok(path)
     } else {

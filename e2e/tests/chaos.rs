@@ -5,19 +5,9 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use multigres_e2e::ControlPlane;
 use multigres_e2e::chaos::{self, Profile};
-
-/// The folder with the workspace's binaries (next to this test's `deps/`).
-fn target_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    Ok(exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("unexpected test binary path")?
-        .to_path_buf())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_during_edits_lose_nothing_and_end_as_a_clean_run() -> Result<()> {
@@ -31,7 +21,13 @@ async fn faults_during_edits_lose_nothing_and_end_as_a_clean_run() -> Result<()>
     let work = std::env::var("MULTIGRES_CHAOS_WORK")
         .map(PathBuf::from)
         .unwrap_or_else(|_| cp.log_dir().join("chaos"));
-    let report = chaos::run(&cp, target_dir()?, work, &Profile::short(seed)).await?;
+    let report = chaos::run(
+        &cp,
+        multigres_e2e::workspace_binaries_dir()?,
+        work,
+        &Profile::short(seed),
+    )
+    .await?;
     eprintln!("{}", report.summary());
     let failures = report.failures();
     assert!(failures.is_empty(), "seed {seed}: {failures:#?}");

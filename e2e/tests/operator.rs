@@ -24,16 +24,6 @@ fn helm(cp: &ControlPlane) -> PathBuf {
     cp.bin_dir().join("helm")
 }
 
-/// The folder with the workspace's binaries (next to this test's `deps/`).
-fn target_dir() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    Ok(exe
-        .parent()
-        .and_then(|d| d.parent())
-        .context("unexpected test binary path")?
-        .to_path_buf())
-}
-
 async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<()> {
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -218,7 +208,7 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
     let work_dir = cp.log_dir().join("operator");
     let opts = stack::Options {
         bin_dir: cp.bin_dir().to_path_buf(),
-        target_dir: target_dir()?,
+        target_dir: multigres_e2e::workspace_binaries_dir()?,
         work_dir: work_dir.clone(),
         admin_kubeconfig: cp.kubeconfig_path().to_path_buf(),
         token_seconds: 3600,

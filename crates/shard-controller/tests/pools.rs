@@ -31,6 +31,15 @@ fn ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Replaces a Shard's pools, as the tablegroup controller would.
+async fn set_pools(shards: &Api<Shard>, name: &str, pools: &[multigres_api::PoolSpec]) {
+    let patch = serde_json::json!({"spec": {"pools": pools}});
+    shards
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
 fn hash(pod: &Pod) -> String {
     pod.annotations()
         .get("multigres.com/spec-hash")
@@ -287,27 +296,13 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let current = shards_api.get(&shard.name_any()).await.unwrap();
     let mut pools = current.spec.pools.clone();
     pools[0].replicas = 3;
-    shards_api
-        .patch(
-            &shard.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
-        )
-        .await
-        .unwrap();
+    set_pools(&shards_api, &shard.name_any(), &pools).await;
     wait_for(&pods, &pod_of(&replica_id, 2), T, ready)
         .await
         .unwrap();
     deleted.lock().unwrap().clear();
     pools[0].replicas = 1;
-    shards_api
-        .patch(
-            &shard.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
-        )
-        .await
-        .unwrap();
+    set_pools(&shards_api, &shard.name_any(), &pools).await;
     wait_deleted(&pods, &pod_of(&replica_id, 2), T)
         .await
         .unwrap();
@@ -436,14 +431,7 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
             .unwrap();
         ro.postgres.resources =
             Some(serde_json::from_value(serde_json::json!({"requests": {"cpu": "75m"}})).unwrap());
-        shards_api
-            .patch(
-                &shard.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&serde_json::json!({"spec": {"pools": pools}})),
-            )
-            .await
-            .unwrap();
+        set_pools(&shards_api, &shard.name_any(), &pools).await;
     }
     for (name, old) in ro_pods.iter().zip(&before) {
         if let Err(e) = wait_for(&pods, name, T, |p| hash(p) != *old && ready(p)).await {

@@ -129,12 +129,14 @@ pub async fn snapshot(client: &Client, namespace: &str) -> Result<Snapshot> {
                 .map(|p| (*p, value.pointer(p).cloned().unwrap_or(Value::Null)))
                 .collect();
             let mut compared = serde_json::to_value(&compared)?;
-            // The partition bucket hashes the namespace; token volumes get random names.
+            // The partition bucket hashes the namespace, the zone label follows the node the
+            // scheduler picked; token volumes get random names.
             if let Some(labels) = compared
                 .pointer_mut("/~1metadata~1labels")
                 .and_then(Value::as_object_mut)
             {
                 labels.remove("multigres.com/partition");
+                labels.remove("topology.kubernetes.io/zone");
             }
             let text = serde_json::to_string(&compared)?.replace(namespace, "NAMESPACE");
             let text = without_token_suffixes(&text);

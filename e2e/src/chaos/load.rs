@@ -115,12 +115,7 @@ pub fn settled(shard: &Shard) -> bool {
     let Some(status) = &shard.status else {
         return false;
     };
-    let condition = |t: &str, s: &str| {
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == s)
-    };
+    let condition = |t: &str, s: &str| has(&status.conditions, t, s);
     status.observed_generation == shard.metadata.generation
         && condition("Progressing", "False")
         && condition("Available", "True")
@@ -129,18 +124,23 @@ pub fn settled(shard: &Shard) -> bool {
         && status.total_pods == POOL_REPLICAS as i32
 }
 
+fn has(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+    status: &str,
+) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == status)
+}
+
 /// A MultigresCluster that has settled: its generation observed, Available, not Progressing, not
 /// Degraded.
 pub fn cluster_settled(cluster: &MultigresCluster) -> bool {
     let Some(status) = &cluster.status else {
         return false;
     };
-    let condition = |t: &str, s: &str| {
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == s)
-    };
+    let condition = |t: &str, s: &str| has(&status.conditions, t, s);
     status.observed_generation == cluster.metadata.generation
         && condition("Available", "True")
         && condition("Progressing", "False")

@@ -63,6 +63,21 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Waits until every Shard and MultigresCluster of the run in `namespace` has settled.
+    async fn wait_settled(&self, client: &Client, namespace: &str) -> Result<()> {
+        let shards = (self.clusters * load::SHARDS) as usize;
+        load::wait_settled(
+            client,
+            namespace,
+            shards,
+            self.clusters as usize,
+            self.settle,
+        )
+        .await
+    }
+}
+
 /// What a run did and what survived, as numbers.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -299,16 +314,10 @@ pub async fn run(
         gateways: vec![1; profile.clusters as usize],
     };
     specs.apply(&client, CHAOS_NS, None).await?;
-    let shard_count = report.shards;
-    load::wait_settled(
-        &client,
-        CHAOS_NS,
-        shard_count,
-        profile.clusters as usize,
-        profile.settle,
-    )
-    .await
-    .context("the first convergence")?;
+    profile
+        .wait_settled(&client, CHAOS_NS)
+        .await
+        .context("the first convergence")?;
     step("every Shard settled; faults and edits begin");
 
     let mut rng = Rng(profile.seed | 1);
@@ -445,15 +454,10 @@ pub async fn run(
         && events_with_reason(&client, CHAOS_NS, "ChildRefused").await? > 0;
     specs.apply(&client, CHAOS_NS, None).await?;
     let window_over = Instant::now();
-    load::wait_settled(
-        &client,
-        CHAOS_NS,
-        shard_count,
-        profile.clusters as usize,
-        profile.settle,
-    )
-    .await
-    .with_context(|| format!("settling after the window; logs in {}", logs.display()))?;
+    profile
+        .wait_settled(&client, CHAOS_NS)
+        .await
+        .with_context(|| format!("settling after the window; logs in {}", logs.display()))?;
     report.settle_after_window = window_over.elapsed();
     step(&format!(
         "settled {:.1}s after the window",
@@ -472,15 +476,10 @@ pub async fn run(
     // The clean run: the final specs, applied once, no faults.
     let clean_start = Instant::now();
     specs.apply(&client, CLEAN_NS, None).await?;
-    load::wait_settled(
-        &client,
-        CLEAN_NS,
-        shard_count,
-        profile.clusters as usize,
-        profile.settle,
-    )
-    .await
-    .context("the clean run")?;
+    profile
+        .wait_settled(&client, CLEAN_NS)
+        .await
+        .context("the clean run")?;
     report.clean_settle = clean_start.elapsed();
     step(&format!(
         "clean run settled in {:.1}s",
