@@ -348,8 +348,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             component::SHARD_POOL
         )),
     )
-    .reflect(pod_writer)
-    .touched_objects();
+    .reflect(pod_writer);
+    let pod_stream = caches::touched(pod_stream, &pods);
     let caches = CachesReady::spawn(
         vec![
             caches::store(deployments.clone()),

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::resolve::{ResolveError, resolve_cluster};
@@ -511,38 +511,39 @@ async fn lead(
         State::new(stores, mapping.clone(), args.topology_timeout).with_status_feed(status_feed),
     );
     let template_clusters = clusters.clone();
-    let cluster_controller = Controller::for_stream(cluster_events.applied_objects(), clusters)
-        .with_config(config.clone())
-        .owns_stream(topo_events.touched_objects())
-        .owns_stream(cell_events.touched_objects())
-        .owns_stream(tg_events.touched_objects())
-        .owns_stream(deployment_events.touched_objects())
-        .owns_stream(service_events.touched_objects())
-        // A template change re-reconciles every cluster that names it.
-        .watches_stream(
-            template_events.touched_objects(),
-            move |template: DeploymentTemplate| {
-                dereference::consumers_of(&template_clusters, &template)
-                    .into_iter()
-                    .map(|c| ObjectRef::from_obj(c.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(started.shutdown())
-        .run(reconcile, run::error_policy, ctx)
-        .for_each(|_| futures::future::ready(()));
+    let cluster_controller =
+        Controller::for_stream(caches::applied(cluster_events, &clusters), clusters)
+            .with_config(config.clone())
+            .owns_stream(caches::touched(topo_events, &topo_servers))
+            .owns_stream(caches::touched(cell_events, &cells))
+            .owns_stream(caches::touched(tg_events, &table_groups))
+            .owns_stream(caches::touched(deployment_events, &deployments))
+            .owns_stream(caches::touched(service_events, &services))
+            // A template change re-reconciles every cluster that names it.
+            .watches_stream(
+                caches::touched(template_events, &templates),
+                move |template: DeploymentTemplate| {
+                    dereference::consumers_of(&template_clusters, &template)
+                        .into_iter()
+                        .map(|c| ObjectRef::from_obj(c.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .graceful_shutdown_on(started.shutdown())
+            .run(reconcile, run::error_policy, ctx)
+            .for_each(|_| futures::future::ready(()));
 
     let lifecycle_ctx =
         started.context(State::new(lifecycle_stores, mapping, args.topology_timeout));
     let namespace_templates = lifecycle_templates.clone();
     let template_controller = Controller::for_stream(
-        lifecycle_template_events.applied_objects(),
+        caches::applied(lifecycle_template_events, &lifecycle_templates),
         lifecycle_templates,
     )
     .with_config(config)
     // Any cluster change may add or drop a consumer of any template of its namespace.
     .watches_stream(
-        lifecycle_cluster_events.touched_objects(),
+        caches::touched(lifecycle_cluster_events, &lifecycle_clusters),
         move |cluster: MultigresCluster| {
             let namespace = cluster.namespace();
             namespace_templates

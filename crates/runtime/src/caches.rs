@@ -94,6 +94,56 @@ impl<K> Cacheable for K where
 {
 }
 
+/// The objects that trigger a controller, from a reflected watch, taken only once the store holds
+/// them: `Apply` events as they come and, after a (re)list, every stored object at `InitDone`.
+/// kube's `applied_objects()` yields a relist's `InitApply` objects before the reflector swaps them
+/// into the store, so a reconcile they trigger reads the object as it was before the relist and
+/// nothing triggers it again: after an API server restart (watches resume with a relist) edits were
+/// missed for minutes in the chaos suite (docs/reliability.md).
+pub fn applied<K, S>(
+    events: S,
+    store: &Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K, S>
+where
+    K: Cacheable,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    stored(events, store.clone(), false)
+}
+
+/// [`applied`], with deleted objects too (children whose owner must look again).
+pub fn touched<K, S>(
+    events: S,
+    store: &Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K, S>
+where
+    K: Cacheable,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    stored(events, store.clone(), true)
+}
+
+fn stored<K, S>(
+    events: S,
+    store: Store<K>,
+    deleted: bool,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: Cacheable,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    events.flat_map(move |event| {
+        let objects: Vec<Result<K, watcher::Error>> = match event {
+            Ok(watcher::Event::Apply(o)) => vec![Ok(o)],
+            Ok(watcher::Event::Delete(o)) if deleted => vec![Ok(o)],
+            Ok(watcher::Event::InitDone) => store.state().iter().map(|o| Ok(K::clone(o))).collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(objects)
+    })
+}
+
 /// A cache of a controller's children, narrowed to `selector`, and the stream of changed children
 /// that triggers the controller (`Controller::owns_stream`).
 pub fn child_watch<K>(
@@ -107,7 +157,8 @@ where
     K: Cacheable,
 {
     let (store, events) = reflected(api, watcher::Config::default().labels(selector));
-    (store, events.touched_objects())
+    let triggers = touched(events, &store);
+    (store, triggers)
 }
 
 /// A controller's cache of its own kind and the stream of changed objects that drives it, for
@@ -122,7 +173,8 @@ where
     K: Cacheable,
 {
     let (store, events) = reflected(api, watcher::Config::default());
-    (store, events.applied_objects())
+    let triggers = applied(events, &store);
+    (store, triggers)
 }
 
 /// A store filled by [`cache_watch`], and the watch events it was filled with.
@@ -198,6 +250,52 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::reflector::store;
+
+    fn config_map(name: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            data: Some([("v".to_string(), value.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    /// A relist's objects trigger only once the store holds them, and then as stored.
+    #[tokio::test]
+    async fn a_relist_triggers_what_the_store_holds_after_it() {
+        let (reader, writer) = store::<ConfigMap>();
+        let events = futures::stream::iter(vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("a", "old"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(config_map("a", "new"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(config_map("b", "1"))),
+            Ok(watcher::Event::Delete(config_map("b", "1"))),
+        ]);
+        let reflected = kube::runtime::reflector::reflector(writer, events);
+        // Each trigger with what the store held for it at that moment (what a reconcile reads).
+        let seen: Vec<(String, String)> = applied(reflected, &reader)
+            .map(|o| {
+                let o = o.expect("no error");
+                let stored = reader
+                    .get(&kube::runtime::reflector::ObjectRef::from_obj(&o))
+                    .and_then(|s| s.data.clone())
+                    .map(|d| d["v"].clone())
+                    .unwrap_or_default();
+                (o.metadata.name.unwrap(), stored)
+            })
+            .collect()
+            .await;
+        assert_eq!(
+            seen,
+            [("a", "old"), ("a", "new"), ("b", "1")].map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+    }
 
     #[tokio::test]
     async fn every_waiter_wakes_when_the_store_syncs() {

@@ -87,7 +87,7 @@ where
             None,
         ),
     };
-    let stream = reflector::reflector(writer, events.modify(trim)).touched_objects();
+    let stream = caches::touched(reflector::reflector(writer, events.modify(trim)), &store);
     (store, stream, synced)
 }
 
@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
         shard_writer,
         caches::cache_watch(api::<Shard>(&client, ns), watcher::Config::default()),
     ));
-    let shard_events = shard_stream.applied_objects();
+    let shard_events = caches::applied(shard_stream, &shards);
     let mut controller = Controller::for_stream(shard_events, shards.clone())
         .watches_stream(pod_events, shard_of)
         .watches_stream(pvc_events, shard_of)

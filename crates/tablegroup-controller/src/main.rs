@@ -3,7 +3,7 @@
 use clap::Parser;
 use futures::StreamExt;
 use kube::runtime::reflector;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use multigres_api::labels::{self, component};
 use multigres_api::{Shard, TableGroup};
 use multigres_runtime::caches::{self, CachesReady};
@@ -47,8 +47,8 @@ async fn main() -> anyhow::Result<()> {
             api::<Shard>(&client, ns),
             watcher::Config::default().labels(&selector),
         ),
-    )
-    .applied_objects();
+    );
+    let shard_stream = caches::applied(shard_stream, &shards);
     let ctx = started.context(State {
         shards: shards.clone(),
     });

@@ -452,6 +452,19 @@ pub async fn run(
     .await
     .is_ok()
         && events_with_reason(&client, CHAOS_NS, "ChildRefused").await? > 0;
+    if !report.bad_spec_answered {
+        // What the children say, for the failure report.
+        let topo: Api<multigres_api::TopoServer> = Api::namespaced(client.clone(), CHAOS_NS);
+        let server = topo.get(&naming::global_topo_server(&first)).await?;
+        let cluster = clusters.get(&first).await?;
+        step(&format!(
+            "bad spec NOT answered: TopoServer replicas {:?} (generation {:?}); cluster generation {:?}, conditions {:?}",
+            server.spec.replicas,
+            server.metadata.generation,
+            cluster.metadata.generation,
+            cluster.status.map(|s| s.conditions)
+        ));
+    }
     specs.apply(&client, CHAOS_NS, None).await?;
     let window_over = Instant::now();
     profile
