@@ -330,7 +330,19 @@ async fn reconcile_owned(shard: &Shard, ctx: &Context<State>, key: &str) -> Resu
     }
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let pvcs_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    for (_, name, reason) in &plan.delete {
+    for (p, name, reason) in &plan.delete {
+        // A failover may have made this pod the primary since the topology was read: look again
+        // right before a pod that can hold the primary goes (not when the primary itself is meant to).
+        if states[*p].can_be_primary && !plan.primary_without_standby {
+            let now = ctx.state.topology.primary(shard, &cells, &pod_names).await;
+            let elsewhere = matches!(&now, Ok(TopologyPrimary::One(r))
+                if r.pod.as_ref().is_some_and(|primary| primary != name));
+            if !elsewhere {
+                tracing::info!(shard = key, pod = %name, "the primary moved or is unknown since it was read; the pod stays");
+                plan.progressing = true;
+                continue;
+            }
+        }
         tracing::info!(shard = key, pod = %name, ?reason, "evicting pod");
         if plan.primary_without_standby {
             let note = format!(
