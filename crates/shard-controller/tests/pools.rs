@@ -31,6 +31,31 @@ fn ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The shard controller for `namespace`, its Leases there, topology (and multiadmin) addresses
+/// rewritten by `address_map`. The sample's orders_tg is not served by the pinned Multigres: pods
+/// as under kwok.
+fn start_controller(
+    cp: &multigres_e2e::ControlPlane,
+    namespace: &str,
+    address_map: &str,
+) -> multigres_e2e::OperatorProcess {
+    spawn_operator(
+        &format!("shard-controller-{namespace}"),
+        &controller_binary(),
+        cp.kubeconfig_path(),
+        &cp.log_dir(),
+        &[
+            "--http-addr=127.0.0.1:0".into(),
+            "--grpc-health-addr=127.0.0.1:0".into(),
+            format!("--watch-namespace={namespace}"),
+            format!("--topology-address-map={address_map}"),
+            format!("--lease-namespace={namespace}"),
+            "--hold-unserved-shards=false".into(),
+        ],
+    )
+    .unwrap()
+}
+
 /// Replaces a Shard's pools, as the tablegroup controller would.
 async fn set_pools(shards: &Api<Shard>, name: &str, pools: &[multigres_api::PoolSpec]) {
     let patch = serde_json::json!({"spec": {"pools": pools}});
@@ -61,32 +86,15 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         .cloned()
         .unwrap();
     let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let controller = spawn_operator(
-        &format!("shard-controller-{ns}"),
-        &controller_binary(),
-        cp.kubeconfig_path(),
-        &cp.log_dir(),
-        &[
-            "--http-addr".into(),
-            "127.0.0.1:0".into(),
-            "--grpc-health-addr".into(),
-            "127.0.0.1:0".into(),
-            "--watch-namespace".into(),
-            ns.clone(),
-            "--topology-address-map".into(),
-            format!(
-                "{TOPO_ADDRESS}={},{}={admin_addr}",
-                etcd.endpoint(),
-                naming::multiadmin_address(&cluster, &ns)
-            ),
-            // Roll slots live here.
-            "--lease-namespace".into(),
-            ns.clone(),
-            // The sample's orders_tg, which the pinned Multigres does not serve: pods as under kwok.
-            "--hold-unserved-shards=false".into(),
-        ],
-    )
-    .unwrap();
+    let controller = start_controller(
+        cp,
+        &ns,
+        &format!(
+            "{TOPO_ADDRESS}={},{}={admin_addr}",
+            etcd.endpoint(),
+            naming::multiadmin_address(&cluster, &ns)
+        ),
+    );
 
     // orders_tg: 2 shards x (replica us-west-2 x2 + readOnly us-east-1 x1).
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
@@ -355,21 +363,7 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
     multigres_e2e::install_crds(&client).await.unwrap();
     let ns = cp.namespace("shard-roll-slots").await.unwrap();
     let etcd = TestEtcd::start().await;
-    let controller = spawn_operator(
-        &format!("shard-controller-{ns}"),
-        &controller_binary(),
-        cp.kubeconfig_path(),
-        &cp.log_dir(),
-        &[
-            "--http-addr=127.0.0.1:0".into(),
-            "--grpc-health-addr=127.0.0.1:0".into(),
-            format!("--watch-namespace={ns}"),
-            format!("--topology-address-map={TOPO_ADDRESS}={}", etcd.endpoint()),
-            format!("--lease-namespace={ns}"),
-            "--hold-unserved-shards=false".into(),
-        ],
-    )
-    .unwrap();
+    let controller = start_controller(cp, &ns, &format!("{TOPO_ADDRESS}={}", etcd.endpoint()));
     let tg = orders_table_group(&ns);
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
     let shards = shards_of(&tg);
