@@ -37,10 +37,6 @@ pub struct Profile {
     pub seed: u64,
     /// How long the operator may take to settle after the window.
     pub settle: Duration,
-    /// Whether the API server is restarted. Off in the short profile that `just test` runs: an edit
-    /// made within seconds after a restart can go unseen for minutes, an open finding
-    /// (docs/reliability.md).
-    pub api_restarts: bool,
 }
 
 impl Profile {
@@ -52,7 +48,6 @@ impl Profile {
             pause: Duration::from_secs(4),
             seed,
             settle: Duration::from_secs(240),
-            api_restarts: false,
         }
     }
 
@@ -64,7 +59,6 @@ impl Profile {
             pause: Duration::from_secs(5),
             seed,
             settle: Duration::from_secs(600),
-            api_restarts: true,
         }
     }
 }
@@ -333,29 +327,13 @@ pub async fn run(
     for i in (1..actions.len()).rev() {
         actions.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    // The bad spec (6) first, before any fault: an edit made within seconds after an API server
-    // restart can go unseen by the cluster controller for minutes, an open finding
-    // (docs/reliability.md). MULTIGRES_CHAOS_BAD_SPEC_ANYWHERE=1 keeps the shuffled order, which
-    // with seed 1796187221487858063 (short profile) reproduces it.
-    if std::env::var_os("MULTIGRES_CHAOS_BAD_SPEC_ANYWHERE").is_none() {
-        actions.retain(|a| *a != 6);
-        actions.insert(0, 6);
-    }
-    if !profile.api_restarts {
-        actions.retain(|a| *a != 1);
-    }
     let window_end = Instant::now() + profile.window;
     let mut cpu_step = 0;
     let mut bad_spec_at = None;
     while Instant::now() < window_end || !actions.is_empty() {
         let action = match actions.is_empty() {
             false => actions.remove(0),
-            true => loop {
-                let a = rng.below(7);
-                if a != 1 || profile.api_restarts {
-                    break a;
-                }
-            },
+            true => rng.below(7),
         };
         match action {
             0 => {
