@@ -22,6 +22,7 @@ use multigres_runtime::builders::{
     container_port, downward_env, http_probe, preferred_spread,
     restricted_container_security_context, restricted_pod_security_context, service_port,
 };
+use multigres_runtime::error::{ChildError, Failure};
 use multigres_topology::pb;
 
 pub const GATEWAY_PG_PORT: i32 = 5432;
@@ -62,14 +63,6 @@ pub struct Children {
     pub gateway: Deployment,
     pub multiorch: Deployment,
     pub local_topo_server: Option<TopoServer>,
-}
-
-fn object(cell: &Cell) -> String {
-    format!(
-        "{}/{}",
-        cell.namespace().unwrap_or_default(),
-        cell.name_any()
-    )
 }
 
 /// The cluster a Cell belongs to, from its `multigres.com/cluster` label.
@@ -384,11 +377,9 @@ pub fn children(cell: &Cell) -> Children {
 }
 
 /// Validation and build in one step, with errors that name the Cell.
-pub fn validated(cell: &Cell) -> Result<(CellTopology, Children), crate::Error> {
-    let topology = topology(cell).map_err(|message| crate::Error::Invalid {
-        object: object(cell),
-        message,
-    })?;
+pub fn validated(cell: &Cell) -> Result<(CellTopology, Children), ChildError> {
+    let topology =
+        topology(cell).map_err(|message| ChildError::new(cell, Failure::Invalid(message)))?;
     Ok((topology, children(cell)))
 }
 

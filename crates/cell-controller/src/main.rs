@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use clap::Parser;
+use multigres_cell_controller::{CRDS, NAME, Settings};
 use multigres_runtime::settings::parse_duration;
-use multigres_runtime::{CommonArgs, leader};
+use multigres_runtime::{CommonArgs, run};
 use multigres_topology::AddressMapping;
 
 #[derive(Parser, Debug)]
-#[command(name = "cell-controller", version, about)]
+#[command(name = NAME, version, about)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -31,40 +32,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let address_mapping = AddressMapping::parse(&args.topology_address_map)
         .map_err(|e| anyhow::anyhow!("--topology-address-map: {e}"))?;
-    let started = multigres_runtime::run::start(
-        multigres_cell_controller::NAME,
-        &args.common,
-        &["cells.multigres.com", "toposervers.multigres.com"],
-    )
-    .await?;
-    if !address_mapping.is_off() {
-        tracing::info!(mapping = %address_mapping, "topology address mapping is on");
-    }
-    // With --leader-elect, a standby starts nothing (no watches; ready: see
-    // leader::run_if_enabled_until) until it leads; losing the Lease returns an error, so the process
-    // exits non-zero and restarts clean.
-    let (client, readiness, stop) = (
-        started.client.clone(),
-        started.readiness.clone(),
-        started.shutdown(),
-    );
-    let work = multigres_cell_controller::run(
-        started,
-        &args.common,
-        multigres_cell_controller::Settings {
-            address_mapping,
-            topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),
-            resync: args.resync_interval.max(Duration::from_secs(1)),
-        },
-    );
-    leader::run_if_enabled_until(
-        client,
-        &args.common,
-        multigres_cell_controller::NAME,
-        &readiness,
-        stop,
-        work,
-    )
-    .await?
-    .unwrap_or(Ok(()))
+    let settings = Settings {
+        address_mapping,
+        topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),
+        resync: args.resync_interval.max(Duration::from_secs(1)),
+    };
+    run::main(NAME, &args.common, CRDS, |started| {
+        multigres_cell_controller::run(started, &args.common, settings)
+    })
+    .await
 }

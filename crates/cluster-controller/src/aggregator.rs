@@ -12,12 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
+use multigres_runtime::apply::Applier;
 use multigres_status_aggregator::client::StatusEvent;
-use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::status::{self, AggregatorReach, Findings, Merge};
@@ -133,13 +131,12 @@ pub async fn subscribe(feed: Arc<StatusFeed>, events: impl Stream<Item = StatusE
 }
 
 /// The only writer of `MultigresCluster.status` while the aggregator is on: for each dirty
-/// cluster, merges its inputs and server-side applies the status (field manager `manager`) when it
+/// cluster, merges its inputs and server-side applies the status (the applier's field manager) when it
 /// differs from the cached one.
 pub async fn write_statuses(
     feed: Arc<StatusFeed>,
     clusters: Store<MultigresCluster>,
-    client: Client,
-    manager: String,
+    applier: Applier,
 ) {
     loop {
         feed.wake.notified().await;
@@ -160,10 +157,8 @@ pub async fn write_statuses(
                 reach: &reach,
                 now: status::now(),
             });
-            if cluster.status.as_ref() == Some(&merged) {
-                continue;
-            }
-            if let Err(error) = write(&client, &manager, &cluster, &merged).await {
+            let written = applier.apply_status(cluster.as_ref(), cluster.status.as_ref(), &merged);
+            if let Err(error) = written.await {
                 if matches!(&error, kube::Error::Api(e) if e.code == 404) {
                     continue;
                 }
@@ -176,29 +171,6 @@ pub async fn write_statuses(
             }
         }
     }
-}
-
-async fn write(
-    client: &Client,
-    manager: &str,
-    cluster: &MultigresCluster,
-    status: &MultigresClusterStatus,
-) -> kube::Result<()> {
-    let namespace = cluster.meta().namespace.as_deref().unwrap_or_default();
-    let name = cluster.meta().name.as_deref().unwrap_or_default();
-    let api: Api<MultigresCluster> = Api::namespaced(client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": MultigresCluster::api_version(&()),
-        "kind": MultigresCluster::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

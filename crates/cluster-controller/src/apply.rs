@@ -373,21 +373,8 @@ pub async fn status(
     cluster: &MultigresCluster,
     status: &MultigresClusterStatus,
 ) -> Result<()> {
-    if cluster.status.as_ref() == Some(status) {
-        return Ok(());
-    }
-    let api: Api<MultigresCluster> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": MultigresCluster::api_version(&()),
-        "kind": MultigresCluster::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(ctx.applier.manager()).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    ctx.applier
+        .apply_status(cluster, cluster.status.as_ref(), status)
+        .await?;
     Ok(())
 }

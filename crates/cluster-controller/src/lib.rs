@@ -2,18 +2,228 @@
 //! Cells, TableGroups, the multiadmin Deployment and Service, a credentials Secret), registers its
 //! databases in the global topology, and keeps every DeploymentTemplate's consumers exact.
 //!
-//! Read in reconcile order: [`dereference`], [`build`] (after `multigres_api::resolve`), [`apply`],
-//! [`status`]; [`templates`] is the DeploymentTemplate lifecycle; [`aggregator`] writes status from
-//! the status aggregator; [`controller`] wires it together.
+//! Read in reconcile order ([`reconcile`]): [`dereference`], [`build`] (after
+//! `multigres_api::resolve`), [`apply`], [`status`]; [`templates`] is the DeploymentTemplate
+//! lifecycle; [`aggregator`] writes status from the status aggregator; [`run`] wires it together.
 
 pub mod aggregator;
 pub mod apply;
 pub mod build;
-pub mod controller;
 pub mod dereference;
 pub mod error;
+pub mod reconcile;
 pub mod retention;
 pub mod status;
 pub mod templates;
 
-pub use controller::{Args, run};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use multigres_api::labels::{self, component};
+use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer};
+use multigres_runtime::CommonArgs;
+use multigres_runtime::apply::Applier;
+use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::client::namespaced_or_all as api;
+use multigres_runtime::run::{self, Started};
+use multigres_status_aggregator::client::{self as aggregator_client, ClientTls};
+use multigres_topology::AddressMapping;
+
+use aggregator::StatusFeed;
+use apply::State;
+use dereference::Stores;
+pub use reconcile::reconcile;
+
+/// The controller's name: its field manager, Event reporter and metrics label.
+pub const NAME: &str = "cluster-controller";
+
+/// CRDs that must be established before the controller starts.
+pub const CRDS: &[&str] = &[
+    "multigresclusters.multigres.com",
+    "deploymenttemplates.multigres.com",
+    "toposervers.multigres.com",
+    "cells.multigres.com",
+    "tablegroups.multigres.com",
+];
+
+/// Settings of the cluster controller beyond the common ones.
+pub struct Settings {
+    pub address_mapping: AddressMapping,
+    /// Deadline of every topology call.
+    pub topology_timeout: Duration,
+    /// Where MultigresCluster status comes from; None: computed from the controller's own caches.
+    pub status_aggregator: Option<StatusAggregator>,
+}
+
+/// The status aggregator's gRPC endpoint, and TLS towards it.
+pub struct StatusAggregator {
+    pub endpoint: String,
+    pub tls: Option<ClientTls>,
+}
+
+/// A cache of `K` and the stream of its changes (the stream must be polled to fill the cache).
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    futures::future::BoxFuture<'static, ()>,
+)
+where
+    K: caches::Cacheable,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, caches::cache_watch(api, config));
+    let (stream, synced) = caches::tap(stream);
+    (reader, stream, synced)
+}
+
+/// Runs both controllers (caches, the status writer) until SIGTERM.
+pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> anyhow::Result<()> {
+    let client = started.client.clone();
+    let mapping = settings.address_mapping;
+    let ns = args.watch_namespace.as_deref();
+    let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+    let multiadmin = format!("{managed},{}={}", labels::COMPONENT, component::MULTIADMIN);
+    let global_topo = format!("{managed},{}=global", labels::TOPO_SCOPE);
+    let all = watcher::Config::default;
+
+    let (clusters, cluster_events, clusters_synced) =
+        cached(api::<MultigresCluster>(&client, ns), all());
+    let (templates, template_events, templates_synced) =
+        cached(api::<DeploymentTemplate>(&client, ns), all());
+    let (topo_servers, topo_events, topo_servers_synced) =
+        cached(api::<TopoServer>(&client, ns), all().labels(&global_topo));
+    let (cells, cell_events, cells_synced) =
+        cached(api::<Cell>(&client, ns), all().labels(&managed));
+    let (table_groups, tg_events, table_groups_synced) =
+        cached(api::<TableGroup>(&client, ns), all().labels(&managed));
+    let (deployments, deployment_events, deployments_synced) =
+        cached(api::<Deployment>(&client, ns), all().labels(&multiadmin));
+    let (services, service_events, services_synced) =
+        cached(api::<Service>(&client, ns), all().labels(&multiadmin));
+    // The template lifecycle keeps its own caches, so that what triggers it and what it reads are
+    // the same view of the world.
+    let (lifecycle_clusters, lifecycle_cluster_events, lifecycle_clusters_synced) =
+        cached(api::<MultigresCluster>(&client, ns), all());
+    let (lifecycle_templates, lifecycle_template_events, lifecycle_templates_synced) =
+        cached(api::<DeploymentTemplate>(&client, ns), all());
+
+    let stores = Stores {
+        clusters: clusters.clone(),
+        templates: templates.clone(),
+        topo_servers: topo_servers.clone(),
+        cells: cells.clone(),
+        table_groups: table_groups.clone(),
+        deployments: deployments.clone(),
+        services: services.clone(),
+    };
+    let lifecycle_stores = Stores {
+        clusters: lifecycle_clusters.clone(),
+        templates: lifecycle_templates.clone(),
+        ..stores.clone()
+    };
+    let _caches = CachesReady::spawn(
+        vec![
+            clusters_synced,
+            templates_synced,
+            topo_servers_synced,
+            cells_synced,
+            table_groups_synced,
+            deployments_synced,
+            services_synced,
+            lifecycle_clusters_synced,
+            lifecycle_templates_synced,
+        ],
+        started.readiness.clone(),
+    );
+
+    let status_feed = match settings.status_aggregator {
+        None => {
+            tracing::info!(
+                "no --status-aggregator-endpoint: computing cluster status from own caches"
+            );
+            None
+        }
+        Some(StatusAggregator { endpoint, tls }) => {
+            let events = aggregator_client::watch_all(&endpoint, tls, ns)?;
+            let feed = Arc::new(StatusFeed::default());
+            tokio::spawn(aggregator::subscribe(feed.clone(), events));
+            tokio::spawn(aggregator::write_statuses(
+                feed.clone(),
+                clusters.clone(),
+                Applier::new(client.clone(), NAME),
+            ));
+            tracing::info!(%endpoint, "cluster status from the status aggregator");
+            Some(feed)
+        }
+    };
+
+    let config = ControllerConfig::default().concurrency(args.concurrency);
+    let ctx = started.context(
+        State::new(stores, mapping.clone(), settings.topology_timeout)
+            .with_status_feed(status_feed),
+    );
+    let template_clusters = clusters.clone();
+    let cluster_controller =
+        Controller::for_stream(caches::applied(cluster_events, &clusters), clusters)
+            .with_config(config.clone())
+            .owns_stream(caches::touched(topo_events, &topo_servers))
+            .owns_stream(caches::touched(cell_events, &cells))
+            .owns_stream(caches::touched(tg_events, &table_groups))
+            .owns_stream(caches::touched(deployment_events, &deployments))
+            .owns_stream(caches::touched(service_events, &services))
+            // A template change re-reconciles every cluster that names it.
+            .watches_stream(
+                caches::touched(template_events, &templates),
+                move |template: DeploymentTemplate| {
+                    dereference::consumers_of(&template_clusters, &template)
+                        .into_iter()
+                        .map(|c| ObjectRef::from_obj(c.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .graceful_shutdown_on(started.shutdown())
+            .run(reconcile, run::error_policy, ctx)
+            .for_each(|_| futures::future::ready(()));
+
+    let lifecycle_ctx = started.context(State::new(
+        lifecycle_stores,
+        mapping,
+        settings.topology_timeout,
+    ));
+    let namespace_templates = lifecycle_templates.clone();
+    let template_controller = Controller::for_stream(
+        caches::applied(lifecycle_template_events, &lifecycle_templates),
+        lifecycle_templates,
+    )
+    .with_config(config)
+    // Any cluster change may add or drop a consumer of any template of its namespace.
+    .watches_stream(
+        caches::touched(lifecycle_cluster_events, &lifecycle_clusters),
+        move |cluster: MultigresCluster| {
+            let namespace = cluster.namespace();
+            namespace_templates
+                .state()
+                .into_iter()
+                .filter(|t| t.namespace() == namespace)
+                .map(|t| ObjectRef::from_obj(t.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    )
+    .graceful_shutdown_on(started.shutdown())
+    .run(templates::reconcile, run::error_policy, lifecycle_ctx)
+    .for_each(|_| futures::future::ready(()));
+
+    tokio::join!(cluster_controller, template_controller);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -79,17 +79,9 @@ async fn reconcile_unbounded(template: Arc<DeploymentTemplate>, ctx: Arc<Ctx>) -
     );
     let name = template.name_any();
     if let Some(status) = desired_status(template.status.as_ref(), users) {
-        let patch = json!({
-            "apiVersion": DeploymentTemplate::api_version(&()),
-            "kind": DeploymentTemplate::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(ctx.applier.manager()).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        ctx.applier
+            .apply_status(template.as_ref(), None, &status)
+            .await?;
     }
     if let Some(add) = finalizer_change(&template, in_use) {
         let mut finalizers: Vec<String> = template

@@ -11,6 +11,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::error::{ChildError, Failure};
 use crate::events::Events;
 use crate::subset::is_subset;
 
@@ -126,6 +129,75 @@ impl Applier {
             ApplyOutcome::Unchanged => {}
         }
         Ok(outcome)
+    }
+
+    /// Applies a child of `parent` whose current state is in `store` (with an Event on `parent`
+    /// when it changed, given `events`): a child of that name controlled by another object is
+    /// refused, never taken over.
+    pub async fn apply_owned<K, P>(
+        &self,
+        events: Option<&Events>,
+        parent: &P,
+        store: &Store<K>,
+        desired: &K,
+    ) -> Result<ApplyOutcome, ChildError>
+    where
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        P: Resource<DynamicType = ()>,
+    {
+        let (kind, name) = (K::kind(&()), desired.name_any());
+        let key = ObjectRef::new(&name).within(&parent.namespace().unwrap_or_default());
+        let existing = store.get(&key);
+        if let Some(existing) = &existing
+            && controlled_by_other(existing.as_ref(), parent)
+        {
+            let failure = Failure::NameConflict {
+                kind: kind.into_owned(),
+                name,
+            };
+            return Err(ChildError::new(parent, failure));
+        }
+        let applied = match events {
+            Some(events) => {
+                self.apply_reported(events, parent, existing.as_deref(), desired)
+                    .await
+            }
+            None => self.apply(existing.as_deref(), desired).await,
+        };
+        applied
+            .map_err(|source| ChildError::kube(parent, format!("applying {kind} {name}"), source))
+    }
+
+    /// Writes `status` as `object`'s status (server-side apply, this controller's field manager)
+    /// unless `current` already equals it. Returns whether it wrote.
+    pub async fn apply_status<K, S>(
+        &self,
+        object: &K,
+        current: Option<&S>,
+        status: &S,
+    ) -> Result<bool, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize + PartialEq,
+    {
+        if current == Some(status) {
+            return Ok(false);
+        }
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        self.api::<K>(object.meta().namespace.as_deref())
+            .patch_status(
+                &object.name_any(),
+                &PatchParams::apply(&self.manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        Ok(true)
     }
 
     /// Deletes the children in `existing` that `owner` controls and whose names are not in `keep`.

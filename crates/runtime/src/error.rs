@@ -28,6 +28,107 @@ pub trait ReconcileError: std::error::Error {
         Self: Sized;
 }
 
+/// The error of every controller whose work is applying children (topo, cell, tablegroup, shard):
+/// the object reconciled (`Kind namespace/name`) and what failed, with a fixed metric label per kind
+/// of failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: {failure}")]
+pub struct ChildError {
+    pub object: String,
+    pub failure: Failure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("reconcile abandoned after {0:?}")]
+    Deadline(Duration),
+    #[error("the controller's caches did not sync in time")]
+    CacheNotReady,
+    #[error(
+        "{kind} {name} already exists and is controlled by another object; rename or delete it"
+    )]
+    NameConflict { kind: String, name: String },
+    /// A child the API server refused, or another request that failed.
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("writing status: {0}")]
+    Status(#[source] Box<kube::Error>),
+    /// The object asks for what cannot be built; it must change first.
+    #[error("{0}")]
+    Invalid(String),
+    /// The topology server could not be reached or refused a write.
+    #[error("topology: {0}")]
+    Topology(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl ChildError {
+    /// `failure` while reconciling `object`.
+    pub fn new<K: kube::Resource<DynamicType = ()>>(object: &K, failure: Failure) -> Self {
+        Self {
+            object: object_name(object),
+            failure,
+        }
+    }
+
+    /// A failed request (`action`, such as `applying Service x`) while reconciling `object`.
+    pub fn kube<K: kube::Resource<DynamicType = ()>>(
+        object: &K,
+        action: impl Into<String>,
+        source: kube::Error,
+    ) -> Self {
+        Self::new(
+            object,
+            Failure::Kube {
+                action: action.into(),
+                source: Box::new(source),
+            },
+        )
+    }
+}
+
+/// `Kind namespace/name`, how errors and logs name an object.
+pub fn object_name<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    format!("{} {}", K::kind(&()), crate::run::object_key(object))
+}
+
+impl ReconcileError for ChildError {
+    fn metric_label(&self) -> &'static str {
+        match self.failure {
+            Failure::Deadline(_) => "deadline",
+            Failure::CacheNotReady => "cache_not_ready",
+            Failure::NameConflict { .. } => "name_conflict",
+            Failure::Kube { .. } => "kube_api",
+            Failure::Status(_) => "status",
+            Failure::Invalid(_) => "invalid",
+            Failure::Topology(_) => "topology",
+            Failure::Finalizer(_) => "finalizer",
+            Failure::Tls(_) => "tls",
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self.failure {
+            Failure::NameConflict { .. } | Failure::Invalid(_) => ErrorKind::Invalid,
+            _ => ErrorKind::Transient,
+        }
+    }
+
+    fn deadline(object: String, after: Duration) -> Self {
+        Self {
+            object,
+            failure: Failure::Deadline(after),
+        }
+    }
+}
+
 /// Per-object failure counts, reset on success.
 #[derive(Default)]
 pub struct Backoff {

@@ -89,6 +89,26 @@ pub async fn start(name: &str, args: &CommonArgs, crds: &[&str]) -> anyhow::Resu
     Ok(started)
 }
 
+/// All a controller binary does once its flags are parsed: [`start`], then `work` (its caches and
+/// controllers, built from what [`Started`] holds) until SIGTERM. With `--leader-elect`, a standby
+/// starts nothing (no watches) until it leads; losing the Lease returns an error, so the process
+/// exits non-zero and restarts clean (`leader::run_if_enabled_until`).
+pub async fn main<W, F>(name: &str, args: &CommonArgs, crds: &[&str], work: W) -> anyhow::Result<()>
+where
+    W: FnOnce(Started) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let started = start(name, args, crds).await?;
+    let (client, readiness, stop) = (
+        started.client.clone(),
+        started.readiness.clone(),
+        started.shutdown(),
+    );
+    crate::leader::run_if_enabled_until(client, args, name, &readiness, stop, work(started))
+        .await?
+        .unwrap_or(Ok(()))
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -133,12 +153,15 @@ pub async fn within_deadline<K, T, E>(
     reconcile: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E>
 where
-    K: Resource,
+    K: Resource<DynamicType = ()>,
     E: ReconcileError,
 {
     match tokio::time::timeout(RECONCILE_DEADLINE, reconcile).await {
         Ok(result) => result,
-        Err(_) => Err(E::deadline(object_key(object), RECONCILE_DEADLINE)),
+        Err(_) => Err(E::deadline(
+            crate::error::object_name(object),
+            RECONCILE_DEADLINE,
+        )),
     }
 }
 

@@ -2,9 +2,227 @@
 //! (not StatefulSets, see docs/shard-controller.md), a data PVC per pod, a headless Service and a
 //! PodDisruptionBudget. Pods roll one at a time per pool, read-only and replica members before the
 //! primary, which is read from the topology. Several replicas split the Shards between them.
+//!
+//! A reconcile ([`reconcile`]) reads top to bottom: [`build`] (pure) makes the pool objects and pods,
+//! [`plan`] (pure) decides what to create and remove from what is observed and from the primary
+//! read through [`topology`]; the reconcile carries the plan out and writes the status.
 
 pub mod build;
 pub mod plan;
 pub mod reconcile;
 pub mod topology;
 pub mod trim;
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use multigres_api::Shard;
+use multigres_api::labels::{self, component};
+use multigres_runtime::CommonArgs;
+use multigres_runtime::caches::{self, CachesReady};
+use multigres_runtime::client::namespaced_or_all as api;
+use multigres_runtime::partition::{Partition, PartitionSettings, Synced};
+use multigres_runtime::run::{self, Started};
+use multigres_runtime::slots::Slots;
+use multigres_topology::AddressMapping;
+
+pub use reconcile::{Handover, reconcile};
+use topology::TopologyReader;
+
+/// Name of the controller: its field manager, Event reporter and metric prefix.
+pub const NAME: &str = "shard-controller";
+
+/// CRDs that must be established before the controller starts.
+pub const CRDS: &[&str] = &["shards.multigres.com"];
+
+/// What every reconcile shares: the child caches, the partition, the topology reader.
+pub struct State {
+    pub pods: Store<Pod>,
+    pub pvcs: Store<PersistentVolumeClaim>,
+    pub services: Store<Service>,
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// Which buckets each child cache holds completely (empty when not partitioned).
+    pub synced: Vec<Synced>,
+    pub partition: Option<Partition>,
+    pub topology: TopologyReader,
+    pub identity: String,
+    /// Create no pods for a Shard the pinned Multigres cannot serve (its multipooler would exit at
+    /// start, over and over): the Shard says why instead.
+    pub hold_unserved: bool,
+    /// Roll slots and planned switchovers.
+    pub handover: Handover,
+}
+
+pub type Ctx = multigres_runtime::Context<State>;
+
+/// Settings of the shard controller beyond the common ones.
+pub struct Settings {
+    /// Split Shards between replicas through membership Leases.
+    pub partition: bool,
+    pub address_mapping: AddressMapping,
+    pub topology_timeout: Duration,
+    pub hold_unserved_shards: bool,
+    pub max_rolling_shards_per_table_group: u32,
+    pub switchover_timeout: Duration,
+}
+
+/// A roll slot whose Lease has not changed this long belongs to a holder that stopped: free.
+const ROLL_SLOT_TTL: Duration = Duration::from_secs(60);
+
+/// A child cache: narrowed to owned buckets when partitioned, each object passed through `trim`
+/// before it is stored. Returns the store, a trigger stream mapping each child to its Shard, and
+/// what the cache holds completely.
+fn child_cache<K>(
+    api: Api<K>,
+    selector: &str,
+    partition: Option<&Partition>,
+    trim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Option<Synced>,
+)
+where
+    K: caches::Cacheable,
+{
+    let (store, writer) = reflector::store::<K>();
+    let (events, synced) = match partition {
+        Some(p) => {
+            let (stream, synced) = p.watch_owned(api, selector);
+            (stream.boxed(), Some(synced))
+        }
+        None => (
+            caches::cache_watch(api, watcher::Config::default().labels(selector)).boxed(),
+            None,
+        ),
+    };
+    let stream = caches::touched(reflector::reflector(writer, events.modify(trim)), &store);
+    (store, stream, synced)
+}
+
+fn shard_of<K: Resource>(child: K) -> Option<ObjectRef<Shard>> {
+    let owner = child.labels().get(labels::OWNER)?.clone();
+    Some(ObjectRef::new(&owner).within(&child.namespace()?))
+}
+
+/// Runs the controller until shutdown.
+pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> anyhow::Result<()> {
+    let client = started.client.clone();
+    let ns = args.watch_namespace.as_deref();
+    let partition = settings.partition.then(|| {
+        Partition::join(
+            client.clone(),
+            PartitionSettings {
+                group: NAME.to_string(),
+                identity: args.identity.clone(),
+                namespace: args.lease_namespace.clone(),
+                lease_duration: args.lease_duration,
+            },
+        )
+    });
+    // A topology call must end well within one reconcile's deadline.
+    let topology_timeout = match &partition {
+        Some(p) => settings.topology_timeout.min(p.action_deadline() / 3),
+        None => settings.topology_timeout,
+    };
+    let selector = labels::selector(&labels::with(
+        [(
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        )]
+        .into(),
+        labels::COMPONENT,
+        component::SHARD_POOL,
+    ));
+    let p = partition.as_ref();
+    let (pods, pod_events, s1) = child_cache(api::<Pod>(&client, ns), &selector, p, trim::pod);
+    let (pvcs, pvc_events, s2) = child_cache(
+        api::<PersistentVolumeClaim>(&client, ns),
+        &selector,
+        p,
+        trim::claim,
+    );
+    // Services and PDBs are compared with what the controller would apply: kept whole.
+    let (services, svc_events, s3) = child_cache(api::<Service>(&client, ns), &selector, p, |_| {});
+    let (pdbs, pdb_events, s4) = child_cache(
+        api::<PodDisruptionBudget>(&client, ns),
+        &selector,
+        p,
+        |_| {},
+    );
+    let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();
+
+    let ctx = started.context(State {
+        pods,
+        pvcs,
+        services,
+        pdbs,
+        synced,
+        partition: partition.clone(),
+        topology: TopologyReader::new(settings.address_mapping.clone(), topology_timeout),
+        identity: args.identity.clone(),
+        hold_unserved: settings.hold_unserved_shards,
+        handover: Handover::new(
+            Slots::new(
+                client.clone(),
+                &args.lease_namespace,
+                settings.max_rolling_shards_per_table_group,
+                ROLL_SLOT_TTL,
+            ),
+            settings.address_mapping,
+            settings.switchover_timeout,
+        ),
+    });
+
+    let (shards, shard_writer) = reflector::store::<Shard>();
+    let (shard_stream, shards_synced) = caches::tap(reflector::reflector(
+        shard_writer,
+        caches::cache_watch(api::<Shard>(&client, ns), watcher::Config::default()),
+    ));
+    let shard_events = caches::applied(shard_stream, &shards);
+    let mut controller = Controller::for_stream(shard_events, shards.clone())
+        .watches_stream(pod_events, shard_of)
+        .watches_stream(pvc_events, shard_of)
+        .watches_stream(svc_events, shard_of)
+        .watches_stream(pdb_events, shard_of)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(started.shutdown());
+    if let Some(p) = &partition {
+        controller = controller.reconcile_all_on(p.changes());
+    }
+
+    // Owned Shards, for the `owned_objects` gauge, recounted as the view and the Shards change.
+    let metrics = ctx.metrics.clone();
+    let counting = partition.clone();
+    let store = shards.clone();
+    let _caches = CachesReady::spawn(vec![shards_synced], started.readiness.clone());
+    tokio::spawn(async move {
+        loop {
+            let owned = store
+                .state()
+                .iter()
+                .filter(|s| {
+                    counting
+                        .as_ref()
+                        .is_none_or(|p| p.owns(&run::object_key(s.as_ref())))
+                })
+                .count();
+            metrics.owned.set(owned as i64);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    controller
+        .run(reconcile, run::error_policy, ctx)
+        .for_each(|_| std::future::ready(()))
+        .await;
+    if let Some(p) = partition {
+        p.leave().await;
+    }
+    Ok(())
+}

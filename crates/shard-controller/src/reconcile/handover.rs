@@ -49,7 +49,7 @@ fn table_group_resource(shard: &Shard) -> String {
 
 /// Takes (or renews) a roll slot while the Shard rolls and gives it back once it is done. Without a
 /// slot, the roll's disruptions wait; creates and scale-downs go on.
-pub(super) async fn pace_roll(shard: &Shard, ctx: &Context<State>, key: &str, plan: &mut Plan) {
+pub(super) async fn pace_roll(shard: &Shard, ctx: &Ctx, key: &str, plan: &mut Plan) {
     let slots = &ctx.state.handover.slots;
     if !plan.rolling {
         if let Err(error) = slots.release(key).await {
@@ -78,13 +78,7 @@ pub(super) async fn pace_roll(shard: &Shard, ctx: &Context<State>, key: &str, pl
 
 /// Asks multiadmin to move the primary away from `pod` (once per [`SWITCHOVER_WAIT`]); the pod
 /// goes in a later reconcile, when the topology names another primary.
-pub(super) async fn switch_over(
-    shard: &Shard,
-    ctx: &Context<State>,
-    key: &str,
-    pod: &str,
-    plan: &mut Plan,
-) {
+pub(super) async fn switch_over(shard: &Shard, ctx: &Ctx, key: &str, pod: &str, plan: &mut Plan) {
     let handover = &ctx.state.handover;
     let recent = handover
         .asked

@@ -6,7 +6,7 @@ use super::*;
 /// A Secret that could not be made: the API refused it, or its contents could not be generated.
 enum SecretError {
     Kube(kube::Error),
-    Other(Error),
+    Other(ChildError),
 }
 
 impl From<kube::Error> for SecretError {
@@ -17,18 +17,14 @@ impl From<kube::Error> for SecretError {
 
 /// What every pool pod mounts besides its own data volume: the shard's backup repository, its
 /// pg_hba template ConfigMap and its pgBackRest TLS Secret, each created once, before the first pod that needs them.
-pub(super) async fn shared_volumes(
-    shard: &Shard,
-    ctx: &Context<State>,
-    key: &str,
-) -> Result<(), Error> {
+pub(super) async fn shared_volumes(shard: &Shard, ctx: &Ctx) -> Result<(), ChildError> {
     let ns = shard.namespace().unwrap_or_default();
     let backups = build::backup_pvc(shard);
     if find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none() {
         ctx.applier
             .apply(None, &backups)
             .await
-            .map_err(|e| Error::Kube(key.into(), format!("creating {}", backups.name_any()), e))?;
+            .map_err(|e| ChildError::kube(shard, format!("creating {}", backups.name_any()), e))?;
     }
     let hba = build::pg_hba_config_map_name(shard);
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
@@ -36,7 +32,7 @@ pub(super) async fn shared_volumes(
         Ok::<_, kube::Error>(build::pg_hba_config_map(shard))
     })
     .await
-    .map_err(|e| Error::Kube(key.into(), format!("creating ConfigMap {hba}"), e))?;
+    .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {hba}"), e))?;
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let created = once::create_once(&secrets, &name, || {
@@ -46,16 +42,16 @@ pub(super) async fn shared_volumes(
             &build::pgbackrest_sans(shard),
         )
         .map_err(|e| {
-            SecretError::Other(Error::Tls(
-                key.into(),
-                format!("issuing pgBackRest TLS: {e}"),
+            SecretError::Other(ChildError::new(
+                shard,
+                Failure::Tls(format!("issuing pgBackRest TLS: {e}")),
             ))
         })?;
         Ok(build::pgbackrest_secret(shard, &tls))
     })
     .await
     .map_err(|e| match e {
-        SecretError::Kube(e) => Error::Kube(key.into(), format!("creating Secret {name}"), e),
+        SecretError::Kube(e) => ChildError::kube(shard, format!("creating Secret {name}"), e),
         SecretError::Other(e) => e,
     })?;
     if created {
@@ -73,11 +69,7 @@ pub(super) async fn shared_volumes(
 /// Keeps the owner reference of every claim of the shard in line with `pvcDeletionPolicy.whenDeleted`
 /// as it is now: owned (deleted with the Shard) only under `Delete`. A policy flipped to `Retain`
 /// takes effect on claims created before, so deleting the cluster no longer deletes them.
-pub(super) async fn claim_owners(
-    shard: &Shard,
-    ctx: &Context<State>,
-    key: &str,
-) -> Result<(), Error> {
+pub(super) async fn claim_owners(shard: &Shard, ctx: &Ctx) -> Result<(), ChildError> {
     let ns = shard.namespace().unwrap_or_default();
     let uid = shard.uid().unwrap_or_default();
     let owned_by_policy = shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete;
@@ -103,7 +95,7 @@ pub(super) async fn claim_owners(
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(|e| Error::Kube(key.into(), format!("owner of {}", claim.name_any()), e))?;
+        .map_err(|e| ChildError::kube(shard, format!("owner of {}", claim.name_any()), e))?;
         let what = if owned_by_policy {
             "now deleted with"
         } else {

@@ -114,22 +114,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_indices_come_from_short_and_long_names() {
-        let mut cache = None;
-        let short = naming::pool_pod("shard-a", "main", 7);
-        assert_eq!(pod_index("shard-a", "main", &short, &mut cache), Some(7));
-        assert!(cache.is_none(), "a short name needs no table of names");
-        assert_eq!(pod_index("shard-a", "other", &short, &mut None), None);
-        // The table is per shard and pool, as in observe_pool.
-        let mut cache = None;
-        let shard = "s".repeat(60);
-        let long = naming::pool_pod(&shard, "main", 42);
-        assert!(!long.ends_with("-42"), "{long} should end in a hash");
-        assert_eq!(pod_index(&shard, "main", &long, &mut cache), Some(42));
-        assert_eq!(pod_index(&shard, "main", "unrelated-3", &mut cache), None);
-    }
-
-    #[test]
     fn a_pending_election_is_looked_at_every_second() {
         assert_eq!(look_again_after(false, true), Duration::from_secs(1));
         assert_eq!(look_again_after(true, true), Duration::from_secs(1));

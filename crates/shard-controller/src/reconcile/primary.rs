@@ -1,0 +1,98 @@
+//! Which pod is the primary, from the topology: unknown when it cannot be read, when several records
+//! claim it, when its record traces to none of this shard's pods, or when there is no record while
+//! replica pods exist (mid-election or not bootstrapped yet).
+
+use super::*;
+
+/// What the topology said, and what the plan may rely on.
+pub(super) struct PrimaryView {
+    /// The topology's answer, None when it could not be read.
+    pub record: Option<TopologyPrimary>,
+    pub primary: Primary,
+    /// Where the primary may be: the cells of the spec's replica pools, and of every replica-pool
+    /// pod that still exists (a pool removed from the spec may still hold it).
+    pub cells: BTreeSet<String>,
+    pub pod_names: Vec<String>,
+}
+
+impl PrimaryView {
+    /// Whether another pod than `name` is the primary right now (read again: a failover may have
+    /// happened since the plan was made).
+    pub async fn elsewhere_now(&self, shard: &Shard, ctx: &Ctx, name: &str) -> bool {
+        let now = ctx
+            .state
+            .topology
+            .primary(shard, &self.cells, &self.pod_names)
+            .await;
+        matches!(&now, Ok(TopologyPrimary::One(r))
+            if r.pod.as_ref().is_some_and(|primary| primary != name))
+    }
+}
+
+pub(super) async fn read(
+    shard: &Shard,
+    ctx: &Ctx,
+    key: &str,
+    owned_pods: &[Arc<Pod>],
+) -> PrimaryView {
+    let pod_names: Vec<String> = owned_pods.iter().map(|p| p.name_any()).collect();
+    let replica_pods: Vec<&Arc<Pod>> = owned_pods
+        .iter()
+        .filter(|p| {
+            p.labels().get(labels::POOL_TYPE).map(String::as_str)
+                != Some(PoolType::ReadOnly.as_str())
+        })
+        .collect();
+    let cells: BTreeSet<String> = shard
+        .spec
+        .pools
+        .iter()
+        .filter(|p| p.pool_type == PoolType::Replica)
+        .map(|p| p.cell.clone())
+        .chain(
+            replica_pods
+                .iter()
+                .filter_map(|p| p.labels().get(labels::CELL).cloned()),
+        )
+        .collect();
+    let record = match ctx.state.topology.primary(shard, &cells, &pod_names).await {
+        Ok(found) => Some(found),
+        Err(error) => {
+            tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
+            None
+        }
+    };
+    let primary = match &record {
+        // Any replica-pool pod may become (or be) the primary, so nothing of theirs moves.
+        Some(TopologyPrimary::None) if !replica_pods.is_empty() => {
+            tracing::info!(
+                shard = key,
+                "no PRIMARY record while replica pods exist; the primary is unknown"
+            );
+            Primary::Unknown
+        }
+        Some(TopologyPrimary::None) => Primary::Known(None),
+        Some(TopologyPrimary::One(p)) => match &p.pod {
+            Some(pod) => Primary::Known(Some(pod.clone())),
+            None => {
+                tracing::warn!(shard = key, cell = %p.cell, "the PRIMARY record is none of this shard's pods; the primary is unknown");
+                Primary::Unknown
+            }
+        },
+        Some(TopologyPrimary::Conflict(keys)) => {
+            tracing::warn!(
+                shard = key,
+                ?keys,
+                "several pooler records claim PRIMARY; the primary is unknown"
+            );
+            Primary::Unknown
+        }
+        None => Primary::Unknown,
+    };
+    PrimaryView {
+        record,
+        primary,
+        cells,
+        pod_names,
+    }
+}

@@ -1,0 +1,76 @@
+//! One TopoServer reconcile: build the children (pure), apply them against the caches (Services
+//! first: members need their DNS names; then the PDB, then the workload), then the status, written
+//! only when it changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use multigres_api::TopoServer;
+use multigres_runtime::error::{ChildError, Failure};
+use multigres_runtime::run::within_deadline;
+
+use crate::{Ctx, build, status};
+
+/// Periodic re-check, a backstop for missed events.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// One reconcile, bounded by the shared deadline.
+pub async fn reconcile(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, ChildError> {
+    let object = ts.clone();
+    within_deadline(object.as_ref(), reconcile_unbounded(ts, ctx)).await
+}
+
+async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Action, ChildError> {
+    let _timer = ctx.metrics.reconcile_started();
+    if ts.meta().deletion_timestamp.is_some() {
+        // Garbage collection removes the children; the PVCs stay (retention policy Retain).
+        return Ok(Action::await_change());
+    }
+    if !ctx.state.caches.wait(Duration::from_secs(30)).await {
+        return Err(ChildError::new(ts.as_ref(), Failure::CacheNotReady));
+    }
+    let children = build::children(&ts);
+    let (state, applier, events) = (&ctx.state, &ctx.applier, &ctx.events);
+    let ts_ref = ts.as_ref();
+    applier
+        .apply_owned(
+            Some(events),
+            ts_ref,
+            &state.services,
+            &children.client_service,
+        )
+        .await?;
+    applier
+        .apply_owned(
+            Some(events),
+            ts_ref,
+            &state.services,
+            &children.peer_service,
+        )
+        .await?;
+    applier
+        .apply_owned(Some(events), ts_ref, &state.pdbs, &children.pdb)
+        .await?;
+    applier
+        .apply_owned(
+            Some(events),
+            ts_ref,
+            &state.statefulsets,
+            &children.statefulset,
+        )
+        .await?;
+
+    let key = ObjectRef::new(&ts.name_any()).within(&ts.namespace().unwrap_or_default());
+    let observed = state.statefulsets.get(&key);
+    let status = status::compute(&ts, observed.as_deref(), Timestamp::now());
+    applier
+        .apply_status(ts_ref, ts.status.as_ref(), &status)
+        .await
+        .map_err(|e| ChildError::new(ts_ref, Failure::Status(Box::new(e))))?;
+    ctx.succeeded(ts_ref);
+    Ok(Action::requeue(RESYNC))
+}
