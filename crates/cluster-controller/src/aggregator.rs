@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::apply::Applier;
-use multigres_status_aggregator::client::StatusEvent;
+use multigres_status_api::client::StatusEvent;
 use tokio::sync::Notify;
 
 use crate::status::{self, AggregatorReach, Findings, Merge};

@@ -33,7 +33,7 @@ use multigres_runtime::apply::Applier;
 use multigres_runtime::caches::{self, CachesReady};
 use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::run::{self, Started};
-use multigres_status_aggregator::client::{self as aggregator_client, ClientTls};
+use multigres_status_api::client::{self as aggregator_client, ClientTls};
 use multigres_topology::AddressMapping;
 
 use aggregator::StatusFeed;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use multigres_cluster_controller::{CRDS, NAME, Settings, StatusAggregator};
 use multigres_runtime::{CommonArgs, run};
-use multigres_status_aggregator::client::ClientTls;
+use multigres_status_api::client::ClientTls;
 use multigres_topology::AddressMapping;
 
 #[derive(Clone, Debug, clap::Parser)]

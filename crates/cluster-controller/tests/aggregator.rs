@@ -17,8 +17,8 @@ use multigres_api::resolve;
 use multigres_api::{
     Cell, MultigresCluster, MultigresClusterStatus, PoolType, Shard, TableGroup, TopoServer, naming,
 };
+use multigres_dataplane_sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_e2e::{OperatorProcess, wait_for};
-use multigres_status_aggregator::sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_topology::cell_root_on_global;
 use serde_json::json;
 

@@ -4,27 +4,16 @@
 //!   children, the topology and the controllers' health.
 //! * [`engine`]: the watch caches, the topology and health pollers, and the recompute loop that
 //!   feeds the [`server::Hub`].
-//! * [`server`]: the `multigres.operator.v1.StatusAggregator` gRPC service.
-//! * [`client`]: what the cluster controller uses to subscribe ([`client::StatusSubscription`]).
-//! * [`sim`]: the data-plane simulator used under kwok (a test double, never deployed for real).
+//! * [`server`]: the `multigres.operator.v1.StatusAggregator` gRPC service (the API and its client
+//!   are in `multigres-status-api`).
 
 pub mod aggregate;
-pub mod client;
-pub mod convert;
 pub mod engine;
 pub mod health;
 pub mod server;
-pub mod sim;
-pub mod testing;
 pub mod topology;
 
-/// Generated `multigres.operator.v1` messages, client and server.
-pub mod proto {
-    #![allow(missing_docs, clippy::all)]
-    tonic::include_proto!("multigres.operator.v1");
-}
+pub use multigres_status_api::{convert, proto};
 
 pub use aggregate::{ClusterInputs, ControllerHealth, ShardId, TopologyObservation, aggregate};
-
-pub use client::{ClientTls, StatusEvent, StatusSubscription};
 pub use server::{ClusterKey, Hub, Snapshot};

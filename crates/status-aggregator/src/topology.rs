@@ -9,16 +9,10 @@ use std::time::Duration;
 use kube::ResourceExt;
 use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
+pub use multigres_topology::Location;
 use multigres_topology::{AddressMapping, PoolerRole, TopoClient, cell_root_on_global};
 
 use crate::aggregate::{ShardId, TopologyObservation};
-
-/// One topology server and the root to read under it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Location {
-    pub address: String,
-    pub root: String,
-}
 
 /// Where one cluster's topology lives.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,11 +14,11 @@ use kube::{Api, Client, ResourceExt};
 use multigres_api::{
     Cell, MultigresCluster, MultigresClusterStatus, PoolType, Shard, TableGroup, Tristate,
 };
+use multigres_dataplane_sim::testing::{Children, children, make_ready};
+use multigres_dataplane_sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
 use multigres_e2e::etcd::TestEtcd;
 use multigres_e2e::{OperatorProcess, spawn_operator};
-use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
-use multigres_status_aggregator::sim::{PoolPod, PoolerFlags, SimRole, pooler_record};
-use multigres_status_aggregator::testing::{Children, children, make_ready};
+use multigres_status_api::client::{StatusEvent, StatusSubscription};
 use multigres_topology::{
     AddressMapping, PoolerServingStatus, TopoClient, cell_root_on_global, pooler_key,
 };

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use multigres_api::{MultigresClusterStatus, Tristate};
-use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
 use multigres_status_aggregator::server::{self, Hub, Snapshot};
+use multigres_status_api::client::{StatusEvent, StatusSubscription};
 use tokio::sync::oneshot;
 
 const STEP: Duration = Duration::from_secs(10);

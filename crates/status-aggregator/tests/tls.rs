@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use multigres_api::MultigresClusterStatus;
-use multigres_status_aggregator::client::{ClientTls, StatusEvent, StatusSubscription};
 use multigres_status_aggregator::server::{self, Hub, TlsFiles};
+use multigres_status_api::client::{ClientTls, StatusEvent, StatusSubscription};
 use tokio::sync::oneshot;
 
 /// Every failure must come well within this: a refused handshake is an error, not a hang.

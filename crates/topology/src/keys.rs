@@ -130,3 +130,10 @@ mod tests {
         assert_eq!(pooler_dir_of(&prefix, &format!("{prefix}/Pooler")), None);
     }
 }
+
+/// One topology server and the root to read under it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub address: String,
+    pub root: String,
+}

@@ -19,7 +19,7 @@ mod primary;
 mod records;
 
 pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
-pub use keys::{cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
+pub use keys::{Location, cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
 pub use ownership::{Claim, database_owner_key};
 pub use primary::{

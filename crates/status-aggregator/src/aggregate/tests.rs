@@ -1,5 +1,7 @@
 use super::*;
-use crate::testing::{Children, available_condition, children, make_ready, sample_cluster};
+use multigres_dataplane_sim::testing::{
+    Children, available_condition, children, make_ready, sample_cluster,
+};
 
 const T0: &str = "2026-01-01T00:00:00Z";
 const T1: &str = "2026-01-01T00:01:00Z";

@@ -15,6 +15,7 @@
 
 mod admin;
 mod flags;
+pub mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,13 +31,11 @@ use multigres_api::multigres::pooler_service_id;
 use multigres_api::{Cell, PoolType, Shard, naming};
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
-    AddressMapping, Id, LivePoolers, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
+    AddressMapping, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
     PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey, TopoClient,
     cell_root_on_global, prost_types,
 };
 use tokio::sync::Notify;
-
-use crate::topology::Location;
 
 pub use admin::Handovers;
 pub use flags::PoolerFlags;

@@ -1,6 +1,6 @@
 //! SIMULATION for kwok-based tests and the demo: writes the Pooler records multipooler would write
 //! for every Ready pool pod (one PRIMARY per shard). Never run it next to real multipoolers.
-//! See `multigres_status_aggregator::sim`.
+//! See the `multigres_dataplane_sim` crate.
 
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let mapping = AddressMapping::parse(&args.topology_address_map)?;
     tracing::info!("dataplane-sim: SIMULATED multipooler records (test double)");
-    multigres_status_aggregator::sim::run(
+    multigres_dataplane_sim::run(
         client,
         args.watch_namespace,
         mapping,

@@ -3,7 +3,7 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use futures::StreamExt;
-//! use multigres_status_aggregator::client::{StatusEvent, StatusSubscription};
+//! use multigres_status_api::client::{StatusEvent, StatusSubscription};
 //!
 //! let subscription = StatusSubscription::connect("http://127.0.0.1:9500", None)?;
 //! let mut events = subscription.watch_all(None);
