@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
+use multigres_api::resolve::defaults;
 use multigres_api::{Cell, ComponentSpec, TopoServer, naming, resolve};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
@@ -293,7 +294,7 @@ pub fn gateway(cell: &Cell) -> Deployment {
             binary: "multigateway",
             image: &cell.spec.images.multigateway,
             spec,
-            replicas: spec.replicas.unwrap_or(1),
+            replicas: spec.replicas.unwrap_or(defaults::MULTIGATEWAY_REPLICAS),
             args: gateway_args(cell),
             ports: vec![
                 container_port("postgres", GATEWAY_PG_PORT),
@@ -309,7 +310,11 @@ pub fn gateway(cell: &Cell) -> Deployment {
 /// multiorch's replicas: as resolved, or 0 while the cell serves no database.
 pub fn multiorch_replicas(cell: &Cell) -> i32 {
     match watch_targets(cell) {
-        Some(_) => cell.spec.multiorch.replicas.unwrap_or(1),
+        Some(_) => cell
+            .spec
+            .multiorch
+            .replicas
+            .unwrap_or(defaults::MULTIORCH_REPLICAS),
         None => 0,
     }
 }

@@ -217,7 +217,11 @@ async fn report_ready(client: &Client, ns: &str, shards: &[Shard], locals: &[Top
     }
     let cell_api: Api<Cell> = Api::namespaced(client.clone(), ns);
     for c in cell_api.list(&Default::default()).await.unwrap().items {
-        let replicas = c.spec.multigateway.replicas.unwrap_or(1);
+        let replicas = c
+            .spec
+            .multigateway
+            .replicas
+            .unwrap_or(multigres_api::resolve::defaults::MULTIGATEWAY_REPLICAS);
         patch_status(
             &cell_api,
             &c.name_any(),

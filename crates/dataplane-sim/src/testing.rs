@@ -142,7 +142,11 @@ pub fn make_ready(children: &mut Children) {
         });
     }
     for cell in &mut children.cells {
-        let replicas = cell.spec.multigateway.replicas.unwrap_or(1);
+        let replicas = cell
+            .spec
+            .multigateway
+            .replicas
+            .unwrap_or(multigres_api::resolve::defaults::MULTIGATEWAY_REPLICAS);
         cell.status = Some(CellStatus {
             observed_generation: cell.metadata.generation,
             gateway_replicas: replicas,

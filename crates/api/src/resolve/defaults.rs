@@ -1,5 +1,5 @@
 //! Built-in defaults: what a component gets when neither a template nor inline settings say otherwise.
-//! `docs/defaults.md` lists them field by field; keep the two in step.
+//! `docs/defaults.md` lists them field by field; a test checks the two against each other.
 
 use serde_json::{Value, json};
 
@@ -12,34 +12,43 @@ pub const POSTGRES_IMAGE: &str = crate::multigres::PGCTLD_IMAGE;
 pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
 pub const PULL_POLICY: &str = "IfNotPresent";
 
+pub const MULTIADMIN_REPLICAS: i32 = 1;
+pub const MULTIGATEWAY_REPLICAS: i32 = 2;
+pub const MULTIORCH_REPLICAS: i32 = 1;
+pub const TOPO_SERVER_REPLICAS: i32 = 3;
+
+/// Pods per shard of a pool: a primary and two standbys, or one read-only replica.
+pub fn pool_replicas(pool_type: PoolType) -> i32 {
+    match pool_type {
+        PoolType::Replica => 3,
+        PoolType::ReadOnly => 1,
+    }
+}
+
 pub fn multiadmin() -> Value {
     json!({
-        "replicas": 1,
+        "replicas": MULTIADMIN_REPLICAS,
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
     })
 }
 
 pub fn multigateway() -> Value {
     json!({
-        "replicas": 2,
+        "replicas": MULTIGATEWAY_REPLICAS,
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
     })
 }
 
 pub fn multiorch() -> Value {
     json!({
-        "replicas": 1,
+        "replicas": MULTIORCH_REPLICAS,
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
     })
 }
 
 pub fn shard_pool(pool_type: PoolType) -> Value {
-    let replicas = match pool_type {
-        PoolType::Replica => 3,
-        PoolType::ReadOnly => 1,
-    };
     json!({
-        "replicas": replicas,
+        "replicas": pool_replicas(pool_type),
         "dataVolumeClaimTemplate": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
         "postgres": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}},
         "multipooler": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
@@ -49,7 +58,7 @@ pub fn shard_pool(pool_type: PoolType) -> Value {
 pub fn topo_server() -> Value {
     json!({
         "image": ETCD_IMAGE,
-        "replicas": 3,
+        "replicas": TOPO_SERVER_REPLICAS,
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "dataVolumeClaimTemplate": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}
     })

@@ -576,7 +576,7 @@ fn topo_server_spec(
             .unwrap_or_else(|| defaults::ETCD_IMAGE.into()),
         image_pull_policy: settings.image_pull_policy,
         image_pull_secrets: settings.image_pull_secrets.unwrap_or_default(),
-        replicas: settings.replicas.unwrap_or(3),
+        replicas: settings.replicas.unwrap_or(defaults::TOPO_SERVER_REPLICAS),
         affinity: settings.affinity,
         resources: settings.resources,
         data_volume_claim_template: settings.data_volume_claim_template.unwrap_or_default(),
