@@ -190,12 +190,7 @@ pub async fn run(
         start,
         timeout,
         move |p: &Pod| cluster_of(&p.metadata),
-        |p: &Pod| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        },
+        multigres_runtime::pods::is_ready,
     ));
     let claims = tokio::spawn(converge::until(
         Api::<PersistentVolumeClaim>::namespaced(admin.clone(), namespace),

@@ -280,11 +280,7 @@ async fn template_edit(
                         .is_some_and(|q| q.0 == new_cpu)
             })
         });
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready = multigres_runtime::pods::is_ready(p);
         cpu_ok && ready && p.metadata.deletion_timestamp.is_none()
     };
     let pool_selector = format!("{}={}", labels::COMPONENT, labels::component::SHARD_POOL);

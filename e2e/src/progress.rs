@@ -83,12 +83,7 @@ pub async fn summary(client: &Client, namespace: &str, cluster: &str) -> Result<
     let ready_pods = pods
         .items
         .iter()
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|p| multigres_runtime::pods::is_ready(p))
         .count();
     let bound = pvcs
         .items

@@ -19,6 +19,14 @@ pub const BACKUP_REPOSITORY_PATH: &str = "/backups";
 /// switchover (`SwitchPrimary`).
 pub const MULTIADMIN_GRPC_PORT: i32 = 15990;
 
+/// The flags with which every Multigres component finds the global topology (docs/multigres-version.md).
+pub fn global_topology_flags(address: &str, root: &str) -> [(&'static str, String); 2] {
+    [
+        ("--topo-global-server-addresses", address.to_string()),
+        ("--topo-global-root", root.to_string()),
+    ]
+}
+
 /// multipooler registers as `<cell>_<service-id>`, a Postgres application name (at most 63 bytes), so
 /// the id is short: `p-` and 8 hex digits of an FNV-1a hash of the pod name, stable across restarts.
 pub fn pooler_service_id(pod_name: &str) -> String {

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::resolve::defaults;
-use multigres_api::{Cell, ComponentSpec, TopoServer, naming, resolve};
+use multigres_api::{Cell, ComponentSpec, TopoServer, multigres, naming, resolve};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
     container_port, downward_env, http_probe, preferred_spread,
@@ -146,10 +146,9 @@ pub fn selector_labels(cell: &Cell, component: &str) -> BTreeMap<String, String>
 /// The topology flags every Multigres component takes.
 fn topo_flags(cell: &Cell) -> Vec<String> {
     let global = &cell.spec.global_topo_server;
-    vec![
-        format!("--topo-global-server-addresses={}", global.address),
-        format!("--topo-global-root={}", global.root_path),
-    ]
+    multigres::global_topology_flags(&global.address, &global.root_path)
+        .map(|(flag, value)| format!("{flag}={value}"))
+        .to_vec()
 }
 
 pub fn gateway_args(cell: &Cell) -> Vec<String> {

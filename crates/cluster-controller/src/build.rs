@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 use multigres_api::cluster::QuorumType;
 use multigres_api::labels::{self, component};
-use multigres_api::multigres::BACKUP_REPOSITORY_PATH;
+use multigres_api::multigres::{self, BACKUP_REPOSITORY_PATH};
 use multigres_api::resolve::{DatabaseRegistration, ResolvedCluster, ResolvedMultiAdmin};
 use multigres_api::{Cell, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming};
 use multigres_runtime::apply::child_meta;
@@ -131,15 +131,17 @@ fn cluster_name(cluster: &MultigresCluster) -> String {
 pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Deployment {
     let admin = &resolved.multiadmin;
     let topology = &resolved.global_topology;
-    let args = vec![
-        format!("--topo-global-server-addresses={}", topology.address),
-        format!("--topo-global-root={}", topology.root_path),
+    let mut args: Vec<String> =
+        multigres::global_topology_flags(&topology.address, &topology.root_path)
+            .map(|(flag, value)| format!("{flag}={value}"))
+            .to_vec();
+    args.extend([
         format!("--http-port={MULTIADMIN_HTTP_PORT}"),
         format!("--grpc-port={MULTIADMIN_GRPC_PORT}"),
         "--service-map=grpc-multiadmin".to_string(),
         // The pod IP, not its name: a Deployment's pods have no DNS name others could dial.
         "--hostname=$(POD_IP)".to_string(),
-    ];
+    ]);
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),

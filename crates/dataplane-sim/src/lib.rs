@@ -80,11 +80,7 @@ impl PoolPod {
             _ => PoolType::Replica,
         };
         let terminating = pod.metadata.deletion_timestamp.is_some();
-        let ready_condition = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let ready_condition = multigres_runtime::pods::ready_condition(pod);
         let ready = !terminating && ready_condition.is_some_and(|c| c.status == "True");
         let since = pod
             .metadata

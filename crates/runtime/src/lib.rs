@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod once;
 pub mod partition;
 pub mod pki;
+pub mod pods;
 pub mod run;
 pub mod settings;
 pub mod slots;

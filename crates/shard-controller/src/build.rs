@@ -321,6 +321,9 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
 fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Container {
     let spec = &shard.spec;
     let namespace = shard.namespace().unwrap_or_default();
+    let topology = &spec.global_topo_server;
+    let [topo_addresses, topo_root] =
+        multigres::global_topology_flags(&topology.address, &topology.root_path);
     let flags: Vec<(&str, String)> = vec![
         ("--cell", pool.spec.cell.clone()),
         ("--database", spec.database.clone()),
@@ -338,14 +341,8 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         ("--http-port", POOLER_HTTP.to_string()),
         ("--grpc-port", POOLER_GRPC.to_string()),
         ("--service-map", "grpc-pooler".into()),
-        (
-            "--topo-global-server-addresses",
-            spec.global_topo_server.address.clone(),
-        ),
-        (
-            "--topo-global-root",
-            spec.global_topo_server.root_path.clone(),
-        ),
+        topo_addresses,
+        topo_root,
         ("--pgbackrest-port", PGBACKREST_PORT.to_string()),
         (
             "--pgbackrest-cert-file",

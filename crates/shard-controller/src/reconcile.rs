@@ -17,6 +17,7 @@ use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, multigres, na
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_runtime::partition::{Decision, Synced};
+use multigres_runtime::pods::is_ready;
 use multigres_runtime::{once, pki};
 use serde_json::json;
 
@@ -90,13 +91,6 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     store.get(&ObjectRef::new(name).within(namespace))
-}
-
-pub(crate) fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, ChildError> {

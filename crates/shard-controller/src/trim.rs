@@ -23,9 +23,9 @@ pub fn claim(claim: &mut PersistentVolumeClaim) {
 mod tests {
     use super::*;
     use crate::build::{SPEC_HASH, hash_of};
-    use crate::reconcile::is_ready;
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec};
     use kube::ResourceExt;
+    use multigres_runtime::pods::is_ready;
 
     fn ready_pod() -> Pod {
         let mut pod = Pod::default();

@@ -24,12 +24,7 @@ use multigres_topology::{
 
 const T: Duration = Duration::from_secs(60);
 
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use multigres_runtime::pods::is_ready as ready;
 
 /// The shard controller for `namespace`, its Leases there, topology (and multiadmin) addresses
 /// rewritten by `address_map`. The sample's orders_tg is not served by the pinned Multigres: pods
