@@ -1,0 +1,192 @@
+//! The multigateway and multiorch Deployments: flags, ports, probes, a restricted pod.
+
+use super::topology::topo_flags;
+use super::*;
+
+pub fn gateway_args(cell: &Cell) -> Vec<String> {
+    let mut args = vec![
+        format!("--cell={}", cell.spec.name),
+        format!("--pg-port={GATEWAY_PG_PORT}"),
+        format!("--pg-replica-port={GATEWAY_PG_REPLICA_PORT}"),
+        format!("--http-port={GATEWAY_HTTP_PORT}"),
+        format!("--grpc-port={GATEWAY_GRPC_PORT}"),
+    ];
+    args.extend(topo_flags(cell));
+    args.extend([
+        // Registered in the topology and dialled there: a Deployment's pod has no DNS name, its IP
+        // is what others can reach.
+        "--hostname=$(POD_IP)".to_string(),
+        "--service-map=grpc-multigateway".to_string(),
+        "--log-level=info".to_string(),
+    ]);
+    args
+}
+
+/// `--watch-targets`: the databases the cell serves, comma-joined; `None` when it serves none.
+pub fn watch_targets(cell: &Cell) -> Option<String> {
+    let mut databases = cell.spec.databases.clone();
+    databases.sort();
+    databases.dedup();
+    (!databases.is_empty()).then(|| databases.join(","))
+}
+
+pub fn multiorch_args(cell: &Cell) -> Vec<String> {
+    let mut args = vec![
+        format!("--cell={}", cell.spec.name),
+        format!("--http-port={MULTIORCH_HTTP_PORT}"),
+        format!("--grpc-port={MULTIORCH_GRPC_PORT}"),
+    ];
+    if let Some(targets) = watch_targets(cell) {
+        args.push(format!("--watch-targets={targets}"));
+    }
+    args.extend(topo_flags(cell));
+    args.extend([
+        "--hostname=$(POD_IP)".to_string(),
+        "--service-map=grpc-multiorch".to_string(),
+        // Failure detection as Multigres' own cluster setup has it (the binary's defaults are 5s
+        // and 1s): a dead primary is noticed, and replaced, seconds sooner.
+        "--pooler-health-check-interval=500ms".to_string(),
+        "--recovery-cycle-interval=500ms".to_string(),
+        "--log-level=info".to_string(),
+    ]);
+    args
+}
+
+struct Component<'a> {
+    name: String,
+    component: &'static str,
+    binary: &'static str,
+    image: &'a str,
+    spec: &'a ComponentSpec,
+    replicas: i32,
+    args: Vec<String>,
+    ports: Vec<ContainerPort>,
+    http_port: i32,
+}
+
+fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
+    let labels = component_labels(cell, c.component);
+    let selector = selector_labels(cell, c.component);
+    let placement = cell.spec.placement.clone().unwrap_or_default();
+    let node_selector = placement.node_selector();
+    let images = &cell.spec.images;
+    let container = Container {
+        name: c.binary.into(),
+        image: Some(c.image.into()),
+        image_pull_policy: images.image_pull_policy.map(|p| p.as_str().to_string()),
+        // The Multigres image has no entrypoint: the command is the binary's name.
+        command: Some(vec![c.binary.into()]),
+        args: Some(c.args),
+        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
+        ports: Some(c.ports),
+        resources: c.spec.resources.clone(),
+        startup_probe: Some(http_probe("/live", c.http_port, 5, 3, 60)),
+        readiness_probe: Some(http_probe("/ready", c.http_port, 5, 3, 3)),
+        liveness_probe: Some(http_probe("/live", c.http_port, 10, 3, 3)),
+        security_context: Some(restricted_container_security_context()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        affinity: Some(
+            c.spec
+                .affinity
+                .clone()
+                .unwrap_or_else(|| preferred_spread(&selector)),
+        ),
+        node_selector: (!node_selector.is_empty()).then_some(node_selector),
+        tolerations: placement.tolerations.clone(),
+        image_pull_secrets: (!images.image_pull_secrets.is_empty())
+            .then(|| images.image_pull_secrets.clone()),
+        security_context: Some(PodSecurityContext {
+            fs_group: None,
+            ..restricted_pod_security_context(RUN_AS)
+        }),
+        volumes: Some(vec![Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: child_meta(cell, &c.name, labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(c.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+pub fn gateway(cell: &Cell) -> Deployment {
+    let spec = &cell.spec.multigateway;
+    deployment(
+        cell,
+        Component {
+            name: naming::gateway(&cell.name_any()),
+            component: component::MULTIGATEWAY,
+            binary: "multigateway",
+            image: &cell.spec.images.multigateway,
+            spec,
+            replicas: spec.replicas.unwrap_or(defaults::MULTIGATEWAY_REPLICAS),
+            args: gateway_args(cell),
+            ports: vec![
+                container_port("postgres", GATEWAY_PG_PORT),
+                container_port("postgres-ro", GATEWAY_PG_REPLICA_PORT),
+                container_port("http", GATEWAY_HTTP_PORT),
+                container_port("grpc", GATEWAY_GRPC_PORT),
+            ],
+            http_port: GATEWAY_HTTP_PORT,
+        },
+    )
+}
+
+/// multiorch's replicas: as resolved, or 0 while the cell serves no database.
+pub fn multiorch_replicas(cell: &Cell) -> i32 {
+    match watch_targets(cell) {
+        Some(_) => cell
+            .spec
+            .multiorch
+            .replicas
+            .unwrap_or(defaults::MULTIORCH_REPLICAS),
+        None => 0,
+    }
+}
+
+pub fn multiorch(cell: &Cell) -> Deployment {
+    let spec = &cell.spec.multiorch;
+    deployment(
+        cell,
+        Component {
+            name: naming::multiorch(&cell.name_any()),
+            component: component::MULTIORCH,
+            binary: "multiorch",
+            image: &cell.spec.images.multiorch,
+            spec,
+            replicas: multiorch_replicas(cell),
+            args: multiorch_args(cell),
+            ports: vec![
+                container_port("http", MULTIORCH_HTTP_PORT),
+                container_port("grpc", MULTIORCH_GRPC_PORT),
+            ],
+            http_port: MULTIORCH_HTTP_PORT,
+        },
+    )
+}

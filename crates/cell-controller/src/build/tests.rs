@@ -1,0 +1,230 @@
+use super::*;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use multigres_api::cell::{CellImages, CellTopoServer};
+use multigres_api::{
+    CellSpec, ExternalTopoServer, GlobalTopologyRef, Placement, TopoServerSettings,
+    TopologyReconciliation,
+};
+
+fn cell(name: &str, topo: CellTopoServer, databases: &[&str]) -> Cell {
+    let mut cell = Cell::new(
+        &format!("example-{name}"),
+        CellSpec {
+            name: name.into(),
+            images: CellImages {
+                multigateway: "multigres/multigres:latest".into(),
+                multiorch: "multigres/multigres:latest".into(),
+                image_pull_policy: None,
+                image_pull_secrets: vec![],
+            },
+            multigateway: ComponentSpec {
+                replicas: Some(2),
+                ..Default::default()
+            },
+            multiorch: ComponentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            },
+            global_topo_server: GlobalTopologyRef {
+                root_path: "/multigres/global".into(),
+                client_service_name: Some("example-global-client".into()),
+                address: "example-global-client.ns.svc:2379".into(),
+            },
+            topo_server: topo,
+            all_cells: vec!["us-east-1".into(), "us-west-2".into()],
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+            topology_reconciliation: TopologyReconciliation::default(),
+            placement: Some(Placement {
+                zone: Some("zone-a".into()),
+                ..Default::default()
+            }),
+        },
+    );
+    cell.metadata.namespace = Some("ns".into());
+    cell.metadata.uid = Some("cell-uid".into());
+    cell.metadata.labels = Some(labels::with(
+        labels::for_component("example", component::CELL),
+        labels::CELL,
+        name,
+    ));
+    cell
+}
+
+fn managed() -> CellTopoServer {
+    CellTopoServer {
+        external: None,
+        managed_spec: Some(TopoServerSettings {
+            root_path: Some("/multigres/us-west-2".into()),
+            replicas: Some(1),
+            ..Default::default()
+        }),
+    }
+}
+
+#[test]
+fn cell_on_the_global_topology() {
+    let t = topology(&cell("us-east-1", CellTopoServer::default(), &[])).unwrap();
+    assert_eq!(t.kind, TopologyKind::Global);
+    assert_eq!(
+        t.record,
+        pb::Cell {
+            name: "us-east-1".into(),
+            server_addresses: vec!["example-global-client.ns.svc:2379".into()],
+            root: "/multigres/global/us-east-1".into(),
+        }
+    );
+    assert_eq!(t.global_root, "/multigres/global");
+}
+
+#[test]
+fn cell_with_a_managed_local_topology() {
+    let c = cell("us-west-2", managed(), &["postgres"]);
+    let t = topology(&c).unwrap();
+    assert_eq!(
+        t.kind,
+        TopologyKind::ManagedLocal("example-us-west-2".into())
+    );
+    assert_eq!(
+        t.record,
+        pb::Cell {
+            name: "us-west-2".into(),
+            server_addresses: vec!["example-us-west-2-client.ns.svc:2379".into()],
+            root: "/multigres/us-west-2".into(),
+        }
+    );
+    let ts = local_topo_server(&c).unwrap();
+    assert_eq!(ts.metadata.name.as_deref(), Some("example-us-west-2"));
+    assert_eq!(ts.spec.replicas, 1);
+    assert_eq!(ts.spec.root_path, "/multigres/us-west-2");
+    assert_eq!(
+        ts.labels().get(labels::TOPO_SCOPE).map(String::as_str),
+        Some("cell")
+    );
+    assert_eq!(
+        ts.labels().get(labels::CELL).map(String::as_str),
+        Some("us-west-2")
+    );
+    assert_eq!(ts.owner_references()[0].kind, "Cell");
+}
+
+#[test]
+fn cell_with_an_external_topology() {
+    let topo = CellTopoServer {
+        external: Some(ExternalTopoServer {
+            address: "etcd.example.com:2379".into(),
+            root_path: Some("/ext/root".into()),
+        }),
+        managed_spec: None,
+    };
+    let t = topology(&cell("eu", topo, &[])).unwrap();
+    assert_eq!(t.kind, TopologyKind::External);
+    assert_eq!(t.record.server_addresses, vec!["etcd.example.com:2379"]);
+    assert_eq!(t.record.root, "/ext/root");
+    assert!(local_topo_server(&cell("eu", CellTopoServer::default(), &[])).is_none());
+}
+
+#[test]
+fn managed_topology_without_a_cluster_label_is_invalid() {
+    let mut c = cell("us-west-2", managed(), &[]);
+    c.metadata.labels = None;
+    assert!(topology(&c).unwrap_err().contains(labels::CLUSTER));
+}
+
+#[test]
+fn gateway_flags_ports_and_probes() {
+    let c = cell("us-east-1", CellTopoServer::default(), &[]);
+    assert_eq!(
+        gateway_args(&c),
+        vec![
+            "--cell=us-east-1",
+            "--pg-port=5432",
+            "--pg-replica-port=5433",
+            "--http-port=15001",
+            "--grpc-port=15991",
+            "--topo-global-server-addresses=example-global-client.ns.svc:2379",
+            "--topo-global-root=/multigres/global",
+            "--hostname=$(POD_IP)",
+            "--service-map=grpc-multigateway",
+            "--log-level=info",
+        ]
+    );
+    let d = gateway(&c);
+    assert_eq!(
+        d.metadata.name.as_deref(),
+        Some("example-us-east-1-gateway")
+    );
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(container.command.as_ref().unwrap(), &["multigateway"]);
+    let ready = container
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (ready.path.as_deref(), &ready.port),
+        (Some("/ready"), &IntOrString::Int(15001))
+    );
+    let live = container
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/live"));
+    assert_eq!(
+        pod.node_selector
+            .unwrap()
+            .get("topology.kubernetes.io/zone")
+            .map(String::as_str),
+        Some("zone-a")
+    );
+    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+
+    let svc = gateway_service(&c);
+    assert_eq!(
+        svc.metadata.name.as_deref(),
+        Some("example-us-east-1-gateway")
+    );
+    let ports: Vec<i32> = svc
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .iter()
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(ports, vec![5432, 5433, 15991, 15001]);
+}
+
+#[test]
+fn multiorch_watches_the_databases_or_scales_to_zero() {
+    let c = cell("us-west-2", managed(), &["postgres", "orders", "postgres"]);
+    let args = multiorch_args(&c);
+    assert!(args.contains(&"--watch-targets=orders,postgres".to_string()));
+    assert!(args.contains(&"--cell=us-west-2".to_string()));
+    assert!(args.contains(&"--http-port=15300".to_string()));
+    assert!(args.contains(&"--grpc-port=15370".to_string()));
+    assert!(args.contains(&"--service-map=grpc-multiorch".to_string()));
+    let d = multiorch(&c);
+    assert_eq!(
+        d.metadata.name.as_deref(),
+        Some("example-us-west-2-multiorch")
+    );
+    assert_eq!(d.spec.unwrap().replicas, Some(1));
+
+    let idle = cell("us-east-1", CellTopoServer::default(), &[]);
+    assert_eq!(watch_targets(&idle), None);
+    assert_eq!(multiorch(&idle).spec.unwrap().replicas, Some(0));
+    assert!(
+        !multiorch_args(&idle)
+            .iter()
+            .any(|a| a.starts_with("--watch-targets"))
+    );
+}

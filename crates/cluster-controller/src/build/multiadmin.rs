@@ -1,0 +1,114 @@
+//! multiadmin: its Deployment and Service, the cluster's admin endpoint (planned switchovers).
+
+use super::*;
+
+/// The labels that select multiadmin's pods. Never changes for a cluster: a Deployment's selector is
+/// immutable.
+pub fn multiadmin_selector(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::CLUSTER.to_string(), cluster.to_string()),
+        (
+            labels::COMPONENT.to_string(),
+            component::MULTIADMIN.to_string(),
+        ),
+    ])
+}
+
+/// multiadmin's Deployment: the topology flags of docs/multigres-version.md, health on the HTTP port, and a
+/// restricted security context.
+pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Deployment {
+    let admin = &resolved.multiadmin;
+    let topology = &resolved.global_topology;
+    let mut args: Vec<String> =
+        multigres::global_topology_flags(&topology.address, &topology.root_path)
+            .map(|(flag, value)| format!("{flag}={value}"))
+            .to_vec();
+    args.extend([
+        format!("--http-port={MULTIADMIN_HTTP_PORT}"),
+        format!("--grpc-port={MULTIADMIN_GRPC_PORT}"),
+        "--service-map=grpc-multiadmin".to_string(),
+        // The pod IP, not its name: a Deployment's pods have no DNS name others could dial.
+        "--hostname=$(POD_IP)".to_string(),
+    ]);
+    let probe = |path: &str, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(3),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "multiadmin".into(),
+        image: Some(admin.image.clone()),
+        image_pull_policy: admin.image_pull_policy.map(|p| p.as_str().to_string()),
+        command: Some(vec!["multiadmin".into()]),
+        args: Some(args),
+        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
+        ports: Some(vec![
+            container_port("http", MULTIADMIN_HTTP_PORT),
+            container_port("grpc", MULTIADMIN_GRPC_PORT),
+        ]),
+        liveness_probe: Some(probe("/live", 10)),
+        readiness_probe: Some(probe("/ready", 5)),
+        resources: admin.spec.resources.clone(),
+        security_context: Some(restricted_container_security_context()),
+        ..Default::default()
+    };
+    let name = cluster_name(cluster);
+    let selector = multiadmin_selector(&name);
+    let mut pod_labels = admin.labels.clone();
+    pod_labels.extend(selector.clone());
+    Deployment {
+        metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: admin.spec.replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    affinity: admin.spec.affinity.clone(),
+                    image_pull_secrets: (!admin.image_pull_secrets.is_empty())
+                        .then(|| admin.image_pull_secrets.clone()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(restricted_pod_security_context(1000)),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// multiadmin's Service: its HTTP and gRPC ports.
+pub fn multiadmin_service(cluster: &MultigresCluster, admin: &ResolvedMultiAdmin) -> Service {
+    // Targets the container port by name.
+    let service_port = |name: &str, number: i32| ServicePort {
+        target_port: Some(IntOrString::String(name.to_string())),
+        ..service_port(name, number)
+    };
+    Service {
+        metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
+        spec: Some(ServiceSpec {
+            selector: Some(multiadmin_selector(&cluster_name(cluster))),
+            ports: Some(vec![
+                service_port("http", MULTIADMIN_HTTP_PORT),
+                service_port("grpc", MULTIADMIN_GRPC_PORT),
+            ]),
+            type_: Some("ClusterIP".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

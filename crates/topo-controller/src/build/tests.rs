@@ -1,0 +1,175 @@
+use super::*;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, Toleration};
+use multigres_api::{Placement, TopoServerSpec};
+
+fn topo(replicas: i32) -> TopoServer {
+    let mut ts = TopoServer::new(
+        "prod-us-west-2",
+        TopoServerSpec {
+            root_path: "/multigres/us-west-2".into(),
+            image: "quay.io/coreos/etcd:v3.5.17".into(),
+            image_pull_policy: None,
+            image_pull_secrets: vec![],
+            replicas,
+            affinity: None,
+            resources: None,
+            data_volume_claim_template: PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                ..Default::default()
+            },
+            placement: Some(Placement {
+                zone: Some("zone-b".into()),
+                tolerations: Some(vec![Toleration {
+                    key: Some("dedicated".into()),
+                    operator: Some("Exists".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        },
+    );
+    ts.metadata.namespace = Some("ns".into());
+    ts.metadata.uid = Some("uid-1".into());
+    ts.metadata.labels = Some(labels::with(
+        labels::for_component("prod", component::TOPO_SERVER),
+        labels::TOPO_SCOPE,
+        "cell",
+    ));
+    ts
+}
+
+#[test]
+fn quorum_is_a_strict_majority() {
+    for (replicas, want) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (7, 4), (9, 5)] {
+        assert_eq!(quorum(replicas), want, "replicas {replicas}");
+    }
+}
+
+#[test]
+fn initial_cluster_names_every_member_by_peer_dns() {
+    assert_eq!(
+        initial_cluster("ts", "ns", 3),
+        "ts-0=http://ts-0.ts-peer.ns.svc:2380,\
+         ts-1=http://ts-1.ts-peer.ns.svc:2380,\
+         ts-2=http://ts-2.ts-peer.ns.svc:2380"
+    );
+    assert_eq!(
+        initial_cluster("ts", "ns", 1),
+        "ts-0=http://ts-0.ts-peer.ns.svc:2380"
+    );
+}
+
+#[test]
+fn etcd_flags() {
+    let args = etcd_args("ts", "ns", 1);
+    assert_eq!(
+        args,
+        vec![
+            "--name=$(POD_NAME)",
+            "--data-dir=/var/lib/etcd",
+            "--listen-client-urls=http://0.0.0.0:2379",
+            "--advertise-client-urls=http://$(POD_NAME).ts-peer.ns.svc:2379",
+            "--listen-peer-urls=http://0.0.0.0:2380",
+            "--initial-advertise-peer-urls=http://$(POD_NAME).ts-peer.ns.svc:2380",
+            "--listen-metrics-urls=http://0.0.0.0:2381",
+            "--initial-cluster=ts-0=http://ts-0.ts-peer.ns.svc:2380",
+            "--initial-cluster-state=new",
+            "--initial-cluster-token=ns-ts",
+        ]
+    );
+}
+
+#[test]
+fn statefulset_shape() {
+    let sts = statefulset(&topo(3));
+    assert_eq!(sts.metadata.name.as_deref(), Some("prod-us-west-2"));
+    let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("TopoServer", Some(true))
+    );
+    let spec = sts.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.service_name.as_deref(), Some("prod-us-west-2-peer"));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let selector = spec.selector.match_labels.unwrap();
+    let template_labels = spec.template.metadata.unwrap().labels.unwrap();
+    assert!(
+        selector
+            .iter()
+            .all(|(k, v)| template_labels.get(k) == Some(v))
+    );
+    assert_eq!(
+        template_labels.get(labels::TOPO_SCOPE).map(String::as_str),
+        Some("cell")
+    );
+    let pvc = &spec.volume_claim_templates.unwrap()[0];
+    assert_eq!(pvc.metadata.name.as_deref(), Some("data"));
+    let retention = spec.persistent_volume_claim_retention_policy.unwrap();
+    assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+    assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.node_selector
+            .unwrap()
+            .get("topology.kubernetes.io/zone")
+            .map(String::as_str),
+        Some("zone-b")
+    );
+    assert_eq!(pod.tolerations.unwrap().len(), 1);
+    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    let security = pod.security_context.unwrap();
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let c = &pod.containers[0];
+    assert_eq!(
+        c.volume_mounts.as_ref().unwrap()[0].mount_path,
+        "/var/lib/etcd"
+    );
+    let cs = c.security_context.as_ref().unwrap();
+    assert_eq!(cs.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        cs.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+        &["ALL"]
+    );
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/health"));
+    assert_eq!(ready.port, IntOrString::Int(METRICS_PORT));
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(live.path.as_deref(), Some("/health?serializable=true"));
+    assert_eq!(c.env.as_ref().unwrap()[0].name, "POD_NAME");
+}
+
+#[test]
+fn services_and_pdb() {
+    let ts = topo(5);
+    let client = client_service(&ts);
+    assert_eq!(
+        client.metadata.name.as_deref(),
+        Some("prod-us-west-2-client")
+    );
+    let cs = client.spec.unwrap();
+    assert_eq!(cs.ports.unwrap()[0].port, 2379);
+    assert_eq!(cs.selector, Some(selector_labels("prod-us-west-2")));
+    let peer = peer_service(&ts);
+    assert_eq!(peer.metadata.name.as_deref(), Some("prod-us-west-2-peer"));
+    let ps = peer.spec.unwrap();
+    assert_eq!(ps.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(ps.publish_not_ready_addresses, Some(true));
+    assert_eq!(ps.ports.unwrap()[0].port, 2380);
+    let pdb = pdb(&ts).spec.unwrap();
+    assert_eq!(pdb.min_available, Some(IntOrString::Int(3)));
+    assert_eq!(pdb.max_unavailable, None);
+}
