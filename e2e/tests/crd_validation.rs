@@ -282,7 +282,7 @@ async fn a_cell_topology_is_external_or_managed() {
     let cells = api::<Cell>(&client, &ns);
     let cell = object(
         json!({"apiVersion": "multigres.com/v1alpha1", "kind": "Cell", "metadata": {"name": "c"},
-        "spec": {"name": "c", "images": {"multigateway": "m", "multiorch": "m"}, "multigateway": {}, "multiorch": {},
+        "spec": {"name": "c", "images": {"multigateway": "m", "multiorch": "m"}, "multigateway": {"replicas": 1}, "multiorch": {"replicas": 1},
             "globalTopoServer": {"rootPath": "/r", "address": "a:2379"},
             "topoServer": {"external": {"address": "e:2379"}, "managedSpec": {}}}}),
     );

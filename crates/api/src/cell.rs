@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    ComponentSpec, ExternalTopoServer, GlobalTopologyRef, Placement, PullPolicy,
+    ExternalTopoServer, GlobalTopologyRef, Placement, PullPolicy, ResolvedComponent,
     TopoServerSettings, TopologyReconciliation, Tristate,
 };
 
@@ -33,8 +33,8 @@ pub struct CellSpec {
     pub name: String,
     /// Images of this cell's components.
     pub images: CellImages,
-    pub multigateway: ComponentSpec,
-    pub multiorch: ComponentSpec,
+    pub multigateway: ResolvedComponent,
+    pub multiorch: ResolvedComponent,
     /// The global topology; always set.
     pub global_topo_server: GlobalTopologyRef,
     /// This cell's own topology server: empty means the global one.

@@ -49,7 +49,24 @@ impl PullPolicy {
     }
 }
 
-/// Resolved settings of a stateless component (multiadmin, multigateway, multiorch).
+/// A stateless component (multiadmin, multigateway, multiorch) as the cluster controller resolved
+/// it for a child: every default applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedComponent {
+    /// Number of pods.
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// CPU and memory requests and limits of the component's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Scheduling affinity of the component's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// Settings of a stateless component (multiadmin, multigateway, multiorch) as a template or the
+/// cluster gives them: what is unset comes from the layer below.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -114,15 +115,13 @@ async fn apply_cell(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, ChildError
         }
     }
 
-    let key = |name: String| ObjectRef::new(&name).within(&cell.namespace().unwrap_or_default());
-    let gateway = ctx
-        .state
-        .deployments
-        .get(&key(naming::gateway(&cell.name_any())));
-    let multiorch = ctx
-        .state
-        .deployments
-        .get(&key(naming::multiorch(&cell.name_any())));
+    // What was just applied, as the cache holds it (its status).
+    let observed_of = |built: &Deployment| {
+        let key = ObjectRef::from_obj(built);
+        ctx.state.deployments.get(&key)
+    };
+    let gateway = observed_of(&children.gateway);
+    let multiorch = observed_of(&children.multiorch);
     let observed = Observed {
         gateway: gateway.as_deref(),
         multiorch: multiorch.as_deref(),

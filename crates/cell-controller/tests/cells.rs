@@ -14,8 +14,8 @@ use multigres_api::cell::{CellImages, CellTopoServer};
 use multigres_api::labels::{self, component};
 use multigres_api::multigres::pooler_service_id;
 use multigres_api::{
-    Cell, CellSpec, ComponentSpec, GlobalTopologyRef, TopoServer, TopologyReconciliation, Tristate,
-    naming,
+    Cell, CellSpec, GlobalTopologyRef, ResolvedComponent, TopoServer, TopologyReconciliation,
+    Tristate, naming,
 };
 use multigres_e2e::etcd::TestEtcd as Etcd;
 use multigres_e2e::{OperatorProcess, shared, spawn_operator, wait_deleted, wait_for};
@@ -113,12 +113,12 @@ fn cell(ns: &str, name: &str, topo_server: CellTopoServer, databases: &[&str]) -
                 image_pull_policy: None,
                 image_pull_secrets: vec![],
             },
-            multigateway: ComponentSpec {
-                replicas: Some(2),
+            multigateway: ResolvedComponent {
+                replicas: 2,
                 ..Default::default()
             },
-            multiorch: ComponentSpec {
-                replicas: Some(1),
+            multiorch: ResolvedComponent {
+                replicas: 1,
                 ..Default::default()
             },
             global_topo_server: GlobalTopologyRef {

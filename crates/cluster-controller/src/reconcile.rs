@@ -6,14 +6,15 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use multigres_api::resolve::{ResolveError, resolve_cluster};
+use multigres_api::resolve::{ResolveError, ResolvedCluster, resolve_cluster};
 use multigres_api::{MultigresCluster, multigres};
+use multigres_runtime::apply::controlled_by;
 use multigres_runtime::conditions::DEGRADED;
 use multigres_runtime::run::object_key;
 use multigres_topology::TopoError;
 
 use crate::apply::{self, Ctx};
-use crate::build;
+use crate::build::{self, Desired};
 use crate::dereference::{self, Stores, by_name};
 use crate::error::{Error, Result};
 use crate::retention::{self, Retention};
@@ -35,9 +36,6 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
         // Children go with the cluster through their owner references.
         return Ok(Action::await_change());
     }
-    let object = format!("MultigresCluster {}", object_key(cluster.as_ref()));
-    let stores = &ctx.state.stores;
-    let now = status::now();
     let mut observed = Observed {
         generation: cluster.metadata.generation,
         previous: cluster.status.as_ref(),
@@ -50,12 +48,28 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
         retention: Retention::default(),
         credentials: None,
         refused: Vec::new(),
-        now,
+        now: status::now(),
     };
+    let (resolved, desired) = resolve_and_build(&ctx, &cluster, &mut observed).await?;
+    let topology = apply_tree(&ctx, &cluster, &resolved, &desired, &mut observed).await?;
+    report(&ctx, &cluster, &resolved, &desired, observed, topology).await
+}
 
-    // dereference + resolve (validate): nothing is applied unless the whole tree resolves.
-    let templates = dereference::templates(stores, &cluster);
-    let resolved = match resolve_cluster(&cluster, &templates) {
+fn object_of(cluster: &MultigresCluster) -> String {
+    format!("MultigresCluster {}", object_key(cluster))
+}
+
+/// Dereference, resolve (validate) and build: nothing is applied unless the whole tree resolves and
+/// every child's name is free.
+async fn resolve_and_build(
+    ctx: &Ctx,
+    cluster: &Arc<MultigresCluster>,
+    observed: &mut Observed<'_>,
+) -> Result<(ResolvedCluster, Desired)> {
+    let object = object_of(cluster);
+    let stores = &ctx.state.stores;
+    let templates = dereference::templates(stores, cluster);
+    let resolved = match resolve_cluster(cluster, &templates) {
         Ok(resolved) => resolved,
         Err(source) => {
             let reason = match source {
@@ -68,24 +82,18 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
                 reason,
                 message: format!("{object}: {source}"),
             });
-            report_blocked(&ctx, &cluster, &observed).await?;
+            report_blocked(ctx, cluster, observed).await?;
             return Err(Error::Resolve { object, source });
         }
     };
     observed.unserved = status::unserved(&resolved);
     let served = status::served_condition(&observed.unserved);
     if !served.status {
-        warn_once(
-            &ctx,
-            &cluster,
-            multigres::SERVED_CONDITION,
-            served.reason.as_str(),
-            &served.message,
-        )
-        .await;
+        let (reason, message) = (served.reason.as_str(), &served.message);
+        warn_once(ctx, cluster, multigres::SERVED_CONDITION, reason, message).await;
     }
-    let desired = build::desired(&cluster, &resolved);
-    let taken = apply::conflicts(stores, &cluster, &desired);
+    let desired = build::desired(cluster, &resolved);
+    let taken = apply::conflicts(stores, cluster, &desired);
     if !taken.is_empty() {
         let message = format!(
             "{object}: {} already controlled by another object; rename the cluster or remove them",
@@ -95,82 +103,84 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
             reason: "NameConflict",
             message: message.clone(),
         });
-        report_blocked(&ctx, &cluster, &observed).await?;
+        report_blocked(ctx, cluster, observed).await?;
         return Err(Error::NameConflict(message));
     }
+    Ok((resolved, desired))
+}
 
-    // apply
+/// Apply: the credentials Secret, the children, what is retained and pruned, the topology records.
+/// Returns what the global topology answered.
+async fn apply_tree(
+    ctx: &Ctx,
+    cluster: &Arc<MultigresCluster>,
+    resolved: &ResolvedCluster,
+    desired: &Desired,
+    observed: &mut Observed<'_>,
+) -> Result<Topology> {
+    let stores = &ctx.state.stores;
     if let Some(secret) = &desired.credentials_secret {
-        let has_data = !dereference::existing(stores, &cluster)
+        let has_data = !dereference::existing(stores, cluster)
             .table_groups
             .is_empty();
-        observed.credentials = apply::credentials(&ctx, &cluster, secret, has_data).await?;
+        observed.credentials = apply::credentials(ctx, cluster, secret, has_data).await?;
         if let Some(problem) = &observed.credentials {
-            warn_once(
-                &ctx,
-                &cluster,
-                status::CREDENTIALS_READY,
-                "CredentialsMissing",
-                problem,
-            )
-            .await;
+            let condition = status::CREDENTIALS_READY;
+            warn_once(ctx, cluster, condition, "CredentialsMissing", problem).await;
         }
     }
-    observed.refused = apply::children(&ctx, &cluster, &desired).await?;
-    let existing = dereference::existing(stores, &cluster);
-    let uid = cluster.uid().unwrap_or_default();
+    observed.refused = apply::children(ctx, cluster, desired).await?;
+    let existing = dereference::existing(stores, cluster);
     let controlled = existing
         .table_groups
         .iter()
         .map(AsRef::as_ref)
-        .filter(|tg| {
-            tg.owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
-        });
-    observed.retention = retention::retention(&cluster, controlled, &desired.names().table_groups);
+        .filter(|tg| controlled_by(*tg, cluster.as_ref()));
+    observed.retention = retention::retention(cluster, controlled, &desired.names().table_groups);
     let retained = status::retained_condition(&observed.retention);
     if retained.status {
-        warn_once(
-            &ctx,
-            &cluster,
-            status::RETAINED,
-            retained.reason.as_str(),
-            &retained.message,
-        )
-        .await;
+        let (reason, message) = (retained.reason.as_str(), &retained.message);
+        warn_once(ctx, cluster, status::RETAINED, reason, message).await;
     }
-    apply::prune(&ctx, &cluster, &existing, &desired, &observed.retention).await?;
+    apply::prune(ctx, cluster, &existing, desired, &observed.retention).await?;
+    let global = &resolved.global_topology;
+    let retained_databases = observed.retention.databases();
     let (topology, foreign) = apply::topology(
-        &ctx,
-        &cluster,
-        &resolved.global_topology.root_path,
-        &resolved.global_topology.address,
-        &desired,
-        &observed.retention.databases(),
+        ctx,
+        cluster,
+        &global.root_path,
+        &global.address,
+        desired,
+        &retained_databases,
     )
     .await?;
     observed.refused.extend(foreign);
     if !observed.refused.is_empty() {
         let message = status::refused_message(&observed.refused);
-        warn_once(&ctx, &cluster, DEGRADED, "ChildRefused", &message).await;
+        warn_once(ctx, cluster, DEGRADED, "ChildRefused", &message).await;
     }
+    Ok(topology)
+}
 
-    // status
-    observed.children = health(stores, &cluster, &desired);
+/// Status from what was observed; an unreachable topology is an error (retried with backoff).
+async fn report(
+    ctx: &Ctx,
+    cluster: &Arc<MultigresCluster>,
+    resolved: &ResolvedCluster,
+    desired: &Desired,
+    mut observed: Observed<'_>,
+    topology: Topology,
+) -> Result<Action> {
+    observed.children = health(&ctx.state.stores, cluster, desired);
     observed.topology = topology.clone();
-    write_status(&ctx, &cluster, &observed).await?;
+    write_status(ctx, cluster, &observed).await?;
     if let Topology::Unreachable(message) = topology {
-        if was_reachable(&cluster) {
+        let object = object_of(cluster);
+        if was_reachable(cluster) {
+            let address = &resolved.global_topology.address;
+            let note = format!("{object}: global topology at {address}: {message}");
             ctx.events
-                .warning(
-                    cluster.as_ref(),
-                    "TopologyUnreachable",
-                    &format!(
-                        "{object}: global topology at {}: {message}",
-                        resolved.global_topology.address
-                    ),
-                )
+                .warning(cluster.as_ref(), "TopologyUnreachable", &note)
                 .await;
         }
         return Err(Error::Topology {

@@ -217,11 +217,7 @@ async fn report_ready(client: &Client, ns: &str, shards: &[Shard], locals: &[Top
     }
     let cell_api: Api<Cell> = Api::namespaced(client.clone(), ns);
     for c in cell_api.list(&Default::default()).await.unwrap().items {
-        let replicas = c
-            .spec
-            .multigateway
-            .replicas
-            .unwrap_or(multigres_api::resolve::defaults::MULTIGATEWAY_REPLICAS);
+        let replicas = c.spec.multigateway.replicas;
         patch_status(
             &cell_api,
             &c.name_any(),

@@ -238,7 +238,7 @@ async fn template_edits_reach_children_removed_cells_go_and_removed_tablegroups_
     let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
     for cell in ["us-east-1", "us-west-2", "spare"] {
         wait_for(&cells, &naming::cell(SAMPLE, cell), WAIT, |c| {
-            c.spec.multigateway.replicas == Some(5)
+            c.spec.multigateway.replicas == 5
         })
         .await
         .unwrap();
@@ -315,7 +315,7 @@ async fn a_hand_edited_child_is_reverted() {
         .patch(name, &PatchParams::default(), &Patch::Merge(&edit))
         .await
         .unwrap();
-    assert_eq!(edited.spec.multigateway.replicas, Some(42));
+    assert_eq!(edited.spec.multigateway.replicas, 42);
     let at = std::time::Instant::now();
     wait_for(&cells, name, Duration::from_secs(10), |c| {
         c.spec.multigateway.replicas == want

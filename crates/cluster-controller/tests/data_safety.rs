@@ -130,7 +130,7 @@ async fn a_value_a_child_refuses_is_reported_on_the_cluster_and_the_rest_converg
     );
     let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
     wait_for(&cells, &naming::cell(SAMPLE, "us-east-1"), WAIT, |c| {
-        c.spec.multigateway.replicas == Some(4)
+        c.spec.multigateway.replicas == 4
     })
     .await
     .unwrap();

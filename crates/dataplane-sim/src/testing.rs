@@ -87,7 +87,7 @@ pub fn children(cluster: &MultigresCluster) -> Children {
     let multiadmin = Deployment {
         metadata: meta(cluster, &admin.name, admin.labels.clone()),
         spec: Some(DeploymentSpec {
-            replicas: admin.spec.replicas,
+            replicas: Some(admin.spec.replicas),
             selector: LabelSelector {
                 match_labels: Some(admin.labels.clone()),
                 ..Default::default()
@@ -142,11 +142,7 @@ pub fn make_ready(children: &mut Children) {
         });
     }
     for cell in &mut children.cells {
-        let replicas = cell
-            .spec
-            .multigateway
-            .replicas
-            .unwrap_or(multigres_api::resolve::defaults::MULTIGATEWAY_REPLICAS);
+        let replicas = cell.spec.multigateway.replicas;
         cell.status = Some(CellStatus {
             observed_generation: cell.metadata.generation,
             gateway_replicas: replicas,

@@ -214,14 +214,9 @@ impl Applier {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         P: Resource<DynamicType = ()>,
     {
-        let owner_uid = owner.meta().uid.clone().unwrap_or_default();
         let mut deleted = Vec::new();
         for child in existing {
-            let controlled = child
-                .owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == owner_uid);
-            if !controlled
+            if !controlled_by(child, owner)
                 || keep.contains(&child.name_any())
                 || child.meta().deletion_timestamp.is_some()
             {
@@ -268,6 +263,30 @@ pub fn child_meta<P: Resource<DynamicType = ()>>(
         owner_references: controller_ref(owner).map(|r| vec![r]),
         ..Default::default()
     }
+}
+
+/// Whether `owner` is `child`'s controller (its controller reference carries `owner`'s uid).
+pub fn controlled_by<K: Resource, P: Resource>(child: &K, owner: &P) -> bool {
+    let uid = owner.meta().uid.as_deref().unwrap_or_default();
+    child
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// The objects in `store` that `owner` controls, in `owner`'s namespace.
+pub fn controlled_children<K, P>(store: &Store<K>, owner: &P) -> Vec<std::sync::Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    P: Resource,
+{
+    let namespace = owner.meta().namespace.as_deref();
+    store
+        .state()
+        .into_iter()
+        .filter(|child| child.meta().namespace.as_deref() == namespace)
+        .filter(|child| controlled_by(child.as_ref(), owner))
+        .collect()
 }
 
 /// Whether `child` is controlled by an object other than `owner` (a name collision).

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::Resource;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
 use multigres_api::{Shard, TableGroup};
+use multigres_runtime::apply::controlled_children;
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_runtime::run::within_deadline;
 
@@ -33,19 +34,7 @@ async fn reconcile_unbounded(tg: Arc<TableGroup>, ctx: Arc<Ctx>) -> Result<Actio
             .apply_owned(Some(&ctx.events), tg_ref, &ctx.state.shards, shard)
             .await?;
     }
-    let (namespace, uid) = (tg.namespace(), tg.uid().unwrap_or_default());
-    let owned: Vec<Arc<Shard>> = ctx
-        .state
-        .shards
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == namespace)
-        .filter(|s| {
-            s.owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
-        })
-        .collect();
+    let owned: Vec<Arc<Shard>> = controlled_children(&ctx.state.shards, tg_ref);
     let owned_refs: Vec<&Shard> = owned.iter().map(Arc::as_ref).collect();
     let status = build::status(
         tg_ref,

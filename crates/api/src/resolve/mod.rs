@@ -15,8 +15,8 @@ use crate::cluster::{
     DurabilityPolicy, MultigresCluster, MultigresClusterSpec, QuorumType, TableGroupConfig,
 };
 use crate::common::{
-    ComponentConfig, ComponentSpec, CredentialsRef, ExternalTopoServer, GlobalTopologyRef, Images,
-    PoolConfig, PoolSettings, PoolSpec, PullPolicy, ShardImages, TopoServerConfig,
+    ComponentConfig, CredentialsRef, ExternalTopoServer, GlobalTopologyRef, Images, PoolConfig,
+    PoolSettings, PoolSpec, PullPolicy, ResolvedComponent, ShardImages, TopoServerConfig,
     TopoServerSettings, TopologyReconciliation,
 };
 use crate::labels::{self, component};
@@ -60,7 +60,7 @@ pub struct Child<S> {
 pub struct ResolvedMultiAdmin {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    pub spec: ComponentSpec,
+    pub spec: ResolvedComponent,
     pub image: String,
     pub image_pull_policy: Option<PullPolicy>,
     pub image_pull_secrets: Vec<k8s_openapi::api::core::v1::LocalObjectReference>,
@@ -267,7 +267,7 @@ impl Context<'_> {
         section: TemplateSection,
         defaults: Value,
         field: &str,
-    ) -> Result<ComponentSpec, ResolveError> {
+    ) -> Result<ResolvedComponent, ResolveError> {
         let Some(block) = block else {
             return finish(&[defaults], field);
         };

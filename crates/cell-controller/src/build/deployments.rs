@@ -57,7 +57,7 @@ struct Component<'a> {
     component: &'static str,
     binary: &'static str,
     image: &'a str,
-    spec: &'a ComponentSpec,
+    spec: &'a ResolvedComponent,
     replicas: i32,
     args: Vec<String>,
     ports: Vec<ContainerPort>,
@@ -145,7 +145,7 @@ pub fn gateway(cell: &Cell) -> Deployment {
             binary: "multigateway",
             image: &cell.spec.images.multigateway,
             spec,
-            replicas: spec.replicas.unwrap_or(defaults::MULTIGATEWAY_REPLICAS),
+            replicas: spec.replicas,
             args: gateway_args(cell),
             ports: vec![
                 container_port("postgres", GATEWAY_PG_PORT),
@@ -161,11 +161,7 @@ pub fn gateway(cell: &Cell) -> Deployment {
 /// multiorch's replicas: as resolved, or 0 while the cell serves no database.
 pub fn multiorch_replicas(cell: &Cell) -> i32 {
     match watch_targets(cell) {
-        Some(_) => cell
-            .spec
-            .multiorch
-            .replicas
-            .unwrap_or(defaults::MULTIORCH_REPLICAS),
+        Some(_) => cell.spec.multiorch.replicas,
         None => 0,
     }
 }

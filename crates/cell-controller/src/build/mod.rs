@@ -21,8 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
-use multigres_api::resolve::defaults;
-use multigres_api::{Cell, ComponentSpec, TopoServer, multigres, naming, resolve};
+use multigres_api::{Cell, ResolvedComponent, TopoServer, multigres, naming, resolve};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
     container_port, downward_env, http_probe, preferred_spread,

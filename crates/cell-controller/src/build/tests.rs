@@ -17,12 +17,12 @@ fn cell(name: &str, topo: CellTopoServer, databases: &[&str]) -> Cell {
                 image_pull_policy: None,
                 image_pull_secrets: vec![],
             },
-            multigateway: ComponentSpec {
-                replicas: Some(2),
+            multigateway: ResolvedComponent {
+                replicas: 2,
                 ..Default::default()
             },
-            multiorch: ComponentSpec {
-                replicas: Some(1),
+            multiorch: ResolvedComponent {
+                replicas: 1,
                 ..Default::default()
             },
             global_topo_server: GlobalTopologyRef {

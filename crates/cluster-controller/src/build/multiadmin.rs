@@ -64,7 +64,7 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
     Deployment {
         metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
         spec: Some(DeploymentSpec {
-            replicas: admin.spec.replicas,
+            replicas: Some(admin.spec.replicas),
             selector: LabelSelector {
                 match_labels: Some(selector),
                 ..Default::default()

@@ -25,18 +25,7 @@ pub(super) async fn apply_services_and_budgets(
 
 /// The shard's pods, from the cache.
 pub(super) fn owned_pods(shard: &Shard, ctx: &Ctx) -> Vec<Arc<Pod>> {
-    let (ns, uid) = (shard.namespace(), shard.uid().unwrap_or_default());
-    ctx.state
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace() == ns)
-        .filter(|p| {
-            p.owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.uid == uid)
-        })
-        .collect()
+    multigres_runtime::apply::controlled_children(&ctx.state.pods, shard)
 }
 
 /// A removed pool's Service (its pods' DNS names) and PDB stay until its last pod is gone.
