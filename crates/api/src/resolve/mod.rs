@@ -148,10 +148,7 @@ pub fn resolve_cluster(
             defaults::multiadmin(),
             "spec.multiadmin",
         )?,
-        image: images
-            .multiadmin
-            .clone()
-            .unwrap_or_else(|| defaults::MULTIGRES_IMAGE.into()),
+        image: image_or(&images.multiadmin, defaults::MULTIGRES_IMAGE),
         image_pull_policy: images.image_pull_policy,
         image_pull_secrets: images.image_pull_secrets.clone().unwrap_or_default(),
     };
@@ -386,14 +383,8 @@ impl Context<'_> {
         let spec = CellSpec {
             name: config.name.clone(),
             images: CellImages {
-                multigateway: images
-                    .multigateway
-                    .clone()
-                    .unwrap_or_else(|| defaults::MULTIGRES_IMAGE.into()),
-                multiorch: images
-                    .multiorch
-                    .clone()
-                    .unwrap_or_else(|| defaults::MULTIGRES_IMAGE.into()),
+                multigateway: image_or(&images.multigateway, defaults::MULTIGRES_IMAGE),
+                multiorch: image_or(&images.multiorch, defaults::MULTIGRES_IMAGE),
                 image_pull_policy: images.image_pull_policy,
                 image_pull_secrets: images.image_pull_secrets.clone().unwrap_or_default(),
             },
@@ -476,14 +467,8 @@ impl Context<'_> {
             database: database.to_string(),
             table_group: config.name.clone(),
             images: ShardImages {
-                multipooler: images
-                    .multipooler
-                    .clone()
-                    .unwrap_or_else(|| defaults::MULTIGRES_IMAGE.into()),
-                postgres: images
-                    .postgres
-                    .clone()
-                    .unwrap_or_else(|| defaults::POSTGRES_IMAGE.into()),
+                multipooler: image_or(&images.multipooler, defaults::MULTIGRES_IMAGE),
+                postgres: image_or(&images.postgres, defaults::POSTGRES_IMAGE),
                 image_pull_policy: images.image_pull_policy,
                 image_pull_secrets: images.image_pull_secrets.clone().unwrap_or_default(),
             },
@@ -571,9 +556,7 @@ fn topo_server_spec(
 ) -> TopoServerSpec {
     TopoServerSpec {
         root_path,
-        image: settings
-            .image
-            .unwrap_or_else(|| defaults::ETCD_IMAGE.into()),
+        image: image_or(&settings.image, defaults::ETCD_IMAGE),
         image_pull_policy: settings.image_pull_policy,
         image_pull_secrets: settings.image_pull_secrets.unwrap_or_default(),
         replicas: settings.replicas.unwrap_or(defaults::TOPO_SERVER_REPLICAS),
@@ -655,4 +638,9 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
             }
         })
         .collect()
+}
+
+/// An image the user set, else the pinned default.
+fn image_or(set: &Option<String>, default: &str) -> String {
+    set.clone().unwrap_or_else(|| default.to_string())
 }
