@@ -21,7 +21,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
-use multigres_api::{Cell, ResolvedComponent, TopoServer, multigres, naming, resolve};
+use multigres_api::{
+    Cell, ResolvedComponent, TopoServer, TopoServerSpec, multigres, naming, resolve,
+};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
     container_port, downward_env, http_probe, preferred_spread,
@@ -93,10 +95,18 @@ pub fn children(cell: &Cell) -> Children {
 }
 
 /// Validation and build in one step, with errors that name the Cell.
+/// The local TopoServer is resolved once, for both.
 pub fn validated(cell: &Cell) -> Result<(CellTopology, Children), ChildError> {
-    let topology =
-        topology(cell).map_err(|message| ChildError::new(cell, Failure::Invalid(message)))?;
-    Ok((topology, children(cell)))
+    let local = resolve::local_topo_server(cell);
+    let topology = topology::topology_of(cell, local.as_ref())
+        .map_err(|message| ChildError::new(cell, Failure::Invalid(message)))?;
+    let children = Children {
+        gateway_service: gateway_service(cell),
+        gateway: gateway(cell),
+        multiorch: multiorch(cell),
+        local_topo_server: local.map(|child| topo_server::topo_server_of(cell, child)),
+    };
+    Ok((topology, children))
 }
 
 #[cfg(test)]

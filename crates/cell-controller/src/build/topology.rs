@@ -25,6 +25,14 @@ pub struct CellTopology {
 
 /// Validates the Cell and works out its topology. Errors name the field to fix.
 pub fn topology(cell: &Cell) -> Result<CellTopology, String> {
+    topology_of(cell, resolve::local_topo_server(cell).as_ref())
+}
+
+/// [`topology`], with the cell's local TopoServer as already resolved.
+pub(super) fn topology_of(
+    cell: &Cell,
+    local: Option<&resolve::Child<TopoServerSpec>>,
+) -> Result<CellTopology, String> {
     let spec = &cell.spec;
     let namespace = cell.namespace().unwrap_or_default();
     let global = &spec.global_topo_server;
@@ -43,7 +51,7 @@ pub fn topology(cell: &Cell) -> Result<CellTopology, String> {
         )
     };
     let (kind, server_addresses, root) = if let Some(managed) = &spec.topo_server.managed_spec {
-        let local = resolve::local_topo_server(cell).ok_or_else(|| {
+        let local = local.ok_or_else(|| {
             format!(
                 "spec.topoServer.managedSpec needs the label {} to name the local TopoServer",
                 labels::CLUSTER
@@ -51,7 +59,11 @@ pub fn topology(cell: &Cell) -> Result<CellTopology, String> {
         })?;
         let address = naming::topo_address(&naming::topo_client_service(&local.name), &namespace);
         let root = managed.root_path.clone().unwrap_or_else(default_root);
-        (TopologyKind::ManagedLocal(local.name), vec![address], root)
+        (
+            TopologyKind::ManagedLocal(local.name.clone()),
+            vec![address],
+            root,
+        )
     } else if let Some(external) = &spec.topo_server.external {
         let root = external.root_path.clone().unwrap_or_else(default_root);
         (TopologyKind::External, vec![external.address.clone()], root)
