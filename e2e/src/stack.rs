@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
 use kube::config::Kubeconfig;
 use kube::{Api, Client};
+use multigres_api::multigres::MULTIADMIN_GRPC_PORT;
 use multigres_api::naming;
 
 use crate::charts::OPERATOR_NAMESPACE;
@@ -97,9 +98,6 @@ pub struct Options {
     pub cluster_name: String,
     /// Cells of that cluster with a managed local TopoServer.
     pub local_topo_cells: Vec<String>,
-    /// More clusters `(namespace, name)`, each with only a managed global TopoServer: they share
-    /// the first cluster's global etcd (their roots differ) and the simulator's multiadmin.
-    pub more_clusters: Vec<(String, String)>,
     pub launch: Launch,
     /// Whether to start the data-plane simulator (off when real multipoolers write the records).
     pub simulator: bool,
@@ -297,28 +295,16 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
             topo_address(ns, server)
         ));
     }
+    // Every other cluster, in any namespace, shares the first etcd (each has its own root in it)
+    // and the simulator's multiadmin: `*:<port>` rules match what no exact rule names.
     let shared_etcd = map[0]
         .split_once('=')
         .map(|(_, to)| to.to_string())
         .unwrap_or_default();
-    for (namespace, cluster) in &opts.more_clusters {
-        let server = naming::global_topo_server(cluster);
-        map.push(format!(
-            "{}={shared_etcd}",
-            topo_address(namespace, &server)
-        ));
-    }
-    // The simulator stands in for the clusters' multiadmin (planned switchovers).
+    map.push(format!("*:{}={shared_etcd}", naming::TOPO_CLIENT_PORT));
     let [admin_port] = free_ports()?;
     if opts.simulator {
-        let clusters = std::iter::once((ns.clone(), opts.cluster_name.clone()))
-            .chain(opts.more_clusters.iter().cloned());
-        for (namespace, cluster) in clusters {
-            map.push(format!(
-                "{}=127.0.0.1:{admin_port}",
-                naming::multiadmin_address(&cluster, &namespace)
-            ));
-        }
+        map.push(format!("*:{MULTIADMIN_GRPC_PORT}=127.0.0.1:{admin_port}"));
     }
     stack.sim_admin = format!("127.0.0.1:{admin_port}");
     stack.address_map = map.join(",");

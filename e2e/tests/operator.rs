@@ -215,7 +215,6 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         cluster_namespace: sample.namespace.clone(),
         cluster_name: sample.name.clone(),
         local_topo_cells: sample.local_topo_cells.clone(),
-        more_clusters: Vec::new(),
         launch: stack::Launch::Attached,
         simulator: true,
     };

@@ -169,7 +169,10 @@ pub fn default_root(namespace: &str, cluster: &str, scope: &str) -> String {
     format!("/multigres/{namespace}/{cluster}/{scope}")
 }
 
+/// The client port of a managed topology server (etcd's own).
+pub const TOPO_CLIENT_PORT: i32 = 2379;
+
 /// Client address of a managed topology server, as pods dial it.
 pub fn topo_address(client_service: &str, namespace: &str) -> String {
-    format!("{client_service}.{namespace}.svc:2379")
+    format!("{client_service}.{namespace}.svc:{TOPO_CLIENT_PORT}")
 }

@@ -4,6 +4,9 @@
 //! developer's host (tests, the demo) cannot resolve those, so it can be told to dial a
 //! port-forward instead. The records themselves are never rewritten: pods still need the
 //! in-cluster names. Empty means off, which is the production setting.
+//!
+//! A source `*:<port>` matches every host on that port that no exact source names: the demo backs
+//! every cluster's topology with one etcd this way (each cluster has its own root in it).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +14,7 @@ use std::str::FromStr;
 
 use crate::TopoError;
 
-/// A set of `from=to` address rewrites, parsed from `a:2379=127.0.0.1:23791,b:2379=...`.
+/// A set of `from=to` address rewrites, parsed from `a:2379=127.0.0.1:23791,*:15990=...`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressMapping {
     rules: BTreeMap<String, String>,
@@ -34,7 +37,10 @@ impl AddressMapping {
                 TopoError::Invalid(format!("address mapping entry {entry:?} has no '='"))
             })?;
             let (from, to) = (from.trim(), to.trim());
-            validate_host_port(from, entry)?;
+            match from.strip_prefix("*:") {
+                Some(port) => validate_host_port(&format!("any:{port}"), entry)?,
+                None => validate_host_port(from, entry)?,
+            }
             validate_host_port(to, entry)?;
             if rules.insert(from.to_owned(), to.to_owned()).is_some() {
                 return Err(TopoError::Invalid(format!(
@@ -51,13 +57,18 @@ impl AddressMapping {
     }
 
     /// The address to dial for `addr`. A `http://` / `https://` scheme is kept and the rest is
-    /// matched exactly; unmatched addresses are returned unchanged.
+    /// matched exactly, else by a `*:<port>` rule of its port; unmatched addresses are returned
+    /// unchanged.
     pub fn apply(&self, addr: &str) -> String {
         let (scheme, bare) = match addr.split_once("://") {
             Some((scheme, rest)) => (Some(scheme), rest),
             None => (None, addr),
         };
-        match (self.rules.get(bare), scheme) {
+        let any_host = || {
+            let port = bare.rsplit_once(':')?.1;
+            self.rules.get(&format!("*:{port}"))
+        };
+        match (self.rules.get(bare).or_else(any_host), scheme) {
             (Some(to), Some(scheme)) => format!("{scheme}://{to}"),
             (Some(to), None) => to.clone(),
             (None, _) => addr.to_owned(),
@@ -70,7 +81,8 @@ fn validate_host_port(side: &str, entry: &str) -> Result<(), TopoError> {
     let (host, port) = side
         .rsplit_once(':')
         .ok_or_else(|| bad(&format!("{side:?} is not host:port")))?;
-    if host.is_empty() || host.contains('=') || host.contains(char::is_whitespace) {
+    let bad_char = |c: char| c == '=' || c == '*' || c.is_whitespace();
+    if host.is_empty() || host.contains(bad_char) {
         return Err(bad(&format!("{side:?} has an invalid host")));
     }
     port.parse::<u16>()
@@ -129,6 +141,25 @@ mod tests {
         assert_eq!(
             AddressMapping::parse(&m.to_string()).expect("round trip"),
             m
+        );
+    }
+
+    #[test]
+    fn a_wildcard_host_matches_every_host_of_its_port_after_the_exact_rules() {
+        let m = AddressMapping::parse("*:2379=127.0.0.1:1,exact.ns.svc:2379=127.0.0.1:2")
+            .expect("valid spec");
+        assert_eq!(m.apply("exact.ns.svc:2379"), "127.0.0.1:2");
+        assert_eq!(m.apply("any-client.other.svc:2379"), "127.0.0.1:1");
+        assert_eq!(m.apply("http://any:2379"), "http://127.0.0.1:1");
+        assert_eq!(m.apply("any:2380"), "any:2380");
+        assert_eq!(
+            AddressMapping::parse(&m.to_string()).expect("round trip"),
+            m
+        );
+        assert!(AddressMapping::parse("*:x=127.0.0.1:1").is_err());
+        assert!(
+            AddressMapping::parse("a:1=*:2").is_err(),
+            "only a source may be a wildcard"
         );
     }
 

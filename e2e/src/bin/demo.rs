@@ -145,7 +145,6 @@ async fn up(dir: &Path) -> Result<()> {
         cluster_namespace: sample.namespace.clone(),
         cluster_name: sample.name.clone(),
         local_topo_cells: sample.local_topo_cells.clone(),
-        more_clusters: Vec::new(),
         launch: stack::Launch::Detached {
             pid_file: pid_file.clone(),
         },
@@ -268,6 +267,12 @@ async fn up(dir: &Path) -> Result<()> {
         "export KUBECONFIG={}   # kubectl and helm: {}",
         kubeconfig.display(),
         bin.display()
+    );
+    println!(
+        "try your own: kubectl apply -f <a MultigresCluster, any name and namespace, with the \
+         DeploymentTemplates it names>; every managed topology server is backed by the demo's etcd \
+         (leave rootPath unset: the default is unique per cluster; a root another cluster wrote is \
+         refused) and the simulator serves every Shard (kubectl get multigresclusters -A -w)"
     );
     println!("stop everything with: just demo-down");
     if !available {

@@ -254,12 +254,6 @@ pub async fn run(
     charts::build_dependencies_once(&helm)?;
     charts::install_operator(&helm, cp.kubeconfig_path(), &charts::zero_replicas())?;
     let names: Vec<String> = (0..profile.clusters).map(load::cluster_name).collect();
-    let more: Vec<(String, String)> = names
-        .iter()
-        .skip(1)
-        .map(|n| (CHAOS_NS.to_string(), n.clone()))
-        .chain(names.iter().map(|n| (CLEAN_NS.to_string(), n.clone())))
-        .collect();
     let opts = stack::Options {
         bin_dir: cp.bin_dir().to_path_buf(),
         target_dir,
@@ -269,7 +263,6 @@ pub async fn run(
         cluster_namespace: CHAOS_NS.into(),
         cluster_name: names[0].clone(),
         local_topo_cells: Vec::new(),
-        more_clusters: more,
         launch: stack::Launch::Attached,
         simulator: true,
     };

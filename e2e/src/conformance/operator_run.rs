@@ -74,7 +74,6 @@ pub async fn run(opts: &Options) -> Result<Timings> {
         cluster_namespace: ns.clone(),
         cluster_name: sample.name.clone(),
         local_topo_cells: sample.local_topo_cells.clone(),
-        more_clusters: Vec::new(),
         launch: stack::Launch::Attached,
         simulator: false,
     };

@@ -37,7 +37,7 @@ pub use pdb::pdb;
 pub use services::{client_service, peer_service};
 pub use statefulset::statefulset;
 
-pub const CLIENT_PORT: i32 = 2379;
+pub const CLIENT_PORT: i32 = naming::TOPO_CLIENT_PORT;
 pub const PEER_PORT: i32 = 2380;
 /// etcd's `--listen-metrics-urls` port; serves `/metrics` and `/health` without TLS or auth.
 pub const METRICS_PORT: i32 = 2381;
