@@ -212,6 +212,18 @@ async fn enums_and_minimums_are_enforced() {
         "should be greater than or equal to 0",
     )
     .await;
+    let mut spec = valid_spec();
+    spec["gatewayService"] = json!({"type": "Ingress"});
+    refused(&clusters, cluster("expose", spec), "Unsupported value").await;
+    let mut spec = valid_spec();
+    spec["cells"][0]["spec"] =
+        json!({"gatewayService": {"loadBalancerSourceRanges": ["10.0.0.0/8"]}});
+    refused(
+        &clusters,
+        cluster("ranges", spec),
+        "loadBalancerSourceRanges applies to type LoadBalancer",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    ExternalTopoServer, GlobalTopologyRef, Placement, PullPolicy, ResolvedComponent,
-    TopoServerSettings, TopologyReconciliation, Tristate,
+    ExternalTopoServer, GatewayExposure, GlobalTopologyRef, Placement, PullPolicy,
+    ResolvedComponent, TopoServerSettings, TopologyReconciliation, Tristate,
 };
 
 /// A Multigres cell, resolved from one entry of a MultigresCluster's `spec.cells`.
@@ -51,6 +51,9 @@ pub struct CellSpec {
     /// Where the cell's pods run (an addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// How clients reach the gateway Service (an addition); default `ClusterIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_service: Option<GatewayExposure>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    ComponentConfig, CredentialsRef, Images, Placement, PoolConfig, PvcDeletionPolicy,
-    TopoServerConfig, Tristate,
+    ComponentConfig, CredentialsRef, GatewayExposure, Images, Placement, PoolConfig,
+    PvcDeletionPolicy, TopoServerConfig, Tristate,
 };
 
 /// A sharded, highly available Postgres served by Multigres.
@@ -72,6 +72,10 @@ pub struct MultigresClusterSpec {
     /// to an empty topology. Set it for the migrating edit, then remove it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_topology_change: Option<bool>,
+    /// How clients reach the Service `<cluster>-gateways`, which spans the gateways of every cell
+    /// (an addition); default `ClusterIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_service: Option<GatewayExposure>,
 }
 
 /// One cell of the cluster.
@@ -107,6 +111,9 @@ pub struct CellConfigSpec {
     /// Where the cell's pods run (an addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// How clients reach this cell's gateway Service (an addition); default `ClusterIP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_service: Option<GatewayExposure>,
 }
 
 /// One logical database.

@@ -49,6 +49,62 @@ impl PullPolicy {
     }
 }
 
+/// How clients reach a gateway Service (an addition): the Service's type, its annotations (a cloud
+/// load balancer's settings, for example) and the client ranges a load balancer admits.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.loadBalancerSourceRanges) || (has(self.type) && self.type == 'LoadBalancer')",
+     "message": "loadBalancerSourceRanges applies to type LoadBalancer"}
+]))]
+pub struct GatewayExposure {
+    /// `ClusterIP` (the default: reachable inside the cluster), `NodePort` or `LoadBalancer`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceExposure>,
+    /// Annotations of the Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Client CIDRs a LoadBalancer admits (all when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub load_balancer_source_ranges: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceExposure {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl GatewayExposure {
+    /// Sets `service`'s type, annotations and source ranges as asked (ClusterIP when unset).
+    pub fn apply_to(exposure: Option<&Self>, service: &mut k8s_openapi::api::core::v1::Service) {
+        let exposure = exposure.cloned().unwrap_or_default();
+        let spec = service.spec.get_or_insert_with(Default::default);
+        spec.type_ = Some(exposure.type_.unwrap_or_default().as_str().to_string());
+        spec.load_balancer_source_ranges = exposure.load_balancer_source_ranges;
+        if let Some(annotations) = exposure.annotations {
+            service
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .extend(annotations);
+        }
+    }
+}
+
+impl ServiceExposure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceExposure::ClusterIP => "ClusterIP",
+            ServiceExposure::NodePort => "NodePort",
+            ServiceExposure::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
 /// A stateless component (multiadmin, multigateway, multiorch) as the cluster controller resolved
 /// it for a child: every default applied.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -30,6 +30,8 @@ pub mod component {
     pub const MULTIGATEWAY: &str = "multigateway";
     pub const MULTIORCH: &str = "multiorch";
     pub const MULTIADMIN: &str = "multiadmin";
+    /// The Service over every cell's gateways.
+    pub const CLUSTER_GATEWAYS: &str = "cluster-gateways";
     pub const TABLEGROUP: &str = "tablegroup";
     pub const SHARD: &str = "shard";
     pub const SHARD_POOL: &str = "shard-pool";

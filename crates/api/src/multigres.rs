@@ -19,6 +19,20 @@ pub const BACKUP_REPOSITORY_PATH: &str = "/backups";
 /// switchover (`SwitchPrimary`).
 pub const MULTIADMIN_GRPC_PORT: i32 = 15990;
 
+/// multigateway's Postgres listener.
+pub const GATEWAY_PG_PORT: i32 = 5432;
+/// multigateway's second Postgres listener, which routes reads to replicas.
+pub const GATEWAY_PG_REPLICA_PORT: i32 = 5433;
+pub const GATEWAY_HTTP_PORT: i32 = 15001;
+pub const GATEWAY_GRPC_PORT: i32 = 15991;
+/// What a gateway Service exposes, by port name.
+pub const GATEWAY_SERVICE_PORTS: [(&str, i32); 4] = [
+    ("postgres", GATEWAY_PG_PORT),
+    ("postgres-ro", GATEWAY_PG_REPLICA_PORT),
+    ("grpc", GATEWAY_GRPC_PORT),
+    ("http", GATEWAY_HTTP_PORT),
+];
+
 /// The flags with which every Multigres component finds the global topology (docs/multigres-version.md).
 pub fn global_topology_flags(address: &str, root: &str) -> [(&'static str, String); 2] {
     [

@@ -91,6 +91,12 @@ pub fn gateway(cell_resource: &str) -> String {
     dns_name(&[cell_resource, "gateway"], MAX_LABEL)
 }
 
+/// The Service over the gateways of every cell of a cluster (`-gateways`: never a cell's
+/// `<cluster>-<cell>-gateway`).
+pub fn cluster_gateways(cluster: &str) -> String {
+    dns_name(&[cluster, "gateways"], MAX_LABEL)
+}
+
 pub fn multiorch(cell_resource: &str) -> String {
     dns_name(&[cell_resource, "multiorch"], MAX_LABEL)
 }

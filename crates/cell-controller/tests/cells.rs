@@ -133,6 +133,7 @@ fn cell(ns: &str, name: &str, topo_server: CellTopoServer, databases: &[&str]) -
             databases: databases.iter().map(|d| d.to_string()).collect(),
             topology_reconciliation: TopologyReconciliation::default(),
             placement: None,
+            gateway_service: None,
         },
         status: None,
     }

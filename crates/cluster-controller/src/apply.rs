@@ -83,14 +83,17 @@ pub fn conflicts(stores: &Stores, cluster: &MultigresCluster, desired: &Desired)
     let name = desired.multiadmin_deployment.name_any();
     let other = by_name(&stores.deployments, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
     check("Deployment", other, name);
-    let name = desired.multiadmin_service.name_any();
-    let other = by_name(&stores.services, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
-    check("Service", other, name);
+    for service in [&desired.multiadmin_service, &desired.gateways_service] {
+        let name = service.name_any();
+        let other =
+            by_name(&stores.services, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
+        check("Service", other, name);
+    }
     found
 }
 
 /// Applies every child in order: the topology server first (everything dials it), then multiadmin's
-/// Service and Deployment, the Cells, the TableGroups. A child the API server refuses as invalid
+/// Service and Deployment, the Cells, the TableGroups, the Service over every cell's gateways. A child the API server refuses as invalid
 /// does not stop the others: its refusal is returned (`<kind> <name>: <message>`) for the status.
 pub async fn children(
     ctx: &Ctx,
@@ -118,6 +121,9 @@ pub async fn children(
         let cached = by_name(&stores.table_groups, &ns, &tg.name_any());
         one(ctx, cluster, cached.as_deref(), tg, &mut refused).await?;
     }
+    let service = &desired.gateways_service;
+    let cached = by_name(&stores.services, &ns, &service.name_any());
+    one(ctx, cluster, cached.as_deref(), service, &mut refused).await?;
     Ok(refused)
 }
 

@@ -93,6 +93,12 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let ns = args.watch_namespace.as_deref();
     let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
     let multiadmin = format!("{managed},{}={}", labels::COMPONENT, component::MULTIADMIN);
+    let services_of_cluster = format!(
+        "{managed},{} in ({},{})",
+        labels::COMPONENT,
+        component::MULTIADMIN,
+        component::CLUSTER_GATEWAYS
+    );
     let global_topo = format!("{managed},{}=global", labels::TOPO_SCOPE);
     let all = watcher::Config::default;
 
@@ -108,8 +114,10 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         cached(api::<TableGroup>(&client, ns), all().labels(&managed));
     let (deployments, deployment_events, deployments_synced) =
         cached(api::<Deployment>(&client, ns), all().labels(&multiadmin));
-    let (services, service_events, services_synced) =
-        cached(api::<Service>(&client, ns), all().labels(&multiadmin));
+    let (services, service_events, services_synced) = cached(
+        api::<Service>(&client, ns),
+        all().labels(&services_of_cluster),
+    );
     // The template lifecycle keeps its own caches, so that what triggers it and what it reads are
     // the same view of the world.
     let (lifecycle_clusters, lifecycle_cluster_events, lifecycle_clusters_synced) =

@@ -464,3 +464,78 @@ async fn deleting_a_template_in_use_is_held_until_its_last_consumer_goes() {
     assert_eq!(standard.status.unwrap().consumer_count, Some(1));
     assert!(clusters.get_opt(SAMPLE).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn gateways_are_exposed_as_the_cluster_asks() {
+    use multigres_api::{GatewayExposure, ServiceExposure};
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-expose").await.unwrap();
+    let _controller = start_controller(&ns, "").await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+    let mut cluster = sample_cluster(&ns);
+    cluster.spec.gateway_service = Some(GatewayExposure {
+        type_: Some(ServiceExposure::LoadBalancer),
+        annotations: Some(BTreeMap::from([(
+            "example.com/lb".into(),
+            "internal".into(),
+        )])),
+        load_balancer_source_ranges: Some(vec!["10.0.0.0/8".into()]),
+    });
+    cluster.spec.cells[0].spec.gateway_service = Some(GatewayExposure {
+        type_: Some(ServiceExposure::NodePort),
+        ..Default::default()
+    });
+    let cluster = apply(&client, &cluster).await.unwrap();
+
+    // One Service over every cell's gateways, exposed as asked.
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let name = naming::cluster_gateways(SAMPLE);
+    let service = wait_for(&services, &name, WAIT, |s| {
+        let spec = s.spec.as_ref().unwrap();
+        spec.type_.as_deref() == Some("LoadBalancer")
+            && spec.load_balancer_source_ranges == Some(vec!["10.0.0.0/8".to_string()])
+            && s.annotations().get("example.com/lb").map(String::as_str) == Some("internal")
+    })
+    .await
+    .unwrap();
+    let spec = service.spec.unwrap();
+    let ports: Vec<i32> = spec.ports.iter().flatten().map(|p| p.port).collect();
+    assert_eq!(ports, [5432, 5433, 15991, 15001]);
+    let selector = spec.selector.unwrap();
+    assert_eq!(
+        selector,
+        BTreeMap::from([
+            ("multigres.com/cluster".to_string(), SAMPLE.to_string()),
+            (
+                "app.kubernetes.io/component".to_string(),
+                "multigateway".to_string()
+            ),
+        ]),
+        "every cell's gateway pods, none of another cluster"
+    );
+
+    // The cell carries its own exposure to the cell controller.
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    let first = naming::cell(SAMPLE, &cluster.spec.cells[0].name);
+    wait_for(&cells, &first, WAIT, |c| {
+        c.spec.gateway_service.as_ref().and_then(|g| g.type_) == Some(ServiceExposure::NodePort)
+    })
+    .await
+    .unwrap();
+
+    // Unset again: back to ClusterIP, without the ranges.
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let patch = serde_json::json!({"spec": {"gatewayService": null}});
+    clusters
+        .patch(SAMPLE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for(&services, &name, WAIT, |s| {
+        let spec = s.spec.as_ref().unwrap();
+        spec.type_.as_deref() == Some("ClusterIP") && spec.load_balancer_source_ranges.is_none()
+    })
+    .await
+    .unwrap();
+}

@@ -396,6 +396,7 @@ impl Context<'_> {
             databases,
             topology_reconciliation: TopologyReconciliation::default(),
             placement: config.spec.placement.clone(),
+            gateway_service: config.spec.gateway_service.clone(),
         };
         let labels = labels::with(
             labels::for_component(self.cluster, component::CELL),

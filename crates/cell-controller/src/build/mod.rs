@@ -22,7 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::{
-    Cell, ResolvedComponent, TopoServer, TopoServerSpec, multigres, naming, resolve,
+    Cell, GatewayExposure, ResolvedComponent, TopoServer, TopoServerSpec, multigres, naming,
+    resolve,
 };
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
@@ -39,11 +40,9 @@ pub use service::gateway_service;
 pub use topo_server::local_topo_server;
 pub use topology::{CellTopology, TopologyKind, topology};
 
-pub const GATEWAY_PG_PORT: i32 = 5432;
-/// multigateway's second Postgres listener, which routes reads to replicas.
-pub const GATEWAY_PG_REPLICA_PORT: i32 = 5433;
-pub const GATEWAY_HTTP_PORT: i32 = 15001;
-pub const GATEWAY_GRPC_PORT: i32 = 15991;
+pub use multigres::{
+    GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT, GATEWAY_PG_PORT, GATEWAY_PG_REPLICA_PORT,
+};
 pub const MULTIORCH_HTTP_PORT: i32 = 15300;
 pub const MULTIORCH_GRPC_PORT: i32 = 15370;
 /// Any non-root ID: the Multigres image needs no particular user.

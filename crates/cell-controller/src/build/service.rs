@@ -1,25 +1,26 @@
-//! The multigateway Service clients connect to.
+//! The multigateway Service clients connect to, exposed as the Cell asks.
 
 use super::*;
 
 pub fn gateway_service(cell: &Cell) -> Service {
-    Service {
+    let mut service = Service {
         metadata: child_meta(
             cell,
             &naming::gateway(&cell.name_any()),
             component_labels(cell, component::MULTIGATEWAY),
         ),
         spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
             selector: Some(selector_labels(cell, component::MULTIGATEWAY)),
-            ports: Some(vec![
-                service_port("postgres", GATEWAY_PG_PORT),
-                service_port("postgres-ro", GATEWAY_PG_REPLICA_PORT),
-                service_port("grpc", GATEWAY_GRPC_PORT),
-                service_port("http", GATEWAY_HTTP_PORT),
-            ]),
+            ports: Some(
+                multigres::GATEWAY_SERVICE_PORTS
+                    .iter()
+                    .map(|(name, port)| service_port(name, *port))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
-    }
+    };
+    GatewayExposure::apply_to(cell.spec.gateway_service.as_ref(), &mut service);
+    service
 }

@@ -38,6 +38,7 @@ fn cell(name: &str, topo: CellTopoServer, databases: &[&str]) -> Cell {
                 zone: Some("zone-a".into()),
                 ..Default::default()
             }),
+            gateway_service: None,
         },
     );
     cell.metadata.namespace = Some("ns".into());
@@ -227,4 +228,38 @@ fn multiorch_watches_the_databases_or_scales_to_zero() {
             .iter()
             .any(|a| a.starts_with("--watch-targets"))
     );
+}
+
+#[test]
+fn the_gateway_service_is_exposed_as_the_cell_asks() {
+    use multigres_api::ServiceExposure;
+    let mut c = cell("us-east-1", CellTopoServer::default(), &[]);
+    let plain = gateway_service(&c);
+    let spec = plain.spec.as_ref().unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert!(plain.metadata.annotations.is_none());
+    let ports: Vec<i32> = spec.ports.iter().flatten().map(|p| p.port).collect();
+    assert_eq!(ports, [5432, 5433, 15991, 15001]);
+
+    c.spec.gateway_service = Some(GatewayExposure {
+        type_: Some(ServiceExposure::LoadBalancer),
+        annotations: Some(BTreeMap::from([(
+            "service.beta.kubernetes.io/aws-load-balancer-internal".into(),
+            "true".into(),
+        )])),
+        load_balancer_source_ranges: Some(vec!["10.0.0.0/8".into()]),
+    });
+    let exposed = gateway_service(&c);
+    let spec = exposed.spec.as_ref().unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        spec.load_balancer_source_ranges,
+        Some(vec!["10.0.0.0/8".into()])
+    );
+    let annotations = exposed.metadata.annotations.as_ref().unwrap();
+    assert_eq!(
+        annotations["service.beta.kubernetes.io/aws-load-balancer-internal"],
+        "true"
+    );
+    assert_eq!(spec.selector, plain.spec.as_ref().unwrap().selector);
 }

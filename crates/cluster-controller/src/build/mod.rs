@@ -3,6 +3,7 @@
 
 mod credentials;
 mod databases;
+mod gateways;
 mod multiadmin;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +21,9 @@ use multigres_api::cluster::QuorumType;
 use multigres_api::labels::{self, component};
 use multigres_api::multigres::{self, BACKUP_REPOSITORY_PATH};
 use multigres_api::resolve::{DatabaseRegistration, ResolvedCluster, ResolvedMultiAdmin};
-use multigres_api::{Cell, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming};
+use multigres_api::{
+    Cell, GatewayExposure, MultigresCluster, RetentionAction, TableGroup, TopoServer, naming,
+};
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
     container_port, downward_env, restricted_container_security_context,
@@ -32,6 +35,7 @@ pub use credentials::{credentials_secret, generate_password};
 pub use databases::{
     REGISTERED_DATABASES, database_record, registered_databases, registered_value,
 };
+pub use gateways::gateways_service;
 pub use multiadmin::{multiadmin_deployment, multiadmin_selector, multiadmin_service};
 
 /// multiadmin's HTTP port (`/live`, `/ready`).
@@ -48,6 +52,8 @@ pub struct Desired {
     pub topo_server: Option<TopoServer>,
     pub multiadmin_service: Service,
     pub multiadmin_deployment: Deployment,
+    /// `<cluster>-gateways`, over every cell's gateways.
+    pub gateways_service: Service,
     pub cells: Vec<Cell>,
     pub table_groups: Vec<TableGroup>,
     /// Name of the credentials Secret to generate, when the user named none.
@@ -64,7 +70,10 @@ impl Desired {
             cells: self.cells.iter().map(name_of).collect(),
             table_groups: self.table_groups.iter().map(name_of).collect(),
             deployments: BTreeSet::from([name_of(&self.multiadmin_deployment)]),
-            services: BTreeSet::from([name_of(&self.multiadmin_service)]),
+            services: BTreeSet::from([
+                name_of(&self.multiadmin_service),
+                name_of(&self.gateways_service),
+            ]),
         }
     }
 }
@@ -111,6 +120,7 @@ pub fn desired(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Desire
         topo_server,
         multiadmin_service: multiadmin_service(cluster, &resolved.multiadmin),
         multiadmin_deployment: multiadmin_deployment(cluster, resolved),
+        gateways_service: gateways_service(cluster),
         cells,
         table_groups,
         credentials_secret: resolved
