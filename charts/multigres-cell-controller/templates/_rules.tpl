@@ -27,6 +27,10 @@ namespaced:
   - apiGroups: [apps]
     resources: [deployments]
     verbs: [list, watch, create, patch]
+  # Disruption budgets of multigateway and multiorch (at most one pod of each down in a drain).
+  - apiGroups: [policy]
+    resources: [poddisruptionbudgets]
+    verbs: [list, watch, create, patch]
   # The gateway Service; get: whether the global topology's client Service is going away.
   - apiGroups: [""]
     resources: [services]

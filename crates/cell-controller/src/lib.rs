@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config as ControllerConfig;
@@ -44,6 +45,7 @@ pub const FINALIZER: &str = "multigres.com/cell-registration";
 pub struct State {
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
+    pub pdbs: Store<PodDisruptionBudget>,
     pub topo_servers: Store<TopoServer>,
     /// Shard-pool pods (metadata only), to tell live poolers from vanished ones.
     pub pods: Store<PartialObjectMeta<Pod>>,
@@ -84,15 +86,16 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     }
     let client = started.client.clone();
     let ns = args.watch_namespace.as_deref();
-    let (deployments, deploy_stream) = child_watch(
-        api::<Deployment>(&client, ns),
-        &managed(&format!(
-            "{} in ({},{})",
-            labels::COMPONENT,
-            component::MULTIGATEWAY,
-            component::MULTIORCH
-        )),
-    );
+    let gateway_and_orch = managed(&format!(
+        "{} in ({},{})",
+        labels::COMPONENT,
+        component::MULTIGATEWAY,
+        component::MULTIORCH
+    ));
+    let (deployments, deploy_stream) =
+        child_watch(api::<Deployment>(&client, ns), &gateway_and_orch);
+    let (pdbs, pdb_stream) =
+        child_watch(api::<PodDisruptionBudget>(&client, ns), &gateway_and_orch);
     let (services, svc_stream) = child_watch(
         api::<Service>(&client, ns),
         &managed(&format!(
@@ -120,6 +123,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         vec![
             caches::store(deployments.clone()),
             caches::store(services.clone()),
+            caches::store(pdbs.clone()),
             caches::store(topo_servers.clone()),
             caches::store(pods.clone()),
         ],
@@ -128,6 +132,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let ctx = started.context(State {
         deployments,
         services,
+        pdbs,
         topo_servers,
         pods,
         topology: Topology::new(settings.address_mapping, settings.topology_timeout),
@@ -139,6 +144,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .owns_stream(deploy_stream)
         .owns_stream(svc_stream)
+        .owns_stream(pdb_stream)
         .owns_stream(ts_stream)
         .watches_stream(pod_stream, cell_of_pod)
         .graceful_shutdown_on(started.shutdown())

@@ -232,7 +232,7 @@ async fn reconcile_unbounded(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, C
 }
 
 /// The gateway Service, the local TopoServer (a cell that stopped asking for one has it deleted;
-/// its PVCs stay), then the Deployments.
+/// its PVCs stay), the disruption budgets, then the Deployments.
 async fn apply_children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(), ChildError> {
     let (applier, events) = (&ctx.applier, &ctx.events);
     let stores = &ctx.state;
@@ -263,6 +263,9 @@ async fn apply_children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(
         .prune(&ctx.events, cell, same_namespace, &keep)
         .await
         .map_err(|source| ChildError::kube(cell, "pruning TopoServers", source))?;
+    for pdb in [&children.gateway_pdb, &children.multiorch_pdb] {
+        applier.apply_owned(None, cell, &stores.pdbs, pdb).await?;
+    }
     applier
         .apply_owned(Some(events), cell, &stores.deployments, &children.gateway)
         .await?;

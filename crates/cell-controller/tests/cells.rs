@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
 use multigres_api::cell::{CellImages, CellTopoServer};
@@ -235,6 +237,7 @@ async fn sample_cells_come_up_register_and_deregister() {
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     let east = naming::cell(CLUSTER, "us-east-1");
     let west = naming::cell(CLUSTER, "us-west-2");
     for cell in [&east, &west] {
@@ -245,6 +248,17 @@ async fn sample_cells_come_up_register_and_deregister() {
         wait_for(&services, &naming::gateway(cell), WAIT, |_| true)
             .await
             .unwrap();
+        // A drain takes at most one pod of each component at a time.
+        for (name, component) in [
+            (naming::gateway(cell), "multigateway"),
+            (naming::multiorch(cell), "multiorch"),
+        ] {
+            let pdb = wait_for(&pdbs, &name, WAIT, |_| true).await.unwrap();
+            let spec = pdb.spec.unwrap();
+            assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)), "{name}");
+            let selector = spec.selector.unwrap().match_labels.unwrap();
+            assert_eq!(selector["app.kubernetes.io/component"], component, "{name}");
+        }
     }
     let idle_orch = wait_for(&deployments, &naming::multiorch(&east), WAIT, |_| true)
         .await

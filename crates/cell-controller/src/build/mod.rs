@@ -6,6 +6,7 @@
 //! * the local TopoServer, when the Cell asks for a managed one;
 //! * the `clustermetadata.Cell` record the cell registers in the global topology.
 
+mod budgets;
 mod deployments;
 mod service;
 mod topo_server;
@@ -18,7 +19,9 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
     Service, ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::{
@@ -33,6 +36,7 @@ use multigres_runtime::builders::{
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_topology::pb;
 
+pub use budgets::{gateway_pdb, multiorch_pdb};
 pub use deployments::{
     gateway, gateway_args, multiorch, multiorch_args, multiorch_replicas, watch_targets,
 };
@@ -54,6 +58,8 @@ pub struct Children {
     pub gateway_service: Service,
     pub gateway: Deployment,
     pub multiorch: Deployment,
+    pub gateway_pdb: PodDisruptionBudget,
+    pub multiorch_pdb: PodDisruptionBudget,
     pub local_topo_server: Option<TopoServer>,
 }
 
@@ -89,6 +95,8 @@ pub fn children(cell: &Cell) -> Children {
         gateway_service: gateway_service(cell),
         gateway: gateway(cell),
         multiorch: multiorch(cell),
+        gateway_pdb: gateway_pdb(cell),
+        multiorch_pdb: multiorch_pdb(cell),
         local_topo_server: local_topo_server(cell),
     }
 }
@@ -103,6 +111,8 @@ pub fn validated(cell: &Cell) -> Result<(CellTopology, Children), ChildError> {
         gateway_service: gateway_service(cell),
         gateway: gateway(cell),
         multiorch: multiorch(cell),
+        gateway_pdb: gateway_pdb(cell),
+        multiorch_pdb: multiorch_pdb(cell),
         local_topo_server: local.map(|child| topo_server::topo_server_of(cell, child)),
     };
     Ok((topology, children))
