@@ -235,6 +235,8 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
     let mut pod = Pod {
         metadata: child_meta(shard, &name, pool.labels.clone()),
         spec: Some(PodSpec {
+            // Postgres, pgctld and multipooler never call the Kubernetes API: no token in the pod.
+            automount_service_account_token: Some(false),
             hostname: Some(name.clone()),
             subdomain: Some(pool.service.clone()),
             // pgctld is a native sidecar: it outlives multipooler on shutdown, so multipooler can

@@ -93,6 +93,8 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
     };
     let pod = PodSpec {
         containers: vec![container],
+        // Multigres components never call the Kubernetes API: no ServiceAccount token in the pod.
+        automount_service_account_token: Some(false),
         affinity: Some(
             c.spec
                 .affinity

@@ -263,3 +263,12 @@ fn the_gateway_service_is_exposed_as_the_cell_asks() {
     );
     assert_eq!(spec.selector, plain.spec.as_ref().unwrap().selector);
 }
+
+#[test]
+fn gateway_and_multiorch_pods_carry_no_service_account_token() {
+    let c = cell("us-east-1", CellTopoServer::default(), &["postgres"]);
+    for deployment in [gateway(&c), multiorch(&c)] {
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+}

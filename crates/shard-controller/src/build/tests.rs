@@ -238,3 +238,11 @@ fn pvcs_are_owned_only_when_the_policy_deletes_them() {
     shard.spec.pvc_deletion_policy.when_deleted = RetentionAction::Delete;
     assert!(pvc(&shard, pool, "p").metadata.owner_references.is_some());
 }
+
+#[test]
+fn pool_pods_carry_no_service_account_token() {
+    let shard = shard();
+    let pod = pod(&shard, &pools(&shard)[0], 0);
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+}

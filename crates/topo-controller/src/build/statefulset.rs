@@ -36,6 +36,8 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
     };
     let pod = PodSpec {
         containers: vec![container],
+        // etcd never calls the Kubernetes API: no ServiceAccount token in the pod.
+        automount_service_account_token: Some(false),
         affinity: Some(
             spec.affinity
                 .clone()

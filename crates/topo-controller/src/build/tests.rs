@@ -173,3 +173,10 @@ fn services_and_pdb() {
     assert_eq!(pdb.min_available, Some(IntOrString::Int(3)));
     assert_eq!(pdb.max_unavailable, None);
 }
+
+#[test]
+fn etcd_pods_carry_no_service_account_token() {
+    let sts = statefulset(&topo(3));
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+}
