@@ -225,7 +225,10 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         running.missing
     );
 
-    create_namespace(&client, &sample.namespace, &[]).await?;
+    // Every generated workload must pass the `restricted` Pod Security Standard: the API server
+    // refuses a pod that does not, and the tree would not converge.
+    let restricted = [("pod-security.kubernetes.io/enforce", "restricted")];
+    create_namespace(&client, &sample.namespace, &restricted).await?;
     samples::apply_files(&client, &samples::sample_files()?, &sample.namespace).await?;
     let clusters = Api::<MultigresCluster>::namespaced(client.clone(), &sample.namespace);
 
