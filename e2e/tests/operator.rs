@@ -327,6 +327,60 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
             .collect::<Vec<_>>()
             .join("\n")
     );
+
+    // `kubectl multigres status` sees the same tree: every shard with a primary, every pod Ready.
+    let plugin = multigres_e2e::workspace_binaries_dir()?.join("kubectl-multigres");
+    let out = std::process::Command::new(&plugin)
+        .args([
+            "status",
+            &sample.name,
+            "-n",
+            &sample.namespace,
+            "-o",
+            "json",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()
+        .with_context(|| format!("running {}", plugin.display()))?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let available = tree["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    assert!(available, "{tree:#}");
+    let cells = tree["cells"].as_array().map_or(0, Vec::len);
+    assert_eq!(cells, 2, "{tree:#}");
+    let shards: Vec<&serde_json::Value> = tree["tableGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|tg| tg["shards"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!shards.is_empty(), "{tree:#}");
+    for shard in &shards {
+        assert_eq!(shard["readyPods"], shard["totalPods"], "{shard:#}");
+        assert_eq!(
+            shard["notReady"].as_array().map(Vec::len),
+            Some(0),
+            "{shard:#}"
+        );
+    }
+    let text = std::process::Command::new(&plugin)
+        .args(["status", &sample.name, "-n", &sample.namespace])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    eprintln!("{text}");
+    assert!(text.starts_with(&format!(
+        "MultigresCluster {}/{}",
+        sample.namespace, sample.name
+    )));
     drop(running);
     Ok(())
 }

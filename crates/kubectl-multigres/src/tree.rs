@@ -1,0 +1,253 @@
+//! The cluster as a tree: conditions at each level, primaries per shard, pods not Ready, what is
+//! progressing and why. Pure: objects in, a tree (and its text) out.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use multigres_api::{Cell, MultigresCluster, Shard, TableGroup, TopoServer, labels};
+use serde::Serialize;
+
+/// What `status` shows, and what `-o json` prints.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterTree {
+    pub namespace: String,
+    pub name: String,
+    pub conditions: Vec<Cond>,
+    pub topo_servers: Vec<Node>,
+    pub cells: Vec<Node>,
+    pub table_groups: Vec<TableGroupNode>,
+}
+
+/// One child: its name, a one-line summary and its conditions.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub name: String,
+    pub summary: String,
+    pub conditions: Vec<Cond>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TableGroupNode {
+    pub database: String,
+    pub table_group: String,
+    pub name: String,
+    pub conditions: Vec<Cond>,
+    pub shards: Vec<ShardNode>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardNode {
+    pub name: String,
+    pub shard: String,
+    /// The cell of the serving primary, from the topology (via the Shard's status).
+    pub primary_cell: Option<String>,
+    pub ready_pods: i32,
+    pub total_pods: i32,
+    /// Pods of the shard that are not Ready.
+    pub not_ready: Vec<String>,
+    pub conditions: Vec<Cond>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Cond {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+fn conds(conditions: &[Condition]) -> Vec<Cond> {
+    conditions
+        .iter()
+        .map(|c| Cond {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        })
+        .collect()
+}
+
+/// Everything read for one cluster.
+pub struct Objects {
+    pub cluster: MultigresCluster,
+    pub topo_servers: Vec<TopoServer>,
+    pub cells: Vec<Cell>,
+    pub table_groups: Vec<TableGroup>,
+    pub shards: Vec<Shard>,
+    pub pods: Vec<Pod>,
+}
+
+pub fn build(objects: &Objects) -> ClusterTree {
+    let cluster = &objects.cluster;
+    let status = cluster.status.clone().unwrap_or_default();
+    let topo_servers = objects
+        .topo_servers
+        .iter()
+        .map(|t| {
+            let s = t.status.clone().unwrap_or_default();
+            Node {
+                name: t.name_any(),
+                summary: format!("etcd {}/{} ready", s.ready_replicas, t.spec.replicas),
+                conditions: conds(&s.conditions),
+            }
+        })
+        .collect();
+    let cells = objects
+        .cells
+        .iter()
+        .map(|c| {
+            let s = c.status.clone().unwrap_or_default();
+            Node {
+                name: c.spec.name.clone(),
+                summary: format!(
+                    "gateways {}/{} ready, multiorch available {:?}",
+                    s.gateway_ready_replicas, c.spec.multigateway.replicas, s.multiorch_available
+                ),
+                conditions: conds(&s.conditions),
+            }
+        })
+        .collect();
+    let mut by_table_group: BTreeMap<String, Vec<ShardNode>> = BTreeMap::new();
+    for shard in &objects.shards {
+        let key = format!("{}/{}", shard.spec.database, shard.spec.table_group);
+        let s = shard.status.clone().unwrap_or_default();
+        let name = shard.name_any();
+        let not_ready = objects
+            .pods
+            .iter()
+            .filter(|p| p.labels().get(labels::OWNER) == Some(&name))
+            .filter(|p| !multigres_runtime::pods::is_ready(p))
+            .map(|p| p.name_any())
+            .collect();
+        by_table_group.entry(key).or_default().push(ShardNode {
+            name,
+            shard: shard.spec.shard_name.clone(),
+            primary_cell: s.primary_cell.clone(),
+            ready_pods: s.ready_pods,
+            total_pods: s.total_pods,
+            not_ready,
+            conditions: conds(&s.conditions),
+        });
+    }
+    let table_groups = objects
+        .table_groups
+        .iter()
+        .map(|tg| {
+            let key = format!("{}/{}", tg.spec.database, tg.spec.table_group);
+            let mut shards = by_table_group.remove(&key).unwrap_or_default();
+            shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+            TableGroupNode {
+                database: tg.spec.database.clone(),
+                table_group: tg.spec.table_group.clone(),
+                name: tg.name_any(),
+                conditions: conds(&tg.status.clone().unwrap_or_default().conditions),
+                shards,
+            }
+        })
+        .collect();
+    ClusterTree {
+        namespace: cluster.namespace().unwrap_or_default(),
+        name: cluster.name_any(),
+        conditions: conds(&status.conditions),
+        topo_servers,
+        cells,
+        table_groups,
+    }
+}
+
+/// `Available=True Progressing=False Degraded=False`, the conditions that tell health.
+fn headline(conditions: &[Cond]) -> String {
+    ["Available", "Progressing", "Degraded"]
+        .iter()
+        .filter_map(|t| conditions.iter().find(|c| c.type_ == *t))
+        .map(|c| format!("{}={}", c.type_, c.status))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What needs attention: every condition that is not in its healthy state, with its message.
+fn attention(conditions: &[Cond], indent: &str, out: &mut String) {
+    for c in conditions {
+        let healthy = match c.type_.as_str() {
+            // Conditions that report a problem when True.
+            "Progressing" | "Degraded" | "StaleShards" | "Retained" => c.status == "False",
+            _ => c.status == "True",
+        };
+        if !healthy {
+            let _ = writeln!(out, "{indent}! {} {}: {}", c.type_, c.reason, c.message);
+        }
+    }
+}
+
+/// The tree as text for a terminal.
+pub fn render(tree: &ClusterTree) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "MultigresCluster {}/{}  {}",
+        tree.namespace,
+        tree.name,
+        headline(&tree.conditions)
+    );
+    attention(&tree.conditions, "  ", &mut out);
+    for t in &tree.topo_servers {
+        let _ = writeln!(
+            out,
+            "├─ TopoServer {}  {}  {}",
+            t.name,
+            t.summary,
+            headline(&t.conditions)
+        );
+        attention(&t.conditions, "│    ", &mut out);
+    }
+    for c in &tree.cells {
+        let _ = writeln!(
+            out,
+            "├─ Cell {}  {}  {}",
+            c.name,
+            c.summary,
+            headline(&c.conditions)
+        );
+        attention(&c.conditions, "│    ", &mut out);
+    }
+    for tg in &tree.table_groups {
+        let _ = writeln!(
+            out,
+            "├─ TableGroup {}/{} ({})  {}",
+            tg.database,
+            tg.table_group,
+            tg.name,
+            headline(&tg.conditions)
+        );
+        attention(&tg.conditions, "│    ", &mut out);
+        for s in &tg.shards {
+            let primary = s.primary_cell.as_deref().unwrap_or("none known");
+            let _ = writeln!(
+                out,
+                "│  └─ Shard {}  primary in {}  pods {}/{} ready  {}",
+                s.shard,
+                primary,
+                s.ready_pods,
+                s.total_pods,
+                headline(&s.conditions)
+            );
+            attention(&s.conditions, "│       ", &mut out);
+            if !s.not_ready.is_empty() {
+                let _ = writeln!(out, "│       not ready: {}", s.not_ready.join(", "));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
