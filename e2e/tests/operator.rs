@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use multigres_api::{Cell, MultigresCluster, naming};
 use multigres_e2e::charts;
 use multigres_e2e::{ControlPlane, audit, progress, samples, shared, stack, wait_for};
@@ -381,6 +381,55 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         "MultigresCluster {}/{}",
         sample.namespace, sample.name
     )));
+
+    // `kubectl multigres restart --shard <one>` replaces each of its pods once (the shard
+    // controller's safe order), and the cluster is Available again.
+    let shard = shards
+        .iter()
+        .find(|s| s["totalPods"].as_i64() > Some(1))
+        .and_then(|s| s["name"].as_str())
+        .expect("a Shard with pods")
+        .to_string();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &sample.namespace);
+    let owned = ListParams::default().labels(&format!("multigres.com/owner={shard}"));
+    let before: Vec<(String, Option<String>)> = pods
+        .list(&owned)
+        .await?
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid()))
+        .collect();
+    let out = std::process::Command::new(&plugin)
+        .args([
+            "restart",
+            &sample.name,
+            "-n",
+            &sample.namespace,
+            "--shard",
+            &shard,
+        ])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restart_at = Instant::now();
+    for (name, uid) in &before {
+        wait_for(&pods, name, CONVERGE, |p: &Pod| {
+            p.uid() != *uid && multigres_runtime::pods::is_ready(p)
+        })
+        .await
+        .with_context(|| format!("pod {name} of {shard} after the restart request"))?;
+    }
+    wait_for(&clusters, &sample.name, CONVERGE, progress::is_available).await?;
+    eprintln!(
+        "[{:.1}s] restart of {shard}: {} pods replaced, cluster Available, in {:.1}s",
+        started.elapsed().as_secs_f64(),
+        before.len(),
+        restart_at.elapsed().as_secs_f64()
+    );
     drop(running);
     Ok(())
 }

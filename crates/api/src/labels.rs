@@ -23,6 +23,11 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 pub const MANAGED_BY_VALUE: &str = "multigres-operator";
 
+/// Annotation on a Shard (set by `kubectl multigres restart`): a new value replaces every pod of
+/// the Shard once, in the shard controller's safe order (replicas first, the primary last after a
+/// planned switchover). The pods carry it too, so it is part of their spec hash.
+pub const RESTART_REQUESTED: &str = "multigres.com/restart-requested";
+
 /// Values of `app.kubernetes.io/component`.
 pub mod component {
     pub const TOPO_SERVER: &str = "topo-server";

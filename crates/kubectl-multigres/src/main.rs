@@ -2,7 +2,7 @@
 //! Installed as a kubectl plugin by putting `kubectl-multigres` on the PATH.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kubectl_multigres::{fetch, tree};
+use kubectl_multigres::{fetch, restart, tree};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +27,19 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Replaces every Postgres pod of the cluster (or of one Shard) once, in the shard controller's
+    /// safe order: one pod at a time per pool, replicas first, the primary last after a planned
+    /// switchover, one Shard per table group at a time. Follow it with `status`.
+    Restart {
+        /// The MultigresCluster.
+        cluster: String,
+        /// Its namespace (default: the kubeconfig's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Only this Shard (its resource name, as `status -o json` shows it).
+        #[arg(long)]
+        shard: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,6 +51,21 @@ enum Output {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
+        Command::Restart {
+            cluster,
+            namespace,
+            shard,
+        } => {
+            let client = kube::Client::try_default().await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            let at = k8s_openapi::jiff::Timestamp::now().to_string();
+            let names =
+                restart::shards(&client, &namespace, &cluster, shard.as_deref(), &at).await?;
+            println!("restart requested at {at} for {} Shard(s):", names.len());
+            for name in names {
+                println!("  {name}");
+            }
+        }
         Command::Status {
             cluster,
             namespace,

@@ -256,6 +256,12 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
         }),
         status: None,
     };
+    if let Some(requested) = shard.annotations().get(labels::RESTART_REQUESTED) {
+        pod.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::RESTART_REQUESTED.into(), requested.clone());
+    }
     let hash = spec_hash(&pod);
     pod.metadata
         .annotations
@@ -491,7 +497,11 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
 
 /// Hash of a pod's labels and spec: a pod whose annotation differs must be replaced.
 pub fn spec_hash(pod: &Pod) -> String {
-    let input = serde_json::json!({"labels": pod.metadata.labels, "spec": pod.spec});
+    let mut input = serde_json::json!({"labels": pod.metadata.labels, "spec": pod.spec});
+    // Only when requested, so that the hash of every other pod stays what it was.
+    if let Some(requested) = pod.annotations().get(labels::RESTART_REQUESTED) {
+        input["restartRequested"] = requested.clone().into();
+    }
     let digest = Sha256::digest(input.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

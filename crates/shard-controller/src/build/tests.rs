@@ -246,3 +246,34 @@ fn pool_pods_carry_no_service_account_token() {
     let spec = pod.spec.as_ref().unwrap();
     assert_eq!(spec.automount_service_account_token, Some(false));
 }
+
+#[test]
+fn a_restart_request_changes_the_hash_and_nothing_else_does() {
+    let mut shard = shard();
+    let pool = &pools(&shard)[0];
+    let plain = pod(&shard, pool, 0);
+    // Without a request the hash is what it always was: existing pods do not roll on upgrade.
+    let before = {
+        use sha2::{Digest, Sha256};
+        let input = serde_json::json!({"labels": plain.metadata.labels, "spec": plain.spec});
+        let digest = Sha256::digest(input.to_string().as_bytes());
+        digest
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(hash_of(&plain), Some(before.as_str()));
+
+    shard.metadata.annotations = Some(BTreeMap::from([(
+        labels::RESTART_REQUESTED.to_string(),
+        "2026-12-02T07:50:00Z".to_string(),
+    )]));
+    let restarted = pod(&shard, pool, 0);
+    assert_eq!(
+        restarted.annotations()[labels::RESTART_REQUESTED],
+        "2026-12-02T07:50:00Z"
+    );
+    assert_ne!(hash_of(&restarted), hash_of(&plain));
+    assert_eq!(restarted.spec, plain.spec, "the same pod, replaced");
+}
