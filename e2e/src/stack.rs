@@ -312,8 +312,14 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     let (server, ca) = cluster_endpoint(&opts.admin_kubeconfig)?;
     // Fixed ports for the gRPC health services, which the aggregator polls as it polls the charts'
     // Services in a cluster.
-    let health_ports: [u16; CONTROLLERS.len()] = free_ports()?;
-    let [aggregator_port] = free_ports()?;
+    // Health and metrics on ports chosen here too, all in one call (distinct): a controller's server
+    // on an ephemeral port could take the aggregator's port before the aggregator binds it (seen:
+    // the cluster controller's subscription answered 404 by a health server).
+    const N: usize = CONTROLLERS.len();
+    let ports: [u16; 2 * N + 1] = free_ports()?;
+    let health_ports: [u16; N] = ports[..N].try_into()?;
+    let http_ports: [u16; N] = ports[N..2 * N].try_into()?;
+    let aggregator_port = ports[2 * N];
     stack.aggregator_address = format!("http://127.0.0.1:{aggregator_port}");
     let health_endpoints: Vec<String> = CONTROLLERS
         .iter()
@@ -321,7 +327,7 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         .filter(|(c, _)| c.binary != "status-aggregator")
         .map(|(c, port)| format!("{}=127.0.0.1:{port}", c.binary))
         .collect();
-    for (c, health_port) in CONTROLLERS.into_iter().zip(health_ports) {
+    for ((c, health_port), http_port) in CONTROLLERS.into_iter().zip(health_ports).zip(http_ports) {
         let bin = opts.target_dir.join(c.binary);
         if !bin.is_file() {
             stack.missing.push(c.binary);
@@ -337,7 +343,7 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         let kubeconfig = kubeconfigs.join(format!("{}.yaml", c.service_account));
         write_token_kubeconfig(&kubeconfig, &server, &ca, c.service_account, &token)?;
         let mut args = vec![
-            "--http-addr=127.0.0.1:0".to_string(),
+            format!("--http-addr=127.0.0.1:{http_port}"),
             format!("--grpc-health-addr=127.0.0.1:{health_port}"),
             "--log-json=false".to_string(),
             format!("--lease-namespace={OPERATOR_NAMESPACE}"),

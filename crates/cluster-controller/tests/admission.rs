@@ -142,11 +142,41 @@ async fn users_may_not_edit_cells_but_the_controller_may_build_them() {
         matches!(err, kube::Error::Api(ref e) if e.code == 403 || e.code == 422),
         "{err:?}"
     );
-    let label = serde_json::json!({"metadata": {"labels": {"team": "db"}}});
+    let label = serde_json::json!({"metadata": {"labels": {"team": "db"},
+        "annotations": {"multigres.com/restart-requested": "now"}}});
     editor_cells
         .patch(&name, &PatchParams::default(), &Patch::Merge(&label))
         .await
         .unwrap();
+    // What ownership rests on is the operator's: its labels, owner references, finalizers.
+    for (what, edit) in [
+        (
+            "an operator label",
+            serde_json::json!({"metadata": {"labels": {"multigres.com/cluster": "other"}}}),
+        ),
+        (
+            "a new operator label",
+            serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/component": null,
+                "multigres.com/extra": "x"}}}),
+        ),
+        (
+            "the owner references",
+            serde_json::json!({"metadata": {"ownerReferences": null}}),
+        ),
+        (
+            "the finalizers",
+            serde_json::json!({"metadata": {"finalizers": ["example.com/mine"]}}),
+        ),
+    ] {
+        let err = editor_cells
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&edit))
+            .await
+            .expect_err(what);
+        assert!(
+            matches!(&err, kube::Error::Api(e) if e.message.contains("read-only")),
+            "{what}: {err:?}"
+        );
+    }
     // The parameter the binding reads is in place.
     assert!(
         Api::<ConfigMap>::namespaced(client.clone(), CONTROLLER_NAMESPACE)
