@@ -90,7 +90,7 @@ charts-lint: binaries
 # Benchmark on a private local control plane, controllers as release builds; `just bench large` for
 # 1,000 Shards. Results in bench/results/<profile>.{json,md,png}. Not part of `just test`.
 bench profile="quick" *args="": binaries
-    cargo build --release --bins -p multigres-cluster-controller -p multigres-cell-controller -p multigres-topo-controller -p multigres-tablegroup-controller -p multigres-shard-controller -p multigres-status-aggregator -p multigres-bench
+    cargo build --release --bins -p multigres-cluster-controller -p multigres-cell-controller -p multigres-topo-controller -p multigres-tablegroup-controller -p multigres-shard-controller -p multigres-status-aggregator -p multigres-dataplane-sim -p multigres-bench
     MULTIGRES_E2E_BIN="$(bash e2e/build-binaries.sh | tail -n 1)" "$(just _target)/release/multigres-bench" --profile {{profile}} {{args}}
     python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib || echo "matplotlib not installable: no plot"
     python3 bench/plot.py bench/results/{{profile}}.json || true

@@ -130,23 +130,26 @@ pub async fn start(l: &Launch<'_>) -> Result<Operator> {
             });
         }
     }
+    // Without the simulator no Shard ever has a primary: the run would only time out.
     let sim_bin = l.target_dir.join(DATAPLANE_SIM);
-    let sim = if sim_bin.is_file() {
-        let args = vec![
-            format!("--topology-address-map={}", l.address_map),
-            format!("--watch-namespace={}", l.namespace),
-            format!("--multiadmin-addr={}", l.sim_admin),
-        ];
-        Some(spawn_operator(
-            DATAPLANE_SIM,
-            &sim_bin,
-            l.admin_kubeconfig,
-            &logs,
-            &args,
-        )?)
-    } else {
-        None
-    };
+    if !sim_bin.is_file() {
+        anyhow::bail!(
+            "{} is not built: run `cargo build --release --bins -p multigres-dataplane-sim` first",
+            sim_bin.display()
+        );
+    }
+    let args = vec![
+        format!("--topology-address-map={}", l.address_map),
+        format!("--watch-namespace={}", l.namespace),
+        format!("--multiadmin-addr={}", l.sim_admin),
+    ];
+    let sim = Some(spawn_operator(
+        DATAPLANE_SIM,
+        &sim_bin,
+        l.admin_kubeconfig,
+        &logs,
+        &args,
+    )?);
     Ok(Operator {
         processes,
         _sim: sim,
