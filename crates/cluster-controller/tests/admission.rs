@@ -206,15 +206,24 @@ async fn deleting_a_template_in_use_is_refused_naming_its_consumers() {
     })
     .await
     .unwrap();
-    let refused = until_refused(|| {
+    // Policies take effect asynchronously: probe with dry runs (admission sees them too), so that
+    // no real delete gets through before the policy is in force.
+    until_refused(|| {
         let api = templates.clone();
         async move {
-            api.delete("standard-ha", &DeleteParams::default())
+            api.delete("standard-ha", &DeleteParams::default().dry_run())
                 .await
                 .map(|_| ())
         }
     })
     .await;
+    let refused = match templates
+        .delete("standard-ha", &DeleteParams::default())
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => *e,
+        other => panic!("deleting a template in use was not refused: {other:?}"),
+    };
     assert!(
         refused.message.contains(&format!("{ns}/{SAMPLE}")),
         "{}",
