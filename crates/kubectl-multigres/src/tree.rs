@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use multigres_api::{Cell, MultigresCluster, Shard, TableGroup, TopoServer, labels};
+use multigres_runtime::conditions::{AVAILABLE, DEGRADED, PROGRESSING};
 use serde::Serialize;
 
 /// What `status` shows, and what `-o json` prints.
@@ -166,7 +167,7 @@ pub fn build(objects: &Objects) -> ClusterTree {
 
 /// `Available=True Progressing=False Degraded=False`, the conditions that tell health.
 fn headline(conditions: &[Cond]) -> String {
-    ["Available", "Progressing", "Degraded"]
+    [AVAILABLE, PROGRESSING, DEGRADED]
         .iter()
         .filter_map(|t| conditions.iter().find(|c| c.type_ == *t))
         .map(|c| format!("{}={}", c.type_, c.status))
@@ -177,10 +178,11 @@ fn headline(conditions: &[Cond]) -> String {
 /// What needs attention: every condition that is not in its healthy state, with its message.
 fn attention(conditions: &[Cond], indent: &str, out: &mut String) {
     for c in conditions {
-        let healthy = match c.type_.as_str() {
-            // Conditions that report a problem when True.
-            "Progressing" | "Degraded" | "StaleShards" | "Retained" => c.status == "False",
-            _ => c.status == "True",
+        // Conditions that report a problem when True (StaleShards: TableGroup; Retained: cluster).
+        let problem_when_true = [PROGRESSING, DEGRADED, "StaleShards", "Retained"];
+        let healthy = match problem_when_true.contains(&c.type_.as_str()) {
+            true => c.status == "False",
+            false => c.status == "True",
         };
         if !healthy {
             let _ = writeln!(out, "{indent}! {} {}: {}", c.type_, c.reason, c.message);

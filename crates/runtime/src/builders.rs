@@ -34,6 +34,14 @@ pub fn service_port(name: &str, number: i32) -> ServicePort {
     }
 }
 
+/// One [`service_port`] for each `(name, number)`.
+pub fn service_ports(ports: &[(&str, i32)]) -> Vec<ServicePort> {
+    ports
+        .iter()
+        .map(|(name, port)| service_port(name, *port))
+        .collect()
+}
+
 /// An HTTP GET probe of `path` on `port`, every `period` seconds, each try timing out after
 /// `timeout` seconds, failing after `failures` failed tries in a row.
 pub fn http_probe(path: &str, port: i32, period: i32, timeout: i32, failures: i32) -> Probe {

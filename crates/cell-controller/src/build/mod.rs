@@ -31,7 +31,7 @@ use multigres_api::{
 use multigres_runtime::apply::child_meta;
 use multigres_runtime::builders::{
     container_port, downward_env, http_probe, preferred_spread,
-    restricted_container_security_context, restricted_pod_security_context, service_port,
+    restricted_container_security_context, restricted_pod_security_context,
 };
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_topology::pb;

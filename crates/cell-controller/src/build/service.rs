@@ -11,12 +11,9 @@ pub fn gateway_service(cell: &Cell) -> Service {
         ),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels(cell, component::MULTIGATEWAY)),
-            ports: Some(
-                multigres::GATEWAY_SERVICE_PORTS
-                    .iter()
-                    .map(|(name, port)| service_port(name, *port))
-                    .collect(),
-            ),
+            ports: Some(multigres_runtime::builders::service_ports(
+                &multigres::GATEWAY_SERVICE_PORTS,
+            )),
             ..Default::default()
         }),
         status: None,

@@ -20,12 +20,9 @@ pub fn gateways_service(cluster: &MultigresCluster) -> Service {
         ),
         spec: Some(ServiceSpec {
             selector: Some(selector),
-            ports: Some(
-                multigres::GATEWAY_SERVICE_PORTS
-                    .iter()
-                    .map(|(port_name, port)| service_port(port_name, *port))
-                    .collect(),
-            ),
+            ports: Some(multigres_runtime::builders::service_ports(
+                &multigres::GATEWAY_SERVICE_PORTS,
+            )),
             ..Default::default()
         }),
         ..Default::default()
