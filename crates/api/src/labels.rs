@@ -28,6 +28,12 @@ pub const MANAGED_BY_VALUE: &str = "multigres-operator";
 /// planned switchover). The pods carry it too, so it is part of their spec hash.
 pub const RESTART_REQUESTED: &str = "multigres.com/restart-requested";
 
+/// Annotation on a Shard (set by `kubectl multigres switchover`): `<RFC3339 time>[,<pod>]` asks the
+/// shard controller for one planned switchover of the primary (to `<pod>`, a Ready pod of a replica
+/// pool, when given). Each value is acted on once; the outcome is the Shard's
+/// `status.lastSwitchover`.
+pub const SWITCHOVER_REQUESTED: &str = "multigres.com/switchover-requested";
+
 /// Values of `app.kubernetes.io/component`.
 pub mod component {
     pub const TOPO_SERVER: &str = "topo-server";

@@ -18,7 +18,7 @@ pub mod toposerver;
 pub use cell::{Cell, CellSpec, CellStatus};
 pub use cluster::{MultigresCluster, MultigresClusterSpec, MultigresClusterStatus};
 pub use common::*;
-pub use shard::{Shard, ShardSpec, ShardStatus};
+pub use shard::{LastSwitchover, Shard, ShardSpec, ShardStatus, SwitchoverResult};
 pub use tablegroup::{TableGroup, TableGroupSpec, TableGroupStatus};
 pub use template::{DeploymentTemplate, DeploymentTemplateSpec, DeploymentTemplateStatus};
 pub use toposerver::{TopoServer, TopoServerSpec, TopoServerStatus};

@@ -33,6 +33,25 @@ pub const GATEWAY_SERVICE_PORTS: [(&str, i32); 4] = [
     ("http", GATEWAY_HTTP_PORT),
 ];
 
+/// Where every Multigres component serves Prometheus metrics: its OpenTelemetry autoexport
+/// exporter, switched on by [`metrics_env`] (off by default in the binaries; docs/monitoring.md).
+pub const METRICS_PORT: i32 = 9464;
+/// pgctld's metrics in a pool pod, whose multipooler already holds [`METRICS_PORT`].
+pub const PGCTLD_METRICS_PORT: i32 = 9465;
+/// Container port names a PodMonitor scrapes (at most 15 characters, unique in a pod).
+pub const METRICS_PORT_NAME: &str = "metrics";
+pub const PGCTLD_METRICS_PORT_NAME: &str = "pgctld-metrics";
+
+/// The environment with which a Multigres binary serves Prometheus metrics on `port`, on every
+/// address of the pod: OpenTelemetry's autoexport reads these (docs/monitoring.md).
+pub fn metrics_env(port: i32) -> [(&'static str, String); 3] {
+    [
+        ("OTEL_METRICS_EXPORTER", "prometheus".to_string()),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0".to_string()),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", port.to_string()),
+    ]
+}
+
 /// The flags with which every Multigres component finds the global topology (docs/multigres-version.md).
 pub fn global_topology_flags(address: &str, root: &str) -> [(&'static str, String); 2] {
     [

@@ -1,6 +1,6 @@
 //! Shard: one partition of a tablegroup; owns the Postgres + multipooler pods of every pool. Read-only.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,4 +69,52 @@ pub struct ShardStatus {
     pub total_pods: i32,
     #[serde(default)]
     pub ready_pods: i32,
+    /// The last switchover requested with the annotation `multigres.com/switchover-requested`
+    /// (`kubectl multigres switchover`) and what became of it. Each request is acted on once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switchover: Option<LastSwitchover>,
+}
+
+/// A requested switchover of a Shard's primary, as the shard controller handled it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastSwitchover {
+    /// The request's time, as the annotation gave it: with `target`, the request's identity.
+    pub requested_at: String,
+    /// The pod the request asked to become the primary, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The primary's pod when the switchover started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The primary's pod afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub result: SwitchoverResult,
+    /// Why, in a sentence.
+    #[serde(default)]
+    pub message: String,
+    /// When `result` was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+}
+
+/// Where a requested switchover stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SwitchoverResult {
+    /// multiadmin was asked; the controller waits for another primary.
+    InProgress,
+    /// Another pod is the primary.
+    Succeeded,
+    /// Not started: the request could not be carried out safely (the message says why).
+    Refused,
+    /// Started, but multiadmin refused it or no other primary was elected in time.
+    Failed,
+}
+
+impl SwitchoverResult {
+    /// Whether the request is done with (nothing more happens for it).
+    pub fn is_final(self) -> bool {
+        self != SwitchoverResult::InProgress
+    }
 }

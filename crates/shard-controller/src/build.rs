@@ -297,6 +297,7 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
             [
                 credential_env(shard),
                 vec![value_env("POSTGRES_DB", &shard.spec.database)],
+                metrics_env(multigres::PGCTLD_METRICS_PORT),
             ]
             .concat(),
         ),
@@ -305,6 +306,10 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
             ("pgctld-grpc", PGCTLD_GRPC),
             ("pgctld-http", PGCTLD_HTTP),
             ("pgbackrest", PGBACKREST_PORT),
+            (
+                multigres::PGCTLD_METRICS_PORT_NAME,
+                multigres::PGCTLD_METRICS_PORT,
+            ),
         ]),
         restart_policy: Some("Always".into()),
         startup_probe: Some(http_probe("/live", PGCTLD_HTTP, 5, 3, 60)),
@@ -368,6 +373,7 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
     ];
     let mut env = credential_env(shard);
     env.push(pod_name_env());
+    env.extend(metrics_env(multigres::METRICS_PORT));
     Container {
         name: "multipooler".into(),
         image: Some(spec.images.multipooler.clone()),
@@ -375,7 +381,11 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         command: Some(vec!["multipooler".into()]),
         args: Some(flags.into_iter().map(|(f, v)| format!("{f}={v}")).collect()),
         env: Some(env),
-        ports: ports(&[("pooler-grpc", POOLER_GRPC), ("pooler-http", POOLER_HTTP)]),
+        ports: ports(&[
+            ("pooler-grpc", POOLER_GRPC),
+            ("pooler-http", POOLER_HTTP),
+            (multigres::METRICS_PORT_NAME, multigres::METRICS_PORT),
+        ]),
         startup_probe: Some(http_probe("/live", POOLER_HTTP, 5, 3, 60)),
         liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 3, 6)),
         readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
@@ -387,6 +397,14 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         }),
         ..Default::default()
     }
+}
+
+/// Prometheus metrics of pgctld or multipooler on `port` (docs/monitoring.md).
+fn metrics_env(port: i32) -> Vec<EnvVar> {
+    multigres::metrics_env(port)
+        .iter()
+        .map(|(name, value)| value_env(name, value))
+        .collect()
 }
 
 /// The name multipooler registers and others dial (pgBackRest among them, which checks it against

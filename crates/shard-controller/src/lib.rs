@@ -10,6 +10,7 @@
 pub mod build;
 pub mod plan;
 pub mod reconcile;
+pub mod switchover;
 pub mod topology;
 pub mod trim;
 

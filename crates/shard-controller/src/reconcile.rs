@@ -30,10 +30,12 @@ mod act;
 mod handover;
 mod pools;
 mod primary;
+mod requested;
 mod shared;
 mod status;
 
 pub use handover::Handover;
+pub use requested::SWITCHOVER_CONDITION;
 
 use primary::PrimaryView;
 use shared::{claim_owners, delete_exactly, shared_volumes};
@@ -111,6 +113,7 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         plan.progressing = !plan.delete.is_empty();
         plan.message = format!("pods held: {}", unserved.join("; "));
     }
+    let requested = requested::handle(shard, ctx, key, &states, &view.primary, &mut plan).await?;
     handover::pace_roll(shard, ctx, key, &mut plan).await;
     if let Some(pod) = plan.switchover.clone() {
         handover::switch_over(shard, ctx, key, &pod, &mut plan).await;
@@ -120,12 +123,13 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     act::remove_pods(shard, ctx, key, &states, &owned_pods, &view, &mut plan).await?;
     claim_owners(shard, ctx).await?;
 
-    let status = status(shard, &pools, &owned_pods, &plan, &view.record);
+    let status = status(shard, &pools, &owned_pods, &plan, &view.record, &requested);
     ctx.applier
         .apply_status(shard, shard.status.as_ref(), &status)
         .await
         .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
     let electing = plan.switchover.is_some()
+        || requested.under_way
         || (status.primary_cell.is_none()
             && status.ready_pods > 0
             && pools.iter().any(build::can_be_primary));

@@ -77,7 +77,11 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         // The Multigres image has no entrypoint: the command is the binary's name.
         command: Some(vec![c.binary.into()]),
         args: Some(c.args),
-        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
+        env: Some(
+            std::iter::once(downward_env("POD_IP", "status.podIP"))
+                .chain(metrics_env())
+                .collect(),
+        ),
         ports: Some(c.ports),
         resources: c.spec.resources.clone(),
         startup_probe: Some(http_probe("/live", c.http_port, 5, 3, 60)),
@@ -137,6 +141,13 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
     }
 }
 
+/// Prometheus metrics on [`multigres::METRICS_PORT`] (docs/monitoring.md).
+fn metrics_env() -> impl Iterator<Item = k8s_openapi::api::core::v1::EnvVar> {
+    multigres::metrics_env(multigres::METRICS_PORT)
+        .into_iter()
+        .map(|(name, value)| multigres_runtime::builders::value_env(name, &value))
+}
+
 pub fn gateway(cell: &Cell) -> Deployment {
     let spec = &cell.spec.multigateway;
     deployment(
@@ -154,6 +165,7 @@ pub fn gateway(cell: &Cell) -> Deployment {
                 container_port("postgres-ro", GATEWAY_PG_REPLICA_PORT),
                 container_port("http", GATEWAY_HTTP_PORT),
                 container_port("grpc", GATEWAY_GRPC_PORT),
+                container_port(multigres::METRICS_PORT_NAME, multigres::METRICS_PORT),
             ],
             http_port: GATEWAY_HTTP_PORT,
         },
@@ -183,6 +195,7 @@ pub fn multiorch(cell: &Cell) -> Deployment {
             ports: vec![
                 container_port("http", MULTIORCH_HTTP_PORT),
                 container_port("grpc", MULTIORCH_GRPC_PORT),
+                container_port(multigres::METRICS_PORT_NAME, multigres::METRICS_PORT),
             ],
             http_port: MULTIORCH_HTTP_PORT,
         },

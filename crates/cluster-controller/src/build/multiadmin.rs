@@ -46,10 +46,19 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         image_pull_policy: admin.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["multiadmin".into()]),
         args: Some(args),
-        env: Some(vec![downward_env("POD_IP", "status.podIP")]),
+        env: Some(
+            std::iter::once(downward_env("POD_IP", "status.podIP"))
+                .chain(
+                    multigres::metrics_env(multigres::METRICS_PORT)
+                        .into_iter()
+                        .map(|(name, value)| multigres_runtime::builders::value_env(name, &value)),
+                )
+                .collect(),
+        ),
         ports: Some(vec![
             container_port("http", MULTIADMIN_HTTP_PORT),
             container_port("grpc", MULTIADMIN_GRPC_PORT),
+            container_port(multigres::METRICS_PORT_NAME, multigres::METRICS_PORT),
         ]),
         liveness_probe: Some(probe("/live", 10)),
         readiness_probe: Some(probe("/ready", 5)),

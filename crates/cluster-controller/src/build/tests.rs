@@ -93,7 +93,22 @@ fn multiadmin_gets_topology_flags_probes_and_a_restricted_context() {
         .iter()
         .map(|e| e.name.as_str())
         .collect();
-    assert_eq!(env, ["POD_IP"]);
+    assert_eq!(
+        env,
+        [
+            "POD_IP",
+            "OTEL_METRICS_EXPORTER",
+            "OTEL_EXPORTER_PROMETHEUS_HOST",
+            "OTEL_EXPORTER_PROMETHEUS_PORT"
+        ]
+    );
+    let metrics = container
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|p| p.name.as_deref() == Some("metrics"));
+    assert_eq!(metrics.map(|p| p.container_port), Some(9464));
     assert!(
         !args.iter().any(|a| a.starts_with("--service-id")),
         "multiadmin has no --service-id"

@@ -24,6 +24,8 @@ pub struct Handover {
     pub timeout: Duration,
     /// Per Shard: the pod a switchover was last asked for, and when.
     asked: Mutex<HashMap<String, (String, Instant)>>,
+    /// Per Shard: the last record of a requested switchover this process wrote.
+    pub(super) requested: Mutex<HashMap<String, multigres_api::LastSwitchover>>,
 }
 
 impl Handover {
@@ -33,6 +35,7 @@ impl Handover {
             mapping,
             timeout,
             asked: Mutex::new(HashMap::new()),
+            requested: Mutex::new(HashMap::new()),
         }
     }
 }

@@ -8,6 +8,7 @@ pub(super) fn status(
     pods: &[Arc<Pod>],
     plan: &plan::Plan,
     primary: &Option<TopologyPrimary>,
+    requested: &super::requested::Outcome,
 ) -> ShardStatus {
     let now = k8s_openapi::jiff::Timestamp::now();
     let generation = shard.metadata.generation;
@@ -78,7 +79,21 @@ pub(super) fn status(
         generation,
         now,
     );
+    if let Some((status, reason, message)) = &requested.condition {
+        conditions::set(
+            &mut conds,
+            ConditionUpdate::new(
+                super::SWITCHOVER_CONDITION,
+                *status,
+                *reason,
+                message.clone(),
+            ),
+            generation,
+            now,
+        );
+    }
     ShardStatus {
+        last_switchover: requested.last.clone(),
         observed_generation: generation,
         conditions: conds,
         primary_cell,
