@@ -379,3 +379,102 @@ async fn database_and_table_group_names_fit_in_label_values() {
         refused(&clusters, cluster("labels", spec), "should match").await;
     }
 }
+
+#[tokio::test]
+async fn pod_labels_and_annotations_leave_the_operators_keys_alone() {
+    let (client, ns) = setup().await;
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    let mut spec = valid_spec();
+    spec["cells"][0]["spec"] =
+        json!({"multigateway": {"podLabels": {"multigres.com/cell": "elsewhere"}}});
+    refused(&clusters, cluster("gwlabel", spec), "podLabels: keys under").await;
+    let pool = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/0",
+        json!({"type": "replica", "cell": "zone-a", "podLabels": {"app.kubernetes.io/name": "x"}}),
+    );
+    refused(
+        &clusters,
+        cluster("poollabel", pool),
+        "podLabels: keys under",
+    )
+    .await;
+    let mut spec = valid_spec();
+    spec["multiadmin"] = json!({"podAnnotations": {"multigres.com/spec-hash": "forged"}});
+    refused(
+        &clusters,
+        cluster("annotation", spec),
+        "podAnnotations: keys under multigres.com/",
+    )
+    .await;
+    let templates = api::<DeploymentTemplate>(&client, &ns);
+    let template = object(json!({
+        "apiVersion": "multigres.com/v1alpha1", "kind": "DeploymentTemplate",
+        "metadata": {"name": "labels"},
+        "spec": {"shardPool": {"podLabels": {"multigres.com/pool": "x"}}}
+    }));
+    refused(&templates, template, "podLabels: keys under").await;
+
+    // Everything set as intended is accepted.
+    let mut spec = valid_spec();
+    spec["logging"] = json!({"logLevel": "warn", "logFormat": "text"});
+    spec["cells"][0]["spec"] = json!({"multiorch": {
+        "podLabels": {"team": "db", "example.com/tier": "control"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "priorityClassName": "high",
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}],
+        "logLevel": "debug",
+        "logFormat": "json"
+    }});
+    spec["databases"][0]["spec"]["tablegroups"][0]["shardTemplate"]["pools"][0] = json!({
+        "type": "replica", "cell": "zone-a", "priorityClassName": "db",
+        "postgres": {"logLevel": "error"}, "multipooler": {"logFormat": "text"}
+    });
+    clusters
+        .create(&PostParams::default(), &cluster("knobs", spec))
+        .await
+        .expect("scheduling knobs and logging accepted");
+}
+
+#[tokio::test]
+async fn new_fields_are_inline_fields_and_log_settings_are_enums() {
+    let (client, ns) = setup().await;
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    for (name, field) in [
+        ("tplspread", json!({"topologySpreadConstraints": []})),
+        ("tplprio", json!({"priorityClassName": "high"})),
+        ("tpllabels", json!({"podLabels": {"team": "db"}})),
+        ("tpllog", json!({"logLevel": "debug"})),
+    ] {
+        let mut block = json!({"deploymentTemplate": "t"});
+        block
+            .as_object_mut()
+            .unwrap()
+            .extend(field.as_object().unwrap().clone());
+        let spec = with(
+            valid_spec(),
+            "/cells/0",
+            json!({"name": "zone-a", "spec": {"multigateway": block}}),
+        );
+        refused(
+            &clusters,
+            cluster(name, spec),
+            "set either deploymentTemplate",
+        )
+        .await;
+    }
+    let pool = with(
+        valid_spec(),
+        "/databases/0/spec/tablegroups/0/shardTemplate/pools/0",
+        json!({"type": "replica", "cell": "zone-a", "deploymentTemplate": "t", "nodeSelector": {"disk": "ssd"}}),
+    );
+    refused(&clusters, cluster("poolsel", pool), "inline pool fields").await;
+    let mut spec = valid_spec();
+    spec["logging"] = json!({"logLevel": "trace"});
+    refused(&clusters, cluster("trace", spec), "Unsupported value").await;
+    let mut spec = valid_spec();
+    spec["cells"][0]["spec"] = json!({"multigateway": {"logFormat": "xml"}});
+    refused(&clusters, cluster("xml", spec), "Unsupported value").await;
+}

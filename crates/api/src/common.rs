@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::scheduling::{Logging, PodScheduling};
+
 /// "True", "False" or "Unknown", as Kubernetes condition statuses are spelled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Tristate {
@@ -119,6 +121,10 @@ pub struct ResolvedComponent {
     /// Scheduling affinity of the component's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
+    #[serde(flatten)]
+    pub logging: Logging,
 }
 
 /// Settings of a stateless component (multiadmin, multigateway, multiorch) as a template or the
@@ -136,14 +142,18 @@ pub struct ComponentSpec {
     /// Scheduling affinity of the component's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
+    #[serde(flatten)]
+    pub logging: Logging,
 }
 
 /// A stateless component block: a template name with optional overrides, or the fields inline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.resources) || has(self.affinity))",
-     "message": "set either deploymentTemplate (with optional overrides) or inline fields (replicas, resources, affinity), not both"},
+    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.resources) || has(self.affinity) || has(self.topologySpreadConstraints) || has(self.priorityClassName) || has(self.podLabels) || has(self.podAnnotations) || has(self.tolerations) || has(self.nodeSelector) || has(self.logLevel) || has(self.logFormat))",
+     "message": "set either deploymentTemplate (with optional overrides) or inline fields (replicas, resources, affinity, topologySpreadConstraints, priorityClassName, podLabels, podAnnotations, tolerations, nodeSelector, logLevel, logFormat), not both"},
     {"rule": "!has(self.overrides) || has(self.deploymentTemplate)",
      "message": "overrides apply to a deploymentTemplate; without one, set the fields inline"}
 ]))]
@@ -160,13 +170,15 @@ pub struct ComponentConfig {
     pub inline: ComponentSpec,
 }
 
-/// Resources of one container of a shard pool.
+/// Resources and logging of one container of a shard pool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSpec {
     /// CPU and memory requests and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    #[serde(flatten)]
+    pub logging: Logging,
 }
 
 /// The role of a pool's Postgres instances.
@@ -219,13 +231,15 @@ pub struct PoolSettings {
     /// The multipooler container beside postgres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipooler: Option<ContainerSpec>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
 }
 
 /// A shard pool as the user writes it in a MultigresCluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.affinity) || has(self.dataVolumeClaimTemplate) || has(self.postgres) || has(self.multipooler))",
+    {"rule": "!has(self.deploymentTemplate) || !(has(self.replicas) || has(self.affinity) || has(self.dataVolumeClaimTemplate) || has(self.postgres) || has(self.multipooler) || has(self.topologySpreadConstraints) || has(self.priorityClassName) || has(self.podLabels) || has(self.podAnnotations) || has(self.tolerations) || has(self.nodeSelector))",
      "message": "set either deploymentTemplate (with optional overrides) or inline pool fields, not both"},
     {"rule": "!has(self.overrides) || has(self.deploymentTemplate)",
      "message": "overrides apply to a deploymentTemplate; without one, set the fields inline"}
@@ -275,6 +289,8 @@ pub struct PoolSpec {
     /// Where the pool's cell lives (copied from the cell's placement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
 }
 
 /// Where a cell's pods run. An addition to the CR definition: without it a cell is only a name.
@@ -343,6 +359,8 @@ pub struct TopoServerSettings {
     /// The PersistentVolumeClaim each member keeps its data on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
 }
 
 /// An etcd the operator does not manage.

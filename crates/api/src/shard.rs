@@ -37,6 +37,9 @@ pub struct ShardSpec {
     #[serde(default)]
     pub key_range: String,
     pub images: ShardImages,
+    /// At most 8, as a MultigresCluster's shard template allows (bounds the cost of the pools'
+    /// validation rules).
+    #[schemars(length(max = 8))]
     pub pools: Vec<PoolSpec>,
     pub global_topo_server: GlobalTopologyRef,
     pub credentials: CredentialsRef,

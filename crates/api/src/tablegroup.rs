@@ -46,6 +46,9 @@ pub struct TableGroupSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShardTemplate {
+    /// At most 8, as a MultigresCluster's shard template allows (bounds the cost of the pools'
+    /// validation rules).
+    #[schemars(length(max = 8))]
     pub pools: Vec<PoolSpec>,
 }
 

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Placement, PullPolicy};
+use crate::scheduling::PodScheduling;
 
 /// A managed etcd cluster for the Multigres topology.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -53,6 +54,8 @@ pub struct TopoServerSpec {
     /// Where the members run (a local server follows its cell's placement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    #[serde(flatten)]
+    pub scheduling: PodScheduling,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

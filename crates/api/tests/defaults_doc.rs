@@ -125,6 +125,26 @@ fn the_defaults_table_matches_the_code() {
     );
 }
 
+/// The default spread of docs/defaults.md: keys, skew and `whenUnsatisfiable` as the code has them.
+#[test]
+fn the_default_spread_matches_the_code() {
+    let row = documented("shard pool", "`topologySpreadConstraints`");
+    let keys = defaults::SPREAD_TOPOLOGY_KEYS
+        .map(|k| format!("`{k}`"))
+        .join(", ");
+    assert!(row.starts_with(&keys), "{row}");
+    assert!(
+        row.contains(&format!("maxSkew {}", defaults::SPREAD_MAX_SKEW)),
+        "{row}"
+    );
+    assert!(
+        row.contains(&format!("`{}`", defaults::SPREAD_WHEN_UNSATISFIABLE)),
+        "{row}"
+    );
+    let spread = defaults::spread(&Default::default());
+    assert_eq!(spread.len(), defaults::SPREAD_TOPOLOGY_KEYS.len());
+}
+
 /// The test reads the table, so a row it cannot find or a wrong value must fail it.
 #[test]
 #[should_panic(expected = "no row")]

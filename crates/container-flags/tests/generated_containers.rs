@@ -9,7 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::ResourceExt;
 use multigres_api::resolve::{Templates, resolve_cluster};
-use multigres_api::{DeploymentTemplate, MultigresCluster, TopoServer, multigres};
+use multigres_api::{
+    DeploymentTemplate, LogFormat, LogLevel, Logging, MultigresCluster, TopoServer, multigres,
+};
 use multigres_container_flags::check::{self, Credentials, Findings, GeneratedPod};
 use multigres_container_flags::invocation;
 use multigres_topology::pb::backup_location::Location;
@@ -142,14 +144,18 @@ fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<Owne
 
 fn check_all() -> (Findings, usize) {
     let (clusters, templates) = samples();
+    check_clusters(&clusters, &templates)
+}
+
+fn check_clusters(clusters: &[MultigresCluster], templates: &Templates) -> (Findings, usize) {
     assert!(
         !clusters.is_empty(),
         "deploy/samples holds no MultigresCluster"
     );
     let mut all = Findings::default();
     let mut pods = 0;
-    for cluster in &clusters {
-        for p in generated_pods(cluster, &templates) {
+    for cluster in clusters {
+        for p in generated_pods(cluster, templates) {
             pods += 1;
             let found = check::pod(&GeneratedPod {
                 object: format!("{}/{}", p.namespace, p.object),
@@ -202,6 +208,80 @@ fn every_generated_multigres_container_matches_the_pinned_binaries() {
         findings.checked.len(),
         failures.join("\n")
     );
+}
+
+/// Log settings become `--log-level`/`--log-format` flags the pinned binaries define: the samples
+/// again, with a cluster-wide `logging`, a gateway's and a pool's multipooler's own over it.
+#[test]
+fn log_settings_become_flags_the_pinned_binaries_define() {
+    let (mut clusters, templates) = samples();
+    for cluster in &mut clusters {
+        cluster.spec.logging = Some(Logging {
+            log_level: Some(LogLevel::Warn),
+            log_format: Some(LogFormat::Text),
+        });
+        for cell in &mut cluster.spec.cells {
+            let block = cell.spec.multigateway.get_or_insert_with(Default::default);
+            let own = match block.deployment_template {
+                Some(_) => block.overrides.get_or_insert_with(Default::default),
+                None => &mut block.inline,
+            };
+            own.logging.log_level = Some(LogLevel::Debug);
+        }
+        for tg in cluster
+            .spec
+            .databases
+            .iter_mut()
+            .flat_map(|d| &mut d.spec.tablegroups)
+        {
+            for pool in &mut tg.shard_template.pools {
+                let own = match pool.deployment_template {
+                    Some(_) => pool.overrides.get_or_insert_with(Default::default),
+                    None => &mut pool.inline,
+                };
+                let pooler = own.multipooler.get_or_insert_with(Default::default);
+                pooler.logging.log_format = Some(LogFormat::Json);
+            }
+        }
+    }
+    let (findings, pods) = check_clusters(&clusters, &templates);
+    let failures: Vec<&String> = findings
+        .failures
+        .iter()
+        .filter(|f| {
+            !(f.contains("(held by default: unserved)")
+                && f.contains("is not a Multigres key range"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{pods} pods: {failures:#?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for pod in clusters.iter().flat_map(|c| generated_pods(c, &templates)) {
+        let containers = pod.spec.init_containers.iter().flatten();
+        for c in containers.chain(&pod.spec.containers) {
+            let args = c.args.clone().unwrap_or_default();
+            let log: Vec<&str> = args
+                .iter()
+                .filter(|a| a.starts_with("--log-"))
+                .map(String::as_str)
+                .collect();
+            if !log.is_empty() {
+                seen.insert((c.name.clone(), log.join(" ")));
+            }
+        }
+    }
+    let expected = [
+        ("multiadmin", "--log-level=warn --log-format=text"),
+        ("multigateway", "--log-level=debug --log-format=text"),
+        ("multiorch", "--log-level=warn --log-format=text"),
+        ("multipooler", "--log-level=warn --log-format=json"),
+        ("postgres", "--log-level=warn --log-format=text"),
+    ];
+    for (container, flags) in expected {
+        assert!(
+            seen.contains(&(container.to_string(), flags.to_string())),
+            "{container}: {flags} not among {seen:#?}"
+        );
+    }
 }
 
 /// The `--database` of the multipooler container of `pod`, and its volume mounts' paths.

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
-use multigres_api::{PoolSpec, PoolType, RetentionAction, Shard, multigres, naming};
+use multigres_api::scheduling::RESERVED_ANNOTATION_PREFIX;
+use multigres_api::{LogLevel, PoolSpec, PoolType, RetentionAction, Shard, multigres, naming};
 use multigres_runtime::apply::{child_meta, controller_ref};
 use multigres_runtime::builders::{
     http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp, secret_env,
@@ -229,9 +230,6 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
     let name = pool.pod_name(shard, index);
     let spec = &shard.spec;
     let images = &spec.images;
-    let placement = pool.spec.placement.clone().unwrap_or_default();
-    let node_selector = placement.node_selector();
-
     let mut pod = Pod {
         metadata: child_meta(shard, &name, pool.labels.clone()),
         spec: Some(PodSpec {
@@ -245,8 +243,6 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             containers: vec![multipooler_container(shard, pool, &name)],
             volumes: Some(pod_volumes(shard, &name)),
             affinity: pool.spec.affinity.clone(),
-            node_selector: (!node_selector.is_empty()).then_some(node_selector),
-            tolerations: placement.tolerations.clone(),
             image_pull_secrets: (!images.image_pull_secrets.is_empty())
                 .then(|| images.image_pull_secrets.clone()),
             security_context: Some(restricted_pod_security_context(POSTGRES_UID)),
@@ -256,6 +252,17 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
         }),
         status: None,
     };
+    // Node selector and tolerations: the cell's placement and the pool's; spread: the pool's, else
+    // the default over zones and nodes of exactly this pool's pods.
+    if let Some(pod_spec) = pod.spec.as_mut() {
+        pool.spec.scheduling.apply_to(
+            &mut pod.metadata,
+            pod_spec,
+            pool.spec.placement.as_ref(),
+            &pool.selector(),
+            true,
+        );
+    }
     if let Some(requested) = shard.annotations().get(labels::RESTART_REQUESTED) {
         pod.metadata
             .annotations
@@ -283,14 +290,14 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         format!("--pgbackrest-port={PGBACKREST_PORT}"),
         format!("--pgbackrest-cert-dir={PGBACKREST_CERT_DIR}"),
         format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}"),
-        "--log-level=info".into(),
     ];
+    let logging = pool.spec.postgres.logging.args(Some(LogLevel::Info));
     Container {
         name: "postgres".into(),
         image: Some(shard.spec.images.postgres.clone()),
         image_pull_policy: pull_policy(shard),
         command: Some(vec!["pgctld".into()]),
-        args: Some(args.to_vec()),
+        args: Some([args.to_vec(), logging].concat()),
         // pgctld creates only `postgres` unless told the database to create at initialisation;
         // multipooler connects to `--database`.
         env: Some(
@@ -337,7 +344,7 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
     let topology = &spec.global_topo_server;
     let [topo_addresses, topo_root] =
         multigres::global_topology_flags(&topology.address, &topology.root_path);
-    let flags: Vec<(&str, String)> = vec![
+    let mut flags: Vec<(&str, String)> = vec![
         ("--cell", pool.spec.cell.clone()),
         ("--database", spec.database.clone()),
         ("--table-group", spec.table_group.clone()),
@@ -369,8 +376,8 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
             "--pgbackrest-ca-file",
             format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_CA}"),
         ),
-        ("--log-level", "info".into()),
     ];
+    flags.extend(pool.spec.multipooler.logging.flags(Some(LogLevel::Info)));
     let mut env = credential_env(shard);
     env.push(pod_name_env());
     env.extend(metrics_env(multigres::METRICS_PORT));
@@ -520,6 +527,15 @@ pub fn spec_hash(pod: &Pod) -> String {
     if let Some(requested) = pod.annotations().get(labels::RESTART_REQUESTED) {
         input["restartRequested"] = requested.clone().into();
     }
+    // The user's annotations (pods are replaced, never updated): only when set, likewise.
+    let user: BTreeMap<&String, &String> = pod
+        .annotations()
+        .iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_ANNOTATION_PREFIX))
+        .collect();
+    if !user.is_empty() {
+        input["annotations"] = serde_json::json!(user);
+    }
     let digest = Sha256::digest(input.to_string().as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
@@ -539,5 +555,7 @@ pub use shard_wide::{
     backup_pvc, pg_hba_config_map, pg_hba_config_map_name, pgbackrest_sans, pgbackrest_secret,
 };
 
+#[cfg(test)]
+mod scheduling_tests;
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,7 @@ mod tests {
                 resources: None,
                 data_volume_claim_template: PersistentVolumeClaimSpec::default(),
                 placement: None,
+                scheduling: Default::default(),
             },
         );
         ts.metadata.generation = Some(4);

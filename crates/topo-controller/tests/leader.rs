@@ -116,6 +116,7 @@ fn topo_server(name: &str, namespace: &str) -> TopoServer {
                 ..Default::default()
             },
             placement: None,
+            scheduling: Default::default(),
         },
         status: None,
     }

@@ -70,6 +70,7 @@ fn topo_server(name: &str, namespace: &str, replicas: i32) -> TopoServer {
                 ..Default::default()
             },
             placement: None,
+            scheduling: Default::default(),
         },
         status: None,
     }

@@ -1,6 +1,9 @@
 //! Built-in defaults: what a component gets when neither a template nor inline settings say otherwise.
 //! `docs/defaults.md` lists them field by field; a test checks the two against each other.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 use serde_json::{Value, json};
 
 use crate::common::PoolType;
@@ -67,3 +70,26 @@ pub fn topo_server() -> Value {
 /// Durability of a database when the cluster names none: a write is durable once the primary and one
 /// replica have it.
 pub const DEFAULT_REQUIRED_COUNT: i32 = 2;
+
+/// The default spread of a shard pool's pods, and of each multigateway and multiorch Deployment's:
+/// across zones first, then nodes, at most one pod more in one domain than in another, and a
+/// preference only (`ScheduleAnyway`), so that a cluster with one zone or few nodes still runs them.
+pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] =
+    ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
+pub const SPREAD_MAX_SKEW: i32 = 1;
+pub const SPREAD_WHEN_UNSATISFIABLE: &str = "ScheduleAnyway";
+
+/// The default spread of the pods `own_pods` selects (one constraint per key of
+/// [`SPREAD_TOPOLOGY_KEYS`]).
+pub fn spread(own_pods: &BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
+    SPREAD_TOPOLOGY_KEYS
+        .iter()
+        .map(|key| TopologySpreadConstraint {
+            topology_key: (*key).to_string(),
+            max_skew: SPREAD_MAX_SKEW,
+            when_unsatisfiable: SPREAD_WHEN_UNSATISFIABLE.to_string(),
+            label_selector: crate::scheduling::selector(own_pods),
+            ..Default::default()
+        })
+        .collect()
+}

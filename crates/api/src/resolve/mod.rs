@@ -265,13 +265,15 @@ impl Context<'_> {
         defaults: Value,
         field: &str,
     ) -> Result<ResolvedComponent, ResolveError> {
+        let logging = layer(self.spec.logging.as_ref());
         let Some(block) = block else {
-            return finish(&[defaults], field);
+            return finish(&[defaults, logging], field);
         };
         let template = self.template_layer(block.deployment_template.as_ref(), section, field)?;
         finish(
             &[
                 defaults,
+                logging,
                 template,
                 layer(Some(&block.inline)),
                 layer(block.overrides.as_ref()),
@@ -505,9 +507,15 @@ impl Context<'_> {
             TemplateSection::ShardPool,
             field,
         )?;
+        // The cluster's logging is the default of both containers of the pool.
+        let logging = match self.spec.logging.as_ref().map(|l| layer(Some(l))) {
+            Some(l) => serde_json::json!({"postgres": l, "multipooler": l}),
+            None => Value::Null,
+        };
         let settings: PoolSettings = finish(
             &[
                 defaults::shard_pool(pool.pool_type),
+                logging,
                 template,
                 layer(Some(&pool.inline)),
                 layer(pool.overrides.as_ref()),
@@ -523,6 +531,7 @@ impl Context<'_> {
             postgres: settings.postgres.unwrap_or_default(),
             multipooler: settings.multipooler.unwrap_or_default(),
             placement: cell.spec.placement.clone(),
+            scheduling: settings.scheduling,
         })
     }
 }
@@ -565,6 +574,7 @@ fn topo_server_spec(
         resources: settings.resources,
         data_volume_claim_template: settings.data_volume_claim_template.unwrap_or_default(),
         placement,
+        scheduling: settings.scheduling,
     }
 }
 

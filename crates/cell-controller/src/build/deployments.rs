@@ -2,6 +2,7 @@
 
 use super::topology::topo_flags;
 use super::*;
+use multigres_api::LogLevel;
 
 pub fn gateway_args(cell: &Cell) -> Vec<String> {
     let mut args = vec![
@@ -17,8 +18,8 @@ pub fn gateway_args(cell: &Cell) -> Vec<String> {
         // is what others can reach.
         "--hostname=$(POD_IP)".to_string(),
         "--service-map=grpc-multigateway".to_string(),
-        "--log-level=info".to_string(),
     ]);
+    args.extend(cell.spec.multigateway.logging.args(Some(LogLevel::Info)));
     args
 }
 
@@ -47,8 +48,8 @@ pub fn multiorch_args(cell: &Cell) -> Vec<String> {
         // and 1s): a dead primary is noticed, and replaced, seconds sooner.
         "--pooler-health-check-interval=500ms".to_string(),
         "--recovery-cycle-interval=500ms".to_string(),
-        "--log-level=info".to_string(),
     ]);
+    args.extend(cell.spec.multiorch.logging.args(Some(LogLevel::Info)));
     args
 }
 
@@ -67,8 +68,6 @@ struct Component<'a> {
 fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
     let labels = component_labels(cell, c.component);
     let selector = selector_labels(cell, c.component);
-    let placement = cell.spec.placement.clone().unwrap_or_default();
-    let node_selector = placement.node_selector();
     let images = &cell.spec.images;
     let container = Container {
         name: c.binary.into(),
@@ -95,7 +94,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         }]),
         ..Default::default()
     };
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         containers: vec![container],
         // Multigres components never call the Kubernetes API: no ServiceAccount token in the pod.
         automount_service_account_token: Some(false),
@@ -105,8 +104,6 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
                 .clone()
                 .unwrap_or_else(|| preferred_spread(&selector)),
         ),
-        node_selector: (!node_selector.is_empty()).then_some(node_selector),
-        tolerations: placement.tolerations.clone(),
         image_pull_secrets: (!images.image_pull_secrets.is_empty())
             .then(|| images.image_pull_secrets.clone()),
         security_context: Some(PodSecurityContext {
@@ -120,8 +117,21 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         }]),
         ..Default::default()
     };
+    let mut pod_meta = ObjectMeta {
+        labels: Some(labels.clone()),
+        ..Default::default()
+    };
+    // Node selector and tolerations: the cell's placement and the component's; spread: the
+    // component's, else the default over zones and nodes.
+    c.spec.scheduling.apply_to(
+        &mut pod_meta,
+        &mut pod,
+        cell.spec.placement.as_ref(),
+        &selector,
+        true,
+    );
     Deployment {
-        metadata: child_meta(cell, &c.name, labels.clone()),
+        metadata: child_meta(cell, &c.name, labels),
         spec: Some(DeploymentSpec {
             replicas: Some(c.replicas),
             selector: LabelSelector {
@@ -129,10 +139,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
                 ..Default::default()
             },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta),
                 spec: Some(pod),
             },
             ..Default::default()

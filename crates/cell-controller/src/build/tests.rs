@@ -272,3 +272,94 @@ fn gateway_and_multiorch_pods_carry_no_service_account_token() {
         assert_eq!(pod.automount_service_account_token, Some(false));
     }
 }
+
+fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn gateways_and_multiorch_spread_by_default_and_take_the_components_scheduling() {
+    use k8s_openapi::api::core::v1::Toleration;
+    use multigres_api::{LogFormat, LogLevel, PodScheduling};
+
+    let plain = cell("us-east-1", CellTopoServer::default(), &["db"]);
+    for deployment in [gateway(&plain), multiorch(&plain)] {
+        let template = deployment.spec.unwrap().template;
+        let pod = template.spec.unwrap();
+        let selector = deployment.metadata.labels.unwrap();
+        let spread = pod.topology_spread_constraints.unwrap();
+        assert_eq!(spread.len(), 2);
+        let own = spread[0]
+            .label_selector
+            .clone()
+            .unwrap()
+            .match_labels
+            .unwrap();
+        assert!(own.iter().all(|(k, v)| selector.get(k) == Some(v)));
+        assert_eq!(pod.tolerations, None);
+        assert_eq!(pod.priority_class_name, None);
+        let args = pod.containers[0].args.clone().unwrap();
+        let log: Vec<_> = args.iter().filter(|a| a.starts_with("--log-")).collect();
+        assert_eq!(log, ["--log-level=info"]);
+    }
+
+    let mut cell = plain.clone();
+    cell.spec.placement = Some(Placement {
+        zone: Some("zone-a".into()),
+        node_selector: Some(labels_of(&[("disk", "hdd"), ("pool", "gw")])),
+        tolerations: Some(vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    cell.spec.multigateway.scheduling = PodScheduling {
+        node_selector: Some(labels_of(&[("disk", "ssd")])),
+        tolerations: Some(vec![Toleration {
+            key: Some("spot".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]),
+        pod_labels: Some(labels_of(&[("team", "edge"), (labels::CELL, "forged")])),
+        pod_annotations: Some(labels_of(&[("sidecar", "off")])),
+        priority_class_name: Some("gateway".into()),
+        topology_spread_constraints: Some(vec![]),
+    };
+    cell.spec.multigateway.logging.log_level = Some(LogLevel::Warn);
+    cell.spec.multigateway.logging.log_format = Some(LogFormat::Text);
+    let template = gateway(&cell).spec.unwrap().template;
+    let meta = template.metadata.unwrap();
+    let pod = template.spec.unwrap();
+    assert_eq!(
+        pod.node_selector,
+        Some(labels_of(&[
+            ("disk", "ssd"),
+            ("pool", "gw"),
+            ("topology.kubernetes.io/zone", "zone-a")
+        ]))
+    );
+    let tolerations: Vec<_> = pod
+        .tolerations
+        .iter()
+        .flatten()
+        .filter_map(|t| t.key.as_deref())
+        .collect();
+    assert_eq!(tolerations, ["dedicated", "spot"]);
+    assert_eq!(pod.priority_class_name.as_deref(), Some("gateway"));
+    assert_eq!(pod.topology_spread_constraints, Some(vec![]));
+    let pod_labels = meta.labels.unwrap();
+    assert_eq!(pod_labels["team"], "edge");
+    assert_eq!(pod_labels[labels::CELL], "us-east-1");
+    assert_eq!(meta.annotations.unwrap()["sidecar"], "off");
+    let args = pod.containers[0].args.clone().unwrap();
+    let log: Vec<_> = args.iter().filter(|a| a.starts_with("--log-")).collect();
+    assert_eq!(log, ["--log-level=warn", "--log-format=text"]);
+    // multiorch keeps its own (unset) settings.
+    let orch = multiorch(&cell).spec.unwrap().template.spec.unwrap();
+    assert_eq!(orch.priority_class_name, None);
+    assert_eq!(orch.topology_spread_constraints.unwrap().len(), 2);
+}

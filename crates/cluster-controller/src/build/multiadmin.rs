@@ -30,6 +30,8 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         // The pod IP, not its name: a Deployment's pods have no DNS name others could dial.
         "--hostname=$(POD_IP)".to_string(),
     ]);
+    // No log flag unless asked: multiadmin has always run with its own defaults.
+    args.extend(admin.spec.logging.args(None));
     let probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),
@@ -70,6 +72,25 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
     let selector = multiadmin_selector(&name);
     let mut pod_labels = admin.labels.clone();
     pod_labels.extend(selector.clone());
+    let mut pod_meta = ObjectMeta {
+        labels: Some(pod_labels),
+        ..Default::default()
+    };
+    let mut pod = PodSpec {
+        containers: vec![container],
+        affinity: admin.spec.affinity.clone(),
+        image_pull_secrets: (!admin.image_pull_secrets.is_empty())
+            .then(|| admin.image_pull_secrets.clone()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(restricted_pod_security_context(1000)),
+        ..Default::default()
+    };
+    // One cluster-wide pod: no cell placement, and no default spread.
+    admin
+        .spec
+        .scheduling
+        .apply_to(&mut pod_meta, &mut pod, None, &selector, false);
     Deployment {
         metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
         spec: Some(DeploymentSpec {
@@ -79,20 +100,8 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
                 ..Default::default()
             },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    affinity: admin.spec.affinity.clone(),
-                    image_pull_secrets: (!admin.image_pull_secrets.is_empty())
-                        .then(|| admin.image_pull_secrets.clone()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(restricted_pod_security_context(1000)),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta),
+                spec: Some(pod),
             },
             ..Default::default()
         }),

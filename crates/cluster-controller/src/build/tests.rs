@@ -230,3 +230,42 @@ fn registered_databases_round_trip_through_the_annotation() {
     assert_eq!(registered_value(&names), "a,b");
     assert_eq!(registered_databases(&cluster), names);
 }
+
+#[test]
+fn multiadmin_logs_and_schedules_as_asked_and_otherwise_as_before() {
+    use multigres_api::{ComponentSpec, LogLevel, Logging, PodScheduling};
+    let (mut cluster, templates) = sample();
+    let build = |cluster: &MultigresCluster| {
+        let resolved = resolve_cluster(cluster, &templates).unwrap();
+        desired(cluster, &resolved)
+            .multiadmin_deployment
+            .spec
+            .unwrap()
+            .template
+    };
+    let plain = build(&cluster);
+    let pod = plain.spec.unwrap();
+    let args = pod.containers[0].args.clone().unwrap();
+    assert!(!args.iter().any(|a| a.starts_with("--log-")), "{args:?}");
+    assert_eq!(pod.topology_spread_constraints, None);
+
+    cluster.spec.logging = Some(Logging {
+        log_level: Some(LogLevel::Debug),
+        log_format: None,
+    });
+    cluster.spec.multiadmin.as_mut().unwrap().overrides = Some(ComponentSpec {
+        scheduling: PodScheduling {
+            pod_labels: Some(BTreeMap::from([("team".to_string(), "db".to_string())])),
+            priority_class_name: Some("admin".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let template = build(&cluster);
+    assert_eq!(template.metadata.unwrap().labels.unwrap()["team"], "db");
+    let pod = template.spec.unwrap();
+    assert_eq!(pod.priority_class_name.as_deref(), Some("admin"));
+    let args = pod.containers[0].args.clone().unwrap();
+    let log: Vec<_> = args.iter().filter(|a| a.starts_with("--log-")).collect();
+    assert_eq!(log, ["--log-level=debug"]);
+}

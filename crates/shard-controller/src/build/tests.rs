@@ -17,6 +17,7 @@ pub fn shard() -> Shard {
             zone: Some("zone-a".into()),
             ..Default::default()
         }),
+        scheduling: Default::default(),
     };
     let mut shard = Shard::new(
         "c-db-tg-0",

@@ -8,8 +8,6 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
     let spec = &ts.spec;
     let labels = child_labels(ts);
     let (startup, readiness, liveness) = probes();
-    let placement = spec.placement.clone().unwrap_or_default();
-    let node_selector = placement.node_selector();
     let container = Container {
         name: CONTAINER.into(),
         image: Some(spec.image.clone()),
@@ -34,7 +32,7 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         security_context: Some(restricted_container_security_context()),
         ..Default::default()
     };
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         containers: vec![container],
         // etcd never calls the Kubernetes API: no ServiceAccount token in the pod.
         automount_service_account_token: Some(false),
@@ -43,8 +41,6 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
                 .clone()
                 .unwrap_or_else(|| preferred_spread(&selector_labels(&name))),
         ),
-        node_selector: (!node_selector.is_empty()).then_some(node_selector),
-        tolerations: placement.tolerations.clone(),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty())
             .then(|| spec.image_pull_secrets.clone()),
         security_context: Some(restricted_pod_security_context(RUN_AS)),
@@ -52,6 +48,19 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         termination_grace_period_seconds: Some(30),
         ..Default::default()
     };
+    let mut pod_meta = ObjectMeta {
+        labels: Some(labels.clone()),
+        ..Default::default()
+    };
+    // No default spread: the preferred anti-affinity above already spreads members, and a new
+    // default would replace every etcd member on upgrade.
+    spec.scheduling.apply_to(
+        &mut pod_meta,
+        &mut pod,
+        spec.placement.as_ref(),
+        &selector_labels(&name),
+        false,
+    );
     StatefulSet {
         metadata: child_meta(ts, &name, labels.clone()),
         spec: Some(StatefulSetSpec {
@@ -64,10 +73,7 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
                 ..Default::default()
             },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta),
                 spec: Some(pod),
             },
             volume_claim_templates: Some(vec![PersistentVolumeClaim {

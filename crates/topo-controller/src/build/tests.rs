@@ -26,6 +26,7 @@ fn topo(replicas: i32) -> TopoServer {
                 }]),
                 ..Default::default()
             }),
+            scheduling: Default::default(),
         },
     );
     ts.metadata.namespace = Some("ns".into());
@@ -179,4 +180,40 @@ fn etcd_pods_carry_no_service_account_token() {
     let sts = statefulset(&topo(3));
     let pod = sts.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.automount_service_account_token, Some(false));
+}
+
+#[test]
+fn etcd_members_take_their_scheduling_and_get_no_default_spread() {
+    use multigres_api::PodScheduling;
+    let plain = statefulset(&topo(3)).spec.unwrap().template;
+    assert_eq!(plain.spec.unwrap().topology_spread_constraints, None);
+
+    let mut ts = topo(3);
+    ts.spec.scheduling = PodScheduling {
+        priority_class_name: Some("system-cluster-critical".into()),
+        pod_labels: Some(BTreeMap::from([
+            ("team".to_string(), "db".to_string()),
+            (labels::TOPO_SERVER.to_string(), "forged".to_string()),
+        ])),
+        node_selector: Some(BTreeMap::from([(
+            "topology.kubernetes.io/zone".to_string(),
+            "zone-c".to_string(),
+        )])),
+        ..Default::default()
+    };
+    let template = statefulset(&ts).spec.unwrap().template;
+    let labels = template.metadata.unwrap().labels.unwrap();
+    assert_eq!(labels["team"], "db");
+    assert_eq!(labels[labels::TOPO_SERVER], "prod-us-west-2");
+    let pod = template.spec.unwrap();
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    assert_eq!(
+        pod.node_selector.unwrap()["topology.kubernetes.io/zone"],
+        "zone-c",
+        "the server's own node selector wins over the cell's zone"
+    );
+    assert_eq!(pod.tolerations.unwrap().len(), 1, "the placement's stay");
 }
