@@ -44,6 +44,12 @@ namespaced:
   - apiGroups: [""]
     resources: [secrets]
     verbs: [get, create]
+  # The cluster's PodMonitor and PrometheusRule (docs/monitoring.md), only while the Prometheus
+  # operator's CRDs are served: read by name (not cached: the kinds may not exist), server-side
+  # apply, delete when turned off.
+  - apiGroups: [monitoring.coreos.com]
+    resources: [podmonitors, prometheusrules]
+    verbs: [get, create, patch, delete]
   # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]

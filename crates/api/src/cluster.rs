@@ -77,6 +77,10 @@ pub struct MultigresClusterSpec {
     /// (an addition); default `ClusterIP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_service: Option<GatewayExposure>,
+    /// Prometheus scraping and alerting of the cluster's pods (an addition; docs/monitoring.md):
+    /// a PodMonitor and a PrometheusRule, applied when the Prometheus operator's CRDs are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<Observability>,
     /// How every Multigres binary of the cluster logs unless its component says otherwise (an
     /// addition): `logLevel` and `logFormat` of a component block, a template's section or a
     /// pool's `postgres`/`multipooler` win over these.
@@ -292,4 +296,53 @@ pub struct DatabaseSummary {
 pub struct MultiAdminSummary {
     pub available: Tristate,
     pub service_name: String,
+}
+
+/// The monitoring objects of a cluster (docs/monitoring.md). Each is applied only while the
+/// Prometheus operator's CRD of its kind is served; without them nothing is created and nothing fails.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Observability {
+    /// The PodMonitor `<cluster>` over every Multigres container's `metrics` port and pgctld's
+    /// `pgctld-metrics` port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_monitor: Option<PodMonitorConfig>,
+    /// The PrometheusRule `<cluster>` with the alerts of docs/monitoring.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_rule: Option<PrometheusRuleConfig>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMonitorConfig {
+    /// Default true: created when the PodMonitor CRD exists; false deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Extra labels on the PodMonitor, e.g. what a Prometheus' `podMonitorSelector` matches.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub labels: BTreeMap<String, String>,
+    /// Scrape interval (a Prometheus duration such as `30s`); default: the Prometheus' own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    ))]
+    pub interval: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRuleConfig {
+    /// Default true: created when the PrometheusRule CRD exists; false deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Extra labels on the PrometheusRule, e.g. what a Prometheus' `ruleSelector` matches.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub labels: BTreeMap<String, String>,
+    /// Prefix of every alert's `runbook_url` annotation (the alert's section is appended as
+    /// `#runbook-<alert>`); default `docs/monitoring.md`, this repository's page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub runbook_base_url: Option<String>,
 }

@@ -32,6 +32,8 @@ pub struct State {
     /// With the status aggregator on, the reconcile reports its findings here instead of writing
     /// status (see `aggregator`).
     pub status_feed: Option<Arc<StatusFeed>>,
+    /// Which of the Prometheus operator's kinds are served (`monitoring`).
+    pub monitoring: Arc<crate::monitoring::Served>,
 }
 
 impl State {
@@ -42,7 +44,14 @@ impl State {
             topology_timeout,
             topo_clients: Mutex::default(),
             status_feed: None,
+            monitoring: Arc::default(),
         }
+    }
+
+    /// What discovery says of the Prometheus operator's kinds (`monitoring::rediscover` keeps it).
+    pub fn with_monitoring(mut self, served: Arc<crate::monitoring::Served>) -> Self {
+        self.monitoring = served;
+        self
     }
 
     /// Status goes through `feed` (the aggregator is on).

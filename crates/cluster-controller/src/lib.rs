@@ -1,6 +1,8 @@
 //! The cluster-controller: turns a MultigresCluster into its read-only children (global TopoServer,
 //! Cells, TableGroups, the multiadmin Deployment and Service, a credentials Secret), registers its
-//! databases in the global topology, and keeps every DeploymentTemplate's consumers exact.
+//! databases in the global topology, and keeps every DeploymentTemplate's consumers exact. With the
+//! Prometheus operator installed, each cluster also gets a PodMonitor and a PrometheusRule
+//! ([`monitoring`]).
 //!
 //! Read in reconcile order ([`reconcile`]): [`dereference`], [`build`] (after
 //! `multigres_api::resolve`), [`apply`], [`status`]; [`templates`] is the DeploymentTemplate
@@ -11,6 +13,7 @@ pub mod apply;
 pub mod build;
 pub mod dereference;
 pub mod error;
+pub mod monitoring;
 pub mod reconcile;
 pub mod retention;
 pub mod status;
@@ -175,10 +178,21 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         }
     };
 
+    // The PodMonitor and PrometheusRule kinds come and go with the Prometheus operator: a change
+    // re-reconciles every cluster.
+    let served = Arc::new(monitoring::Served::default());
+    let (monitoring_changed, monitoring_changes) = futures::channel::mpsc::unbounded();
+    tokio::spawn(monitoring::rediscover(
+        client.clone(),
+        served.clone(),
+        monitoring_changed,
+    ));
+
     let config = ControllerConfig::default().concurrency(args.concurrency);
     let ctx = started.context(
         State::new(stores, mapping.clone(), settings.topology_timeout)
-            .with_status_feed(status_feed),
+            .with_status_feed(status_feed)
+            .with_monitoring(served),
     );
     let template_clusters = clusters.clone();
     let cluster_controller =
@@ -199,6 +213,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
                         .collect::<Vec<_>>()
                 },
             )
+            .reconcile_all_on(monitoring_changes)
             .graceful_shutdown_on(started.shutdown())
             .run(reconcile, run::error_policy, ctx)
             .for_each(|_| futures::future::ready(()));

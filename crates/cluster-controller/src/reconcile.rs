@@ -130,6 +130,9 @@ async fn apply_tree(
         }
     }
     observed.refused = apply::children(ctx, cluster, desired).await?;
+    observed
+        .refused
+        .extend(crate::monitoring::apply(ctx, cluster).await?);
     let existing = dereference::existing(stores, cluster);
     let controlled = existing
         .table_groups

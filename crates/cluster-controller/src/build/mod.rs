@@ -5,6 +5,8 @@ mod credentials;
 mod databases;
 mod gateways;
 mod multiadmin;
+pub mod pod_monitor;
+pub mod prometheus_rule;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +39,20 @@ pub use databases::{
 };
 pub use gateways::gateways_service;
 pub use multiadmin::{multiadmin_deployment, multiadmin_selector, multiadmin_service};
+pub use pod_monitor::{PodMonitor, pod_monitor};
+pub use prometheus_rule::{PrometheusRule, prometheus_rule};
+
+/// Every metric name the alerts and dashboards may read: what the pinned Multigres' binaries serve
+/// (seen on their /metrics and in its metric catalog), the operator's own, and the standard ones of
+/// Prometheus and kube-state-metrics (docs/monitoring.md).
+#[cfg(test)]
+pub(crate) fn known_metrics() -> Vec<&'static str> {
+    include_str!("known_metrics.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
 /// multiadmin's HTTP port (`/live`, `/ready`).
 pub const MULTIADMIN_HTTP_PORT: i32 = 15000;
