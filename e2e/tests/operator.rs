@@ -430,6 +430,214 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         before.len(),
         restart_at.elapsed().as_secs_f64()
     );
+
+    let names: Vec<String> = shards
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(String::from))
+        .collect();
+    plugin_switchover_psql_and_report(cp, &client, &plugin, &sample, &names).await?;
+    eprintln!(
+        "[{:.1}s] switchover, psql --print-env and report",
+        started.elapsed().as_secs_f64()
+    );
     drop(running);
     Ok(())
+}
+
+/// Runs the plugin with the test's kubeconfig; fails with its stderr unless it succeeds.
+fn run_plugin(cp: &ControlPlane, plugin: &std::path::Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(plugin)
+        .args(args)
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .output()
+        .with_context(|| format!("running {}", plugin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "kubectl-multigres {}: {}
+{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `kubectl multigres switchover` moves a Shard's primary (the simulator, standing in for
+/// multiadmin and multiorch, elects another replica-pool pod); `psql --print-env` names a Ready
+/// gateway pod, the Secret's user and the first database, and no password; `report` writes the
+/// bundle with every Shard and no Secret data.
+async fn plugin_switchover_psql_and_report(
+    cp: &ControlPlane,
+    client: &Client,
+    plugin: &std::path::Path,
+    sample: &samples::SampleCluster,
+    shards: &[String],
+) -> Result<()> {
+    let ns = sample.namespace.as_str();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+
+    // A Shard with two replica-pool pods or more: a standby can take over.
+    let mut chosen = None;
+    for shard in shards {
+        let replicas = ListParams::default().labels(&format!(
+            "multigres.com/owner={shard},multigres.com/pool-type=replica"
+        ));
+        if pods.list(&replicas).await?.items.len() >= 2 {
+            chosen = Some(shard.clone());
+            break;
+        }
+    }
+    let shard = chosen.context("a Shard with two replica-pool pods")?;
+    let out = run_plugin(
+        cp,
+        plugin,
+        &[
+            "switchover",
+            &sample.name,
+            "-n",
+            ns,
+            "--shard",
+            &shard,
+            "--timeout",
+            "180",
+            "-o",
+            "json",
+        ],
+    )?;
+    let outcome: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(outcome["result"], "Succeeded", "{outcome:#}");
+    let (from, to) = (
+        outcome["from"].as_str().unwrap_or_default(),
+        outcome["to"].as_str().unwrap_or_default(),
+    );
+    assert!(
+        !from.is_empty() && !to.is_empty() && from != to,
+        "{outcome:#}"
+    );
+    for pod in [from, to] {
+        let p = pods.get(pod).await?;
+        assert_eq!(
+            p.labels().get("multigres.com/owner").map(String::as_str),
+            Some(shard.as_str()),
+            "{pod} is a pod of {shard}"
+        );
+    }
+    eprintln!("switchover of {shard}: {from} -> {to}");
+
+    // psql --print-env: the first cell's Ready gateway, the Secret's user, no password anywhere.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets
+        .get(&naming::credentials_secret(&sample.name))
+        .await?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).unwrap_or_default();
+    let (user, password) = (text("username"), text("password"));
+    assert!(password.len() >= 16, "a generated password");
+    let out = run_plugin(
+        cp,
+        plugin,
+        &["psql", &sample.name, "-n", ns, "--print-env", "-o", "json"],
+    )?;
+    assert!(
+        !out.contains(&password),
+        "the password is printed:
+{out}"
+    );
+    let printed: serde_json::Value = serde_json::from_str(&out)?;
+    let gateway = printed["session"]["route"]["portForward"]["pod"]
+        .as_str()
+        .with_context(|| format!("a port-forward: {printed:#}"))?;
+    let pod = pods.get(gateway).await?;
+    assert!(
+        multigres_runtime::pods::is_ready(&pod),
+        "{gateway} is Ready"
+    );
+    assert_eq!(
+        pod.labels()
+            .get("app.kubernetes.io/component")
+            .map(String::as_str),
+        Some("multigateway")
+    );
+    assert_eq!(printed["env"]["PGUSER"], user.as_str(), "{printed:#}");
+    let cluster = Api::<MultigresCluster>::namespaced(client.clone(), ns)
+        .get(&sample.name)
+        .await?;
+    assert_eq!(
+        pod.labels().get("multigres.com/cell"),
+        Some(&cluster.spec.cells[0].name),
+        "the first cell's gateway"
+    );
+    let first_db = cluster.spec.databases[0].name.clone();
+    assert_eq!(
+        printed["env"]["PGDATABASE"],
+        first_db.as_str(),
+        "{printed:#}"
+    );
+    assert_eq!(printed["env"]["PGHOST"], "127.0.0.1");
+    let text_out = run_plugin(cp, plugin, &["psql", &sample.name, "-n", ns, "--print-env"])?;
+    assert!(!text_out.contains(&password));
+    eprintln!("{text_out}");
+
+    // report: a directory with the summary, every Shard, Secret names only.
+    let dir = cp.log_dir().join("operator").join("report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_string_lossy().to_string();
+    run_plugin(
+        cp,
+        plugin,
+        &["report", &sample.name, "-n", ns, "--output", &dir_arg],
+    )?;
+    let summary = std::fs::read_to_string(dir.join("summary.txt"))?;
+    assert!(
+        summary.contains(&format!("MultigresCluster {ns}/{}", sample.name)),
+        "{summary}"
+    );
+    for shard in shards {
+        assert!(
+            dir.join("shards").join(format!("{shard}.yaml")).exists(),
+            "{shard} in the bundle"
+        );
+    }
+    assert!(
+        dir.join("multigresclusters")
+            .join(format!("{}.yaml", sample.name))
+            .exists()
+    );
+    assert!(dir.join("events.yaml").exists());
+    let secret_names = std::fs::read_to_string(dir.join("secrets.txt"))?;
+    assert!(secret_names.contains(&naming::credentials_secret(&sample.name)));
+    // The controllers run as local processes here: no operator pods, and the summary says so.
+    assert!(summary.contains("no operator pods found"), "{summary}");
+    // Nor as a Secret's YAML would carry it (base64).
+    let encoded = base64_of(password.as_bytes());
+    for entry in walk(&dir)? {
+        let content = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !content.contains(&password) && !content.contains(&encoded),
+            "{} holds the password",
+            entry.display()
+        );
+    }
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(bytes.to_vec()))
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
