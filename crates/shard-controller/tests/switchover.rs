@@ -1,8 +1,8 @@
 //! A switchover requested with the annotation (`kubectl multigres switchover`) against a real
-//! control plane: a target that cannot be the primary is refused without calling multiadmin; a
-//! request is carried out through the multiadmin stand-in exactly once, recorded in
-//! `status.lastSwitchover` with the old and new primary and an Event, and not repeated by later
-//! reconciles.
+//! control plane: it waits while the primary is unknown, is then carried out through the
+//! multiadmin stand-in exactly once, recorded in `status.lastSwitchover` with the old and new
+//! primary and an Event, and not repeated by later reconciles; a target that cannot be the primary
+//! is refused without calling multiadmin.
 
 mod common;
 
@@ -60,7 +60,8 @@ fn events_with_reason(events: &[k8s_openapi::api::events::v1::Event], reason: &s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
+async fn a_requested_switchover_waits_for_a_known_primary_happens_once_and_a_bad_target_is_refused()
+{
     let cp = shared();
     let client = cp.client();
     multigres_e2e::install_crds(&client).await.unwrap();
@@ -112,7 +113,6 @@ async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
         }
     }
 
-    // Replica pod 1 is the serving primary, as multipooler would record it.
     let root = &shard.spec.global_topo_server.root_path;
     let cell_root = multigres_topology::cell_root_on_global(root, "us-west-2");
     let old_primary = pod_of(&replica_id, 1);
@@ -136,15 +136,7 @@ async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
         hostname: "10.0.0.1".into(),
         ..Default::default()
     };
-    let topo = topo_client(&etcd).await.unwrap();
-    topo.write_pooler(&cell_root, &record(&old_primary, RoutingRole::Primary))
-        .await
-        .unwrap();
-    wait_for(&shards_api, &name, T, |s| {
-        s.status.as_ref().and_then(|st| st.primary_cell.as_deref()) == Some("us-west-2")
-    })
-    .await
-    .unwrap();
+    // multiadmin, standing in: a switchover makes replica pod 0 the primary.
     let calls = serve_switchover(
         admin_addr,
         topo_client(&etcd).await.unwrap(),
@@ -153,8 +145,45 @@ async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
         record(&new_primary, RoutingRole::Primary),
     );
 
-    // A read-only pod cannot become the primary: refused, multiadmin never called.
-    let refused_at = "2026-12-02T10:00:00Z";
+    // Fail closed: no PRIMARY record yet while replica pods exist, so the primary is unknown and a
+    // request waits, saying why.
+    let at = "2026-12-02T10:00:00Z";
+    request(&shards_api, &name, at).await;
+    let waiting = wait_for(&shards_api, &name, T, |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == "Switchover" && c.reason == "Waiting")
+        })
+    })
+    .await
+    .unwrap();
+    let status = waiting.status.unwrap();
+    assert!(status.last_switchover.is_none(), "{status:?}");
+    let message = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Switchover")
+        .unwrap()
+        .message;
+    assert!(message.contains("the primary is unknown"), "{message}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // Replica pod 1 becomes the serving primary (as multipooler would record it): the waiting
+    // request is carried out, once, to the pod multiadmin's stand-in promotes.
+    let topo = topo_client(&etcd).await.unwrap();
+    topo.write_pooler(&cell_root, &record(&old_primary, RoutingRole::Primary))
+        .await
+        .unwrap();
+    let done = outcome(&shards_api, &name, at, &controller.log).await;
+    let last = done.status.unwrap().last_switchover.unwrap();
+    assert_eq!(last.result, SwitchoverResult::Succeeded, "{last:?}");
+    assert_eq!(last.from.as_deref(), Some(old_primary.as_str()));
+    assert_eq!(last.to.as_deref(), Some(new_primary.as_str()));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A read-only pod cannot become the primary: refused, multiadmin not called again.
+    let refused_at = "2026-12-02T10:01:00Z";
     request(
         &shards_api,
         &name,
@@ -175,16 +204,6 @@ async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
         (condition.status.as_str(), condition.reason.as_str()),
         ("False", "Refused")
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-
-    // A request with no target: one switchover, from the old primary to the one multiadmin chose.
-    let at = "2026-12-02T10:01:00Z";
-    request(&shards_api, &name, at).await;
-    let done = outcome(&shards_api, &name, at, &controller.log).await;
-    let last = done.status.unwrap().last_switchover.unwrap();
-    assert_eq!(last.result, SwitchoverResult::Succeeded, "{last:?}");
-    assert_eq!(last.from.as_deref(), Some(old_primary.as_str()));
-    assert_eq!(last.to.as_deref(), Some(new_primary.as_str()));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     // Later reconciles (each edit of the Shard triggers one) do not ask again.
@@ -218,8 +237,8 @@ async fn a_requested_switchover_happens_once_and_a_bad_target_is_refused() {
     );
     let again = shards_api.get(&name).await.unwrap();
     assert_eq!(
-        again.status.unwrap().last_switchover.unwrap().result,
-        SwitchoverResult::Succeeded
+        again.status.unwrap().last_switchover.unwrap().requested_at,
+        refused_at
     );
 
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
