@@ -78,6 +78,21 @@ async fn monitoring_objects_follow_the_prometheus_operators_crds_and_the_spec() 
         "log:\n{log}"
     );
 
+    // The operator's own metrics the dashboards read are the ones a controller serves.
+    let served = early.get("/metrics").await.unwrap();
+    for name in include_str!("../src/build/known_metrics.txt")
+        .lines()
+        .filter(|l| l.starts_with("multigres_"))
+    {
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+        assert!(
+            served.contains(&format!("# TYPE {family} ")),
+            "{name} not on the controller's /metrics:\n{served}"
+        );
+    }
+
     // The CRDs arrive.
     install_prometheus_crds(&client).await.unwrap();
     assert_eq!(monitoring::discover(&client).await.unwrap(), (true, true));
