@@ -1,9 +1,10 @@
 //! Names of every object the operator creates. No controller formats a child's name by hand.
 //!
 //! Names are deterministic, valid DNS-1123 labels, and within the limit of the kind they name: a name
-//! that is too long keeps a readable prefix and ends in a hash of the whole input, so distinct inputs
-//! stay distinct. TableGroup names always carry a hash of (database, tablegroup): `a_b`/`c` and `a`/`b_c`
-//! would otherwise both become `a-b-c`.
+//! that is too long is shortened and ends in a hash of the whole input, so distinct inputs stay
+//! distinct. A name keeps every part of the user's names that fits (docs/operations.md "Names"):
+//! TableGroups shorten the cluster's part first, pool pods keep their pool and index whole.
+//! Children created under the earlier names keep them (`table_group_hashed`, `pool_pod_hashed`).
 
 use sha2::{Digest, Sha256};
 
@@ -124,13 +125,91 @@ pub fn credentials_secret(cluster: &str) -> String {
     dns_name(&[cluster, "postgres-credentials"], MAX_LABEL)
 }
 
-/// Room left for `-<shard>` and pool suffixes.
-const MAX_TABLEGROUP: usize = 45;
+/// Room left for `-<shard index>` (at most 255) in a Shard's name.
+const MAX_TABLEGROUP: usize = MAX_LABEL - 4;
+/// The earlier limit, which left room for pool suffixes too.
+const MAX_TABLEGROUP_HASHED: usize = 45;
+/// The shortest a part is cut to before the other parts are cut too.
+const MIN_PART: usize = 8;
 
+/// `<cluster>-<database>-<tablegroup>` when it fits; otherwise the cluster's part is cut first (the
+/// TableGroup's labels and owner name the cluster), then the longest part, and a hash ends the name.
+/// Two table groups of one cluster that would read the same (`a_b`/`c` and `a`/`b_c`) take
+/// `table_group_hashed` instead (`resolve::resolve_cluster`).
 pub fn table_group(cluster: &str, database: &str, table_group: &str) -> String {
+    fit_parts(&[cluster, database, table_group], MAX_TABLEGROUP)
+}
+
+/// The names of a cluster's table groups (database, table group), in order: `table_group`, or
+/// `table_group_hashed` for every pair whose readable name another pair of the cluster shares.
+pub fn table_groups(cluster: &str, pairs: &[(&str, &str)]) -> Vec<String> {
+    let readable: Vec<String> = pairs
+        .iter()
+        .map(|(db, tg)| table_group(cluster, db, tg))
+        .collect();
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for name in &readable {
+        *seen.entry(name).or_default() += 1;
+    }
+    pairs
+        .iter()
+        .zip(&readable)
+        .map(|((db, tg), name)| match seen[name.as_str()] {
+            1 => name.clone(),
+            _ => table_group_hashed(cluster, db, tg),
+        })
+        .collect()
+}
+
+/// The earlier TableGroup name, always ending in a hash of (cluster, database, tablegroup).
+pub fn table_group_hashed(cluster: &str, database: &str, table_group: &str) -> String {
     let hash = hash_of(&[cluster, database, table_group]);
     let readable = dns_name(&[cluster, database, table_group], usize::MAX);
-    with_hash(&readable, &hash, MAX_TABLEGROUP)
+    with_hash(&readable, &hash, MAX_TABLEGROUP_HASHED)
+}
+
+/// Joins `parts` when that fits `max`; otherwise cuts the first part down to `MIN_PART`, then the
+/// longest part, one character at a time, and ends the name in a hash of the whole input.
+fn fit_parts(parts: &[&str], max: usize) -> String {
+    let clean: Vec<String> = parts.iter().map(|p| sanitize(p)).collect();
+    let joined = clean
+        .iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("-");
+    if joined.len() <= max && !joined.is_empty() {
+        return joined;
+    }
+    let hash = hash_of(parts);
+    let dashes = clean.len().saturating_sub(1);
+    let Some(budget) = max.checked_sub(HASH_LEN + 1 + dashes) else {
+        return with_hash(&joined, &hash, max);
+    };
+    let mut lengths: Vec<usize> = clean.iter().map(String::len).collect();
+    let mut excess = lengths.iter().sum::<usize>().saturating_sub(budget);
+    if let Some(first) = lengths.first_mut() {
+        let cut = excess.min(first.saturating_sub(MIN_PART));
+        *first -= cut;
+        excess -= cut;
+    }
+    while excess > 0 {
+        let Some(longest) = lengths.iter_mut().max_by_key(|l| **l).filter(|l| **l > 0) else {
+            break;
+        };
+        *longest -= 1;
+        excess -= 1;
+    }
+    let kept: Vec<&str> = clean
+        .iter()
+        .zip(&lengths)
+        .map(|(part, len)| part[..*len].trim_matches('-'))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if kept.is_empty() {
+        return format!("h{hash}");
+    }
+    format!("{}-{hash}", kept.join("-"))
 }
 
 pub fn shard(table_group_resource: &str, shard_name: &str) -> String {
@@ -147,7 +226,36 @@ pub fn pool_service(shard_resource: &str, pool_id: &str) -> String {
     dns_name(&[shard_resource, pool_id], MAX_LABEL)
 }
 
+/// `<shard>-<pool>-<index>`; when that is too long, the Shard's name loses whole words from its
+/// front (the cluster's, which the pod's labels carry) and a hash follows it, so that database,
+/// table group, shard, pool and index stay readable.
 pub fn pool_pod(shard_resource: &str, pool_id: &str, index: u32) -> String {
+    let index = index.to_string();
+    let tail = format!("{}-{index}", sanitize(pool_id));
+    let shard = sanitize(shard_resource);
+    let joined = format!("{shard}-{tail}");
+    if joined.len() <= MAX_LABEL {
+        return joined;
+    }
+    let hash = hash_of(&[shard_resource, pool_id, &index]);
+    let Some(room) = MAX_LABEL.checked_sub(tail.len() + HASH_LEN + 2) else {
+        return pool_pod_hashed(shard_resource, pool_id, index.parse().unwrap_or_default());
+    };
+    // The last `room` characters, from the first word that starts within them.
+    let cut = shard.len().saturating_sub(room);
+    let words = &shard[cut..];
+    let prefix = match cut > 0 && !shard[..cut].ends_with('-') {
+        true => words.split_once('-').map_or("", |(_, rest)| rest),
+        false => words,
+    };
+    match prefix.trim_matches('-') {
+        "" => format!("h{hash}-{tail}"),
+        prefix => format!("{prefix}-{hash}-{tail}"),
+    }
+}
+
+/// The earlier pod name: a long one ends in a hash, cutting the pool and index off.
+pub fn pool_pod_hashed(shard_resource: &str, pool_id: &str, index: u32) -> String {
     dns_name(&[shard_resource, pool_id, &index.to_string()], MAX_LABEL)
 }
 
@@ -181,4 +289,63 @@ pub const TOPO_CLIENT_PORT: i32 = 2379;
 /// Client address of a managed topology server, as pods dial it.
 pub fn topo_address(client_service: &str, namespace: &str) -> String {
     format!("{client_service}.{namespace}.svc:{TOPO_CLIENT_PORT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_groups_keep_database_and_table_group_readable() {
+        assert_eq!(table_group("c", "db", "tg"), "c-db-tg");
+        // The seed's example fits whole.
+        let name = table_group("example-multigres-cluster", "production_db", "orders_tg");
+        assert_eq!(name, "example-multigres-cluster-production-db-orders-tg");
+        // A longer one: the cluster's part is cut, database and table group stay whole.
+        let name = table_group(
+            "example-multigres-cluster-eu-central",
+            "production_db",
+            "orders_tg",
+        );
+        assert!(name.starts_with("example-") && name.contains("-production-db-orders-tg-"));
+        assert!(name.len() <= MAX_TABLEGROUP, "{name}");
+        // The earlier names, which TableGroups created under them keep.
+        assert_eq!(
+            table_group_hashed("example-multigres-cluster", "production_db", "orders_tg"),
+            "example-multigres-cluster-production-9aa4c6a9"
+        );
+        // Long parts are all cut once the cluster's part is down to its minimum.
+        let long = table_group(&"c".repeat(60), &"d".repeat(60), &"t".repeat(60));
+        assert_eq!(long.len(), MAX_TABLEGROUP, "{long}");
+        assert!(long.starts_with("cccccccc-dddd"), "{long}");
+    }
+
+    #[test]
+    fn table_groups_that_read_the_same_take_a_hash() {
+        let names = table_groups("c", &[("a_b", "c"), ("a", "b_c"), ("x", "y")]);
+        assert_eq!(names[0], table_group_hashed("c", "a_b", "c"));
+        assert_eq!(names[1], table_group_hashed("c", "a", "b_c"));
+        assert_ne!(names[0], names[1]);
+        assert_eq!(names[2], "c-x-y");
+    }
+
+    #[test]
+    fn long_pod_names_keep_pool_and_index_whole() {
+        assert_eq!(pool_pod("s", "replica-zone-a", 3), "s-replica-zone-a-3");
+        let shard = "example-multigres-cluster-production-db-orders-tg-0";
+        let name = pool_pod(shard, "replica-us-west-2", 12);
+        assert_eq!(
+            &name[..42],
+            "cluster-production-db-orders-tg-0-cb838eeb",
+            "{name}"
+        );
+        assert!(name.ends_with("-replica-us-west-2-12"), "{name}");
+        assert!(name.len() <= MAX_LABEL, "{name}");
+        let shard = "example-multigres-cluster-production-db-orders-tg-0-inf";
+        let name = pool_pod(shard, "replica-zone-a", 12);
+        assert_ne!(name, pool_pod(shard, "replica-zone-a", 13));
+        assert_ne!(name, pool_pod_hashed(shard, "replica-zone-a", 12));
+        // Where both fit, the earlier and the readable names are the same.
+        assert_eq!(pool_pod("s", "p", 0), pool_pod_hashed("s", "p", 0));
+    }
 }

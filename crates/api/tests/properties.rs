@@ -48,6 +48,8 @@ proptest! {
             (naming::pool_service(&shard, &pool), MAX_LABEL),
             (naming::pool_pod(&shard, &pool, index), MAX_LABEL),
             (naming::data_pvc(&naming::pool_pod(&shard, &pool, index)), MAX_LABEL),
+            (naming::table_group_hashed(&cluster, &db, &tg), MAX_LABEL),
+            (naming::pool_pod_hashed(&shard, &pool, index), MAX_LABEL),
         ] {
             prop_assert!(is_dns_label(&name, max), "{name} (max {max})");
         }
@@ -55,7 +57,8 @@ proptest! {
 
     #[test]
     fn tablegroup_names_are_distinct(cluster in cluster_name(), pairs in proptest::collection::btree_set((identifier(), identifier()), 1..20)) {
-        let names: BTreeSet<String> = pairs.iter().map(|(db, tg)| naming::table_group(&cluster, db, tg)).collect();
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(db, tg)| (db.as_str(), tg.as_str())).collect();
+        let names: BTreeSet<String> = naming::table_groups(&cluster, &pairs).into_iter().collect();
         prop_assert_eq!(names.len(), pairs.len());
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use multigres_api::resolve::{ResolveError, ResolvedCluster, resolve_cluster};
+use multigres_api::resolve::{self, ResolveError, ResolvedCluster, resolve_cluster};
 use multigres_api::{MultigresCluster, multigres};
 use multigres_runtime::apply::controlled_by;
 use multigres_runtime::conditions::DEGRADED;
@@ -70,7 +70,10 @@ async fn resolve_and_build(
     let stores = &ctx.state.stores;
     let templates = dereference::templates(stores, cluster);
     let resolved = match resolve_cluster(cluster, &templates) {
-        Ok(resolved) => resolved,
+        Ok(mut resolved) => {
+            keep_table_group_names(&mut resolved, stores, cluster);
+            resolved
+        }
         Err(source) => {
             let reason = match source {
                 ResolveError::MissingTemplate { .. } | ResolveError::MissingSection { .. } => {
@@ -107,6 +110,31 @@ async fn resolve_and_build(
         return Err(Error::NameConflict(message));
     }
     Ok((resolved, desired))
+}
+
+/// The cluster's TableGroups keep the names they were created with.
+fn keep_table_group_names(
+    resolved: &mut ResolvedCluster,
+    stores: &Stores,
+    cluster: &MultigresCluster,
+) {
+    let existing = dereference::existing(stores, cluster).table_groups;
+    let existing: Vec<(String, &str, &str)> = existing
+        .iter()
+        .filter(|t| controlled_by(t.as_ref(), cluster))
+        .map(|t| {
+            (
+                t.name_any(),
+                t.spec.database.as_str(),
+                t.spec.table_group.as_str(),
+            )
+        })
+        .collect();
+    let existing: Vec<(&str, &str, &str)> = existing
+        .iter()
+        .map(|(n, d, t)| (n.as_str(), *d, *t))
+        .collect();
+    resolve::keep_existing_names(&mut resolved.table_groups, &existing);
 }
 
 /// Apply: the credentials Secret, the children, what is retained and pruned, the topology records.

@@ -539,3 +539,63 @@ async fn gateways_are_exposed_as_the_cluster_asks() {
     .await
     .unwrap();
 }
+
+/// An upgrade from the earlier, hashed TableGroup names: a TableGroup the cluster already controls
+/// keeps its name (its Shards and pods with it); the others take the readable names.
+#[tokio::test]
+async fn existing_table_groups_keep_their_earlier_names() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-names").await.unwrap();
+    let etcd = TestEtcd::start().await;
+    apply_templates(&client, &ns).await.unwrap();
+    let cluster = apply(&client, &sample_cluster(&ns)).await.unwrap();
+    let mut expected = resolved(&ns, &cluster);
+
+    // As an earlier version left it, before this controller runs.
+    let first = &mut expected.table_groups[0];
+    let readable = first.name.clone();
+    first.name = naming::table_group_hashed(SAMPLE, &first.spec.database, &first.spec.table_group);
+    assert_ne!(
+        first.name, readable,
+        "the sample's first table group was renamed"
+    );
+    let mut earlier = TableGroup::new(&first.name, first.spec.clone());
+    earlier.metadata.labels = Some(first.labels.clone());
+    earlier.metadata.owner_references =
+        multigres_runtime::apply::controller_ref(&cluster).map(|o| vec![o]);
+    let tgs: Api<TableGroup> = Api::namespaced(client.clone(), &ns);
+    tgs.create(&Default::default(), &earlier).await.unwrap();
+
+    let topo_address = naming::topo_address(
+        &naming::topo_client_service(&naming::global_topo_server(SAMPLE)),
+        &ns,
+    );
+    let _controller = start_controller(&ns, &format!("{topo_address}={}", etcd.endpoint()))
+        .await
+        .unwrap();
+    wait_for_tree(&client, &ns, &expected).await;
+    let names: std::collections::BTreeSet<String> = tgs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name_any())
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = expected
+        .table_groups
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(
+        names, wanted,
+        "no TableGroup under the readable name {readable}"
+    );
+    assert!(
+        expected.table_groups[1..]
+            .iter()
+            .all(|t| t.name == naming::table_group(SAMPLE, &t.spec.database, &t.spec.table_group)),
+        "the others are named the readable way"
+    );
+}

@@ -71,11 +71,19 @@ pub struct Pool {
     pub spec: PoolSpec,
     pub service: String,
     pub labels: BTreeMap<String, String>,
+    /// The pool's pods or claims carry the earlier, hashed names: new pods take them too, so that
+    /// a pod comes back on its own claim (docs/operations.md "Names").
+    pub earlier_names: bool,
 }
 
 impl Pool {
-    pub fn pod_name(&self, shard: &Shard, index: u32) -> String {
-        naming::pool_pod(&shard.name_any(), &self.id, index)
+    /// The name of the pool's pod `index` in the Shard named `shard`.
+    pub fn pod_name(&self, shard: &str, index: u32) -> String {
+        if self.earlier_names {
+            naming::pool_pod_hashed(shard, &self.id, index)
+        } else {
+            naming::pool_pod(shard, &self.id, index)
+        }
     }
 
     /// Labels that select exactly this pool's pods.
@@ -126,6 +134,7 @@ pub fn pools(shard: &Shard) -> Vec<Pool> {
                 id,
                 spec: spec.clone(),
                 labels,
+                earlier_names: false,
             }
         })
         .collect()
@@ -227,7 +236,7 @@ fn restricted() -> SecurityContext {
 
 /// Pod `index` of `pool`, with its spec hash annotation.
 pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
-    let name = pool.pod_name(shard, index);
+    let name = pool.pod_name(&shard.name_any(), index);
     let spec = &shard.spec;
     let images = &spec.images;
     let mut pod = Pod {

@@ -99,9 +99,16 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     if shard.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let pools = build::pools(shard);
-    pools::apply_services_and_budgets(shard, ctx, &pools).await?;
     let owned_pods = pools::owned_pods(shard, ctx);
+    let mut pools = build::pools(shard);
+    let claims = ctx.state.pvcs.state();
+    pools::keep_earlier_names(
+        &shard.name_any(),
+        &mut pools,
+        &pools::pool_members(shard, owned_pods.iter().map(Arc::as_ref)),
+        &pools::pool_members(shard, claims.iter().map(Arc::as_ref)),
+    );
+    pools::apply_services_and_budgets(shard, ctx, &pools).await?;
     pools::prune_services_and_budgets(shard, ctx, &pools, &owned_pods).await?;
     let states = pools::observe(shard, &pools, &owned_pods);
     let view = primary::read(shard, ctx, key, &owned_pods).await;

@@ -150,10 +150,17 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
         .iter()
         .map(|c| (c.name_any(), c.as_ref()))
         .collect();
-    let table_groups: BTreeMap<String, &TableGroup> = inputs
+    // By (database, table group): a TableGroup keeps the name it was created with, which may not
+    // be the one this version would give it.
+    let table_groups: BTreeMap<(&str, &str), &TableGroup> = inputs
         .table_groups
         .iter()
-        .map(|t| (t.name_any(), t.as_ref()))
+        .map(|t| {
+            (
+                (t.spec.database.as_str(), t.spec.table_group.as_str()),
+                t.as_ref(),
+            )
+        })
         .collect();
     let shards: BTreeMap<String, &Shard> = inputs
         .shards
@@ -256,12 +263,16 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
         let mut summary = DatabaseSummary::default();
         let mut serving = Vec::new();
         for tg in &db.spec.tablegroups {
-            let tg_name = naming::table_group(&name, &db.name, &tg.name);
-            let found = progress.child(
-                format!("TableGroup {tg_name}"),
-                table_groups.get(&tg_name).copied(),
-                |t| t.status.as_ref().and_then(|s| s.observed_generation),
+            let cached = table_groups
+                .get(&(db.name.as_str(), tg.name.as_str()))
+                .copied();
+            let tg_name = cached.map_or_else(
+                || naming::table_group(&name, &db.name, &tg.name),
+                |t| t.name_any(),
             );
+            let found = progress.child(format!("TableGroup {tg_name}"), cached, |t| {
+                t.status.as_ref().and_then(|s| s.observed_generation)
+            });
             let per_shard: i32 = match found {
                 Some(table_group) => table_group
                     .spec

@@ -173,6 +173,15 @@ pub fn resolve_cluster(
         }
     }
 
+    let pairs: Vec<(&str, &str)> = table_groups
+        .iter()
+        .map(|t| (t.spec.database.as_str(), t.spec.table_group.as_str()))
+        .collect();
+    let names = naming::table_groups(name, &pairs);
+    for (table_group, name) in table_groups.iter_mut().zip(names) {
+        table_group.name = name;
+    }
+
     let databases = cluster
         .spec
         .databases
@@ -483,6 +492,7 @@ impl Context<'_> {
         };
         let labels = table_group_labels(self.cluster, database, &config.name);
         Ok(Child {
+            // Two that read the same take a hash: `naming::table_groups`, in `resolve_cluster`.
             name: naming::table_group(self.cluster, database, &config.name),
             labels,
             spec,
@@ -575,6 +585,24 @@ fn topo_server_spec(
         data_volume_claim_template: settings.data_volume_claim_template.unwrap_or_default(),
         placement,
         scheduling: settings.scheduling,
+    }
+}
+
+/// Table groups that exist keep their names, whatever the naming of this version would give
+/// (docs/operations.md "Names"): a new name would be a new TableGroup, new Shards and new pods on
+/// new, empty claims. `existing` is (name, database, table group) of the cluster's TableGroups.
+pub fn keep_existing_names(
+    table_groups: &mut [Child<TableGroupSpec>],
+    existing: &[(&str, &str, &str)],
+) {
+    for table_group in table_groups {
+        let spec = &table_group.spec;
+        if let Some((name, _, _)) = existing
+            .iter()
+            .find(|(_, db, tg)| *db == spec.database && *tg == spec.table_group)
+        {
+            table_group.name = name.to_string();
+        }
     }
 }
 

@@ -40,8 +40,16 @@ impl Handover {
     }
 }
 
-/// The Shard's table group, as its roll slots are named.
+/// The Shard's table group, as its roll slots are named: its controller, whose name may be an
+/// earlier naming's (docs/operations.md "Names").
 fn table_group_resource(shard: &Shard) -> String {
+    if let Some(owner) = shard
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "TableGroup")
+    {
+        return owner.name.clone();
+    }
     let cluster = shard
         .labels()
         .get(labels::CLUSTER)
