@@ -579,6 +579,65 @@ async fn plugin_switchover_psql_and_report(
     assert!(!text_out.contains(&password));
     eprintln!("{text_out}");
 
+    // psql for real, with --address (no port-forward: no kubelet here) and a stand-in psql on the
+    // PATH that records what it got: the connection and the password in its environment, the
+    // arguments after `--` on its command line, its exit code passed on.
+    let stub_dir = cp.log_dir().join("operator").join("psql-stub");
+    std::fs::create_dir_all(&stub_dir)?;
+    let stub = stub_dir.join("psql");
+    let recorded = stub_dir.join("recorded");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\n{ echo \"ARGS=$*\"; env | grep '^PG' | sort; } > \"$PSQL_STUB_OUT\"\nexit 3\n",
+    )?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let path = format!(
+        "{}:{}",
+        stub_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(plugin)
+        .args([
+            "psql",
+            &sample.name,
+            "-n",
+            ns,
+            "--address",
+            "db.test:6543",
+            "--",
+            "-c",
+            "select 1",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig_path())
+        .env("PATH", &path)
+        .env("PSQL_STUB_OUT", &recorded)
+        .output()?;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "psql's exit code: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&password));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&password));
+    let seen = std::fs::read_to_string(&recorded)?;
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "ARGS=-c select 1".to_string(),
+            format!("PGDATABASE={first_db}"),
+            "PGHOST=db.test".to_string(),
+            format!("PGPASSWORD={password}"),
+            "PGPORT=6543".to_string(),
+            format!("PGUSER={user}"),
+        ],
+        "what psql got"
+    );
+
     // report: a directory with the summary, every Shard, Secret names only.
     let dir = cp.log_dir().join("operator").join("report");
     let _ = std::fs::remove_dir_all(&dir);

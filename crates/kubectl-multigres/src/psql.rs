@@ -289,6 +289,9 @@ pub async fn run(
         tokio::spawn(forward(listener, pods, pod.clone(), *port));
     }
     let (host, port) = endpoint(session, local_port);
+    // psql handles Ctrl-C itself (it cancels the running query over a new connection): the plugin,
+    // which carries the port-forward, must not die of it.
+    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
     let status = tokio::process::Command::new("psql")
         .args(args)
         .envs(environment(session, &host, &port, &password))
