@@ -451,3 +451,61 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
         at(b, "deleted") - at(a, "ready")
     );
 }
+
+/// An upgrade from the earlier, hashed pod names: a pool whose data claim carries an earlier name
+/// gets its pods under the earlier names (pod 0 back on its own claim); a pool with nothing yet gets
+/// the readable names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_with_earlier_claims_keeps_earlier_pod_names() {
+    let cp = shared();
+    let client = cp.client();
+    multigres_e2e::install_crds(&client).await.unwrap();
+    let ns = cp.namespace("shard-names").await.unwrap();
+    let etcd = TestEtcd::start().await;
+    let tg = orders_table_group(&ns);
+    let shard = shards_of(&tg).remove(0);
+    let pools = multigres_shard_controller::build::pools(&shard);
+    let (replica, read_only) = (&pools[0], &pools[1]);
+    assert_eq!(replica.spec.pool_type, PoolType::Replica);
+    let earlier = |i| naming::pool_pod_hashed(&shard.name_any(), &replica.id, i);
+    let readable = |pool: &multigres_shard_controller::build::Pool, i| {
+        naming::pool_pod(&shard.name_any(), &pool.id, i)
+    };
+    assert_ne!(
+        earlier(0),
+        readable(replica, 0),
+        "the sample's pod names are long"
+    );
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let claim = multigres_shard_controller::build::pvc(&shard, replica, &earlier(0));
+    pvcs.create(&PostParams::default(), &claim).await.unwrap();
+
+    let _controller = start_controller(cp, &ns, &format!("{TOPO_ADDRESS}={}", etcd.endpoint()));
+    let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
+    shards_api
+        .create(&PostParams::default(), &shard)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    for name in [earlier(0), earlier(1), readable(read_only, 0)] {
+        wait_for(&pods, &name, T, |_| true).await.unwrap();
+    }
+    let names: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let on_claim = pods.get(&earlier(0)).await.unwrap();
+    let claims: Vec<String> = on_claim
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name))
+        .collect();
+    assert!(claims.contains(&claim.name_any()), "{claims:?}");
+}
