@@ -664,6 +664,9 @@ async fn plugin_switchover_psql_and_report(
             .exists()
     );
     assert!(dir.join("events.yaml").exists());
+    let tree: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json"))?)?;
+    assert_eq!(tree["name"], sample.name.as_str());
     let secret_names = std::fs::read_to_string(dir.join("secrets.txt"))?;
     assert!(secret_names.contains(&naming::credentials_secret(&sample.name)));
     // The controllers run as local processes here: no operator pods, and the summary says so.

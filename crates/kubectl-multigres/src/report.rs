@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, LogParams};
@@ -44,8 +44,9 @@ pub struct Log {
 pub struct Collected {
     pub namespace: String,
     pub cluster: String,
-    /// The `status` tree as text.
+    /// The `status` tree as text, and as `status -o json` prints it.
     pub tree: String,
+    pub tree_json: serde_json::Value,
     pub objects: Vec<Object>,
     pub events: Vec<serde_json::Value>,
     pub secret_names: Vec<String>,
@@ -80,7 +81,7 @@ pub fn bundle(c: &Collected) -> Vec<(String, String)> {
         *counts.entry(o.plural.as_str()).or_default() += 1;
         files.push((format!("{}/{}.yaml", o.plural, o.name), yaml(&o.value)));
     }
-    summary.push_str("Contents:\n");
+    summary.push_str("Contents:\n  status.json: the tree above, as `kubectl multigres status -o json` prints it\n");
     for (plural, n) in &counts {
         summary.push_str(&format!("  {plural}/: {n}\n"));
     }
@@ -127,6 +128,10 @@ pub fn bundle(c: &Collected) -> Vec<(String, String)> {
             summary.push_str(&format!("  {p}\n"));
         }
     }
+    files.insert(
+        0,
+        ("status.json".to_string(), format!("{:#}\n", c.tree_json)),
+    );
     files.insert(0, ("summary.txt".to_string(), summary));
     files
 }
@@ -190,6 +195,7 @@ pub async fn collect(
         namespace: namespace.to_string(),
         cluster: cluster.to_string(),
         tree: tree::render(&tree::build(&objects)),
+        tree_json: serde_json::to_value(tree::build(&objects))?,
         operator_namespace: operator_namespace.to_string(),
         ..Default::default()
     };
@@ -228,6 +234,7 @@ pub async fn collect(
     list::<Service>(client, namespace, &of_cluster, &mut c).await;
     list::<PodDisruptionBudget>(client, namespace, &of_cluster, &mut c).await;
     list::<PersistentVolumeClaim>(client, namespace, &of_cluster, &mut c).await;
+    list::<ConfigMap>(client, namespace, &of_cluster, &mut c).await;
 
     // Events about any of these objects.
     let names: BTreeSet<&str> = c.objects.iter().map(|o| o.name.as_str()).collect();
@@ -363,6 +370,7 @@ mod tests {
             namespace: "ns".into(),
             cluster: "c".into(),
             tree: "MultigresCluster ns/c  Available=True\n".into(),
+            tree_json: serde_json::json!({"name": "c"}),
             objects: vec![
                 Object {
                     plural: "shards".into(),
@@ -391,6 +399,7 @@ mod tests {
             paths,
             [
                 "summary.txt",
+                "status.json",
                 "shards/s-0.yaml",
                 "pods/p-0.yaml",
                 "events.yaml",
@@ -407,7 +416,7 @@ mod tests {
             summary.contains("no operator pods found in namespace multigres-system"),
             "{summary}"
         );
-        assert_eq!(files[4].1.lines().last(), Some("c-postgres-credentials"));
+        assert_eq!(files[5].1.lines().last(), Some("c-postgres-credentials"));
     }
 
     #[test]
