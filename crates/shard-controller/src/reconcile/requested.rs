@@ -125,7 +125,7 @@ pub(super) async fn handle(
     match step {
         Step::Idle => {}
         Step::Wait(message) => {
-            note(plan, &message);
+            waiting_on(plan, &message);
             outcome.condition = Some((false, "Waiting", message));
         }
         Step::Refuse(message) => {
@@ -153,13 +153,15 @@ pub(super) async fn handle(
             let last = outcome.last.as_ref().expect("recorded");
             let reason = match last.result {
                 SwitchoverResult::Failed => "Failed",
-                _ => "InProgress",
+                _ => {
+                    waiting_on(plan, &last.message);
+                    "InProgress"
+                }
             };
-            note(plan, &last.message);
             outcome.condition = Some((false, reason, last.message.clone()));
         }
         Step::Watch(message) => {
-            note(plan, &message);
+            waiting_on(plan, &message);
             outcome.condition = Some((false, "InProgress", message));
         }
         Step::Done { to } => {
@@ -206,7 +208,8 @@ pub(super) async fn handle(
     Ok(outcome)
 }
 
-fn note(plan: &mut Plan, message: &str) {
+/// The Shard is progressing while a requested switchover waits or is under way, and says why.
+fn waiting_on(plan: &mut Plan, message: &str) {
     plan.progressing = true;
     plan.message = if plan.message.is_empty() {
         message.to_string()
