@@ -7,7 +7,9 @@ use std::fmt::Write;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
-use multigres_api::{Cell, MultigresCluster, Shard, TableGroup, TopoServer, labels};
+use multigres_api::{
+    Cell, LastSwitchover, MultigresCluster, Shard, TableGroup, TopoServer, labels,
+};
 use multigres_runtime::conditions::{AVAILABLE, DEGRADED, PROGRESSING};
 use serde::Serialize;
 
@@ -54,6 +56,9 @@ pub struct ShardNode {
     /// Pods of the shard that are not Ready.
     pub not_ready: Vec<String>,
     pub conditions: Vec<Cond>,
+    /// The last requested switchover (`kubectl multigres switchover`) and its outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_switchover: Option<LastSwitchover>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -137,6 +142,7 @@ pub fn build(objects: &Objects) -> ClusterTree {
             total_pods: s.total_pods,
             not_ready,
             conditions: conds(&s.conditions),
+            last_switchover: s.last_switchover.clone(),
         });
     }
     let table_groups = objects
@@ -245,6 +251,16 @@ pub fn render(tree: &ClusterTree) -> String {
             attention(&s.conditions, "│       ", &mut out);
             if !s.not_ready.is_empty() {
                 let _ = writeln!(out, "│       not ready: {}", s.not_ready.join(", "));
+            }
+            if let Some(last) = &s.last_switchover {
+                let _ = writeln!(
+                    out,
+                    "│       switchover requested at {}: {:?} {} → {}",
+                    last.requested_at,
+                    last.result,
+                    last.from.as_deref().unwrap_or("?"),
+                    last.to.as_deref().unwrap_or("?")
+                );
             }
         }
     }

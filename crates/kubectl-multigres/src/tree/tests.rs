@@ -59,6 +59,15 @@ fn objects() -> Objects {
         let status = shard.status.as_mut().unwrap();
         if i == 0 {
             status.primary_cell = Some("a".into());
+            status.last_switchover = Some(multigres_api::LastSwitchover {
+                requested_at: "t1".into(),
+                target: None,
+                from: Some("p-1".into()),
+                to: Some("p-0".into()),
+                result: multigres_api::SwitchoverResult::Succeeded,
+                message: "the primary moved from p-1 to p-0".into(),
+                time: None,
+            });
         } else {
             status.ready_pods -= 1;
             status.conditions = vec![
@@ -113,6 +122,10 @@ fn the_tree_has_primaries_pods_not_ready_and_what_progresses() {
         "{text}"
     );
     assert!(text.contains("not ready: s1-b"), "{text}");
+    assert!(
+        text.contains("switchover requested at t1: Succeeded p-1 → p-0"),
+        "{text}"
+    );
     assert!(
         text.contains("! Available PrimaryUnknown: no primary yet"),
         "{text}"
