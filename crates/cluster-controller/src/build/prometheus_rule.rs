@@ -69,7 +69,15 @@ const ALERTS: &[Alert] = &[
         severity: "critical",
         for_: "2m",
         expr: "mg_pooler_up{sel} == 0",
-        summary: "multipooler of pod {{ $labels.pod }} is not serving (its Postgres is unreachable or the pooler is closed)",
+        summary: "multipooler of pod {{ $labels.pod }} has closed its connection pools",
+    },
+    Alert {
+        name: "MultigresPostgresUnreachable",
+        severity: "critical",
+        for_: "5m",
+        expr: "sum by (namespace, pod) (rate(mg_pooler_server_conn_open_errors_total{sel}[5m])) > 0 \
+               unless sum by (namespace, pod) (rate(mg_pooler_server_conn_opened_total{sel}[5m])) > 0",
+        summary: "multipooler of pod {{ $labels.pod }} cannot open any connection to its Postgres",
     },
     Alert {
         name: "MultigresShardWithoutPrimary",
