@@ -60,8 +60,8 @@ conformance bin_dir=env_var_or_default("MULTIGRES_BIN_DIR", "") pg_root=env_var_
     #!/usr/bin/env bash
     set -euo pipefail
     [ -n "{{bin_dir}}" ] && [ -n "{{pg_root}}" ] || { echo "usage: just conformance <multigres-bin-dir> <pg-root> (or MULTIGRES_BIN_DIR, MULTIGRES_PG_ROOT)"; exit 2; }
-    bins="conformance cluster-controller cell-controller topo-controller tablegroup-controller shard-controller status-aggregator"
-    cargo build -q -p multigres-e2e --bins -p multigres-cluster-controller -p multigres-cell-controller -p multigres-topo-controller -p multigres-tablegroup-controller -p multigres-shard-controller -p multigres-status-aggregator
+    bins="conformance cluster-controller cell-controller topo-controller tablegroup-controller shard-controller status-aggregator kubectl-multigres"
+    cargo build -q -p multigres-e2e --bins -p multigres-cluster-controller -p multigres-cell-controller -p multigres-topo-controller -p multigres-tablegroup-controller -p multigres-shard-controller -p multigres-status-aggregator -p kubectl-multigres
     target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
     # Copied at once: a target folder shared with other checkouts may be relinked under a long run.
     mkdir -p .conformance-bin && (cd "$target/debug" && cp $bins "{{justfile_directory()}}/.conformance-bin/")

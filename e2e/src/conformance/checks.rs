@@ -12,11 +12,18 @@ use kube::{Api, Client, ResourceExt};
 use multigres_api::labels::{self, component};
 
 use super::kubelet::Pids;
+use super::observe;
 use super::operator_run::Options;
 use super::sandbox::Root;
 use super::sql::{self, Target};
 use super::topology_names::the_shard;
 use super::{Timings, kill_primary};
+
+/// The control plane as its administrator reaches it: a client, and the kubeconfig for commands.
+pub struct Admin<'a> {
+    pub client: &'a Client,
+    pub kubeconfig: &'a std::path::Path,
+}
 
 /// When the cluster was applied, and how long after that every container had been started.
 pub struct Clock {
@@ -26,7 +33,7 @@ pub struct Clock {
 
 pub async fn checks(
     opts: &Options,
-    admin: &Client,
+    admin: &Admin<'_>,
     ns: &str,
     pods: &[(Pod, Ipv4Addr)],
     services: &[Service],
@@ -35,9 +42,9 @@ pub async fn checks(
 ) -> Result<Timings> {
     let Clock { applied, started } = clock;
     let root = &opts.root;
-    let shard = the_shard(admin, ns).await?;
+    let shard = the_shard(admin.client, ns).await?;
     let creds = &shard.spec.credentials;
-    let secret = Api::<Secret>::namespaced(admin.clone(), ns)
+    let secret = Api::<Secret>::namespaced(admin.client.clone(), ns)
         .get(&creds.secret_name)
         .await?;
     let key = |k: &str| {
@@ -86,6 +93,19 @@ pub async fn checks(
         bail!("read back through multigateway gave {read:?}");
     }
     println!("  CHECK read back through multigateway: ok ({read})");
+    let cluster = shard
+        .labels()
+        .get(labels::CLUSTER)
+        .cloned()
+        .unwrap_or_default();
+    let at = format!("{}:{}", gateway_pod_ip(services, pods)?, gateway.port);
+    let sql = "SELECT label FROM conformance ORDER BY id LIMIT 1";
+    let read = observe::plugin_psql(admin.kubeconfig, ns, &cluster, &at, sql).await?;
+    if read != "bootstrap" {
+        bail!("kubectl multigres psql read {read:?}");
+    }
+    println!("  CHECK kubectl multigres psql {cluster} --address {at}: ok ({read})");
+    observe::metrics(pods).await?;
 
     let poolers: Vec<&(Pod, Ipv4Addr)> = pods
         .iter()
@@ -273,6 +293,20 @@ fn gateway_replica_port(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Optio
 }
 
 /// The first cell's multigateway Service and the container port its PostgreSQL port targets.
+/// The address of the pod behind the first cell's multigateway Service.
+fn gateway_pod_ip(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4Addr> {
+    let (name, _) = gateway_service(services, pods)?;
+    let selector = services
+        .iter()
+        .find(|s| s.name_any() == name)
+        .and_then(|s| s.spec.as_ref()?.selector.clone())
+        .unwrap_or_default();
+    pods.iter()
+        .find(|(p, _)| selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))
+        .map(|(_, ip)| *ip)
+        .context("multigateway Service selects no pod")
+}
+
 fn gateway_service(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<(String, u16)> {
     let svc = services
         .iter()

@@ -129,8 +129,9 @@ fn argv_and_env(
     pgbackrest_port: u16,
     changes: &mut Vec<Change>,
 ) -> Result<(Vec<String>, Env)> {
-    let env = container_env(c, ctx)
+    let mut env = container_env(c, ctx)
         .with_context(|| format!("env of container {} of {}", c.name, ctx.pod.name_any()))?;
+    let env_changes = rewrite::apply_env(&mut env, ctx.ip);
     let command: Vec<String> = c.command.clone().unwrap_or_default();
     if command.is_empty() {
         bail!(
@@ -149,7 +150,8 @@ fn argv_and_env(
     // `pgctld server ...` keeps its subcommand in command; the rules look at the whole line.
     let mut line: Vec<String> = command[1..].to_vec();
     line.append(&mut args);
-    for (change, why) in rewrite::apply(&binary, &mut line, ctx.ip, pgbackrest_port) {
+    let line_changes = rewrite::apply(&binary, &mut line, ctx.ip, pgbackrest_port);
+    for (change, why) in env_changes.into_iter().chain(line_changes) {
         changes.push(Change {
             pod: ctx.pod.name_any(),
             container: c.name.clone(),

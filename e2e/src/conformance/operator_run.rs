@@ -18,7 +18,7 @@ use multigres_api::Shard;
 use multigres_api::labels::{self, component};
 use tokio::task::JoinHandle;
 
-use super::checks::{Clock, checks};
+use super::checks::{Admin, Clock, checks};
 use super::dns::{self, Hosts};
 use super::env::PodContext;
 use super::kubelet::{self, Pids};
@@ -121,7 +121,11 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     ));
 
     let pids: Pids = Arc::new(Mutex::new(BTreeMap::new()));
-    let result = run_pods(opts, &admin, &ns, pods, topo_hosts, &pids, applied, &step).await;
+    let access = Admin {
+        client: &admin,
+        kubeconfig: cp.kubeconfig_path(),
+    };
+    let result = run_pods(opts, &access, &ns, pods, topo_hosts, &pids, applied, &step).await;
     let result = match result {
         Ok((timings, hosts)) => {
             super::topology_names::check(&admin, &ns, &running.address_map, &hosts)
@@ -222,7 +226,7 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> 
 /// Runs every pod and the checks; returns the timings and the cluster's names.
 async fn run_pods(
     opts: &Options,
-    admin: &Client,
+    access: &Admin<'_>,
     ns: &str,
     pods: Vec<Pod>,
     mut hosts: Hosts,
@@ -230,6 +234,7 @@ async fn run_pods(
     applied: Instant,
     step: &impl Fn(&str),
 ) -> Result<(Timings, Hosts)> {
+    let admin = access.client;
     let secrets: BTreeMap<String, Secret> = Api::<Secret>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
         .await?
@@ -315,7 +320,7 @@ async fn run_pods(
     let started = Instant::now() - applied;
     checks(
         opts,
-        admin,
+        access,
         ns,
         &with_ips,
         &services,

@@ -1,7 +1,8 @@
 //! The only changes the harness makes to a generated container, all forced by one fact: every pod
 //! shares the machine's network namespace, so a process that listens on every address would
 //! collide with the same process of every other pod. Each rule binds a listener to the pod's own
-//! address instead. Every change made is returned and printed.
+//! address instead (flags, and the metrics listener's environment). Every change made is returned
+//! and printed.
 
 use std::net::Ipv4Addr;
 
@@ -76,6 +77,20 @@ pub fn apply(
     changes
 }
 
+/// Rewrites the environment of a container in the pod at `ip`: the Prometheus exporter Multigres'
+/// OpenTelemetry setup starts listens where `OTEL_EXPORTER_PROMETHEUS_HOST` says.
+pub fn apply_env(env: &mut [(String, String)], ip: Ipv4Addr) -> Vec<(String, &'static str)> {
+    let ip = ip.to_string();
+    env.iter_mut()
+        .filter(|(name, value)| name == "OTEL_EXPORTER_PROMETHEUS_HOST" && *value != ip)
+        .map(|(name, value)| {
+            let change = format!("{name}={ip} (was {value})");
+            *value = ip.clone();
+            (change, SHARED_NETNS)
+        })
+        .collect()
+}
+
 /// The value of `--flag=v` or `--flag v`.
 pub fn get(args: &[String], flag: &str) -> Option<String> {
     let eq = format!("{flag}=");
@@ -108,6 +123,26 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn metrics_listen_on_the_pods_address() {
+        let ip = Ipv4Addr::new(127, 0, 10, 2);
+        let mut env = vec![
+            (
+                "OTEL_METRICS_EXPORTER".to_string(),
+                "prometheus".to_string(),
+            ),
+            (
+                "OTEL_EXPORTER_PROMETHEUS_HOST".to_string(),
+                "0.0.0.0".to_string(),
+            ),
+        ];
+        let changes = apply_env(&mut env, ip);
+        assert_eq!(env[1].1, "127.0.10.2");
+        assert_eq!(env[0].1, "prometheus");
+        assert_eq!(changes.len(), 1);
+        assert!(apply_env(&mut env, ip).is_empty());
     }
 
     #[test]
