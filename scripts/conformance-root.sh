@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the root filesystem `just conformance` runs Multigres' processes in (docs/conformance.md):
-# a Debian sid minbase with PostgreSQL 17 from trixie (Multigres refuses 18) and pgBackRest from sid
+# a Debian sid minbase with PostgreSQL 17 and postgres_exporter from trixie (Multigres refuses
+# PostgreSQL 18) and pgBackRest from sid
 # (Multigres wants >= 2.57; trixie has 2.55), the en_US.UTF-8 locale and a non-root user, since every
 # Multigres binary refuses to run as root. It installs no Multigres: the user brings those binaries.
 #
@@ -47,6 +48,10 @@ in_root apt-get update -q
 in_root apt-get install -y -q --no-install-recommends \
   pgbackrest/sid postgresql-common postgresql-client-common perl procps
 in_root apt-get install -y -q --no-install-recommends postgresql-17/trixie postgresql-client-17/trixie
+# The pool pods' postgres_exporter sidecar, at the version its default image pins (trixie: 0.17.1),
+# under the name that image runs it by.
+in_root apt-get install -y -q --no-install-recommends prometheus-postgres-exporter/trixie
+ln -sf prometheus-postgres-exporter "$root/usr/bin/postgres_exporter"
 # Debian starts a cluster on install; Multigres' pgctld makes its own data directories.
 in_root sh -c 'pg_dropcluster --stop 17 main 2>/dev/null || true'
 

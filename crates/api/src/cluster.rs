@@ -310,6 +310,25 @@ pub struct Observability {
     /// The PrometheusRule `<cluster>` with the alerts of docs/monitoring.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_rule: Option<PrometheusRuleConfig>,
+    /// A postgres_exporter sidecar in every pool pod: PostgreSQL's own statistics on the
+    /// `pg-metrics` port (9187). On unless `enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_exporter: Option<PostgresExporterConfig>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresExporterConfig {
+    /// Default true; false removes the sidecar (each pool pod is replaced once, in the safe order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The postgres_exporter image (default: the pinned version, docs/defaults.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// CPU and memory of the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -535,6 +535,16 @@ fn default_password_key() -> String {
     "password".into()
 }
 
+/// The postgres_exporter sidecar of every pool pod, as resolved from the cluster's
+/// `spec.observability.postgresExporter`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresExporter {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
 /// Images the pods of a shard use, passed down from the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -41,6 +41,9 @@ pub const PGCTLD_METRICS_PORT: i32 = 9465;
 /// Container port names a PodMonitor scrapes (at most 15 characters, unique in a pod).
 pub const METRICS_PORT_NAME: &str = "metrics";
 pub const PGCTLD_METRICS_PORT_NAME: &str = "pgctld-metrics";
+/// PostgreSQL's own statistics, from the postgres_exporter sidecar of a pool pod (its usual port).
+pub const POSTGRES_EXPORTER_PORT: i32 = 9187;
+pub const POSTGRES_EXPORTER_PORT_NAME: &str = "pg-metrics";
 
 /// The environment with which a Multigres binary serves Prometheus metrics on `port`, on every
 /// address of the pod: OpenTelemetry's autoexport reads these (docs/monitoring.md).

@@ -5,7 +5,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CredentialsRef, GlobalTopologyRef, PoolSpec, PvcDeletionPolicy, ShardImages};
+use crate::common::{
+    CredentialsRef, GlobalTopologyRef, PoolSpec, PostgresExporter, PvcDeletionPolicy, ShardImages,
+};
 
 /// One shard of a tablegroup, created by the tablegroup controller.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -45,6 +47,9 @@ pub struct ShardSpec {
     pub credentials: CredentialsRef,
     #[serde(default)]
     pub pvc_deletion_policy: PvcDeletionPolicy,
+    /// The postgres_exporter sidecar of every pool pod; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_exporter: Option<PostgresExporter>,
 }
 
 impl ShardSpec {

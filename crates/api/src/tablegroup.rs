@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Partitioning;
-use crate::common::{CredentialsRef, GlobalTopologyRef, PoolSpec, PvcDeletionPolicy, ShardImages};
+use crate::common::{
+    CredentialsRef, GlobalTopologyRef, PoolSpec, PostgresExporter, PvcDeletionPolicy, ShardImages,
+};
 
 /// A tablegroup of a database, resolved from a MultigresCluster.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,6 +43,9 @@ pub struct TableGroupSpec {
     pub credentials: CredentialsRef,
     #[serde(default)]
     pub pvc_deletion_policy: PvcDeletionPolicy,
+    /// The postgres_exporter sidecar of every pool pod; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_exporter: Option<PostgresExporter>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -85,6 +85,12 @@ fn the_defaults_table_matches_the_code() {
         &format!("ReadWriteOnce, {}", storage.unwrap()),
     );
 
+    let exporter = "postgres exporter";
+    let image = format!("`{}`", defaults::POSTGRES_EXPORTER_IMAGE);
+    starts_with(exporter, "`image`", &image);
+    let resources = resources_text(&defaults::postgres_exporter()["resources"]);
+    starts_with(exporter, "`resources`", &resources);
+
     let topo = defaults::topo_server();
     let component = "managed topology server";
     starts_with(component, "`image`", &format!("`{}`", defaults::ETCD_IMAGE));

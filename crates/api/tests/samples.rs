@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use multigres_api::resolve::{Templates, resolve_cluster, shards};
+use multigres_api::resolve::{Templates, defaults, resolve_cluster, shards};
 use multigres_api::{DeploymentTemplate, MultigresCluster, TableGroup};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -311,5 +311,29 @@ fn a_request_above_its_limit_is_refused_with_the_field() {
     assert!(
         err.contains("memory request 4Gi is above its limit 2Gi"),
         "{err}"
+    );
+}
+
+#[test]
+fn every_shard_gets_the_postgres_exporter_unless_it_is_switched_off() {
+    let resolved = resolve_cluster(&cluster(), &templates()).expect("resolves");
+    for tg in &resolved.table_groups {
+        let exporter = tg.spec.postgres_exporter.as_ref().expect("on by default");
+        assert_eq!(exporter.image, defaults::POSTGRES_EXPORTER_IMAGE);
+        assert!(exporter.resources.is_some());
+    }
+    let mut off = cluster();
+    off.spec.observability = Some(
+        serde_json::from_value(serde_json::json!({
+            "postgresExporter": {"enabled": false}
+        }))
+        .unwrap(),
+    );
+    let resolved = resolve_cluster(&off, &templates()).expect("resolves");
+    assert!(
+        resolved
+            .table_groups
+            .iter()
+            .all(|t| t.spec.postgres_exporter.is_none())
     );
 }

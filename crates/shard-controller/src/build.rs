@@ -249,7 +249,14 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             // pgctld is a native sidecar: it outlives multipooler on shutdown, so multipooler can
             // stop Postgres cleanly through it.
             init_containers: Some(vec![postgres_container(shard, pool)]),
-            containers: vec![multipooler_container(shard, pool, &name)],
+            containers: [multipooler_container(shard, pool, &name)]
+                .into_iter()
+                .chain(
+                    spec.postgres_exporter
+                        .as_ref()
+                        .map(|e| exporter::container(shard, e)),
+                )
+                .collect(),
             volumes: Some(pod_volumes(shard, &name)),
             affinity: pool.spec.affinity.clone(),
             image_pull_secrets: (!images.image_pull_secrets.is_empty())
@@ -559,6 +566,7 @@ pub fn can_be_primary(pool: &Pool) -> bool {
     pool.spec.pool_type == PoolType::Replica
 }
 
+mod exporter;
 mod shard_wide;
 pub use shard_wide::{
     backup_pvc, pg_hba_config_map, pg_hba_config_map_name, pgbackrest_sans, pgbackrest_secret,

@@ -126,6 +126,7 @@ mod tests {
                 global_topo_server: GlobalTopologyRef::default(),
                 credentials: CredentialsRef::named("s"),
                 pvc_deletion_policy: Default::default(),
+                postgres_exporter: None,
             },
         );
         tg.metadata.namespace = Some("ns".into());

@@ -12,19 +12,23 @@ use kube::ResourceExt;
 use multigres_api::multigres;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The series a component must export, beyond OpenTelemetry's own `target_info`.
+/// The samples (a name, or a name and its value) a container must export.
 fn required(container: &str) -> &'static [&'static str] {
     match container {
         "multipooler" => &["mg_pooler_up"],
+        // Logged in to Postgres, not only serving its own page.
+        "postgres-exporter" => &["pg_up 1"],
         _ => &[],
     }
 }
 
-/// Every `metrics` and `pgctld-metrics` container port of every pod answers `GET /metrics`.
+/// Every `metrics`, `pgctld-metrics` and `pg-metrics` container port of every pod answers
+/// `GET /metrics`.
 pub async fn metrics(pods: &[(Pod, Ipv4Addr)]) -> Result<()> {
     let names = [
         multigres::METRICS_PORT_NAME,
         multigres::PGCTLD_METRICS_PORT_NAME,
+        multigres::POSTGRES_EXPORTER_PORT_NAME,
     ];
     let mut checked = 0;
     for (pod, ip) in pods {
@@ -44,7 +48,12 @@ pub async fn metrics(pods: &[(Pod, Ipv4Addr)]) -> Result<()> {
                     .lines()
                     .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .count();
-                let missing: Vec<&str> = ["target_info"]
+                // OpenTelemetry's `target_info` on every Multigres binary.
+                let own: &[&str] = match c.name.as_str() {
+                    "postgres-exporter" => &[],
+                    _ => &["target_info"],
+                };
+                let missing: Vec<&str> = own
                     .iter()
                     .chain(required(&c.name))
                     .filter(|name| !body.lines().any(|l| l.starts_with(*name)))

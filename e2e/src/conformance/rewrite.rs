@@ -37,6 +37,19 @@ pub fn apply(
     pgbackrest_port: u16,
 ) -> Vec<(String, &'static str)> {
     let mut changes = Vec::new();
+    if binary == "postgres_exporter" {
+        if let Some(port) = get(args, "--web.listen-address")
+            .and_then(|a| a.rsplit_once(':').map(|(_, port)| port.to_string()))
+        {
+            remove(args, "--web.listen-address");
+            args.push(format!("--web.listen-address={ip}:{port}"));
+            changes.push((
+                format!("--web.listen-address={ip}:{port} (was :{port})"),
+                SHARED_NETNS,
+            ));
+        }
+        return changes;
+    }
     if !SERVERS.contains(&binary) || (binary == "pgctld" && !args.iter().any(|a| a == "server")) {
         return changes;
     }

@@ -13,6 +13,8 @@ pub use crate::multigres::MULTIGRES_IMAGE;
 /// The postgres container runs pgctld from the pinned pgctld image (PostgreSQL 17 + pgBackRest).
 pub const POSTGRES_IMAGE: &str = crate::multigres::PGCTLD_IMAGE;
 pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
+/// The postgres_exporter sidecar of each pool pod (the version `just conformance` runs).
+pub const POSTGRES_EXPORTER_IMAGE: &str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1";
 pub const PULL_POLICY: &str = "IfNotPresent";
 
 pub const MULTIADMIN_REPLICAS: i32 = 1;
@@ -55,6 +57,12 @@ pub fn shard_pool(pool_type: PoolType) -> Value {
         "dataVolumeClaimTemplate": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
         "postgres": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}},
         "multipooler": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
+    })
+}
+
+pub fn postgres_exporter() -> Value {
+    json!({
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
     })
 }
 

@@ -16,8 +16,8 @@ use crate::cluster::{
 };
 use crate::common::{
     ComponentConfig, CredentialsRef, ExternalTopoServer, GlobalTopologyRef, Images, PoolConfig,
-    PoolSettings, PoolSpec, PullPolicy, ResolvedComponent, ShardImages, TopoServerConfig,
-    TopoServerSettings, TopologyReconciliation,
+    PoolSettings, PoolSpec, PostgresExporter, PullPolicy, ResolvedComponent, ShardImages,
+    TopoServerConfig, TopoServerSettings, TopologyReconciliation,
 };
 use crate::labels::{self, component};
 use crate::shard::ShardSpec;
@@ -489,6 +489,7 @@ impl Context<'_> {
             global_topo_server: global.clone(),
             credentials: credentials.clone(),
             pvc_deletion_policy: self.spec.pvc_deletion_policy.clone().unwrap_or_default(),
+            postgres_exporter: self.postgres_exporter(),
         };
         let labels = table_group_labels(self.cluster, database, &config.name);
         Ok(Child {
@@ -496,6 +497,27 @@ impl Context<'_> {
             name: naming::table_group(self.cluster, database, &config.name),
             labels,
             spec,
+        })
+    }
+
+    /// The exporter sidecar unless `spec.observability.postgresExporter.enabled` is false; the
+    /// built-in resources only where the user set none.
+    fn postgres_exporter(&self) -> Option<PostgresExporter> {
+        let config = self
+            .spec
+            .observability
+            .as_ref()
+            .and_then(|o| o.postgres_exporter.clone())
+            .unwrap_or_default();
+        if config.enabled == Some(false) {
+            return None;
+        }
+        let resources = config.resources.or_else(|| {
+            serde_json::from_value(defaults::postgres_exporter()["resources"].clone()).ok()
+        });
+        Some(PostgresExporter {
+            image: image_or(&config.image, defaults::POSTGRES_EXPORTER_IMAGE),
+            resources,
         })
     }
 
@@ -673,6 +695,7 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                     global_topo_server: spec.global_topo_server.clone(),
                     credentials: spec.credentials.clone(),
                     pvc_deletion_policy: spec.pvc_deletion_policy.clone(),
+                    postgres_exporter: spec.postgres_exporter.clone(),
                 },
             }
         })

@@ -1,5 +1,6 @@
 //! The cluster's PodMonitor (the Prometheus operator's `monitoring.coreos.com/v1`): every Multigres
-//! container's `metrics` port and pgctld's `pgctld-metrics` port, with the cluster's topology
+//! container's `metrics` port, pgctld's `pgctld-metrics` port and the postgres_exporter sidecar's
+//! `pg-metrics` port, with the cluster's topology
 //! (cell, database, table group, shard, component) as target labels (docs/monitoring.md).
 //!
 //! The Prometheus operator is optional, so its kinds have no Rust crate here: the few fields the
@@ -10,7 +11,9 @@ use std::collections::BTreeMap;
 use kube::CustomResource;
 use multigres_api::MultigresCluster;
 use multigres_api::labels;
-use multigres_api::multigres::{METRICS_PORT_NAME, PGCTLD_METRICS_PORT_NAME};
+use multigres_api::multigres::{
+    METRICS_PORT_NAME, PGCTLD_METRICS_PORT_NAME, POSTGRES_EXPORTER_PORT_NAME,
+};
 use multigres_runtime::apply::child_meta;
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +139,7 @@ pub fn pod_monitor(cluster: &MultigresCluster) -> Option<PodMonitor> {
             pod_metrics_endpoints: vec![
                 endpoint(METRICS_PORT_NAME),
                 endpoint(PGCTLD_METRICS_PORT_NAME),
+                endpoint(POSTGRES_EXPORTER_PORT_NAME),
             ],
         },
     );
@@ -175,7 +179,7 @@ mod tests {
             .iter()
             .map(|e| e.port.as_str())
             .collect();
-        assert_eq!(ports, ["metrics", "pgctld-metrics"]);
+        assert_eq!(ports, ["metrics", "pgctld-metrics", "pg-metrics"]);
         let endpoint = &monitor.spec.pod_metrics_endpoints[0];
         assert_eq!(endpoint.interval, None);
         let cluster_label = &endpoint.relabelings[0];
@@ -201,7 +205,7 @@ mod tests {
                 ]),
                 interval: Some("15s".into()),
             }),
-            prometheus_rule: None,
+            ..Default::default()
         })))
         .unwrap();
         let meta_labels = on.metadata.labels.unwrap();
@@ -217,7 +221,7 @@ mod tests {
                 enabled: Some(false),
                 ..Default::default()
             }),
-            prometheus_rule: None,
+            ..Default::default()
         })));
         assert!(off.is_none());
     }

@@ -80,6 +80,13 @@ const ALERTS: &[Alert] = &[
         summary: "multipooler of pod {{ $labels.pod }} cannot open any connection to its Postgres",
     },
     Alert {
+        name: "MultigresPostgresDown",
+        severity: "critical",
+        for_: "2m",
+        expr: "pg_up{sel} == 0",
+        summary: "postgres_exporter of pod {{ $labels.pod }} cannot log in to its Postgres",
+    },
+    Alert {
         name: "MultigresShardWithoutPrimary",
         severity: "critical",
         for_: "2m",
@@ -278,6 +285,7 @@ mod tests {
                 labels: BTreeMap::from([("release".to_string(), "prom".to_string())]),
                 runbook_base_url: Some("https://example.com/monitoring".into()),
             }),
+            ..Default::default()
         });
         let rule = prometheus_rule(&c).unwrap();
         assert_eq!(rule.metadata.labels.as_ref().unwrap()["release"], "prom");

@@ -42,6 +42,7 @@ pub fn shard() -> Shard {
             },
             credentials: CredentialsRef::named("creds"),
             pvc_deletion_policy: Default::default(),
+            postgres_exporter: None,
         },
     );
     shard.metadata.namespace = Some("ns".into());
@@ -277,4 +278,59 @@ fn a_restart_request_changes_the_hash_and_nothing_else_does() {
     );
     assert_ne!(hash_of(&restarted), hash_of(&plain));
     assert_eq!(restarted.spec, plain.spec, "the same pod, replaced");
+}
+
+#[test]
+fn the_exporter_sidecar_logs_in_over_the_pods_address_with_the_mounted_password() {
+    let mut shard = shard();
+    let pools = pools(&shard);
+    let without = pod(&shard, &pools[0], 0);
+    let names: Vec<&str> = without
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["multipooler"]);
+
+    shard.spec.postgres_exporter = Some(multigres_api::PostgresExporter {
+        image: "exporter:1".into(),
+        resources: None,
+    });
+    let with = pod(&shard, &pools[0], 0);
+    assert_ne!(
+        hash_of(&with),
+        hash_of(&without),
+        "adding the sidecar replaces the pod"
+    );
+    let exporter = container(&with, "postgres-exporter");
+    assert_eq!(exporter.image.as_deref(), Some("exporter:1"));
+    assert_eq!(
+        exporter.args.as_ref().unwrap(),
+        &["--web.listen-address=:9187"]
+    );
+    let env: BTreeMap<&str, Option<&str>> = exporter
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.as_str(), e.value.as_deref()))
+        .collect();
+    assert_eq!(
+        env["DATA_SOURCE_URI"],
+        Some("$(POD_IP):5432/postgres?sslmode=disable")
+    );
+    assert_eq!(env["DATA_SOURCE_PASS_FILE"], Some(password_file().as_str()));
+    assert!(env.contains_key("DATA_SOURCE_USER") && env.contains_key("POD_IP"));
+    let port = &exporter.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("pg-metrics"), 9187)
+    );
+    let security = exporter.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    let mounts = exporter.volume_mounts.as_ref().unwrap();
+    assert_eq!(mounts.len(), 1, "only the credentials, read-only");
+    assert_eq!(mounts[0].read_only, Some(true));
 }
