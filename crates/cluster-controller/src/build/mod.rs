@@ -42,18 +42,6 @@ pub use multiadmin::{multiadmin_deployment, multiadmin_selector, multiadmin_serv
 pub use pod_monitor::{PodMonitor, pod_monitor};
 pub use prometheus_rule::{PrometheusRule, prometheus_rule};
 
-/// Every metric name the alerts and dashboards may read: what the pinned Multigres' binaries serve
-/// (seen on their /metrics and in its metric catalog), the operator's own, and the standard ones of
-/// Prometheus and kube-state-metrics (docs/monitoring.md).
-#[cfg(test)]
-pub(crate) fn known_metrics() -> Vec<&'static str> {
-    include_str!("known_metrics.txt")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
-}
-
 /// multiadmin's HTTP port (`/live`, `/ready`).
 pub const MULTIADMIN_HTTP_PORT: i32 = 15000;
 pub use multigres_api::multigres::MULTIADMIN_GRPC_PORT;

@@ -1,6 +1,7 @@
-//! The Grafana dashboards of the umbrella chart (charts/multigres-operator/dashboards): valid JSON,
-//! every query valid PromQL, and every metric a query reads one that exists (known_metrics.txt:
-//! the pinned Multigres' catalog and real /metrics, the operator's own, Prometheus' and
+//! The PromQL the operator ships: the alerts of the PrometheusRule and the Grafana dashboards of the
+//! umbrella chart (charts/multigres-operator/dashboards, valid JSON). Every expression is valid
+//! PromQL and every metric it reads one that exists (src/build/known_metrics.txt: the pinned
+//! Multigres' catalog and real /metrics, the postgres_exporter's, the operator's own, Prometheus' and
 //! kube-state-metrics'). No control plane.
 
 use promql_parser::parser::{self, Expr};
@@ -46,6 +47,32 @@ fn metric_names(expr: &Expr, out: &mut Vec<String>) {
     }
 }
 
+/// Every metric `expr` reads, after checking that it parses (`what` names it in failures).
+fn reads(what: &str, expr: &str, known: &[&str]) {
+    let parsed = parser::parse(expr).unwrap_or_else(|e| panic!("{what}: {e}\n{expr}"));
+    let mut names = Vec::new();
+    metric_names(&parsed, &mut names);
+    assert!(!names.is_empty(), "{what}: {expr} reads no metric");
+    for name in names {
+        assert!(
+            known.contains(&name.as_str()),
+            "{what}: unknown metric {name}"
+        );
+    }
+}
+
+#[test]
+fn every_alert_parses_and_reads_known_metrics() {
+    let mut cluster = multigres_api::MultigresCluster::new("prod", Default::default());
+    cluster.metadata.namespace = Some("db".into());
+    let rule =
+        multigres_cluster_controller::build::prometheus_rule(&cluster).expect("on by default");
+    let known = known_metrics();
+    for r in &rule.spec.groups[0].rules {
+        reads(&r.alert, &r.expr, &known);
+    }
+}
+
 /// Grafana's template variables, replaced by a value as Grafana would before sending the query.
 fn without_variables(query: &str) -> String {
     ["$namespace", "$cluster", "$controller"]
@@ -66,18 +93,8 @@ fn every_dashboard_query_parses_and_reads_known_metrics() {
         for panel in panels {
             for target in panel["targets"].as_array().expect("targets") {
                 let expr = target["expr"].as_str().expect("expr");
-                let parsed = parser::parse(&without_variables(expr))
-                    .unwrap_or_else(|e| panic!("{file} {:?}: {e}\n{expr}", panel["title"]));
-                let mut names = Vec::new();
-                metric_names(&parsed, &mut names);
-                assert!(!names.is_empty(), "{file}: {expr} reads no metric");
-                for name in names {
-                    assert!(
-                        known.contains(&name.as_str()),
-                        "{file} {:?}: unknown metric {name}",
-                        panel["title"]
-                    );
-                }
+                let what = format!("{file} {:?}", panel["title"]);
+                reads(&what, &without_variables(expr), &known);
                 queries += 1;
             }
         }
