@@ -337,6 +337,10 @@ pub async fn run(
             }
             1 => {
                 cp.restart("kube-apiserver").await?;
+                // The scheduler restarts with it, as on a control-plane node's restart: alone,
+                // kube-scheduler 1.36 wedged after one (docs/reliability.md), and no pod of any
+                // owner was scheduled again, which no operator can mend.
+                cp.restart("kube-scheduler").await?;
                 *report.faults.entry("API server restarted").or_default() += 1;
                 step("API server restarted");
             }
