@@ -298,13 +298,14 @@ pub struct MultiAdminSummary {
     pub service_name: String,
 }
 
-/// The monitoring objects of a cluster (docs/monitoring.md). Each is applied only while the
-/// Prometheus operator's CRD of its kind is served; without them nothing is created and nothing fails.
+/// How a cluster is monitored (docs/monitoring.md). The PodMonitor and the PrometheusRule are applied
+/// only while the Prometheus operator's CRD of their kind is served; without them nothing is created
+/// and nothing fails.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Observability {
-    /// The PodMonitor `<cluster>` over every Multigres container's `metrics` port and pgctld's
-    /// `pgctld-metrics` port.
+    /// The PodMonitor `<cluster>` over every Multigres container's `metrics` port, pgctld's
+    /// `pgctld-metrics` port and the exporter's `pg-metrics` port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_monitor: Option<PodMonitorConfig>,
     /// The PrometheusRule `<cluster>` with the alerts of docs/monitoring.md.
