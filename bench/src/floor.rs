@@ -100,7 +100,10 @@ pub fn strip(v: &mut Value, ar: &ApiResource) {
             });
         }
     }
-    let spec = &mut v["spec"];
+    // A Secret has no spec: indexing one in would write `spec: null`, which the API server refuses.
+    let Some(spec) = v.get_mut("spec") else {
+        return;
+    };
     match ar.kind.as_str() {
         "Pod" => {
             if let Some(s) = spec.as_object_mut() {
@@ -239,6 +242,14 @@ pub async fn run(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_secret_gets_no_spec() {
+        let mut secret = json!({"metadata": {"name": "s"}, "data": {"password": "eA=="}});
+        strip(&mut secret, &resource::<Secret>());
+        assert!(secret.get("spec").is_none(), "{secret}");
+        assert_eq!(secret["data"]["password"], "eA==");
+    }
 
     #[test]
     fn strips_server_scheduler_and_binder_fields() {

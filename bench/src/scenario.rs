@@ -270,8 +270,10 @@ async fn template_edit(
         })
     };
     let pod_has = move |p: &Pod| {
+        // postgres runs as a native sidecar: an init container.
         let cpu_ok = p.spec.as_ref().is_some_and(|s| {
-            s.containers.iter().any(|c| {
+            let init = s.init_containers.iter().flatten();
+            init.chain(&s.containers).any(|c| {
                 c.name == "postgres"
                     && c.resources
                         .as_ref()
