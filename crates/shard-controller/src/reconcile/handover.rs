@@ -40,6 +40,31 @@ impl Handover {
     }
 }
 
+/// Asks the cluster's multiadmin to move the Shard's primary away (`SwitchPrimary`); the pooler it
+/// demoted. Both the roll's switchovers and those users request go through here.
+pub(super) async fn ask_multiadmin(
+    shard: &Shard,
+    handover: &Handover,
+    reason: &str,
+) -> Result<String, admin::SwitchoverError> {
+    let ns = shard.namespace().unwrap_or_default();
+    let cluster = shard
+        .labels()
+        .get(labels::CLUSTER)
+        .cloned()
+        .unwrap_or_default();
+    let address = naming::multiadmin_address(&cluster, &ns);
+    let shard_key = shard_key(shard);
+    admin::switch_primary(
+        &address,
+        &handover.mapping,
+        shard_key,
+        reason,
+        handover.timeout,
+    )
+    .await
+}
+
 /// The Shard's table group, as its roll slots are named: its controller, whose name may be an
 /// earlier naming's (docs/operations.md "Names").
 fn table_group_resource(shard: &Shard) -> String {
@@ -101,24 +126,13 @@ pub(super) async fn switch_over(shard: &Shard, ctx: &Ctx, key: &str, pod: &str, 
         plan.message = format!("waiting for a new primary after the switchover away from {pod}");
         return;
     }
-    let ns = shard.namespace().unwrap_or_default();
-    let cluster = shard
-        .labels()
-        .get(labels::CLUSTER)
-        .cloned()
-        .unwrap_or_default();
-    let address = naming::multiadmin_address(&cluster, &ns);
     let reason = format!("multigres-operator: {}", plan.message);
-    tracing::info!(shard = key, pod, %address, "asking multiadmin for a planned switchover");
-    let result = admin::switch_primary(
-        &address,
-        &handover.mapping,
-        shard_key(shard),
-        &reason,
-        handover.timeout,
-    )
-    .await;
-    match result {
+    tracing::info!(
+        shard = key,
+        pod,
+        "asking multiadmin for a planned switchover"
+    );
+    match ask_multiadmin(shard, handover, &reason).await {
         Ok(old) => {
             handover
                 .asked

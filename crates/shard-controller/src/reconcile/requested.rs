@@ -5,11 +5,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use multigres_api::{LastSwitchover, SwitchoverResult};
-use multigres_topology::admin;
 
 use super::*;
 use crate::switchover::{self, Request, Step};
-use crate::topology::shard_key;
 
 /// The Shard condition that tells where the last requested switchover stands.
 pub const SWITCHOVER_CONDITION: &str = "Switchover";
@@ -246,13 +244,6 @@ async fn ask(
     remember(ctx, key, &started);
 
     let handover = &ctx.state.handover;
-    let ns = shard.namespace().unwrap_or_default();
-    let cluster = shard
-        .labels()
-        .get(labels::CLUSTER)
-        .cloned()
-        .unwrap_or_default();
-    let address = naming::multiadmin_address(&cluster, &ns);
     let reason = match &request.target {
         Some(target) => format!(
             "multigres-operator: switchover requested at {} (to {target})",
@@ -263,15 +254,8 @@ async fn ask(
             request.requested_at
         ),
     };
-    tracing::info!(shard = key, from, %address, "requested switchover: asking multiadmin");
-    let result = admin::switch_primary(
-        &address,
-        &handover.mapping,
-        shard_key(shard),
-        &reason,
-        handover.timeout,
-    )
-    .await;
+    tracing::info!(shard = key, from, "requested switchover: asking multiadmin");
+    let result = handover::ask_multiadmin(shard, handover, &reason).await;
     let last = match result {
         Ok(old) => {
             let note = format!(
