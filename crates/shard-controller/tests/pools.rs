@@ -480,7 +480,7 @@ async fn a_pool_with_earlier_claims_keeps_earlier_pod_names() {
     let claim = multigres_shard_controller::build::pvc(&shard, replica, &earlier(0));
     pvcs.create(&PostParams::default(), &claim).await.unwrap();
 
-    let _controller = start_controller(cp, &ns, &format!("{TOPO_ADDRESS}={}", etcd.endpoint()));
+    let controller = start_controller(cp, &ns, &format!("{TOPO_ADDRESS}={}", etcd.endpoint()));
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);
     shards_api
         .create(&PostParams::default(), &shard)
@@ -488,7 +488,17 @@ async fn a_pool_with_earlier_claims_keeps_earlier_pod_names() {
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     for name in [earlier(0), earlier(1), readable(read_only, 0)] {
-        wait_for(&pods, &name, T, |_| true).await.unwrap();
+        // Twice the usual wait: it failed once in CI at 60 s, with no pod of that name (cause not
+        // found); the names present and the controller's log say what happened if it fails again.
+        if let Err(e) = wait_for(&pods, &name, 2 * T, |_| true).await {
+            let present: Vec<String> = pods
+                .list(&Default::default())
+                .await
+                .map(|l| l.items.iter().map(|p| p.name_any()).collect())
+                .unwrap_or_default();
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\npods: {present:?}\ncontroller log:\n{log}");
+        }
     }
     let names: Vec<String> = pods
         .list(&Default::default())
