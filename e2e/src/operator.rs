@@ -55,6 +55,29 @@ impl OperatorProcess {
     pub fn kill(&self) {
         unsafe { libc::kill(-self.pid, libc::SIGKILL) };
     }
+
+    /// Sends SIGKILL and waits (up to 10 s) until the process has exited, so that its ports are
+    /// free for a successor: SIGKILL is delivered asynchronously.
+    pub fn kill_and_wait(&self) {
+        self.kill();
+        let stat = PathBuf::from(format!("/proc/{}/stat", self.pid));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match std::fs::read_to_string(&stat) {
+                // The spawner thread never reaps its children: an exited one stays a zombie (Z).
+                Ok(line) if !exited(&line) => std::thread::sleep(Duration::from_millis(10)),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Whether a `/proc/<pid>/stat` line is of a process that has exited (zombie or dead).
+fn exited(stat: &str) -> bool {
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X'))
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<u32>>);

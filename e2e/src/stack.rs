@@ -148,7 +148,7 @@ impl Stack {
             .commands
             .get(i)
             .with_context(|| format!("{name} is not attached"))?;
-        self.attached[i].kill();
+        self.attached[i].kill_and_wait();
         self.attached[i] = spawn_operator(name, &c.bin, &c.kubeconfig, &c.logs, &c.args)?;
         Ok(())
     }

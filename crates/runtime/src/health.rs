@@ -32,9 +32,18 @@ struct HttpState {
     readiness: Readiness,
 }
 
-/// Serves `/healthz`, `/readyz` and `/metrics` on `addr` until `shutdown` resolves.
+/// Binds a listener for [`serve_http`] or [`serve_grpc_health`]. Called before the process reports
+/// started, so that a port it cannot take ends the process (and the kubelet restarts it) instead of
+/// leaving it running without health endpoints.
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the {what} port {addr}: {e}"))
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` resolves.
 pub async fn serve_http(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Metrics,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -44,8 +53,7 @@ pub async fn serve_http(
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
         .with_state(HttpState { metrics, readiness });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving health and metrics");
+    tracing::info!(addr = %listener.local_addr()?, "serving health and metrics");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -84,9 +92,9 @@ async fn render_metrics(
     )
 }
 
-/// Serves `grpc.health.v1` on `addr`, reporting SERVING while `readiness` holds.
+/// Serves `grpc.health.v1` on `listener`, reporting SERVING while `readiness` holds.
 pub async fn serve_grpc_health(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -111,10 +119,13 @@ pub async fn serve_grpc_health(
         })
     };
     let _guard = CancelOnDrop(watcher);
-    tracing::info!(%addr, "serving grpc health");
+    tracing::info!(addr = %listener.local_addr()?, "serving grpc health");
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_shutdown(addr, shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

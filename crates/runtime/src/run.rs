@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::apply::Applier;
 use crate::error::{Backoff, ReconcileError, backoff_policy};
 use crate::events::Events;
-use crate::health::{Readiness, serve_grpc_health, serve_http};
+use crate::health::{Readiness, bind, serve_grpc_health, serve_http};
 use crate::metrics::Metrics;
 use crate::settings::CommonArgs;
 use crate::telemetry::{self, TelemetryGuard};
@@ -72,14 +72,20 @@ pub async fn start(name: &str, args: &CommonArgs, crds: &[&str]) -> anyhow::Resu
         shutdown: stop_rx,
         _telemetry: telemetry,
     };
-    let (http_addr, grpc_addr) = (args.http_addr, args.grpc_health_addr);
-    let http = serve_http(http_addr, metrics, readiness.clone(), started.shutdown());
+    let http_listener = bind(args.http_addr, "health and metrics").await?;
+    let grpc_listener = bind(args.grpc_health_addr, "gRPC health").await?;
+    let http = serve_http(
+        http_listener,
+        metrics,
+        readiness.clone(),
+        started.shutdown(),
+    );
     tokio::spawn(async move {
         if let Err(error) = http.await {
             tracing::error!(%error, "health and metrics server failed");
         }
     });
-    let grpc = serve_grpc_health(grpc_addr, readiness, started.shutdown());
+    let grpc = serve_grpc_health(grpc_listener, readiness, started.shutdown());
     tokio::spawn(async move {
         if let Err(error) = grpc.await {
             tracing::error!(%error, "grpc health server failed");

@@ -1,6 +1,7 @@
 //! Polling the `grpc.health.v1` endpoint of every controller (`--controller-health-endpoints`).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -31,10 +32,18 @@ pub fn parse_endpoints(spec: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(out)
 }
 
-/// One lazily connected health client per controller.
+/// One lazily connected health client per controller. A check that fails replaces its client, so
+/// a restarted controller is dialled afresh rather than through a connection that may still be
+/// backing off (the chaos suite once saw a restarted controller reported unreachable for minutes).
 pub struct HealthPoller {
-    controllers: Vec<(String, HealthClient<Channel>)>,
+    controllers: Vec<Controller>,
     timeout: Duration,
+}
+
+struct Controller {
+    name: String,
+    endpoint: Endpoint,
+    client: Mutex<HealthClient<Channel>>,
 }
 
 impl HealthPoller {
@@ -46,11 +55,15 @@ impl HealthPoller {
             } else {
                 format!("http://{address}")
             };
-            let channel = Endpoint::from_shared(uri)?
+            let endpoint = Endpoint::from_shared(uri)?
                 .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect_lazy();
-            controllers.push((name.clone(), HealthClient::new(channel)));
+                .timeout(timeout);
+            let client = Mutex::new(HealthClient::new(endpoint.connect_lazy()));
+            controllers.push(Controller {
+                name: name.clone(),
+                endpoint,
+                client,
+            });
         }
         Ok(Self {
             controllers,
@@ -60,8 +73,8 @@ impl HealthPoller {
 
     /// Asks every controller for the overall (`""`) service status, concurrently.
     pub async fn poll(&self) -> BTreeMap<String, ControllerHealth> {
-        let checks = self.controllers.iter().map(|(name, client)| {
-            let mut client = client.clone();
+        let checks = self.controllers.iter().map(|controller| {
+            let mut client = lock(&controller.client).clone();
             let timeout = self.timeout;
             async move {
                 let request = HealthCheckRequest {
@@ -75,7 +88,11 @@ impl HealthPoller {
                     Ok(Err(status)) => ControllerHealth::Unreachable(status.code().to_string()),
                     Err(_) => ControllerHealth::Unreachable("timed out".into()),
                 };
-                (name.clone(), health)
+                if matches!(health, ControllerHealth::Unreachable(_)) {
+                    *lock(&controller.client) =
+                        HealthClient::new(controller.endpoint.connect_lazy());
+                }
+                (controller.name.clone(), health)
             }
         });
         futures::future::join_all(checks)
@@ -83,6 +100,10 @@ impl HealthPoller {
             .into_iter()
             .collect()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
