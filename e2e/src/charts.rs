@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 
 /// The namespace the operator is installed into, in the demo and the suite.
 pub const OPERATOR_NAMESPACE: &str = "multigres-system";
@@ -114,4 +115,38 @@ pub fn zero_replicas() -> Vec<String> {
     .iter()
     .map(|key| format!("{key}.replicas=0"))
     .collect()
+}
+
+/// The ClusterRole the chart of `component` (e.g. `cluster-controller`) grants, rendered by
+/// `helm template`: tests that run a controller under its chart's permissions take them from the
+/// one source the charts install.
+pub fn cluster_role(
+    helm: &Path,
+    component: &str,
+) -> Result<k8s_openapi::api::rbac::v1::ClusterRole> {
+    build_dependencies_once(helm)?;
+    let chart = chart_dir(&format!("multigres-{component}"))
+        .display()
+        .to_string();
+    let rendered = run(
+        helm,
+        &[
+            "template",
+            RELEASE,
+            &chart,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+        ],
+        None,
+    )?;
+    let name = format!("multigres-{component}");
+    for document in serde_yaml::Deserializer::from_str(&rendered) {
+        let value = serde_yaml::Value::deserialize(document)?;
+        if value["kind"].as_str() == Some("ClusterRole")
+            && value["metadata"]["name"].as_str() == Some(name.as_str())
+        {
+            return Ok(serde_yaml::from_value(value)?);
+        }
+    }
+    bail!("chart {chart} renders no ClusterRole {name}")
 }

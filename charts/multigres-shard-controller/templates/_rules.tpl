@@ -30,11 +30,11 @@ namespaced:
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
     verbs: [list, watch, create, patch, delete]
-  # The shard's pgBackRest TLS Secret: get (metadata only) whether it exists, create it once; never
-  # listed, read back or rewritten.
+  # The shard's pgBackRest TLS Secret: created once. Whether it exists is asked by a dry-run
+  # create (409), so no get: a token of this controller reads no Secret (docs/security.md).
   - apiGroups: [""]
     resources: [secrets]
-    verbs: [get, create]
+    verbs: [create]
   # The shard's pg_hba template ConfigMap (named after its content): get (metadata only) whether it
   # exists, create it once.
   - apiGroups: [""]

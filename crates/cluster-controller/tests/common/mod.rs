@@ -1,5 +1,5 @@
 //! Shared by the integration tests: the controller running as its own ServiceAccount (with the RBAC
-//! of deploy/rbac), one controller process per test namespace (so its metrics count only that test's
+//! its chart grants), one controller process per test namespace (so its metrics count only that test's
 //! work), a real etcd standing in for a managed global TopoServer, and the samples.
 #![allow(dead_code)]
 
@@ -69,9 +69,8 @@ async fn install() -> Result<PathBuf> {
     };
     let sas = Api::<ServiceAccount>::namespaced(client.clone(), CONTROLLER_NAMESPACE);
     sas.patch(CONTROLLER_SA, &pp, &Patch::Apply(&sa)).await?;
-    let role: ClusterRole = serde_yaml::from_str(&std::fs::read_to_string(
-        repo().join("deploy/rbac/cluster-controller.yaml"),
-    )?)?;
+    let role: ClusterRole =
+        multigres_e2e::charts::cluster_role(&cp.bin_dir().join("helm"), "cluster-controller")?;
     Api::<ClusterRole>::all(client.clone())
         .patch(&role.name_any(), &pp, &Patch::Apply(&role))
         .await?;

@@ -35,7 +35,7 @@ pub(super) async fn shared_volumes(shard: &Shard, ctx: &Ctx) -> Result<(), Child
     .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {hba}"), e))?;
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let created = once::create_once(&secrets, &name, || {
+    let created = once::create_secret_once(&secrets, &name, || {
         let tls = pki::issue(
             "Multigres pgBackRest CA",
             "pgbackrest",
