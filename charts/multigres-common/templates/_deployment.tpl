@@ -2,6 +2,8 @@
 The controller's Deployment. Optional keys of the argument dict:
   args:  YAML list of component-specific arguments (before .Values.extraArgs),
   ports: YAML list of extra {name, containerPort} the container serves (also exposed by the Service).
+  tlsSecret: a Secret (tls.crt, tls.key, ca.crt: cert-manager's layout) mounted read-only at
+         /etc/multigres/tls.
 */}}
 {{- define "multigres-common.deployment" -}}
 {{- $v := .ctx.Values -}}
@@ -82,6 +84,11 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.namespace
+            {{- with (.ctx.Values.global).topologyAllowedHosts }}
+            # Read by the controllers that dial a topology (docs/security.md); the others ignore it.
+            - name: MULTIGRES_TOPOLOGY_ALLOWED_HOSTS
+              value: {{ . | quote }}
+            {{- end }}
             {{- with $v.env }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -114,6 +121,12 @@ spec:
             failureThreshold: 3
           resources:
             {{- toYaml $v.resources | nindent 12 }}
+          {{- if .tlsSecret }}
+          volumeMounts:
+            - name: tls
+              mountPath: /etc/multigres/tls
+              readOnly: true
+          {{- end }}
           securityContext:
             allowPrivilegeEscalation: false
             readOnlyRootFilesystem: true
@@ -123,6 +136,13 @@ spec:
               drop: ["ALL"]
             seccompProfile:
               type: RuntimeDefault
+      {{- if .tlsSecret }}
+      volumes:
+        - name: tls
+          secret:
+            secretName: {{ .tlsSecret | quote }}
+            defaultMode: 0440
+      {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

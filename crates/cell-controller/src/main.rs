@@ -7,7 +7,7 @@ use clap::Parser;
 use multigres_cell_controller::{CRDS, NAME, Settings};
 use multigres_runtime::settings::parse_duration;
 use multigres_runtime::{CommonArgs, run};
-use multigres_topology::AddressMapping;
+use multigres_topology::{AddressMapping, AllowedHosts};
 
 #[derive(Parser, Debug)]
 #[command(name = NAME, version, about)]
@@ -19,6 +19,10 @@ struct Args {
     /// the topology keep the in-cluster addresses.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
     topology_address_map: String,
+    /// Topology hosts the operator may dial, comma-separated: exact names or `*.<domain>` (e.g.
+    /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
+    topology_allowed_hosts: String,
     /// Bound on each call to a topology server.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     topology_timeout: Duration,
@@ -31,7 +35,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let address_mapping = AddressMapping::parse(&args.topology_address_map)
-        .map_err(|e| anyhow::anyhow!("--topology-address-map: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--topology-address-map: {e}"))?
+        .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?);
     let settings = Settings {
         address_mapping,
         topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),

@@ -8,7 +8,7 @@ use clap::Parser;
 use multigres_cluster_controller::{CRDS, NAME, Settings, StatusAggregator};
 use multigres_runtime::{CommonArgs, run};
 use multigres_status_api::client::ClientTls;
-use multigres_topology::AddressMapping;
+use multigres_topology::{AddressMapping, AllowedHosts};
 
 #[derive(Clone, Debug, clap::Parser)]
 #[command(
@@ -23,6 +23,10 @@ struct Args {
     /// running outside the cluster (tests, demo). Empty means off.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
     topology_address_map: String,
+    /// Topology hosts the operator may dial, comma-separated: exact names or `*.<domain>` (e.g.
+    /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
+    topology_allowed_hosts: String,
     /// Deadline of every topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "3s", value_parser = multigres_runtime::settings::parse_duration)]
     topology_timeout: Duration,
@@ -79,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
         }),
     };
     let settings = Settings {
-        address_mapping: AddressMapping::parse(&args.topology_address_map)?,
+        address_mapping: AddressMapping::parse(&args.topology_address_map)?
+            .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
         status_aggregator,
     };

@@ -7,7 +7,7 @@ use clap::Parser;
 use multigres_runtime::settings::parse_duration;
 use multigres_runtime::{CommonArgs, run};
 use multigres_shard_controller::{CRDS, NAME, Settings};
-use multigres_topology::AddressMapping;
+use multigres_topology::{AddressMapping, AllowedHosts};
 
 #[derive(Parser)]
 #[command(name = NAME, version, about = "Turns each Shard into Postgres + multipooler pods, per pool")]
@@ -20,6 +20,10 @@ struct Args {
     /// Dial-time rewrites of topology addresses, `from=to,...` (tests and demos; off when empty).
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
     topology_address_map: String,
+    /// Topology hosts the operator may dial, comma-separated: exact names or `*.<domain>` (e.g.
+    /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
+    topology_allowed_hosts: String,
     /// Timeout of each topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     topology_timeout: Duration,
@@ -46,7 +50,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings {
         partition: args.partition,
-        address_mapping: AddressMapping::parse(&args.topology_address_map)?,
+        address_mapping: AddressMapping::parse(&args.topology_address_map)?
+            .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
         hold_unserved_shards: args.hold_unserved_shards,
         max_rolling_shards_per_table_group: args.max_rolling_shards_per_table_group,

@@ -77,6 +77,9 @@ impl TopoClient {
                 "topology timeout must be non-zero".into(),
             ));
         }
+        for address in addresses {
+            mapping.check(address)?;
+        }
         let endpoints: Vec<String> = addresses.iter().map(|a| mapping.apply(a)).collect();
         debug!(?endpoints, "connecting to topology server");
         let options = ConnectOptions::new()

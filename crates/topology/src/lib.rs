@@ -11,6 +11,7 @@
 //!   makes.
 
 pub mod admin;
+mod allowed;
 mod client;
 pub mod keys;
 mod mapping;
@@ -18,6 +19,7 @@ mod ownership;
 mod primary;
 mod records;
 
+pub use allowed::AllowedHosts;
 pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
 pub use keys::{Location, cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
@@ -79,6 +81,9 @@ pub enum TopoError {
     /// The request itself is wrong (bad name, missing field, bad address); retrying won't help.
     #[error("invalid topology request: {0}")]
     Invalid(String),
+    /// The address names a host outside the operator's allow-list (`--topology-allowed-hosts`).
+    #[error("{0}")]
+    NotAllowed(String),
     /// The server answered with an error that is neither of the above.
     #[error("topology server error: {0}")]
     Server(String),

@@ -13,11 +13,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::TopoError;
+use crate::allowed::AllowedHosts;
 
-/// A set of `from=to` address rewrites, parsed from `a:2379=127.0.0.1:23791,*:15990=...`.
+/// How the controllers dial a topology address: a set of `from=to` rewrites, parsed from
+/// `a:2379=127.0.0.1:23791,*:15990=...`, and the hosts they may dial at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressMapping {
     rules: BTreeMap<String, String>,
+    allowed: AllowedHosts,
 }
 
 impl AddressMapping {
@@ -48,7 +51,20 @@ impl AddressMapping {
                 )));
             }
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            allowed: AllowedHosts::default(),
+        })
+    }
+
+    /// Restricts dialing to `allowed` (checked on the address as written, before any rewrite).
+    pub fn allowing(self, allowed: AllowedHosts) -> Self {
+        Self { allowed, ..self }
+    }
+
+    /// Refuses an address whose host the allow-list does not name.
+    pub fn check(&self, addr: &str) -> Result<(), TopoError> {
+        self.allowed.check(addr)
     }
 
     /// True when no rewrite is configured.

@@ -10,7 +10,7 @@ use multigres_runtime::settings::{CommonArgs, parse_duration};
 use multigres_status_aggregator::engine::{self, CRDS, Settings};
 use multigres_status_aggregator::health::parse_endpoints;
 use multigres_status_aggregator::server::{self, Hub, TlsFiles};
-use multigres_topology::AddressMapping;
+use multigres_topology::{AddressMapping, AllowedHosts};
 
 #[derive(Parser, Debug)]
 #[command(name = "status-aggregator", about)]
@@ -32,6 +32,10 @@ struct Args {
     /// Rewrites topology addresses before dialing (`from=to,...`); tests and the demo only.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
     topology_address_map: String,
+    /// Topology hosts the operator may dial, comma-separated: exact names or `*.<domain>` (e.g.
+    /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
+    topology_allowed_hosts: String,
     /// How often the topology is read.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     topology_poll_interval: Duration,
@@ -52,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings {
         namespace: args.common.watch_namespace.clone(),
-        address_mapping: AddressMapping::parse(&args.topology_address_map)?,
+        address_mapping: AddressMapping::parse(&args.topology_address_map)?
+            .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_interval: args.topology_poll_interval,
         controller_health: parse_endpoints(&args.controller_health_endpoints)
             .map_err(anyhow::Error::msg)?,
