@@ -17,6 +17,9 @@ use multigres_api::{Cell, MultigresCluster, naming};
 use multigres_e2e::charts;
 use multigres_e2e::{ControlPlane, audit, progress, samples, shared, stack, wait_for};
 
+#[path = "operator/least_privilege.rs"]
+mod least_privilege;
+
 const SA_PREFIX: &str = "system:serviceaccount:multigres-system:";
 const CONVERGE: Duration = Duration::from_secs(600);
 
@@ -126,7 +129,16 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
             "--set",
             "statusAggregator.rbac.namespaced=true",
         ][..],
+        &[
+            "--set",
+            "statusAggregator.tls.secretName=aggregator-tls",
+            "--set",
+            "clusterController.statusAggregator.tls.secretName=aggregator-client-tls",
+            "--set",
+            "global.topologyAllowedHosts=*.svc\\,etcd.example.com",
+        ][..],
     ] {
+        let tls = extra.contains(&"statusAggregator.tls.secretName=aggregator-tls");
         let mut args = vec![
             "template",
             "dry-run",
@@ -137,7 +149,9 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
         ];
         args.extend(extra);
         let rendered = charts::run(&helm, &args, None)?;
-        let path = cp.log_dir().join(format!("rendered-{}.yaml", extra.len()));
+        let path = cp
+            .log_dir()
+            .join(format!("rendered-{}-{tls}.yaml", extra.len()));
         std::fs::write(&path, &rendered)?;
         let out = std::process::Command::new(&kubectl)
             // The other test of this binary may have installed the same cluster-scoped objects through
@@ -166,7 +180,25 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
             "restricted Pod Security warnings:\n{stderr}"
         );
         assert_eq!(stdout.matches("deployment.apps/").count(), 6, "{stdout}");
-        if extra.is_empty() {
+        if tls {
+            for arg in [
+                "--tls-cert=/etc/multigres/tls/tls.crt",
+                "--tls-client-ca=/etc/multigres/tls/ca.crt",
+                "--status-aggregator-endpoint=https://multigres-status-aggregator.",
+                "--status-aggregator-ca=/etc/multigres/tls/ca.crt",
+                "--status-aggregator-cert=/etc/multigres/tls/tls.crt",
+                "secretName: \"aggregator-tls\"",
+                "secretName: \"aggregator-client-tls\"",
+                "value: \"*.svc,etcd.example.com\"",
+            ] {
+                assert!(rendered.contains(arg), "{arg} not rendered");
+            }
+            assert_eq!(
+                rendered.matches("MULTIGRES_TOPOLOGY_ALLOWED_HOSTS").count(),
+                6
+            );
+        }
+        if extra.is_empty() || tls {
             assert_eq!(
                 stdout
                     .matches("clusterrole.rbac.authorization.k8s.io/")
@@ -326,6 +358,12 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    least_privilege::no_controller_reads_a_secret(cp, &client, &sample.namespace, &sample.name)
+        .await?;
+    eprintln!(
+        "[{:.1}s] no chart ServiceAccount may get or list a Secret",
+        started.elapsed().as_secs_f64()
     );
 
     // `kubectl multigres status` sees the same tree: every shard with a primary, every pod Ready.

@@ -39,11 +39,16 @@ namespaced:
   - apiGroups: [""]
     resources: [services]
     verbs: [list, watch, create, patch, delete]
-  # The generated Postgres credentials Secret: get (metadata only) whether it exists, create it once;
-  # never listed, read back or rewritten.
+  # The cluster's NetworkPolicies (docs/security.md): cached by label, server-side apply, and
+  # delete when spec.networkPolicy.enabled turns them off (only those it controls).
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [list, watch, create, patch, delete]
+  # The generated Postgres credentials Secret: created once. Whether it exists is asked by a
+  # dry-run create (409), so no get: a token of this controller reads no Secret (docs/security.md).
   - apiGroups: [""]
     resources: [secrets]
-    verbs: [get, create]
+    verbs: [create]
   # The cluster's PodMonitor and PrometheusRule (docs/monitoring.md), only while the Prometheus
   # operator's CRDs are served: read by name (not cached: the kinds may not exist), server-side
   # apply, delete when turned off.
@@ -66,7 +71,17 @@ leases:
 {{- end -}}
 {{- define "multigres-cluster-controller.args" -}}
 {{- if .Values.statusAggregator.enabled }}
-- --status-aggregator-endpoint={{ .Values.statusAggregator.endpoint | default (printf "http://multigres-status-aggregator.%s.svc:9500" .Release.Namespace) }}
+{{- $tls := .Values.statusAggregator.tls }}
+{{- $scheme := ternary "https" "http" (not (empty $tls.secretName)) }}
+- --status-aggregator-endpoint={{ .Values.statusAggregator.endpoint | default (printf "%s://multigres-status-aggregator.%s.svc:9500" $scheme .Release.Namespace) }}
+{{- if $tls.secretName }}
+- --status-aggregator-ca=/etc/multigres/tls/ca.crt
+- --status-aggregator-cert=/etc/multigres/tls/tls.crt
+- --status-aggregator-key=/etc/multigres/tls/tls.key
+{{- with $tls.serverName }}
+- --status-aggregator-domain={{ . }}
+{{- end }}
+{{- end }}
 {{- else }}
 []
 {{- end }}

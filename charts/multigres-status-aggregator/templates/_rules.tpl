@@ -25,6 +25,13 @@ namespaced:
 {{- end }}
 - --controller-health-endpoints={{ join "," $endpoints }}
 {{- end }}
+{{- if .Values.tls.secretName }}
+- --tls-cert=/etc/multigres/tls/tls.crt
+- --tls-key=/etc/multigres/tls/tls.key
+{{- if .Values.tls.clientAuth }}
+- --tls-client-ca=/etc/multigres/tls/ca.crt
+{{- end }}
+{{- end }}
 {{- end -}}
 {{- define "multigres-status-aggregator.ports" -}}
 - name: grpc

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     ExternalTopoServer, GatewayExposure, GlobalTopologyRef, Placement, PullPolicy,
-    ResolvedComponent, TopoServerSettings, TopologyReconciliation, Tristate,
+    ResolvedComponent, TlsRef, TopoServerSettings, TopologyReconciliation, Tristate,
 };
 
 /// A Multigres cell, resolved from one entry of a MultigresCluster's `spec.cells`.
@@ -54,6 +54,9 @@ pub struct CellSpec {
     /// How clients reach the gateway Service (an addition); default `ClusterIP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_service: Option<GatewayExposure>,
+    /// TLS of the Multigres components (docs/security.md); none: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRef>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -86,6 +86,45 @@ pub struct MultigresClusterSpec {
     /// pool's `postgres`/`multipooler` win over these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
+    /// NetworkPolicies that let only the components that must talk reach each port of the
+    /// cluster's pods (an addition; docs/security.md). On unless `enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyConfig>,
+    /// TLS among the Multigres components and for the gateways' clients (an addition;
+    /// docs/security.md). On unless `enabled: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// Default true: the operator issues a CA and a certificate for the cluster (Secret
+    /// `<cluster>-tls`), with which multigateway, multiorch and multipooler speak mutual TLS and
+    /// the gateways offer TLS to clients. false: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Gateways refuse clients that do not speak TLS (default false: TLS offered, not required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_client_tls: Option<bool>,
+}
+
+/// Which peers may reach the cluster's pods beyond its own components and the operator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyConfig {
+    /// Default true; false removes the cluster's NetworkPolicies (the pods are then reachable
+    /// from anywhere the namespace's other policies allow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Who may connect to the gateways' Postgres ports (5432, 5433); default: anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub gateway_clients: Option<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>>,
+    /// Who may scrape the pods' metrics ports; default: anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub metrics_clients: Option<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>>,
 }
 
 /// One cell of the cluster.

@@ -503,6 +503,20 @@ pub enum RetentionAction {
     Delete,
 }
 
+/// The cluster's TLS material (docs/security.md): a Secret with `ca.crt`, `tls.crt` and `tls.key`,
+/// whose certificate serves and authenticates the Multigres components' gRPC (mutual TLS) and the
+/// gateways' Postgres listeners.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRef {
+    /// Secret name in the cluster's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Gateways refuse clients that do not speak TLS.
+    #[serde(default)]
+    pub require_client_tls: bool,
+}
+
 /// The Secret holding Postgres credentials.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -46,6 +46,10 @@ pub mod component {
     pub const TABLEGROUP: &str = "tablegroup";
     pub const SHARD: &str = "shard";
     pub const SHARD_POOL: &str = "shard-pool";
+    /// The cluster's NetworkPolicies.
+    pub const NETWORK_POLICY: &str = "network-policy";
+    /// The cluster's TLS Secret.
+    pub const TLS: &str = "tls";
     /// The generated Postgres credentials Secret.
     pub const CREDENTIALS: &str = "credentials";
 }

@@ -19,6 +19,65 @@ pub const BACKUP_REPOSITORY_PATH: &str = "/backups";
 /// switchover (`SwitchPrimary`).
 pub const MULTIADMIN_GRPC_PORT: i32 = 15990;
 
+/// multiadmin's HTTP port (`/live`, `/ready`).
+pub const MULTIADMIN_HTTP_PORT: i32 = 15000;
+pub const MULTIORCH_HTTP_PORT: i32 = 15300;
+pub const MULTIORCH_GRPC_PORT: i32 = 15370;
+/// A pool pod's ports: pgctld (the postgres container), multipooler, Postgres and pgBackRest's TLS
+/// server (pgctld runs it).
+pub const PGCTLD_GRPC_PORT: i32 = 15470;
+pub const PGCTLD_HTTP_PORT: i32 = 15400;
+pub const POOLER_GRPC_PORT: i32 = 15270;
+pub const POOLER_HTTP_PORT: i32 = 15200;
+pub const PG_PORT: i32 = 5432;
+pub const PGBACKREST_PORT: i32 = 8432;
+/// etcd's peer port and its `--listen-metrics-urls` port (`/metrics`, `/health`, no TLS or auth).
+pub const TOPO_PEER_PORT: i32 = 2380;
+pub const TOPO_METRICS_PORT: i32 = 2381;
+
+/// The one name every Multigres gRPC server's certificate carries and every gRPC client verifies
+/// (`--multipooler-grpc-server-name`): the servers register pod IPs and pod DNS names in the
+/// topology, and one process's client verifies one name for all of them (docs/security.md).
+pub const GRPC_SERVER_NAME: &str = "multigres-internal";
+/// Where a pod mounts the cluster's TLS Secret (`ca.crt`, `tls.crt`, `tls.key`).
+pub const TLS_DIR: &str = "/etc/multigres/tls";
+
+/// The flags with which a Multigres gRPC server speaks mutual TLS: only clients with a certificate
+/// of the cluster's CA get through.
+pub fn grpc_server_tls_flags() -> [(&'static str, String); 3] {
+    [
+        ("--grpc-cert", format!("{TLS_DIR}/tls.crt")),
+        ("--grpc-key", format!("{TLS_DIR}/tls.key")),
+        ("--grpc-ca", format!("{TLS_DIR}/ca.crt")),
+    ]
+}
+
+/// The flags with which multigateway, multiorch and multiadmin dial the other components' gRPC
+/// (multipooler, multigateway, multiorch) over mutual TLS.
+pub fn grpc_client_tls_flags() -> [(&'static str, String); 4] {
+    [
+        ("--multipooler-grpc-cert", format!("{TLS_DIR}/tls.crt")),
+        ("--multipooler-grpc-key", format!("{TLS_DIR}/tls.key")),
+        ("--multipooler-grpc-ca", format!("{TLS_DIR}/ca.crt")),
+        (
+            "--multipooler-grpc-server-name",
+            GRPC_SERVER_NAME.to_string(),
+        ),
+    ]
+}
+
+/// multigateway's TLS for its Postgres clients: offered, and required when `require`.
+pub fn gateway_pg_tls_flags(require: bool) -> Vec<(&'static str, String)> {
+    let mut flags = vec![
+        ("--pg-tls-cert-file", format!("{TLS_DIR}/tls.crt")),
+        ("--pg-tls-key-file", format!("{TLS_DIR}/tls.key")),
+    ];
+    if require {
+        flags.push(("--pg-require-ssl", "true".to_string()));
+    }
+    flags
+}
+
 /// multigateway's Postgres listener.
 pub const GATEWAY_PG_PORT: i32 = 5432;
 /// multigateway's second Postgres listener, which routes reads to replicas.
@@ -137,6 +196,32 @@ pub fn served_condition(limits: &[String]) -> (bool, &'static str, String) {
 pub fn short_commit() -> &'static str {
     &MULTIGRES_COMMIT[..7]
 }
+
+/// The volume of the cluster's TLS Secret (`tls_secret`). Readable by every user of the pod: the
+/// cell's pods set no `fsGroup`, and each pod runs one user.
+pub fn tls_volume(tls_secret: &str) -> k8s_openapi::api::core::v1::Volume {
+    k8s_openapi::api::core::v1::Volume {
+        name: TLS_VOLUME.to_string(),
+        secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
+            secret_name: Some(tls_secret.to_string()),
+            default_mode: Some(0o444),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Where a container reads [`tls_volume`]: [`TLS_DIR`], read-only.
+pub fn tls_volume_mount() -> k8s_openapi::api::core::v1::VolumeMount {
+    k8s_openapi::api::core::v1::VolumeMount {
+        name: TLS_VOLUME.to_string(),
+        mount_path: TLS_DIR.to_string(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+const TLS_VOLUME: &str = "multigres-tls";
 
 #[cfg(test)]
 mod tests {

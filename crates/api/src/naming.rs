@@ -125,6 +125,11 @@ pub fn credentials_secret(cluster: &str) -> String {
     dns_name(&[cluster, "postgres-credentials"], MAX_LABEL)
 }
 
+/// The cluster's CA and certificate (docs/security.md).
+pub fn tls_secret(cluster: &str) -> String {
+    dns_name(&[cluster, "tls"], MAX_LABEL)
+}
+
 /// Room left for `-<shard index>` (at most 255) in a Shard's name.
 const MAX_TABLEGROUP: usize = MAX_LABEL - 4;
 /// The earlier limit, which left room for pool suffixes too.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     CredentialsRef, GlobalTopologyRef, PoolSpec, PostgresExporter, PvcDeletionPolicy, ShardImages,
+    TlsRef,
 };
 
 /// One shard of a tablegroup, created by the tablegroup controller.
@@ -50,6 +51,9 @@ pub struct ShardSpec {
     /// The postgres_exporter sidecar of every pool pod; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_exporter: Option<PostgresExporter>,
+    /// TLS of the Multigres components (docs/security.md); none: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRef>,
 }
 
 impl ShardSpec {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Partitioning;
 use crate::common::{
     CredentialsRef, GlobalTopologyRef, PoolSpec, PostgresExporter, PvcDeletionPolicy, ShardImages,
+    TlsRef,
 };
 
 /// A tablegroup of a database, resolved from a MultigresCluster.
@@ -46,6 +47,9 @@ pub struct TableGroupSpec {
     /// The postgres_exporter sidecar of every pool pod; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_exporter: Option<PostgresExporter>,
+    /// TLS of the Multigres components (docs/security.md); none: plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -136,6 +136,7 @@ fn cell(ns: &str, name: &str, topo_server: CellTopoServer, databases: &[&str]) -
             topology_reconciliation: TopologyReconciliation::default(),
             placement: None,
             gateway_service: None,
+            tls: None,
         },
         status: None,
     }

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
-use multigres_topology::{AddressMapping, Claim, TopoClient};
+use multigres_topology::{AddressMapping, Claim, TopoClient, TopoError};
 use serde_json::json;
 
 use crate::aggregator::StatusFeed;
@@ -27,6 +27,9 @@ pub struct State {
     pub stores: Stores,
     pub mapping: AddressMapping,
     pub topology_timeout: Duration,
+    /// Where the controllers run (`--lease-namespace`, the chart's release namespace): the
+    /// cluster's NetworkPolicies let it reach the topology and multiadmin.
+    pub operator_namespace: String,
     /// One client per global topology address: connecting is lazy, so a client is cheap to keep.
     topo_clients: Mutex<HashMap<String, TopoClient>>,
     /// With the status aggregator on, the reconcile reports its findings here instead of writing
@@ -37,11 +40,17 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(stores: Stores, mapping: AddressMapping, topology_timeout: Duration) -> Self {
+    pub fn new(
+        stores: Stores,
+        mapping: AddressMapping,
+        topology_timeout: Duration,
+        operator_namespace: String,
+    ) -> Self {
         Self {
             stores,
             mapping,
             topology_timeout,
+            operator_namespace,
             topo_clients: Mutex::default(),
             status_feed: None,
             monitoring: Arc::default(),
@@ -98,6 +107,12 @@ pub fn conflicts(stores: &Stores, cluster: &MultigresCluster, desired: &Desired)
             by_name(&stores.services, &ns, &name).map(|o| controlled_by_other(&*o, cluster));
         check("Service", other, name);
     }
+    for policy in &desired.network_policies {
+        let name = policy.name_any();
+        let other = by_name(&stores.network_policies, &ns, &name)
+            .map(|o| controlled_by_other(&*o, cluster));
+        check("NetworkPolicy", other, name);
+    }
     found
 }
 
@@ -112,6 +127,11 @@ pub async fn children(
     let ns = cluster.namespace().unwrap_or_default();
     let stores = &ctx.state.stores;
     let mut refused = Vec::new();
+    // First, so that no pod of the cluster is ever reachable beyond its policies.
+    for policy in &desired.network_policies {
+        let cached = by_name(&stores.network_policies, &ns, &policy.name_any());
+        one(ctx, cluster, cached.as_deref(), policy, &mut refused).await?;
+    }
     if let Some(topo) = &desired.topo_server {
         let cached = by_name(&stores.topo_servers, &ns, &topo.name_any());
         one(ctx, cluster, cached.as_deref(), topo, &mut refused).await?;
@@ -209,6 +229,14 @@ pub async fn prune(
     applier
         .prune(events, cluster, refs(&existing.services), &keep.services)
         .await?;
+    applier
+        .prune(
+            events,
+            cluster,
+            refs(&existing.network_policies),
+            &keep.network_policies,
+        )
+        .await?;
     Ok(())
 }
 
@@ -229,7 +257,7 @@ pub async fn credentials(
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     if has_data {
-        if api.get_metadata_opt(name).await?.is_some() {
+        if multigres_runtime::once::secret_exists(&api, name).await? {
             return Ok(None);
         }
         return Ok(Some(format!(
@@ -238,7 +266,7 @@ pub async fn credentials(
              (keys username, password), or name another in spec.credentials"
         )));
     }
-    let created = multigres_runtime::once::create_once(&api, name, || {
+    let created = multigres_runtime::once::create_secret_once(&api, name, || {
         Ok::<_, Error>(build::credentials_secret(
             cluster,
             name,
@@ -256,6 +284,33 @@ pub async fn credentials(
             .await;
     }
     Ok(None)
+}
+
+/// Issues the cluster's TLS Secret once (a CA and one certificate; docs/security.md). Never read
+/// back: an existing Secret, whoever made it, is kept as it is.
+pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let created = multigres_runtime::once::create_secret_once(&api, name, || {
+        let issued = multigres_runtime::pki::issue(
+            &format!("Multigres {} CA", cluster.name_any()),
+            multigres_api::multigres::GRPC_SERVER_NAME,
+            &build::tls_sans(cluster),
+        )
+        .map_err(|e| Error::Tls(e.to_string()))?;
+        Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
+    })
+    .await?;
+    if created {
+        ctx.events
+            .normal(
+                cluster,
+                "Created",
+                &format!("Created Secret {name} with the cluster's CA and TLS certificate"),
+            )
+            .await;
+    }
+    Ok(())
 }
 
 /// Registers every desired database in the global topology and deregisters the ones this cluster
@@ -338,7 +393,7 @@ fn database_owner(cluster: &MultigresCluster) -> String {
 /// An unreachable topology is reported in status (the caller retries with backoff); other
 /// topology errors are failures of the reconcile.
 fn unreachable(object: String, source: multigres_topology::TopoError) -> Result<Topology> {
-    if source.is_unreachable() {
+    if source.is_unreachable() || matches!(source, TopoError::NotAllowed(_)) {
         Ok(Topology::Unreachable(source.to_string()))
     } else {
         Err(Error::Topology { object, source })

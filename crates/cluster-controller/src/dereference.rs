@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use multigres_api::resolve::{Templates, referenced_templates};
@@ -20,6 +21,7 @@ pub struct Stores {
     pub table_groups: Store<TableGroup>,
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
+    pub network_policies: Store<NetworkPolicy>,
 }
 
 /// A cluster's existing children, as cached.
@@ -30,6 +32,7 @@ pub struct Existing {
     pub table_groups: Vec<Arc<TableGroup>>,
     pub deployments: Vec<Arc<Deployment>>,
     pub services: Vec<Arc<Service>>,
+    pub network_policies: Vec<Arc<NetworkPolicy>>,
 }
 
 impl Existing {
@@ -76,6 +79,7 @@ pub fn existing(stores: &Stores, cluster: &MultigresCluster) -> Existing {
         table_groups: of_cluster(&stores.table_groups, cluster),
         deployments: of_cluster(&stores.deployments, cluster),
         services: of_cluster(&stores.services, cluster),
+        network_policies: of_cluster(&stores.network_policies, cluster),
     }
 }
 

@@ -25,6 +25,9 @@ pub enum Error {
     /// A child's name is already taken by an object another owner controls.
     #[error("{0}")]
     NameConflict(String),
+    /// The cluster's certificate could not be issued; retried with backoff.
+    #[error("issuing the cluster's TLS certificate: {0}")]
+    Tls(String),
     /// The global topology could not be written; retried with backoff.
     #[error("{object}: global topology: {source}")]
     Topology {
@@ -49,6 +52,7 @@ impl ReconcileError for Error {
             } => "missing_template_section",
             Error::Resolve { .. } => "invalid_reference",
             Error::NameConflict(_) => "name_conflict",
+            Error::Tls(_) => "tls",
             Error::Topology { source, .. } if source.is_unreachable() => "topology_unreachable",
             Error::Topology { .. } => "topology",
         }
@@ -59,7 +63,7 @@ impl ReconcileError for Error {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Kube(_) | Error::Topology { .. } | Error::Deadline { .. } => {
+            Error::Kube(_) | Error::Topology { .. } | Error::Deadline { .. } | Error::Tls(_) => {
                 ErrorKind::Transient
             }
             Error::Resolve { .. } | Error::NameConflict(_) => ErrorKind::Invalid,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
@@ -121,6 +122,15 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         api::<Service>(&client, ns),
         all().labels(&services_of_cluster),
     );
+    let network_policy_labels = format!(
+        "{managed},{}={}",
+        labels::COMPONENT,
+        component::NETWORK_POLICY
+    );
+    let (network_policies, network_policy_events, network_policies_synced) = cached(
+        api::<NetworkPolicy>(&client, ns),
+        all().labels(&network_policy_labels),
+    );
     // The template lifecycle keeps its own caches, so that what triggers it and what it reads are
     // the same view of the world.
     let (lifecycle_clusters, lifecycle_cluster_events, lifecycle_clusters_synced) =
@@ -136,6 +146,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         table_groups: table_groups.clone(),
         deployments: deployments.clone(),
         services: services.clone(),
+        network_policies: network_policies.clone(),
     };
     let lifecycle_stores = Stores {
         clusters: lifecycle_clusters.clone(),
@@ -151,6 +162,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             table_groups_synced,
             deployments_synced,
             services_synced,
+            network_policies_synced,
             lifecycle_clusters_synced,
             lifecycle_templates_synced,
         ],
@@ -190,9 +202,14 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
 
     let config = ControllerConfig::default().concurrency(args.concurrency);
     let ctx = started.context(
-        State::new(stores, mapping.clone(), settings.topology_timeout)
-            .with_status_feed(status_feed)
-            .with_monitoring(served),
+        State::new(
+            stores,
+            mapping.clone(),
+            settings.topology_timeout,
+            args.lease_namespace.clone(),
+        )
+        .with_status_feed(status_feed)
+        .with_monitoring(served),
     );
     let template_clusters = clusters.clone();
     let cluster_controller =
@@ -203,6 +220,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             .owns_stream(caches::touched(tg_events, &table_groups))
             .owns_stream(caches::touched(deployment_events, &deployments))
             .owns_stream(caches::touched(service_events, &services))
+            .owns_stream(caches::touched(network_policy_events, &network_policies))
             // A template change re-reconciles every cluster that names it.
             .watches_stream(
                 caches::touched(template_events, &templates),
@@ -222,6 +240,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         lifecycle_stores,
         mapping,
         settings.topology_timeout,
+        args.lease_namespace.clone(),
     ));
     let namespace_templates = lifecycle_templates.clone();
     let template_controller = Controller::for_stream(

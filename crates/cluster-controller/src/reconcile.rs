@@ -95,7 +95,7 @@ async fn resolve_and_build(
         let (reason, message) = (served.reason.as_str(), &served.message);
         warn_once(ctx, cluster, multigres::SERVED_CONDITION, reason, message).await;
     }
-    let desired = build::desired(cluster, &resolved);
+    let desired = build::desired(cluster, &resolved, &ctx.state.operator_namespace);
     let taken = apply::conflicts(stores, cluster, &desired);
     if !taken.is_empty() {
         let message = format!(
@@ -156,6 +156,9 @@ async fn apply_tree(
             let condition = status::CREDENTIALS_READY;
             warn_once(ctx, cluster, condition, "CredentialsMissing", problem).await;
         }
+    }
+    if let Some(secret) = &desired.tls_secret {
+        apply::tls(ctx, cluster, secret).await?;
     }
     observed.refused = apply::children(ctx, cluster, desired).await?;
     observed

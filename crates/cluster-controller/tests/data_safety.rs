@@ -214,5 +214,7 @@ async fn a_database_record_another_writer_holds_is_neither_overwritten_nor_delet
 /// The Database record the cluster controller would write for the sample's first database.
 fn expected_database(expected: &ResolvedCluster) -> multigres_topology::Database {
     let cluster = MultigresCluster::new(SAMPLE, Default::default());
-    build::desired(&cluster, expected).databases.remove(0)
+    build::desired(&cluster, expected, "multigres-system")
+        .databases
+        .remove(0)
 }

@@ -98,7 +98,7 @@ fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<Owne
     use multigres_shard_controller::build as shard;
 
     let resolved = resolve_cluster(cluster, templates).expect("the sample resolves");
-    let desired = cluster_build::desired(cluster, &resolved);
+    let desired = cluster_build::desired(cluster, &resolved, "multigres-system");
     let mut pods = vec![deployment_pod(
         "MultigresCluster",
         &desired.multiadmin_deployment,
@@ -305,7 +305,8 @@ fn database_records_carry_a_backup_location_the_poolers_mount() {
     let mut failures = Vec::new();
     for cluster in &clusters {
         let resolved = resolve_cluster(cluster, &templates).expect("the sample resolves");
-        let desired = multigres_cluster_controller::build::desired(cluster, &resolved);
+        let desired =
+            multigres_cluster_controller::build::desired(cluster, &resolved, "multigres-system");
         let poolers: Vec<_> = generated_pods(cluster, &templates)
             .iter()
             .filter_map(multipooler_of)

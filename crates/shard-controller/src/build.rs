@@ -39,11 +39,10 @@ pub const PGBACKREST_CERT_DIR: &str = "/etc/multigres/pgbackrest";
 pub const PGBACKREST_CA: &str = "ca.crt";
 pub const PGBACKREST_CERT: &str = "pgbackrest.crt";
 pub const PGBACKREST_KEY: &str = "pgbackrest.key";
-pub const PGCTLD_GRPC: i32 = 15470;
-pub const PGCTLD_HTTP: i32 = 15400;
-pub const POOLER_GRPC: i32 = 15270;
-pub const POOLER_HTTP: i32 = 15200;
-pub const PGBACKREST_PORT: i32 = 8432;
+pub use multigres_api::multigres::{
+    PGBACKREST_PORT, PGCTLD_GRPC_PORT as PGCTLD_GRPC, PGCTLD_HTTP_PORT as PGCTLD_HTTP,
+    POOLER_GRPC_PORT as POOLER_GRPC, POOLER_HTTP_PORT as POOLER_HTTP,
+};
 /// Where pgctld reads its pg_hba.conf template (the shard's ConfigMap).
 pub const PG_HBA_DIR: &str = "/etc/multigres/pg-hba";
 pub const PG_HBA_FILE: &str = "pg_hba_template.conf";
@@ -60,7 +59,7 @@ host    replication     all             ::0/0                   scram-sha-256
 host    all             all             0.0.0.0/0               scram-sha-256
 host    all             all             ::0/0                   scram-sha-256
 ";
-pub const PG_PORT: i32 = 5432;
+pub use multigres_api::multigres::PG_PORT;
 /// The postgres user of the pgctld image (built on the official postgres image).
 pub const POSTGRES_UID: i64 = 999;
 
@@ -393,6 +392,11 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
             format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_CA}"),
         ),
     ];
+    // Mutual TLS on its gRPC (gateways, orchestrators and multiadmin dial it). Its own calls to
+    // pgctld stay plaintext inside the pod: the pinned multipooler has no TLS for them.
+    if spec.tls.is_some() {
+        flags.extend(multigres::grpc_server_tls_flags());
+    }
     flags.extend(pool.spec.multipooler.logging.flags(Some(LogLevel::Info)));
     let mut env = credential_env(shard);
     env.push(pod_name_env());
@@ -413,7 +417,12 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         liveness_probe: Some(http_probe("/live", POOLER_HTTP, 10, 3, 6)),
         readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
         resources: pool.spec.multipooler.resources.clone(),
-        volume_mounts: Some(data_plane_mounts()),
+        volume_mounts: Some(
+            data_plane_mounts()
+                .into_iter()
+                .chain(spec.tls.as_ref().map(|_| multigres::tls_volume_mount()))
+                .collect(),
+        ),
         security_context: Some(SecurityContext {
             run_as_user: Some(POSTGRES_UID),
             ..restricted()
@@ -498,7 +507,8 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
         mode: None,
     };
     let credentials = &shard.spec.credentials;
-    vec![
+    let tls = shard.spec.tls.as_ref();
+    let mut volumes = vec![
         claim("data", naming::data_pvc(pod_name)),
         claim("backups", naming::backup_pvc(&shard.name_any())),
         Volume {
@@ -533,7 +543,9 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
             }),
             ..Default::default()
         },
-    ]
+    ];
+    volumes.extend(tls.map(|tls| multigres::tls_volume(&tls.secret_name)));
+    volumes
 }
 
 /// Hash of a pod's labels and spec: a pod whose annotation differs must be replaced.

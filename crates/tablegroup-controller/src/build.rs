@@ -127,6 +127,7 @@ mod tests {
                 credentials: CredentialsRef::named("s"),
                 pvc_deletion_policy: Default::default(),
                 postgres_exporter: None,
+                tls: None,
             },
         );
         tg.metadata.namespace = Some("ns".into());

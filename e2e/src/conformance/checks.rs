@@ -105,6 +105,7 @@ pub async fn checks(
         bail!("kubectl multigres psql read {read:?}");
     }
     println!("  CHECK kubectl multigres psql {cluster} --address {at}: ok ({read})");
+    tls_session(root, admin, ns, &cluster, &gateway).await?;
     observe::metrics(pods).await?;
 
     let poolers: Vec<&(Pod, Ipv4Addr)> = pods
@@ -385,4 +386,51 @@ fn note_multiorch_intervals(pods: &[(Pod, Ipv4Addr)]) {
 fn command_line(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
     let words = c.command.iter().flatten().chain(c.args.iter().flatten());
     words.filter(|a| !a.is_empty()).cloned().collect()
+}
+
+/// One psql session through multigateway over TLS, the server's certificate and name verified
+/// against the cluster's CA (Secret `<cluster>-tls`, docs/security.md): the same read as above.
+async fn tls_session(
+    root: &Root,
+    admin: &Admin<'_>,
+    ns: &str,
+    cluster: &str,
+    gateway: &Target,
+) -> Result<()> {
+    let name = multigres_api::naming::tls_secret(cluster);
+    let secret = Api::<Secret>::namespaced(admin.client.clone(), ns)
+        .get(&name)
+        .await
+        .with_context(|| format!("the cluster's TLS Secret {name}"))?;
+    let ca = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ca.crt"))
+        .ok_or_else(|| anyhow!("Secret {name} has no ca.crt"))?;
+    let in_root = "/etc/multigres-cluster-ca.crt";
+    std::fs::write(root.dir.join(in_root.trim_start_matches('/')), &ca.0)?;
+    let out = sql::psql_verified_tls(
+        root,
+        gateway,
+        in_root,
+        &[
+            "\\conninfo",
+            "SELECT label FROM conformance ORDER BY id LIMIT 1",
+        ],
+    )
+    .await
+    .context("psql with sslmode=verify-full through multigateway")?;
+    if !out.contains("SSL connection") || !out.ends_with("bootstrap") {
+        bail!("psql over TLS printed {out:?}");
+    }
+    let protocol = out
+        .split("protocol: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or("?");
+    println!(
+        "  CHECK psql sslmode=verify-full through multigateway ({}): ok ({protocol}, read bootstrap in the same session)",
+        gateway.host
+    );
+    Ok(())
 }

@@ -30,14 +30,41 @@ impl Target {
 
 /// Runs one statement; returns psql's unaligned, tuples-only output, or its error text.
 pub async fn psql(root: &Root, t: &Target, sql: &str) -> Result<String> {
+    psql_with(root, t, &[], &[sql]).await
+}
+
+/// Runs `commands` in one session over TLS that verifies the server's certificate and name
+/// against `ca` (a path inside the root): what a client with `sslmode=verify-full` sees.
+pub async fn psql_verified_tls(
+    root: &Root,
+    t: &Target,
+    ca: &str,
+    commands: &[&str],
+) -> Result<String> {
+    let env = [
+        ("PGSSLMODE".to_string(), "verify-full".to_string()),
+        ("PGSSLROOTCERT".to_string(), ca.to_string()),
+    ];
+    psql_with(root, t, &env, commands).await
+}
+
+async fn psql_with(
+    root: &Root,
+    t: &Target,
+    extra_env: &[(String, String)],
+    commands: &[&str],
+) -> Result<String> {
     let sandbox = Sandbox {
         uid: root.uid,
         gid: root.gid,
-        env: vec![
+        env: [
             ("PATH".into(), super::sandbox::PATH.into()),
             ("PGPASSWORD".into(), t.password.clone()),
             ("PGCONNECT_TIMEOUT".into(), "3".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_env.iter().cloned())
+        .collect(),
         argv: [
             "psql",
             "-X",
@@ -54,11 +81,15 @@ pub async fn psql(root: &Root, t: &Target, sql: &str) -> Result<String> {
             &t.user,
             "-d",
             &t.database,
-            "-c",
-            sql,
         ]
         .map(String::from)
-        .to_vec(),
+        .into_iter()
+        .chain(
+            commands
+                .iter()
+                .flat_map(|c| ["-c".to_string(), c.to_string()]),
+        )
+        .collect(),
         ..Default::default()
     };
     let mut cmd = tokio::process::Command::from(sandbox.command(root)?);

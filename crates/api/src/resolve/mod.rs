@@ -16,7 +16,7 @@ use crate::cluster::{
 };
 use crate::common::{
     ComponentConfig, CredentialsRef, ExternalTopoServer, GlobalTopologyRef, Images, PoolConfig,
-    PoolSettings, PoolSpec, PostgresExporter, PullPolicy, ResolvedComponent, ShardImages,
+    PoolSettings, PoolSpec, PostgresExporter, PullPolicy, ResolvedComponent, ShardImages, TlsRef,
     TopoServerConfig, TopoServerSettings, TopologyReconciliation,
 };
 use crate::labels::{self, component};
@@ -86,6 +86,8 @@ pub struct ResolvedCluster {
     pub credentials: CredentialsRef,
     /// True when the user named no Secret, so the operator generates one.
     pub generate_credentials: bool,
+    /// The cluster's TLS Secret, which the operator issues; none: plaintext.
+    pub tls: Option<TlsRef>,
 }
 
 /// Names of every DeploymentTemplate the cluster references, sorted.
@@ -216,6 +218,7 @@ pub fn resolve_cluster(
         databases,
         generate_credentials: cluster.spec.credentials.is_none(),
         credentials,
+        tls: ctx.tls(),
     })
 }
 
@@ -408,6 +411,7 @@ impl Context<'_> {
             topology_reconciliation: TopologyReconciliation::default(),
             placement: config.spec.placement.clone(),
             gateway_service: config.spec.gateway_service.clone(),
+            tls: self.tls(),
         };
         let labels = labels::with(
             labels::for_component(self.cluster, component::CELL),
@@ -490,6 +494,7 @@ impl Context<'_> {
             credentials: credentials.clone(),
             pvc_deletion_policy: self.spec.pvc_deletion_policy.clone().unwrap_or_default(),
             postgres_exporter: self.postgres_exporter(),
+            tls: self.tls(),
         };
         let labels = table_group_labels(self.cluster, database, &config.name);
         Ok(Child {
@@ -497,6 +502,15 @@ impl Context<'_> {
             name: naming::table_group(self.cluster, database, &config.name),
             labels,
             spec,
+        })
+    }
+
+    /// The cluster's TLS Secret unless `spec.tls.enabled` is false.
+    fn tls(&self) -> Option<TlsRef> {
+        let config = self.spec.tls.clone().unwrap_or_default();
+        (config.enabled != Some(false)).then(|| TlsRef {
+            secret_name: naming::tls_secret(self.cluster),
+            require_client_tls: config.require_client_tls.unwrap_or(false),
         })
     }
 
@@ -696,6 +710,7 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                     credentials: spec.credentials.clone(),
                     pvc_deletion_policy: spec.pvc_deletion_policy.clone(),
                     postgres_exporter: spec.postgres_exporter.clone(),
+                    tls: spec.tls.clone(),
                 },
             }
         })

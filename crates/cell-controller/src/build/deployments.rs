@@ -19,6 +19,13 @@ pub fn gateway_args(cell: &Cell) -> Vec<String> {
         "--hostname=$(POD_IP)".to_string(),
         "--service-map=grpc-multigateway".to_string(),
     ]);
+    if let Some(tls) = &cell.spec.tls {
+        args.extend(flags(multigres::grpc_server_tls_flags()));
+        args.extend(flags(multigres::grpc_client_tls_flags()));
+        args.extend(flags(multigres::gateway_pg_tls_flags(
+            tls.require_client_tls,
+        )));
+    }
     args.extend(cell.spec.multigateway.logging.args(Some(LogLevel::Info)));
     args
 }
@@ -49,8 +56,19 @@ pub fn multiorch_args(cell: &Cell) -> Vec<String> {
         "--pooler-health-check-interval=500ms".to_string(),
         "--recovery-cycle-interval=500ms".to_string(),
     ]);
+    if cell.spec.tls.is_some() {
+        args.extend(flags(multigres::grpc_server_tls_flags()));
+        args.extend(flags(multigres::grpc_client_tls_flags()));
+    }
     args.extend(cell.spec.multiorch.logging.args(Some(LogLevel::Info)));
     args
+}
+
+fn flags(pairs: impl IntoIterator<Item = (&'static str, String)>) -> Vec<String> {
+    pairs
+        .into_iter()
+        .map(|(flag, value)| format!("{flag}={value}"))
+        .collect()
 }
 
 struct Component<'a> {
@@ -87,11 +105,20 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         readiness_probe: Some(http_probe("/ready", c.http_port, 5, 3, 3)),
         liveness_probe: Some(http_probe("/live", c.http_port, 10, 3, 3)),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(
+            std::iter::once(VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            })
+            .chain(
+                cell.spec
+                    .tls
+                    .as_ref()
+                    .map(|_| multigres::tls_volume_mount()),
+            )
+            .collect(),
+        ),
         ..Default::default()
     };
     let mut pod = PodSpec {
@@ -110,11 +137,20 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
             fs_group: None,
             ..restricted_pod_security_context(RUN_AS)
         }),
-        volumes: Some(vec![Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        }]),
+        volumes: Some(
+            std::iter::once(Volume {
+                name: "tmp".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            })
+            .chain(
+                cell.spec
+                    .tls
+                    .as_ref()
+                    .map(|tls| multigres::tls_volume(&tls.secret_name)),
+            )
+            .collect(),
+        ),
         ..Default::default()
     };
     let mut pod_meta = ObjectMeta {

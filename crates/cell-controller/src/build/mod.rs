@@ -46,9 +46,8 @@ pub use topology::{CellTopology, TopologyKind, topology};
 
 pub use multigres::{
     GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT, GATEWAY_PG_PORT, GATEWAY_PG_REPLICA_PORT,
+    MULTIORCH_GRPC_PORT, MULTIORCH_HTTP_PORT,
 };
-pub const MULTIORCH_HTTP_PORT: i32 = 15300;
-pub const MULTIORCH_GRPC_PORT: i32 = 15370;
 /// Any non-root ID: the Multigres image needs no particular user.
 pub const RUN_AS: i64 = 65532;
 

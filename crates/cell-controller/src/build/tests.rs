@@ -39,6 +39,7 @@ fn cell(name: &str, topo: CellTopoServer, databases: &[&str]) -> Cell {
                 ..Default::default()
             }),
             gateway_service: None,
+            tls: None,
         },
     );
     cell.metadata.namespace = Some("ns".into());

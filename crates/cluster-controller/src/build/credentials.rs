@@ -1,5 +1,7 @@
 //! The generated Postgres credentials Secret.
 
+use multigres_runtime::pki::IssuedTls;
+
 use super::*;
 
 /// The generated credentials Secret. Owned by the cluster only when the cluster's volumes are deleted
@@ -41,4 +43,40 @@ pub fn generate_password() -> String {
         .take(PASSWORD_LEN)
         .map(char::from)
         .collect()
+}
+
+/// The cluster's TLS Secret (`ca.crt`, `tls.crt`, `tls.key`): one certificate, for server and
+/// client use, with the name every gRPC client verifies and every Service name of the namespace
+/// (clients of a gateway verify the Service they dial). Owned by the cluster: the pods of a
+/// retained volume get a new one with the next cluster.
+pub fn tls_secret(cluster: &MultigresCluster, name: &str, tls: &IssuedTls) -> Secret {
+    let cluster_name = cluster_name(cluster);
+    let metadata = child_meta(
+        cluster,
+        name,
+        labels::for_component(&cluster_name, component::TLS),
+    );
+    let pem = |text: &str| ByteString(text.as_bytes().to_vec());
+    Secret {
+        metadata,
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("ca.crt".to_string(), pem(&tls.ca_pem)),
+            ("tls.crt".to_string(), pem(&tls.cert_pem)),
+            ("tls.key".to_string(), pem(&tls.key_pem)),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// The names the cluster's certificate is valid for.
+pub fn tls_sans(cluster: &MultigresCluster) -> Vec<String> {
+    let ns = cluster.metadata.namespace.clone().unwrap_or_default();
+    vec![
+        multigres::GRPC_SERVER_NAME.to_string(),
+        format!("*.{ns}"),
+        format!("*.{ns}.svc"),
+        format!("*.{ns}.svc.cluster.local"),
+        "localhost".to_string(),
+    ]
 }

@@ -5,6 +5,7 @@ mod credentials;
 mod databases;
 mod gateways;
 mod multiadmin;
+mod network_policies;
 pub mod pod_monitor;
 pub mod prometheus_rule;
 
@@ -16,6 +17,7 @@ use k8s_openapi::api::core::v1::{
     Container, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Secret, Service, ServicePort,
     ServiceSpec,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
@@ -33,18 +35,17 @@ use multigres_runtime::builders::{
 };
 use multigres_topology::pb;
 
-pub use credentials::{credentials_secret, generate_password};
+pub use credentials::{credentials_secret, generate_password, tls_sans, tls_secret};
 pub use databases::{
     REGISTERED_DATABASES, database_record, registered_databases, registered_value,
 };
 pub use gateways::gateways_service;
 pub use multiadmin::{multiadmin_deployment, multiadmin_selector, multiadmin_service};
+pub use network_policies::network_policies;
 pub use pod_monitor::{PodMonitor, pod_monitor};
 pub use prometheus_rule::{PrometheusRule, prometheus_rule};
 
-/// multiadmin's HTTP port (`/live`, `/ready`).
-pub const MULTIADMIN_HTTP_PORT: i32 = 15000;
-pub use multigres_api::multigres::MULTIADMIN_GRPC_PORT;
+pub use multigres_api::multigres::{MULTIADMIN_GRPC_PORT, MULTIADMIN_HTTP_PORT};
 /// The user name of the generated credentials.
 pub const POSTGRES_USER: &str = "postgres";
 /// Length of a generated password.
@@ -62,8 +63,12 @@ pub struct Desired {
     pub table_groups: Vec<TableGroup>,
     /// Name of the credentials Secret to generate, when the user named none.
     pub credentials_secret: Option<String>,
+    /// Name of the TLS Secret to issue, unless TLS is off.
+    pub tls_secret: Option<String>,
     /// Database records for the global topology.
     pub databases: Vec<pb::Database>,
+    /// `<cluster>-<component>`, unless `spec.networkPolicy.enabled` is false.
+    pub network_policies: Vec<NetworkPolicy>,
 }
 
 impl Desired {
@@ -78,6 +83,7 @@ impl Desired {
                 name_of(&self.multiadmin_service),
                 name_of(&self.gateways_service),
             ]),
+            network_policies: self.network_policies.iter().map(name_of).collect(),
         }
     }
 }
@@ -89,14 +95,20 @@ pub struct DesiredNames {
     pub table_groups: BTreeSet<String>,
     pub deployments: BTreeSet<String>,
     pub services: BTreeSet<String>,
+    pub network_policies: BTreeSet<String>,
 }
 
 fn name_of<K: kube::Resource>(object: &K) -> String {
     object.meta().name.clone().unwrap_or_default()
 }
 
-/// Builds every child of `cluster` from its resolution.
-pub fn desired(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Desired {
+/// Builds every child of `cluster` from its resolution. `operator_namespace` is where the
+/// controllers run (their traffic to the cluster's pods is let through its NetworkPolicies).
+pub fn desired(
+    cluster: &MultigresCluster,
+    resolved: &ResolvedCluster,
+    operator_namespace: &str,
+) -> Desired {
     let topo_server = resolved.global_topo_server.as_ref().map(|child| {
         let mut topo = TopoServer::new(&child.name, child.spec.clone());
         topo.metadata = child_meta(cluster, &child.name, child.labels.clone());
@@ -131,6 +143,8 @@ pub fn desired(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Desire
             .generate_credentials
             .then(|| resolved.credentials.secret_name.clone()),
         databases: resolved.databases.iter().map(database_record).collect(),
+        tls_secret: resolved.tls.as_ref().map(|t| t.secret_name.clone()),
+        network_policies: network_policies(cluster, operator_namespace),
     }
 }
 

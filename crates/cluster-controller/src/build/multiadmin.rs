@@ -30,6 +30,13 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         // The pod IP, not its name: a Deployment's pods have no DNS name others could dial.
         "--hostname=$(POD_IP)".to_string(),
     ]);
+    // Its own gRPC stays plaintext: the `multigres` CLI and the shard controller dial it without
+    // TLS (docs/security.md). As a client of the other components it speaks mutual TLS.
+    if resolved.tls.is_some() {
+        args.extend(
+            multigres::grpc_client_tls_flags().map(|(flag, value)| format!("{flag}={value}")),
+        );
+    }
     // No log flag unless asked: multiadmin has always run with its own defaults.
     args.extend(admin.spec.logging.args(None));
     let probe = |path: &str, period: i32| Probe {
@@ -66,6 +73,10 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         readiness_probe: Some(probe("/ready", 5)),
         resources: admin.spec.resources.clone(),
         security_context: Some(restricted_container_security_context()),
+        volume_mounts: resolved
+            .tls
+            .as_ref()
+            .map(|_| vec![multigres::tls_volume_mount()]),
         ..Default::default()
     };
     let name = cluster_name(cluster);
@@ -84,6 +95,10 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         security_context: Some(restricted_pod_security_context(1000)),
+        volumes: resolved
+            .tls
+            .as_ref()
+            .map(|tls| vec![multigres::tls_volume(&tls.secret_name)]),
         ..Default::default()
     };
     // One cluster-wide pod: no cell placement, and no default spread.

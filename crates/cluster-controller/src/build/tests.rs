@@ -32,7 +32,7 @@ fn sample() -> (MultigresCluster, Templates) {
 fn the_sample_becomes_one_topo_server_two_cells_four_tablegroups() {
     let (cluster, templates) = sample();
     let resolved = resolve_cluster(&cluster, &templates).unwrap();
-    let desired = desired(&cluster, &resolved);
+    let desired = desired(&cluster, &resolved, "multigres-system");
     let topo = desired.topo_server.as_ref().unwrap();
     assert_eq!(
         topo.metadata.name.as_deref(),
@@ -169,7 +169,7 @@ fn the_service_selects_the_deployments_pods() {
 fn database_records_carry_cells_and_a_known_quorum() {
     let (cluster, templates) = sample();
     let resolved = resolve_cluster(&cluster, &templates).unwrap();
-    let desired = desired(&cluster, &resolved);
+    let desired = desired(&cluster, &resolved, "multigres-system");
     assert_eq!(desired.databases.len(), 1);
     let db = &desired.databases[0];
     assert_eq!(db.name, "production_db");
@@ -195,7 +195,10 @@ fn no_secret_is_generated_when_the_user_names_one() {
     let (mut cluster, templates) = sample();
     cluster.spec.credentials = Some(multigres_api::CredentialsRef::named("mine"));
     let resolved = resolve_cluster(&cluster, &templates).unwrap();
-    assert_eq!(desired(&cluster, &resolved).credentials_secret, None);
+    assert_eq!(
+        desired(&cluster, &resolved, "multigres-system").credentials_secret,
+        None
+    );
 }
 
 #[test]
@@ -237,7 +240,7 @@ fn multiadmin_logs_and_schedules_as_asked_and_otherwise_as_before() {
     let (mut cluster, templates) = sample();
     let build = |cluster: &MultigresCluster| {
         let resolved = resolve_cluster(cluster, &templates).unwrap();
-        desired(cluster, &resolved)
+        desired(cluster, &resolved, "multigres-system")
             .multiadmin_deployment
             .spec
             .unwrap()
@@ -268,4 +271,158 @@ fn multiadmin_logs_and_schedules_as_asked_and_otherwise_as_before() {
     let args = pod.containers[0].args.clone().unwrap();
     let log: Vec<_> = args.iter().filter(|a| a.starts_with("--log-")).collect();
     assert_eq!(log, ["--log-level=debug"]);
+}
+
+mod network_policies {
+    use super::*;
+    use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+
+    fn policy<'a>(desired: &'a Desired, component: &str) -> &'a NetworkPolicy {
+        let name = format!("example-multigres-cluster-{component}");
+        desired
+            .network_policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no NetworkPolicy {name}"))
+    }
+
+    /// `(ports, from)` of every ingress rule.
+    fn rules(policy: &NetworkPolicy) -> Vec<(Vec<i32>, Option<Vec<NetworkPolicyPeer>>)> {
+        let spec = policy.spec.as_ref().unwrap();
+        spec.ingress
+            .iter()
+            .flatten()
+            .map(|rule| {
+                let ports = rule
+                    .ports
+                    .iter()
+                    .flatten()
+                    .map(|p| match p.port {
+                        Some(IntOrString::Int(port)) => port,
+                        _ => panic!("named port"),
+                    })
+                    .collect();
+                (ports, rule.from.clone())
+            })
+            .collect()
+    }
+
+    fn peers_of(policy: &NetworkPolicy, port: i32) -> Option<Vec<NetworkPolicyPeer>> {
+        rules(policy)
+            .into_iter()
+            .find(|(ports, _)| ports.contains(&port))
+            .unwrap_or_else(|| panic!("port {port} is not open"))
+            .1
+    }
+
+    fn selects(peer: &NetworkPolicyPeer) -> (Option<String>, Option<String>, Option<String>) {
+        let pods = peer
+            .pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone());
+        let ns = peer
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone());
+        (
+            pods.as_ref().and_then(|l| l.get(labels::CLUSTER).cloned()),
+            pods.as_ref()
+                .and_then(|l| l.get(labels::COMPONENT).cloned()),
+            ns.and_then(|l| l.get("kubernetes.io/metadata.name").cloned()),
+        )
+    }
+
+    #[test]
+    fn each_port_admits_only_who_must_reach_it() {
+        let (cluster, templates) = sample();
+        let resolved = resolve_cluster(&cluster, &templates).unwrap();
+        let desired = desired(&cluster, &resolved, "operators");
+        assert_eq!(desired.network_policies.len(), 5);
+        let me = Some("example-multigres-cluster".to_string());
+        let cluster_and_operator = vec![
+            (me.clone(), None, None),
+            (None, None, Some("operators".to_string())),
+        ];
+
+        let etcd = policy(&desired, "topo-server");
+        let selected = etcd.spec.as_ref().unwrap().pod_selector.as_ref().unwrap();
+        assert_eq!(
+            selected.match_labels.as_ref().unwrap()[labels::COMPONENT],
+            "topo-server"
+        );
+        let got: Vec<_> = peers_of(etcd, 2379).unwrap().iter().map(selects).collect();
+        assert_eq!(got, cluster_and_operator);
+        let got: Vec<_> = peers_of(etcd, 2380).unwrap().iter().map(selects).collect();
+        assert_eq!(got, vec![(me.clone(), Some("topo-server".into()), None)]);
+
+        let pool = policy(&desired, "shard-pool");
+        for port in [5432, 8432] {
+            let got: Vec<_> = peers_of(pool, port).unwrap().iter().map(selects).collect();
+            assert_eq!(
+                got,
+                vec![(me.clone(), Some("shard-pool".into()), None)],
+                "{port}"
+            );
+        }
+        let got: Vec<_> = peers_of(pool, 15270).unwrap().iter().map(selects).collect();
+        assert_eq!(got, cluster_and_operator);
+        // pgctld serves its own pod only: no rule opens its ports.
+        let open: Vec<i32> = rules(pool).into_iter().flat_map(|(p, _)| p).collect();
+        assert!(!open.contains(&15470) && !open.contains(&15400), "{open:?}");
+
+        let gateway = policy(&desired, "multigateway");
+        assert_eq!(peers_of(gateway, 5432), None, "clients: anyone by default");
+        assert_eq!(peers_of(gateway, 5433), None);
+        let got: Vec<_> = peers_of(gateway, 15991)
+            .unwrap()
+            .iter()
+            .map(selects)
+            .collect();
+        assert_eq!(got, cluster_and_operator);
+        for component in ["multiorch", "multiadmin"] {
+            let p = policy(&desired, component);
+            assert_eq!(peers_of(p, 9464), None, "metrics: anyone by default");
+        }
+        let admin = policy(&desired, "multiadmin");
+        let got: Vec<_> = peers_of(admin, 15990)
+            .unwrap()
+            .iter()
+            .map(selects)
+            .collect();
+        assert_eq!(
+            got, cluster_and_operator,
+            "the shard controller asks for switchovers"
+        );
+    }
+
+    #[test]
+    fn clients_can_be_narrowed_and_policies_turned_off() {
+        let (mut cluster, templates) = sample();
+        let clients = vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some([("team".to_string(), "app".to_string())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        cluster.spec.network_policy = Some(multigres_api::cluster::NetworkPolicyConfig {
+            enabled: None,
+            gateway_clients: Some(clients.clone()),
+            metrics_clients: Some(clients.clone()),
+        });
+        let resolved = resolve_cluster(&cluster, &templates).unwrap();
+        let narrowed = desired(&cluster, &resolved, "operators");
+        let gateway = policy(&narrowed, "multigateway");
+        assert_eq!(peers_of(gateway, 5432), Some(clients.clone()));
+        assert_eq!(peers_of(gateway, 9464), Some(clients.clone()));
+        assert_eq!(
+            peers_of(policy(&narrowed, "shard-pool"), 9187),
+            Some(clients)
+        );
+
+        cluster.spec.network_policy.as_mut().unwrap().enabled = Some(false);
+        let off = desired(&cluster, &resolved, "operators");
+        assert!(off.network_policies.is_empty());
+        assert!(off.names().network_policies.is_empty());
+    }
 }

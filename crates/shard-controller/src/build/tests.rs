@@ -43,6 +43,7 @@ pub fn shard() -> Shard {
             credentials: CredentialsRef::named("creds"),
             pvc_deletion_policy: Default::default(),
             postgres_exporter: None,
+            tls: None,
         },
     );
     shard.metadata.namespace = Some("ns".into());

@@ -38,9 +38,9 @@ pub use services::{client_service, peer_service};
 pub use statefulset::statefulset;
 
 pub const CLIENT_PORT: i32 = naming::TOPO_CLIENT_PORT;
-pub const PEER_PORT: i32 = 2380;
-/// etcd's `--listen-metrics-urls` port; serves `/metrics` and `/health` without TLS or auth.
-pub const METRICS_PORT: i32 = 2381;
+pub use multigres_api::multigres::{
+    TOPO_METRICS_PORT as METRICS_PORT, TOPO_PEER_PORT as PEER_PORT,
+};
 pub const DATA_DIR: &str = "/var/lib/etcd";
 pub const DATA_VOLUME: &str = "data";
 pub const CONTAINER: &str = "etcd";
