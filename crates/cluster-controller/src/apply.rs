@@ -37,6 +37,8 @@ pub struct State {
     pub status_feed: Option<Arc<StatusFeed>>,
     /// Which of the Prometheus operator's kinds are served (`monitoring`).
     pub monitoring: Arc<crate::monitoring::Served>,
+    /// The credentials and TLS Secrets it creates, known without reading them.
+    pub secrets: multigres_runtime::once::Secrets,
 }
 
 impl State {
@@ -54,6 +56,7 @@ impl State {
             topo_clients: Mutex::default(),
             status_feed: None,
             monitoring: Arc::default(),
+            secrets: Default::default(),
         }
     }
 
@@ -257,7 +260,7 @@ pub async fn credentials(
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     if has_data {
-        if multigres_runtime::once::secret_exists(&api, name).await? {
+        if ctx.state.secrets.exists(&api, &ns, name).await? {
             return Ok(None);
         }
         return Ok(Some(format!(
@@ -266,14 +269,17 @@ pub async fn credentials(
              (keys username, password), or name another in spec.credentials"
         )));
     }
-    let created = multigres_runtime::once::create_secret_once(&api, name, || {
-        Ok::<_, Error>(build::credentials_secret(
-            cluster,
-            name,
-            &build::generate_password(),
-        ))
-    })
-    .await?;
+    let created = ctx
+        .state
+        .secrets
+        .create_once(&api, &ns, name, || {
+            Ok::<_, Error>(build::credentials_secret(
+                cluster,
+                name,
+                &build::generate_password(),
+            ))
+        })
+        .await?;
     if created {
         ctx.events
             .normal(
@@ -291,16 +297,19 @@ pub async fn credentials(
 pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let created = multigres_runtime::once::create_secret_once(&api, name, || {
-        let issued = multigres_runtime::pki::issue(
-            &format!("Multigres {} CA", cluster.name_any()),
-            multigres_api::multigres::GRPC_SERVER_NAME,
-            &build::tls_sans(cluster),
-        )
-        .map_err(|e| Error::Tls(e.to_string()))?;
-        Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
-    })
-    .await?;
+    let created = ctx
+        .state
+        .secrets
+        .create_once(&api, &ns, name, || {
+            let issued = multigres_runtime::pki::issue(
+                &format!("Multigres {} CA", cluster.name_any()),
+                multigres_api::multigres::GRPC_SERVER_NAME,
+                &build::tls_sans(cluster),
+            )
+            .map_err(|e| Error::Tls(e.to_string()))?;
+            Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
+        })
+        .await?;
     if created {
         ctx.events
             .normal(

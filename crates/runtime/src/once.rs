@@ -2,7 +2,10 @@
 //! encrypted or authenticated with them must keep seeing the same bytes) and content-addressed
 //! ConfigMaps (a new content is a new name). Secrets are created without ever being read.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
@@ -35,46 +38,90 @@ where
     }
 }
 
-/// Whether a Secret named `name` exists, found without reading it: a dry-run create of an empty
-/// Secret answers 409 when one exists. The controllers may create Secrets but not `get` them, so a
-/// stolen token of theirs reads no Secret (docs/security.md, docs/rbac.md). A dry run writes nothing.
-pub async fn secret_exists(api: &Api<Secret>, name: &str) -> Result<bool, kube::Error> {
-    let probe = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            ..ObjectMeta::default()
-        },
-        ..Secret::default()
-    };
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    match api.create(&dry_run, &probe).await {
-        Ok(_) => Ok(false),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(true),
-        Err(e) => Err(e),
-    }
+/// How long a Secret seen to exist is taken to exist without asking again.
+pub const SECRET_RECHECK: Duration = Duration::from_secs(300);
+
+/// The Secrets a controller creates once and never reads. Whether one exists is asked by a dry-run
+/// create, which answers 409 when it does: the controllers hold `create` on Secrets but no `get`,
+/// so a stolen token of theirs reads no Secret (docs/security.md). An answer "exists" is kept for
+/// [`SECRET_RECHECK`], so a reconcile that changes nothing sends nothing; a deleted Secret is
+/// noticed within that time.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    seen: Mutex<HashMap<String, Instant>>,
 }
 
-/// [`create_once`] for Secrets, with only the `create` verb: existence is asked by
-/// [`secret_exists`], never by a read.
-pub async fn create_secret_once<E>(
-    api: &Api<Secret>,
-    name: &str,
-    make: impl FnOnce() -> Result<Secret, E>,
-) -> Result<bool, E>
-where
-    E: From<kube::Error>,
-{
-    if secret_exists(api, name).await? {
-        return Ok(false);
+impl Secrets {
+    /// Whether `namespace/name` exists.
+    pub async fn exists(
+        &self,
+        api: &Api<Secret>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, kube::Error> {
+        let key = format!("{namespace}/{name}");
+        if self.recently_seen(&key) {
+            return Ok(true);
+        }
+        let probe = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let exists = match api.create(&dry_run, &probe).await {
+            Ok(_) => false,
+            Err(kube::Error::Api(e)) if e.code == 409 => true,
+            Err(e) => return Err(e),
+        };
+        self.record(key, exists);
+        Ok(exists)
     }
-    let secret = make()?;
-    debug_assert_eq!(secret.name_any(), name);
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e.into()),
+
+    /// Creates the Secret `make` returns unless `namespace/name` exists; returns whether it did.
+    /// `make` runs only when the Secret is missing, so keys and passwords are generated only when
+    /// used.
+    pub async fn create_once<E>(
+        &self,
+        api: &Api<Secret>,
+        namespace: &str,
+        name: &str,
+        make: impl FnOnce() -> Result<Secret, E>,
+    ) -> Result<bool, E>
+    where
+        E: From<kube::Error>,
+    {
+        if self.exists(api, namespace, name).await? {
+            return Ok(false);
+        }
+        let secret = make()?;
+        debug_assert_eq!(secret.name_any(), name);
+        let created = match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(e)) if e.code == 409 => false,
+            Err(e) => return Err(e.into()),
+        };
+        self.record(format!("{namespace}/{name}"), true);
+        Ok(created)
+    }
+
+    fn recently_seen(&self, key: &str) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(key)
+            .is_some_and(|at| at.elapsed() < SECRET_RECHECK)
+    }
+
+    fn record(&self, key: String, exists: bool) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if exists {
+            seen.insert(key, Instant::now());
+        } else {
+            seen.remove(&key);
+        }
     }
 }

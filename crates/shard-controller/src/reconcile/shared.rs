@@ -35,25 +35,28 @@ pub(super) async fn shared_volumes(shard: &Shard, ctx: &Ctx) -> Result<(), Child
     .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {hba}"), e))?;
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let created = once::create_secret_once(&secrets, &name, || {
-        let tls = pki::issue(
-            "Multigres pgBackRest CA",
-            "pgbackrest",
-            &build::pgbackrest_sans(shard),
-        )
-        .map_err(|e| {
-            SecretError::Other(ChildError::new(
-                shard,
-                Failure::Tls(format!("issuing pgBackRest TLS: {e}")),
-            ))
+    let created = ctx
+        .state
+        .secrets
+        .create_once(&secrets, &ns, &name, || {
+            let tls = pki::issue(
+                "Multigres pgBackRest CA",
+                "pgbackrest",
+                &build::pgbackrest_sans(shard),
+            )
+            .map_err(|e| {
+                SecretError::Other(ChildError::new(
+                    shard,
+                    Failure::Tls(format!("issuing pgBackRest TLS: {e}")),
+                ))
+            })?;
+            Ok(build::pgbackrest_secret(shard, &tls))
+        })
+        .await
+        .map_err(|e| match e {
+            SecretError::Kube(e) => ChildError::kube(shard, format!("creating Secret {name}"), e),
+            SecretError::Other(e) => e,
         })?;
-        Ok(build::pgbackrest_secret(shard, &tls))
-    })
-    .await
-    .map_err(|e| match e {
-        SecretError::Kube(e) => ChildError::kube(shard, format!("creating Secret {name}"), e),
-        SecretError::Other(e) => e,
-    })?;
     if created {
         ctx.events
             .normal(
