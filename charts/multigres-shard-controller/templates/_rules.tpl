@@ -5,6 +5,11 @@ cluster:
     resources: [customresourcedefinitions]
     verbs: [get, list, watch]
     resourceNames: [shards.multigres.com]
+  # Only when a pool asks for more storage than its claims request: whether the claims'
+  # StorageClass allows expansion (read by name, never listed).
+  - apiGroups: [storage.k8s.io]
+    resources: [storageclasses]
+    verbs: [get]
 namespaced:
   # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
   # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
@@ -26,7 +31,8 @@ namespaced:
   - apiGroups: [""]
     resources: [pods/eviction]
     verbs: [create]
-  # Data claims and the shard's backup repository claim; delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
+  # Data claims and the shard's backup repository claim; patch also grows a claim's storage request;
+  # delete only on scale-down when the Shard's pvcDeletionPolicy says Delete.
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
     verbs: [list, watch, create, patch, delete]

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod labels;
 pub mod multigres;
 pub mod naming;
+pub mod quantity;
 pub mod resolve;
 pub mod scheduling;
 pub mod shard;

@@ -1,6 +1,6 @@
 //! The admission policies of deploy/admission against a real API server: users are refused when they
-//! edit a read-only child, the controller (its own ServiceAccount) is not, and deleting a template in
-//! use is refused with its consumers named.
+//! edit a read-only child, the controller (its own ServiceAccount) is not, deleting a template in
+//! use is refused with its consumers named, and a pool's storage request may grow but not shrink.
 
 mod common;
 
@@ -256,4 +256,99 @@ async fn deleting_a_template_in_use_is_refused_naming_its_consumers() {
     multigres_e2e::wait_deleted(&templates, "standard-ha", WAIT)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn data_volumes_grow_but_never_shrink() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    install_policies(&client).await;
+    let ns = cp.namespace("adm-volumes").await.unwrap();
+    let body = |inline: &str, overridden: &str| {
+        serde_json::json!({"spec": {"databases": [{"name": "app", "spec": {"tablegroups": [{"name": "default",
+        "shardTemplate": {"pools": [
+            {"type": "replica", "cell": "zone-a",
+             "dataVolumeClaimTemplate": {"resources": {"requests": {"storage": inline}}}},
+            {"type": "readOnly", "cell": "zone-b", "deploymentTemplate": "t",
+             "overrides": {"dataVolumeClaimTemplate": {"resources": {"requests": {"storage": overridden}}}}}
+        ]}}]}}]}})
+    };
+    let mut cluster: MultigresCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster",
+        "metadata": {"name": "volumes", "namespace": ns},
+        "spec": {"cells": [{"name": "zone-a"}, {"name": "zone-b"}]},
+    }))
+    .unwrap();
+    cluster.spec.databases =
+        serde_json::from_value(body("10Gi", "10Gi")["spec"]["databases"].clone()).unwrap();
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    clusters
+        .create(&Default::default(), &cluster)
+        .await
+        .unwrap();
+    let patch = |b: serde_json::Value| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .patch(
+                    "volumes",
+                    &PatchParams::default().dry_run(),
+                    &Patch::Merge(&b),
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    // In force once a shrink is refused (policies take effect asynchronously).
+    let refused = until_refused(|| patch(body("9Gi", "10Gi"))).await;
+    assert!(
+        refused.message.contains("never shrink"),
+        "{}",
+        refused.message
+    );
+    patch(body("20Gi", "10240Mi"))
+        .await
+        .expect("growing (and the same size in other units) is allowed");
+    let refused = until_refused(|| patch(body("10Gi", "9Gi"))).await;
+    assert!(
+        refused.message.contains("never shrink"),
+        "an override: {}",
+        refused.message
+    );
+
+    let templates: Api<DeploymentTemplate> = Api::namespaced(client.clone(), &ns);
+    let template = |size: &str| serde_json::json!({"spec": {"shardPool": {"dataVolumeClaimTemplate": {"resources": {"requests": {"storage": size}}}}}});
+    let created: DeploymentTemplate = serde_json::from_value(serde_json::json!({
+        "apiVersion": "multigres.com/v1alpha1", "kind": "DeploymentTemplate",
+        "metadata": {"name": "pool-size", "namespace": ns},
+        "spec": template("5Gi")["spec"].clone(),
+    }))
+    .unwrap();
+    templates
+        .create(&Default::default(), &created)
+        .await
+        .unwrap();
+    let patch = |b: serde_json::Value| {
+        let templates = templates.clone();
+        async move {
+            templates
+                .patch(
+                    "pool-size",
+                    &PatchParams::default().dry_run(),
+                    &Patch::Merge(&b),
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    patch(template("6Gi"))
+        .await
+        .expect("a template's size grows");
+    let refused = until_refused(|| patch(template("1Gi"))).await;
+    assert!(
+        refused.message.contains("never shrink"),
+        "{}",
+        refused.message
+    );
 }

@@ -13,6 +13,7 @@ pub mod reconcile;
 pub mod switchover;
 pub mod topology;
 pub mod trim;
+pub mod volumes;
 
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct State {
     pub hold_unserved: bool,
     /// Roll slots and planned switchovers.
     pub handover: Handover,
+    /// The pgBackRest TLS Secrets it creates, known without reading them.
+    pub secrets: multigres_runtime::once::Secrets,
 }
 
 pub type Ctx = multigres_runtime::Context<State>;
@@ -178,6 +181,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.address_mapping,
             settings.switchover_timeout,
         ),
+        secrets: Default::default(),
     });
 
     let (shards, shard_writer) = reflector::store::<Shard>();

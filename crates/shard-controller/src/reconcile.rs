@@ -33,6 +33,7 @@ mod primary;
 mod requested;
 mod shared;
 mod status;
+mod volumes;
 
 pub use handover::Handover;
 pub use requested::SWITCHOVER_CONDITION;
@@ -129,8 +130,18 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     act::create_pods(shard, ctx, &pools, &plan).await?;
     act::remove_pods(shard, ctx, key, &states, &owned_pods, &view, &mut plan).await?;
     claim_owners(shard, ctx).await?;
+    let volumes = volumes::grow(shard, ctx, &pools).await?;
+    volumes::warn_on_change(shard, ctx, &volumes).await;
 
-    let status = status(shard, &pools, &owned_pods, &plan, &view.record, &requested);
+    let status = status(
+        shard,
+        &pools,
+        &owned_pods,
+        &plan,
+        &view.record,
+        &requested,
+        &volumes,
+    );
     ctx.applier
         .apply_status(shard, shard.status.as_ref(), &status)
         .await

@@ -1,9 +1,12 @@
 //! What the shard-controller keeps of the pods and claims it caches. A reconcile reads a pod's
 //! metadata (name, labels, owner, spec-hash annotation, deletion) and its Ready condition, and of a
-//! claim only that it exists; specs and the rest of the status were a quarter of the controller's
-//! heap in the benchmark (docs/performance.md), so they are dropped before caching.
+//! claim that it exists, its storage request and its StorageClass (volume expansion); specs and the
+//! rest of the status were a quarter of the controller's heap in the benchmark
+//! (docs/performance.md), so they are dropped before caching.
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, PodStatus, VolumeResourceRequirements,
+};
 
 pub fn pod(pod: &mut Pod) {
     pod.spec = None;
@@ -15,7 +18,17 @@ pub fn pod(pod: &mut Pod) {
 }
 
 pub fn claim(claim: &mut PersistentVolumeClaim) {
-    claim.spec = None;
+    claim.spec = claim.spec.take().map(|spec| PersistentVolumeClaimSpec {
+        storage_class_name: spec.storage_class_name,
+        resources: spec.resources.map(|r| VolumeResourceRequirements {
+            requests: r.requests.map(|mut requests| {
+                requests.retain(|k, _| k == "storage");
+                requests
+            }),
+            limits: None,
+        }),
+        ..PersistentVolumeClaimSpec::default()
+    });
     claim.status = None;
 }
 
@@ -62,12 +75,23 @@ mod tests {
     }
 
     #[test]
-    fn a_trimmed_claim_keeps_its_name() {
-        let mut pvc = PersistentVolumeClaim::default();
-        pvc.metadata.name = Some("data-s-0".into());
-        pvc.spec = Some(Default::default());
+    fn a_trimmed_claim_keeps_its_name_size_and_class() {
+        let mut pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "data-s-0"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                     "volumeName": "pv-1", "resources": {"requests": {"storage": "10Gi"}}},
+            "status": {"phase": "Bound"},
+        }))
+        .unwrap();
         claim(&mut pvc);
-        assert!(pvc.spec.is_none() && pvc.status.is_none());
+        assert!(pvc.status.is_none());
         assert_eq!(pvc.name_any(), "data-s-0");
+        let spec = pvc.spec.unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            spec.resources.unwrap().requests.unwrap()["storage"].0,
+            "10Gi"
+        );
+        assert!(spec.access_modes.is_none() && spec.volume_name.is_none());
     }
 }

@@ -9,6 +9,7 @@ pub(super) fn status(
     plan: &plan::Plan,
     primary: &Option<TopologyPrimary>,
     requested: &super::requested::Outcome,
+    volumes: &Option<super::volumes::VolumeCondition>,
 ) -> ShardStatus {
     let now = k8s_openapi::jiff::Timestamp::now();
     let generation = shard.metadata.generation;
@@ -88,6 +89,14 @@ pub(super) fn status(
                 *reason,
                 message.clone(),
             ),
+            generation,
+            now,
+        );
+    }
+    if let Some((status, reason, message)) = volumes {
+        conditions::set(
+            &mut conds,
+            ConditionUpdate::new(super::volumes::CONDITION, *status, *reason, message.clone()),
             generation,
             now,
         );

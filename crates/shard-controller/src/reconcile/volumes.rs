@@ -1,0 +1,121 @@
+//! Growing the pools' data claims to the size their template asks for (`crate::volumes` decides).
+//! Only when a claim needs more room are StorageClasses read, so a settled Shard costs nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use super::*;
+use crate::volumes::{self, VolumePlan};
+
+/// The Shard's `VolumesResized` condition: `(status, reason, message)`.
+pub(super) type VolumeCondition = (bool, &'static str, String);
+
+pub(super) const CONDITION: &str = "VolumesResized";
+
+/// Patches every claim the pools' plans grow; returns the condition, none while no pool sets a
+/// size.
+pub(super) async fn grow(
+    shard: &Shard,
+    ctx: &Ctx,
+    pools: &[Pool],
+) -> Result<Option<VolumeCondition>, ChildError> {
+    let ns = shard.namespace().unwrap_or_default();
+    let claims = ctx.state.pvcs.state();
+    let mut classes: BTreeMap<String, Option<bool>> = BTreeMap::new();
+    let mut total = VolumePlan::default();
+    let mut wanted_text = Vec::new();
+    for pool in pools {
+        let Some(wanted) = volumes::requested(Some(&pool.spec.data_volume_claim_template)) else {
+            continue;
+        };
+        wanted_text.push(wanted.0.clone());
+        let selector = pool.selector();
+        let mine: Vec<&PersistentVolumeClaim> = claims
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|c| selector.iter().all(|(k, v)| c.labels().get(k) == Some(v)))
+            .collect();
+        let needs_room = mine.iter().any(|c| {
+            let current =
+                volumes::requested(c.spec.as_ref()).and_then(multigres_api::quantity::bytes);
+            current < multigres_api::quantity::bytes(wanted)
+        });
+        if needs_room {
+            for class in mine
+                .iter()
+                .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
+            {
+                if let std::collections::btree_map::Entry::Vacant(entry) = classes.entry(class) {
+                    let allowed = allows_expansion(ctx, entry.key()).await;
+                    entry.insert(allowed);
+                }
+            }
+        }
+        let planned = volumes::plan(Some(wanted), &mine, |class| {
+            class.and_then(|c| classes.get(c).copied().flatten())
+        });
+        tracing::debug!(pool = %pool.id, claims = mine.len(), ?classes, ?planned, "volumes");
+        total.extend(planned);
+    }
+    if wanted_text.is_empty() {
+        return Ok(None);
+    }
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for (claim, size) in &total.grow {
+        let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        api.patch(
+            claim,
+            &PatchParams::apply("shard-controller"),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            ChildError::kube(shard, format!("growing PersistentVolumeClaim {claim}"), e)
+        })?;
+        ctx.events
+            .normal(
+                shard,
+                "VolumeExpanding",
+                &format!(
+                    "PersistentVolumeClaim {claim}: storage request raised to {}",
+                    size.0
+                ),
+            )
+            .await;
+    }
+    wanted_text.dedup();
+    Ok(Some(volumes::condition(&total, &wanted_text.join(", "))))
+}
+
+/// Whether StorageClass `name` allows expansion; `None` when it cannot be read.
+async fn allows_expansion(ctx: &Ctx, name: &str) -> Option<bool> {
+    let api: Api<StorageClass> = Api::all(ctx.client.clone());
+    match api.get_opt(name).await {
+        Ok(Some(class)) => Some(class.allow_volume_expansion == Some(true)),
+        Ok(None) => Some(false),
+        Err(error) => {
+            tracing::warn!(%error, class = name, "reading StorageClass");
+            None
+        }
+    }
+}
+
+/// A Warning Event when the condition turns to a refusal the user must act on.
+pub(super) async fn warn_on_change(shard: &Shard, ctx: &Ctx, condition: &Option<VolumeCondition>) {
+    let Some((false, reason, message)) = condition else {
+        return;
+    };
+    if *reason == "Expanding" {
+        return;
+    }
+    let before = shard
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION))
+        .map(|c| c.reason.as_str());
+    if before != Some(*reason) {
+        ctx.events.warning(shard, reason, message).await;
+    }
+}
