@@ -347,6 +347,7 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         ),
         security_context: Some(SecurityContext {
             run_as_user: Some(POSTGRES_UID),
+            read_only_root_filesystem: Some(true),
             ..restricted()
         }),
         ..Default::default()
@@ -425,6 +426,7 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         ),
         security_context: Some(SecurityContext {
             run_as_user: Some(POSTGRES_UID),
+            read_only_root_filesystem: Some(true),
             ..restricted()
         }),
         ..Default::default()
@@ -477,6 +479,7 @@ fn data_plane_mounts() -> Vec<VolumeMount> {
         volume_mount("data", POOLER_DIR, false),
         volume_mount("backups", multigres::BACKUP_REPOSITORY_PATH, false),
         volume_mount("sockets", SOCKET_DIR, false),
+        volume_mount("tmp", "/tmp", false),
         volume_mount("pgbackrest-tls", PGBACKREST_CERT_DIR, true),
         volume_mount("credentials", CREDENTIALS_DIR, true),
     ]
@@ -513,6 +516,12 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
         claim("backups", naming::backup_pvc(&shard.name_any())),
         Volume {
             name: "sockets".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        // The root file systems are read-only: scratch space for pgctld, Postgres and pgBackRest.
+        Volume {
+            name: "tmp".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         },

@@ -109,6 +109,11 @@ pub fn plan(
                 argv,
                 workdir: c.working_dir.clone(),
                 hostname: Some(spec.hostname.clone().unwrap_or_else(|| pod.name_any())),
+                read_only_root: c
+                    .security_context
+                    .as_ref()
+                    .and_then(|s| s.read_only_root_filesystem)
+                    .unwrap_or(false),
             },
         });
     }

@@ -102,6 +102,10 @@ pub struct Sandbox {
     pub workdir: Option<String>,
     /// The pod's host name (a UTS namespace of its own); the machine's when None.
     pub hostname: Option<String>,
+    /// The container's `readOnlyRootFilesystem`: the root is mounted read-only and only its
+    /// volumes (and /dev, /dev/shm, /proc, as a container runtime gives them) are writable; no
+    /// /tmp or /run of the harness's own.
+    pub read_only_root: bool,
 }
 
 impl Sandbox {
@@ -155,17 +159,25 @@ impl Sandbox {
         if let Some(h) = &self.hostname {
             let _ = writeln!(s, "hostname {}", quote(h));
         }
+        if self.read_only_root {
+            // First, so that the mounts below stay writable on top of it.
+            s.push_str("mount --bind \"$R\" \"$R\"\nmount -o remount,bind,ro \"$R\"\n");
+        }
         s.push_str(
             "mount -t proc proc \"$R/proc\"\n\
              mount --rbind /dev \"$R/dev\"\n\
-             mount -t tmpfs -o mode=1777,size=1g shm \"$R/dev/shm\"\n\
-             mount -t tmpfs -o mode=1777 tmp \"$R/tmp\"\n\
-             mount -t tmpfs -o mode=0755 run \"$R/run\"\n",
+             mount -t tmpfs -o mode=1777,size=1g shm \"$R/dev/shm\"\n",
         );
-        let _ = writeln!(
-            s,
-            "mkdir -p \"$R/run/postgresql\" && chown {u}:{g} \"$R/run/postgresql\""
-        );
+        if !self.read_only_root {
+            s.push_str(
+                "mount -t tmpfs -o mode=1777 tmp \"$R/tmp\"\n\
+                 mount -t tmpfs -o mode=0755 run \"$R/run\"\n",
+            );
+            let _ = writeln!(
+                s,
+                "mkdir -p \"$R/run/postgresql\" && chown {u}:{g} \"$R/run/postgresql\""
+            );
+        }
         let mut binds = vec![
             bind_line(&root.multigres_bin, BIN_IN_ROOT, true),
             bind_line(&root.etcd_bin, ETCD_IN_ROOT, true),

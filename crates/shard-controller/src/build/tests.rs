@@ -243,6 +243,32 @@ fn pvcs_are_owned_only_when_the_policy_deletes_them() {
 }
 
 #[test]
+fn every_pool_container_has_a_read_only_root_and_a_writable_tmp() {
+    let shard = shard();
+    let pod = pod(&shard, &pools(&shard)[0], 0);
+    for name in ["postgres", "multipooler"] {
+        let c = container(&pod, name);
+        let context = c.security_context.as_ref().unwrap();
+        assert_eq!(context.read_only_root_filesystem, Some(true), "{name}");
+    }
+    for name in ["postgres", "multipooler"] {
+        let mounts = container(&pod, name).volume_mounts.clone().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.name == "tmp" && m.mount_path == "/tmp"),
+            "{name}"
+        );
+    }
+    let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == "tmp" && v.empty_dir.is_some())
+    );
+}
+
+#[test]
 fn pool_pods_carry_no_service_account_token() {
     let shard = shard();
     let pod = pod(&shard, &pools(&shard)[0], 0);
