@@ -107,6 +107,33 @@ pub struct TlsConfig {
     /// Gateways refuse clients that do not speak TLS (default false: TLS offered, not required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_client_tls: Option<bool>,
+    /// Have cert-manager issue (and renew) the cluster's certificate instead of the operator: a
+    /// `Certificate` named as the cluster, written to the same Secret `<cluster>-tls`. The issuer
+    /// must give the Secret a `ca.crt` that verifies the certificate (a CA issuer does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_manager: Option<CertManagerConfig>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertManagerConfig {
+    pub issuer_ref: IssuerRef,
+}
+
+/// A cert-manager issuer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (default, in the cluster's namespace) or `ClusterIssuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: Option<String>,
+    /// Default `cert-manager.io`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub group: Option<String>,
 }
 
 /// Which peers may reach the cluster's pods beyond its own components and the operator.

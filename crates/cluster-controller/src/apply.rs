@@ -322,6 +322,52 @@ pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()
     Ok(())
 }
 
+/// Applies the cluster's cert-manager Certificate (read by name: the kind may not be served). A kind
+/// that is not served, or a Certificate the API server refuses, is returned as a refusal for the
+/// status, naming `spec.tls.certManager`.
+pub async fn certificate(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    desired: &build::Certificate,
+) -> Result<Option<String>> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<build::Certificate> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = desired.name_any();
+    let existing = match api.get_opt(&name).await {
+        Ok(existing) => existing,
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Some(not_served())),
+        Err(e) => return Err(e.into()),
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|e| controlled_by_other(e, cluster))
+    {
+        return Ok(Some(format!(
+            "Certificate {name}: already controlled by another object; it is left as it is"
+        )));
+    }
+    match ctx
+        .applier
+        .apply_reported(&ctx.events, cluster, existing.as_ref(), desired)
+        .await
+    {
+        Ok(_) => Ok(None),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Some(not_served())),
+        Err(e) => match multigres_runtime::apply::refused(&e) {
+            Some(message) => Ok(Some(format!(
+                "Certificate {name} (spec.tls.certManager): {message}"
+            ))),
+            None => Err(e.into()),
+        },
+    }
+}
+
+fn not_served() -> String {
+    "spec.tls.certManager: cert-manager's Certificate kind (cert-manager.io/v1) is not served; \
+     install cert-manager, or remove certManager so that the operator issues the certificate"
+        .to_string()
+}
+
 /// Registers every desired database in the global topology and deregisters the ones this cluster
 /// registered before that are gone. The annotation listing registered databases is widened before
 /// registering and narrowed after deregistering, so a crash in between never loses track of one.

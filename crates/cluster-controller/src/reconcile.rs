@@ -161,6 +161,11 @@ async fn apply_tree(
         apply::tls(ctx, cluster, secret).await?;
     }
     observed.refused = apply::children(ctx, cluster, desired).await?;
+    if let Some(certificate) = &desired.certificate {
+        observed
+            .refused
+            .extend(apply::certificate(ctx, cluster, certificate).await?);
+    }
     observed
         .refused
         .extend(crate::monitoring::apply(ctx, cluster).await?);

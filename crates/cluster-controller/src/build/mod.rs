@@ -1,6 +1,7 @@
 //! What a MultigresCluster becomes: the exact child objects and topology records, from the pure
 //! resolution in `multigres_api::resolve`. No client here: spec in, objects out.
 
+mod certificate;
 mod credentials;
 mod databases;
 mod gateways;
@@ -35,6 +36,7 @@ use multigres_runtime::builders::{
 };
 use multigres_topology::pb;
 
+pub use certificate::{Certificate, certificate};
 pub use credentials::{credentials_secret, generate_password, tls_sans, tls_secret};
 pub use databases::{
     REGISTERED_DATABASES, database_record, registered_databases, registered_value,
@@ -63,8 +65,10 @@ pub struct Desired {
     pub table_groups: Vec<TableGroup>,
     /// Name of the credentials Secret to generate, when the user named none.
     pub credentials_secret: Option<String>,
-    /// Name of the TLS Secret to issue, unless TLS is off.
+    /// Name of the TLS Secret to issue, unless TLS is off or cert-manager issues it.
     pub tls_secret: Option<String>,
+    /// The cert-manager Certificate that issues the TLS Secret, when the cluster asks for one.
+    pub certificate: Option<Certificate>,
     /// Database records for the global topology.
     pub databases: Vec<pb::Database>,
     /// `<cluster>-<component>`, unless `spec.networkPolicy.enabled` is false.
@@ -132,6 +136,10 @@ pub fn desired(
             tg
         })
         .collect();
+    let certificate = resolved
+        .tls
+        .as_ref()
+        .and_then(|t| certificate(cluster, &t.secret_name));
     Desired {
         topo_server,
         multiadmin_service: multiadmin_service(cluster, &resolved.multiadmin),
@@ -143,7 +151,12 @@ pub fn desired(
             .generate_credentials
             .then(|| resolved.credentials.secret_name.clone()),
         databases: resolved.databases.iter().map(database_record).collect(),
-        tls_secret: resolved.tls.as_ref().map(|t| t.secret_name.clone()),
+        tls_secret: resolved
+            .tls
+            .as_ref()
+            .filter(|_| certificate.is_none())
+            .map(|t| t.secret_name.clone()),
+        certificate,
         network_policies: network_policies(cluster, operator_namespace),
     }
 }

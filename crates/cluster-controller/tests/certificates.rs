@@ -1,0 +1,136 @@
+//! `spec.tls.certManager` against a real API server with cert-manager's own Certificate CRD
+//! (tests/fixtures/cert-manager-v1.19.2, from the module github.com/cert-manager/cert-manager@v1.19.2,
+//! deploy/crds): the controller applies a Certificate for the cluster's TLS Secret, which the API
+//! server accepts under the CRD's schema, and does not issue the Secret itself; without the CRD
+//! the cluster says so. Its own control plane (this binary), because it installs a CRD the other
+//! tests must not see.
+
+mod common;
+
+use common::*;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, ResourceExt};
+use multigres_api::cluster::{CertManagerConfig, IssuerRef, TlsConfig};
+use multigres_api::{MultigresCluster, naming};
+use multigres_cluster_controller::build::{self, Certificate};
+use multigres_e2e::wait_for;
+
+const CRD: &str = include_str!("fixtures/cert-manager-v1.19.2/cert-manager.io_certificates.yaml");
+
+async fn install_certificate_crd(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_yaml::from_str(CRD)?;
+    let name = crd.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(api.clone(), &name, conditions::is_crd_established()),
+    )
+    .await??;
+    Ok(())
+}
+
+fn with_cert_manager(mut cluster: MultigresCluster) -> MultigresCluster {
+    cluster.spec.tls = Some(TlsConfig {
+        cert_manager: Some(CertManagerConfig {
+            issuer_ref: IssuerRef {
+                name: "cluster-ca".into(),
+                kind: None,
+                group: None,
+            },
+        }),
+        ..Default::default()
+    });
+    cluster
+}
+
+fn degraded_message(cluster: &MultigresCluster) -> Option<String> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded" && c.status == "True")
+        .map(|c| c.message.clone())
+}
+
+#[tokio::test]
+async fn cert_manager_issues_the_clusters_certificate_when_asked() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+
+    // Without cert-manager: the cluster says the kind is missing, naming the field.
+    let before = cp.namespace("cm-missing").await.unwrap();
+    let _early = start_controller(&before, "").await.unwrap();
+    apply_templates(&client, &before).await.unwrap();
+    apply(&client, &with_cert_manager(sample_cluster(&before)))
+        .await
+        .unwrap();
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &before);
+    let reported = wait_for(&clusters, SAMPLE, WAIT, |c| {
+        degraded_message(c).is_some_and(|m| m.contains("spec.tls.certManager"))
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "without cert-manager: {}",
+        degraded_message(&reported).unwrap()
+    );
+
+    // With the CRD: a Certificate for the cluster's Secret, as built, and no Secret of ours.
+    install_certificate_crd(&client).await.unwrap();
+    let after = cp.namespace("cm-installed").await.unwrap();
+    let _late = start_controller(&after, "").await.unwrap();
+    apply_templates(&client, &after).await.unwrap();
+    let cluster = apply(&client, &with_cert_manager(sample_cluster(&after)))
+        .await
+        .unwrap();
+    let certificates: Api<Certificate> = Api::namespaced(client.clone(), &after);
+    let certificate = wait_for(&certificates, SAMPLE, WAIT, |_| true)
+        .await
+        .unwrap();
+    let secret = naming::tls_secret(SAMPLE);
+    let expected = build::certificate(&cluster, &secret).unwrap();
+    assert_eq!(certificate.spec, expected.spec);
+    assert_eq!(certificate.spec.secret_name, secret);
+    assert!(
+        certificate
+            .spec
+            .dns_names
+            .contains(&"multigres-internal".to_string())
+    );
+    assert_eq!(certificate.spec.issuer_ref.kind.as_deref(), Some("Issuer"));
+    assert_eq!(
+        certificate.owner_references()[0].uid,
+        cluster.uid().unwrap()
+    );
+    // Strict field validation: no field of ours is unknown to cert-manager's schema.
+    Api::<Certificate>::namespaced(client.clone(), &after)
+        .patch(
+            SAMPLE,
+            &PatchParams::apply("strict-check")
+                .validation_strict()
+                .dry_run(),
+            &Patch::Apply(&expected),
+        )
+        .await
+        .unwrap();
+    // The cluster's TLS Secret is cert-manager's to write: the operator made none.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &after);
+    assert!(secrets.get_metadata_opt(&secret).await.unwrap().is_none());
+    // ... while the credentials it does issue exist.
+    wait_for(&secrets, &naming::credentials_secret(SAMPLE), WAIT, |_| {
+        true
+    })
+    .await
+    .unwrap();
+}
