@@ -43,6 +43,10 @@ pub fn verb_of(method: &Method, query: &str) -> &'static str {
     let watching = query
         .split('&')
         .any(|kv| kv == "watch=true" || kv == "watch=1");
+    // A dry run stores nothing (how the controllers ask whether a Secret exists): not a write.
+    if query.split('&').any(|kv| kv == "dryRun=All") {
+        return "dry-run";
+    }
     match *method {
         Method::GET if watching => "watch",
         Method::GET => "get",
@@ -165,5 +169,8 @@ mod tests {
             "patch"
         );
         assert!(is_write("patch") && !is_write("watch"));
+        let dry_run = verb_of(&Method::POST, "dryRun=All");
+        assert_eq!(dry_run, "dry-run");
+        assert!(!is_write(dry_run));
     }
 }

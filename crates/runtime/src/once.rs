@@ -43,16 +43,17 @@ pub const SECRET_RECHECK: Duration = Duration::from_secs(300);
 
 /// The Secrets a controller creates once and never reads. Whether one exists is asked by a dry-run
 /// create, which answers 409 when it does: the controllers hold `create` on Secrets but no `get`,
-/// so a stolen token of theirs reads no Secret (docs/security.md). An answer "exists" is kept for
-/// [`SECRET_RECHECK`], so a reconcile that changes nothing sends nothing; a deleted Secret is
-/// noticed within that time.
+/// so a stolen token of theirs reads no Secret (docs/security.md). [`Secrets::create_once`] takes
+/// an answer "exists" for [`SECRET_RECHECK`], so a reconcile that changes nothing asks nothing;
+/// [`Secrets::exists`] always asks (a deleted Secret that matters, e.g. credentials the data was
+/// initialised with, is noticed at once).
 #[derive(Debug, Default)]
 pub struct Secrets {
     seen: Mutex<HashMap<String, Instant>>,
 }
 
 impl Secrets {
-    /// Whether `namespace/name` exists.
+    /// Whether `namespace/name` exists now.
     pub async fn exists(
         &self,
         api: &Api<Secret>,
@@ -60,9 +61,6 @@ impl Secrets {
         name: &str,
     ) -> Result<bool, kube::Error> {
         let key = format!("{namespace}/{name}");
-        if self.recently_seen(&key) {
-            return Ok(true);
-        }
         let probe = Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -96,7 +94,9 @@ impl Secrets {
     where
         E: From<kube::Error>,
     {
-        if self.exists(api, namespace, name).await? {
+        if self.recently_seen(&format!("{namespace}/{name}"))
+            || self.exists(api, namespace, name).await?
+        {
             return Ok(false);
         }
         let secret = make()?;
