@@ -231,6 +231,13 @@ pub struct PoolSettings {
     /// The multipooler container beside postgres.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipooler: Option<ContainerSpec>,
+    /// `postgresql.conf` parameters of the pool's Postgres (an addition; docs/postgres-settings.md):
+    /// a template's merge with a pool's by name. A change replaces the pool's pods one at a time,
+    /// replicas first, the primary last after a planned switchover. Parameters the operator or
+    /// Multigres must own are refused (`resolve::postgres_parameters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub postgres_parameters: Option<BTreeMap<String, String>>,
     #[serde(flatten)]
     pub scheduling: PodScheduling,
 }
@@ -286,6 +293,10 @@ pub struct PoolSpec {
     /// The multipooler container beside postgres.
     #[serde(default)]
     pub multipooler: ContainerSpec,
+    /// `postgresql.conf` parameters of the pool's Postgres, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub postgres_parameters: BTreeMap<String, String>,
     /// Where the pool's cell lives (copied from the cell's placement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,

@@ -352,3 +352,72 @@ async fn data_volumes_grow_but_never_shrink() {
         refused.message
     );
 }
+
+#[tokio::test]
+async fn owned_postgres_parameters_are_refused() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    install_policies(&client).await;
+    // The policy's list is the resolver's.
+    let policy =
+        std::fs::read_to_string(repo().join("deploy/admission/postgres-parameters.yaml")).unwrap();
+    let owned = multigres_api::resolve::postgres_parameters::OWNED;
+    for (name, _) in owned {
+        assert!(
+            policy.contains(&format!("'{name}'")),
+            "{name} missing from the policy"
+        );
+    }
+    assert_eq!(policy.matches("', '").count() + 1, owned.len());
+    let ns = cp.namespace("adm-parameters").await.unwrap();
+    let cluster = |parameters: serde_json::Value| -> MultigresCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "multigres.com/v1alpha1", "kind": "MultigresCluster",
+            "metadata": {"name": "params", "namespace": ns},
+            "spec": {"cells": [{"name": "zone-a"}], "databases": [{"name": "app", "spec": {"tablegroups": [{
+                "name": "default",
+                "shardTemplate": {"pools": [{"type": "replica", "cell": "zone-a", "postgresParameters": parameters}]}
+            }]}}]},
+        }))
+        .unwrap()
+    };
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let dry = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let refused = until_refused(|| {
+        let clusters = clusters.clone();
+        let object = cluster(serde_json::json!({"work_mem": "64MB", "port": "6432"}));
+        let dry = dry.clone();
+        async move { clusters.create(&dry, &object).await.map(|_| ()) }
+    })
+    .await;
+    assert!(
+        refused.message.contains("postgresParameters"),
+        "{}",
+        refused.message
+    );
+    let tuning = serde_json::json!({"work_mem": "64MB", "pg_stat_statements.track": "all"});
+    clusters
+        .create(&dry, &cluster(tuning))
+        .await
+        .expect("tuning parameters pass");
+
+    let templates: Api<DeploymentTemplate> = Api::namespaced(client.clone(), &ns);
+    let template: DeploymentTemplate = serde_json::from_value(serde_json::json!({
+        "apiVersion": "multigres.com/v1alpha1", "kind": "DeploymentTemplate",
+        "metadata": {"name": "owned", "namespace": ns},
+        "spec": {"shardPool": {"postgresParameters": {"wal_level": "minimal"}}},
+    }))
+    .unwrap();
+    let err = templates
+        .create(&dry, &template)
+        .await
+        .expect_err("wal_level is owned");
+    assert!(
+        err.to_string().contains("shardPool.postgresParameters"),
+        "{err}"
+    );
+}

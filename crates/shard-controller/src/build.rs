@@ -256,7 +256,7 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
                         .map(|e| exporter::container(shard, e)),
                 )
                 .collect(),
-            volumes: Some(pod_volumes(shard, &name)),
+            volumes: Some(pod_volumes(shard, pool, &name)),
             affinity: pool.spec.affinity.clone(),
             image_pull_secrets: (!images.image_pull_secrets.is_empty())
                 .then(|| images.image_pull_secrets.clone()),
@@ -305,6 +305,8 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         format!("--pgbackrest-port={PGBACKREST_PORT}"),
         format!("--pgbackrest-cert-dir={PGBACKREST_CERT_DIR}"),
         format!("--pg-hba-template={PG_HBA_DIR}/{PG_HBA_FILE}"),
+        // Always, so that a data folder initialised now reads parameters set later.
+        format!("--pg-initdb-extra-conf={PG_CONF_DIR}/{PG_CONF_FILE}"),
     ];
     let logging = pool.spec.postgres.logging.args(Some(LogLevel::Info));
     Container {
@@ -341,7 +343,10 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         volume_mounts: Some(
             [
                 data_plane_mounts(),
-                vec![volume_mount("pg-hba", PG_HBA_DIR, true)],
+                vec![
+                    volume_mount("pg-hba", PG_HBA_DIR, true),
+                    volume_mount("pg-conf", PG_CONF_DIR, true),
+                ],
             ]
             .concat(),
         ),
@@ -485,7 +490,7 @@ fn data_plane_mounts() -> Vec<VolumeMount> {
     ]
 }
 
-fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
+fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
     let claim = |name: &str, claim_name: String| Volume {
         name: name.into(),
         persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -552,6 +557,16 @@ fn pod_volumes(shard: &Shard, pod_name: &str) -> Vec<Volume> {
             }),
             ..Default::default()
         },
+        Volume {
+            name: "pg-conf".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: pg_conf_config_map_name(shard, pool),
+                items: Some(vec![key(PG_CONF_FILE, PG_CONF_FILE)]),
+                default_mode: Some(0o444),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        },
     ];
     volumes.extend(tls.map(|tls| multigres::tls_volume(&tls.secret_name)));
     volumes
@@ -590,7 +605,8 @@ pub fn can_be_primary(pool: &Pool) -> bool {
 mod exporter;
 mod shard_wide;
 pub use shard_wide::{
-    backup_pvc, pg_hba_config_map, pg_hba_config_map_name, pgbackrest_sans, pgbackrest_secret,
+    PG_CONF_DIR, PG_CONF_FILE, backup_pvc, pg_conf_config_map, pg_conf_config_map_name,
+    pg_hba_config_map, pg_hba_config_map_name, pgbackrest_sans, pgbackrest_secret, postgres_conf,
 };
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub async fn checks(
     );
     let (replica, at) = replicas.first().context("no replica postgres is running")?;
     replica_read(root, replica, at).await?;
+    parameters_applied(root, &gateway, &poolers).await?;
     match gateway_replica_port(services, pods) {
         Some(port) => {
             let t = gateway.at(&gateway.host, port);
@@ -270,6 +271,30 @@ async fn replica_read(root: &Root, replica: &str, at: &Target) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The manifest's `postgresParameters` (work_mem 12MB) are in force on every pool pod's Postgres,
+/// the primary and the replicas restored from its backup alike.
+async fn parameters_applied(
+    root: &Root,
+    gateway: &Target,
+    poolers: &[&(Pod, Ipv4Addr)],
+) -> Result<()> {
+    for (pod, ip) in poolers {
+        let t = gateway.at(&ip.to_string(), 5432);
+        let got = sql::psql(root, &t, "SHOW work_mem").await?;
+        if got != "12MB" {
+            bail!(
+                "{}: work_mem is {got:?}, not the 12MB of postgresParameters",
+                pod.name_any()
+            );
+        }
+    }
+    println!(
+        "  CHECK postgresParameters in force (SHOW work_mem = 12MB) on all {} pool pods: ok",
+        poolers.len()
+    );
+    Ok(())
 }
 
 /// The `--pg-replica-port` of the first cell's multigateway, when it has one.

@@ -3,6 +3,7 @@
 
 pub mod defaults;
 pub mod merge;
+pub mod postgres_parameters;
 pub mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -568,6 +569,13 @@ impl Context<'_> {
             ],
             field,
         )?;
+        let postgres_parameters = settings.postgres_parameters.unwrap_or_default();
+        postgres_parameters::check(&postgres_parameters).map_err(|message| {
+            ResolveError::Invalid {
+                field: format!("{field}.postgresParameters"),
+                message,
+            }
+        })?;
         Ok(PoolSpec {
             pool_type: pool.pool_type,
             cell: pool.cell.clone(),
@@ -576,6 +584,7 @@ impl Context<'_> {
             data_volume_claim_template: settings.data_volume_claim_template.unwrap_or_default(),
             postgres: settings.postgres.unwrap_or_default(),
             multipooler: settings.multipooler.unwrap_or_default(),
+            postgres_parameters,
             placement: cell.spec.placement.clone(),
             scheduling: settings.scheduling,
         })

@@ -93,3 +93,46 @@ pub fn pg_hba_config_map(shard: &Shard) -> ConfigMap {
         ..Default::default()
     }
 }
+
+/// Where the postgres container reads the pool's `postgresql.conf` parameters: pgctld writes an
+/// `include_if_exists` of this file into the `postgresql.conf` it generates when it initialises
+/// the data folder (`--pg-initdb-extra-conf`), and Postgres reads it at every start.
+pub const PG_CONF_DIR: &str = "/etc/multigres/postgresql";
+pub const PG_CONF_FILE: &str = "operator.conf";
+
+/// The pool's parameters as `postgresql.conf` lines, sorted by name (values quoted, `'` doubled).
+pub fn postgres_conf(parameters: &BTreeMap<String, String>) -> String {
+    parameters
+        .iter()
+        .map(|(name, value)| format!("{name} = '{}'\n", value.replace('\'', "''")))
+        .collect()
+}
+
+/// The pool's parameters ConfigMap, named after its content: new parameters are a new name, so
+/// the pods that mount it are replaced (in the safe order), never edited in place.
+pub fn pg_conf_config_map_name(shard: &Shard, pool: &Pool) -> String {
+    let digest = Sha256::digest(postgres_conf(&pool.spec.postgres_parameters).as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    naming::dns_name(
+        &[&shard.name_any(), &pool.id, "pgconf", &hash],
+        naming::MAX_LABEL,
+    )
+}
+
+pub fn pg_conf_config_map(shard: &Shard, pool: &Pool) -> ConfigMap {
+    let mut metadata = child_meta(
+        shard,
+        &pg_conf_config_map_name(shard, pool),
+        pool.labels.clone(),
+    );
+    metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
+    ConfigMap {
+        metadata,
+        data: Some(BTreeMap::from([(
+            PG_CONF_FILE.to_string(),
+            postgres_conf(&pool.spec.postgres_parameters),
+        )])),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}

@@ -13,6 +13,7 @@ pub fn shard() -> Shard {
         data_volume_claim_template: Default::default(),
         postgres: ContainerSpec::default(),
         multipooler: ContainerSpec::default(),
+        postgres_parameters: Default::default(),
         placement: Some(Placement {
             zone: Some("zone-a".into()),
             ..Default::default()
@@ -360,4 +361,63 @@ fn the_exporter_sidecar_logs_in_over_the_pods_address_with_the_mounted_password(
     let mounts = exporter.volume_mounts.as_ref().unwrap();
     assert_eq!(mounts.len(), 1, "only the credentials, read-only");
     assert_eq!(mounts[0].read_only, Some(true));
+}
+
+#[test]
+fn parameters_reach_postgres_through_a_configmap_named_after_them() {
+    let mut shard = shard();
+    let before = pod(&shard, &pools(&shard)[0], 0);
+    let args = container(&before, "postgres").args.clone().unwrap();
+    assert!(
+        args.contains(
+            &"--pg-initdb-extra-conf=/etc/multigres/postgresql/operator.conf".to_string()
+        ),
+        "always included, so that parameters set later apply: {args:?}"
+    );
+    shard.spec.pools[0].postgres_parameters = [
+        ("work_mem".to_string(), "64MB".to_string()),
+        ("application_name".to_string(), "it's".to_string()),
+    ]
+    .into();
+    let pool = &pools(&shard)[0];
+    let config_map = pg_conf_config_map(&shard, pool);
+    assert_eq!(
+        config_map.data.as_ref().unwrap()[PG_CONF_FILE],
+        "application_name = 'it''s'\nwork_mem = '64MB'\n"
+    );
+    assert_eq!(config_map.immutable, Some(true));
+    let after = pod(&shard, pool, 0);
+    let volume = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "pg-conf")
+            .unwrap()
+            .config_map
+            .as_ref()
+            .unwrap()
+            .name
+            .clone()
+    };
+    assert_eq!(volume(&after), config_map.metadata.name.clone().unwrap());
+    assert_ne!(
+        volume(&before),
+        volume(&after),
+        "new parameters are a new ConfigMap"
+    );
+    assert_ne!(
+        hash_of(&before),
+        hash_of(&after),
+        "and so a new pod, replaced in the safe order"
+    );
+    let mounts = container(&after, "postgres").volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "pg-conf" && m.mount_path == PG_CONF_DIR)
+    );
 }

@@ -12,7 +12,7 @@ pub(super) async fn create_pods(
     if plan.create.is_empty() {
         return Ok(());
     }
-    shared_volumes(shard, ctx).await?;
+    shared_volumes(shard, ctx, pools).await?;
     let ns = shard.namespace().unwrap_or_default();
     for (p, index) in &plan.create {
         let pool = &pools[*p];

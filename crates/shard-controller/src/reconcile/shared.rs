@@ -16,8 +16,13 @@ impl From<kube::Error> for SecretError {
 }
 
 /// What every pool pod mounts besides its own data volume: the shard's backup repository, its
-/// pg_hba template ConfigMap and its pgBackRest TLS Secret, each created once, before the first pod that needs them.
-pub(super) async fn shared_volumes(shard: &Shard, ctx: &Ctx) -> Result<(), ChildError> {
+/// pg_hba template ConfigMap, its pgBackRest TLS Secret and each pool's parameters ConfigMap, each
+/// created once, before the first pod that needs them.
+pub(super) async fn shared_volumes(
+    shard: &Shard,
+    ctx: &Ctx,
+    pools: &[Pool],
+) -> Result<(), ChildError> {
     let ns = shard.namespace().unwrap_or_default();
     let backups = build::backup_pvc(shard);
     if find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none() {
@@ -33,6 +38,14 @@ pub(super) async fn shared_volumes(shard: &Shard, ctx: &Ctx) -> Result<(), Child
     })
     .await
     .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {hba}"), e))?;
+    for pool in pools {
+        let name = build::pg_conf_config_map_name(shard, pool);
+        once::create_once(&config_maps, &name, || {
+            Ok::<_, kube::Error>(build::pg_conf_config_map(shard, pool))
+        })
+        .await
+        .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {name}"), e))?;
+    }
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let created = ctx
