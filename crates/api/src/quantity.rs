@@ -5,16 +5,22 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The number of bytes `quantity` denotes, or `None` when it is not a quantity.
 pub fn bytes(quantity: &Quantity) -> Option<u128> {
-    parse(quantity.0.trim())
+    let value = parse(&quantity.0)?;
+    (value.is_finite() && value >= 0.0).then(|| value.ceil() as u128)
 }
 
-fn parse(text: &str) -> Option<u128> {
+/// A Kubernetes quantity as a number (`500m` is 0.5, `1Ki` 1024, `1e3` 1000); `None` when the
+/// text is not one.
+pub fn parse(text: &str) -> Option<f64> {
+    let text = text.trim();
     let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
-    let multiplier: f64 = match suffix {
+    let factor = match suffix {
         "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
         "m" => 1e-3,
         "k" => 1e3,
         "M" => 1e6,
@@ -22,7 +28,7 @@ fn parse(text: &str) -> Option<u128> {
         "T" => 1e12,
         "P" => 1e15,
         "E" => 1e18,
-        "Ki" => 1024f64,
+        "Ki" => 1024.0,
         "Mi" => 1024f64.powi(2),
         "Gi" => 1024f64.powi(3),
         "Ti" => 1024f64.powi(4),
@@ -33,9 +39,8 @@ fn parse(text: &str) -> Option<u128> {
             10f64.powi(e)
         }
     };
-    let value: f64 = number.parse().ok()?;
-    let total = value * multiplier;
-    (total.is_finite() && total >= 0.0).then(|| total.ceil() as u128)
+    let number: f64 = number.parse().ok()?;
+    Some(number * factor)
 }
 
 #[cfg(test)]

@@ -9,34 +9,14 @@ mod common;
 
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, ResourceExt};
 use multigres_api::cluster::{CertManagerConfig, IssuerRef, TlsConfig};
 use multigres_api::{MultigresCluster, naming};
 use multigres_cluster_controller::build::{self, Certificate};
 use multigres_e2e::wait_for;
 
 const CRD: &str = include_str!("fixtures/cert-manager-v1.19.2/cert-manager.io_certificates.yaml");
-
-async fn install_certificate_crd(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd: CustomResourceDefinition = serde_yaml::from_str(CRD)?;
-    let name = crd.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply(TEST_MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await?;
-    tokio::time::timeout(
-        WAIT,
-        await_condition(api.clone(), &name, conditions::is_crd_established()),
-    )
-    .await??;
-    Ok(())
-}
 
 fn with_cert_manager(mut cluster: MultigresCluster) -> MultigresCluster {
     cluster.spec.tls = Some(TlsConfig {
@@ -87,7 +67,7 @@ async fn cert_manager_issues_the_clusters_certificate_when_asked() {
     );
 
     // With the CRD: a Certificate for the cluster's Secret, as built, and no Secret of ours.
-    install_certificate_crd(&client).await.unwrap();
+    install_crd(&client, CRD).await.unwrap();
     let after = cp.namespace("cm-installed").await.unwrap();
     let _late = start_controller(&after, "").await.unwrap();
     apply_templates(&client, &after).await.unwrap();

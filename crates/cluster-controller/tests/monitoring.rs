@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 use multigres_api::MultigresCluster;
 use multigres_cluster_controller::build::{self, PodMonitor, PrometheusRule};
@@ -26,24 +24,10 @@ const CRDS: [&str; 2] = [
     include_str!("fixtures/prometheus-operator-v0.85.0/monitoring.coreos.com_prometheusrules.yaml"),
 ];
 
-/// Installs the Prometheus operator's PodMonitor and PrometheusRule CRDs and waits until both are
-/// established.
+/// Installs the Prometheus operator's PodMonitor and PrometheusRule CRDs.
 async fn install_prometheus_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for text in CRDS {
-        let crd: CustomResourceDefinition = serde_yaml::from_str(text)?;
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        tokio::time::timeout(
-            WAIT,
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await??;
+        install_crd(client, text).await?;
     }
     Ok(())
 }

@@ -67,35 +67,7 @@ pub fn request_above_limit(merged: &Value) -> Option<(String, String, String, St
     None
 }
 
-/// A Kubernetes quantity as a number; `None` for forms it does not need to compare.
-pub fn parse_quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(number * factor)
-}
+pub use crate::quantity::parse as parse_quantity;
 
 #[cfg(test)]
 mod tests {
@@ -107,7 +79,7 @@ mod tests {
         assert!(parse_quantity("8Gi") > parse_quantity("2Gi"));
         assert_eq!(parse_quantity("500m"), Some(0.5));
         assert_eq!(parse_quantity("1.5"), Some(1.5));
-        assert_eq!(parse_quantity("1e3"), None);
+        assert_eq!(parse_quantity("1e3"), Some(1000.0));
         assert_eq!(parse_quantity("lots"), None);
     }
 

@@ -283,3 +283,25 @@ pub async fn topo_client(etcd: &TestEtcd) -> multigres_topology::Result<TopoClie
     let endpoints = [etcd.endpoint().to_string()];
     TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2)).await
 }
+
+/// Installs a CRD from its YAML (another project's, as a test fixture) and waits until it is
+/// established.
+pub async fn install_crd(client: &Client, yaml: &str) -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_yaml::from_str(yaml)?;
+    let name = crd.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(api.clone(), &name, conditions::is_crd_established()),
+    )
+    .await??;
+    Ok(())
+}
