@@ -5,6 +5,11 @@ cluster:
     resources: [customresourcedefinitions]
     verbs: [get, list, watch]
     resourceNames: [toposervers.multigres.com]
+  # Only while a TopoServer asks for another etcd volume size than its StatefulSet was created
+  # with: whether the claims' StorageClass allows expansion (read by name).
+  - apiGroups: [storage.k8s.io]
+    resources: [storageclasses]
+    verbs: [get]
 namespaced:
   # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
   # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
@@ -29,6 +34,11 @@ namespaced:
   - apiGroups: [policy]
     resources: [poddisruptionbudgets]
     verbs: [list, watch, create, patch]
+  # The etcd members' claims, only while their size is to change: read by name, and a patch
+  # raises the storage request (a StatefulSet's claim template cannot change). Never deleted.
+  - apiGroups: [""]
+    resources: [persistentvolumeclaims]
+    verbs: [get, patch]
   # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]

@@ -351,6 +351,40 @@ async fn data_volumes_grow_but_never_shrink() {
         "{}",
         refused.message
     );
+
+    // A managed topology server's etcd volumes too.
+    let topo = |size: &str| {
+        serde_json::json!({"spec": {"globalTopoServer": {"managedSpec": {
+            "dataVolumeClaimTemplate": {"resources": {"requests": {"storage": size}}}}}}})
+    };
+    clusters
+        .patch(
+            "volumes",
+            &PatchParams::default(),
+            &Patch::Merge(&topo("5Gi")),
+        )
+        .await
+        .expect("etcd size set");
+    let patch_cluster = |b: serde_json::Value| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .patch(
+                    "volumes",
+                    &PatchParams::default().dry_run(),
+                    &Patch::Merge(&b),
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    patch_cluster(topo("8Gi")).await.expect("etcd volumes grow");
+    let refused = until_refused(|| patch_cluster(topo("4Gi"))).await;
+    assert!(
+        refused.message.contains("globalTopoServer"),
+        "{}",
+        refused.message
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ pub mod reconcile;
 pub mod switchover;
 pub mod topology;
 pub mod trim;
-pub mod volumes;
 
 use std::time::Duration;
 

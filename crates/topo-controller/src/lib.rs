@@ -9,6 +9,7 @@
 pub mod build;
 pub mod reconcile;
 pub mod status;
+pub mod volumes;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;

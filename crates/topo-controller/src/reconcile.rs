@@ -33,9 +33,19 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
     if !ctx.state.caches.wait(Duration::from_secs(30)).await {
         return Err(ChildError::new(ts.as_ref(), Failure::CacheNotReady));
     }
-    let children = build::children(&ts);
+    let mut children = build::children(&ts);
     let (state, applier, events) = (&ctx.state, &ctx.applier, &ctx.events);
     let ts_ref = ts.as_ref();
+    let key = ObjectRef::new(&ts.name_any()).within(&ts.namespace().unwrap_or_default());
+    // A StatefulSet's claim template cannot change: the one it was created with stays, and the
+    // members' claims are grown directly (`volumes`).
+    let existing = state.statefulsets.get(&key);
+    if let (Some(created), Some(spec)) = (
+        existing.as_deref().and_then(|e| e.spec.as_ref()),
+        children.statefulset.spec.as_mut(),
+    ) {
+        spec.volume_claim_templates = created.volume_claim_templates.clone();
+    }
     applier
         .apply_owned(
             Some(events),
@@ -64,9 +74,9 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
         )
         .await?;
 
-    let key = ObjectRef::new(&ts.name_any()).within(&ts.namespace().unwrap_or_default());
+    let volumes = crate::volumes::grow(ts_ref, &ctx, existing.as_deref()).await?;
     let observed = state.statefulsets.get(&key);
-    let status = status::compute(&ts, observed.as_deref(), Timestamp::now());
+    let status = status::compute(&ts, observed.as_deref(), &volumes, Timestamp::now());
     applier
         .apply_status(ts_ref, ts.status.as_ref(), &status)
         .await

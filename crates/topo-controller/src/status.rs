@@ -12,6 +12,7 @@ use crate::build::quorum;
 pub fn compute(
     ts: &TopoServer,
     statefulset: Option<&StatefulSet>,
+    volumes: &crate::volumes::VolumeCondition,
     now: Timestamp,
 ) -> TopoServerStatus {
     let name = ts.name_any();
@@ -48,6 +49,21 @@ pub fn compute(
     };
     let mut conditions = current.conditions;
     conditions::set(&mut conditions, update, ts.metadata.generation, now);
+    match volumes {
+        Some((status, reason, message)) => conditions::set(
+            &mut conditions,
+            ConditionUpdate::new(
+                multigres_runtime::volumes::CONDITION,
+                *status,
+                *reason,
+                message.clone(),
+            ),
+            ts.metadata.generation,
+            now,
+        ),
+        // Back at the size the members were created with: nothing to report.
+        None => conditions.retain(|c| c.type_ != multigres_runtime::volumes::CONDITION),
+    }
     TopoServerStatus {
         observed_generation: ts.metadata.generation,
         conditions,
@@ -101,7 +117,7 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let ts = topo(3);
         for (ready, available) in [(0, false), (1, false), (2, true), (3, true)] {
-            let status = compute(&ts, Some(&sts(3, ready)), now);
+            let status = compute(&ts, Some(&sts(3, ready)), &None, now);
             assert_eq!(
                 conditions::is_true(&status.conditions, AVAILABLE),
                 available,
@@ -113,7 +129,7 @@ mod tests {
             assert_eq!(status.client_service_name.as_deref(), Some("g-client"));
             assert_eq!(status.peer_service_name.as_deref(), Some("g-peer"));
         }
-        let missing = compute(&ts, None, now);
+        let missing = compute(&ts, None, &None, now);
         assert!(!conditions::is_true(&missing.conditions, AVAILABLE));
         assert_eq!(missing.conditions[0].reason, "StatefulSetMissing");
     }

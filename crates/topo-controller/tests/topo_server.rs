@@ -144,3 +144,65 @@ async fn topo_server_becomes_an_available_etcd_cluster() {
     assert_eq!(status.observed_generation, available.metadata.generation);
     eprintln!("TopoServer Available after {:?}", started.elapsed());
 }
+
+/// A larger etcd volume: the StatefulSet keeps the claim template it was created with (it cannot
+/// change, and applying it must not fail), the members' Bound claims are grown, and the TopoServer
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_etcd_volume_grows_the_members_claims() {
+    let cp = shared();
+    controller().await;
+    let client: Client = cp.client();
+    let ns = cp.namespace("topo-volumes").await.unwrap();
+    let topos: Api<TopoServer> = Api::namespaced(client.clone(), &ns);
+    let mut ts = topo_server("grow", &ns, 1);
+    ts.spec.data_volume_claim_template.storage_class_name = Some("standard".into());
+    topos.create(&PostParams::default(), &ts).await.unwrap();
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &ns);
+    let storage = |c: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
+        c.spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone())
+    };
+    wait_for(&claims, "data-grow-0", WAIT, |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await
+    .unwrap();
+    let patch = serde_json::json!({"spec": {"dataVolumeClaimTemplate": {"resources": {"requests": {"storage": "2Gi"}}}}});
+    topos
+        .patch(
+            "grow",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    wait_for(&claims, "data-grow-0", WAIT, |c| {
+        storage(c).as_deref() == Some("2Gi")
+    })
+    .await
+    .unwrap();
+    let resized = wait_for(&topos, "grow", WAIT, |t| {
+        t.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "VolumesResized" && c.status == "True" && c.reason == "AsRequested"
+            }) && s.observed_generation == t.metadata.generation
+        })
+    })
+    .await
+    .unwrap();
+    assert!(resized.status.is_some());
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let sts = statefulsets.get("grow").await.unwrap();
+    let template = &sts.spec.unwrap().volume_claim_templates.unwrap()[0];
+    assert_eq!(
+        storage(template).as_deref(),
+        Some("1Gi"),
+        "the StatefulSet's claim template stays as created"
+    );
+}

@@ -3,15 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::storage::v1::StorageClass;
+use multigres_runtime::volumes::{self, VolumePlan};
 
 use super::*;
-use crate::volumes::{self, VolumePlan};
 
 /// The Shard's `VolumesResized` condition: `(status, reason, message)`.
 pub(super) type VolumeCondition = (bool, &'static str, String);
 
-pub(super) const CONDITION: &str = "VolumesResized";
+pub(super) use volumes::CONDITION;
 
 /// Patches every claim the pools' plans grow; returns the condition, none while no pool sets a
 /// size.
@@ -48,7 +47,7 @@ pub(super) async fn grow(
                 .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
             {
                 if let std::collections::btree_map::Entry::Vacant(entry) = classes.entry(class) {
-                    let allowed = allows_expansion(ctx, entry.key()).await;
+                    let allowed = volumes::allows_expansion(&ctx.client, entry.key()).await;
                     entry.insert(allowed);
                 }
             }
@@ -62,18 +61,12 @@ pub(super) async fn grow(
     if wanted_text.is_empty() {
         return Ok(None);
     }
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for (claim, size) in &total.grow {
-        let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
-        api.patch(
-            claim,
-            &PatchParams::apply("shard-controller"),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| {
-            ChildError::kube(shard, format!("growing PersistentVolumeClaim {claim}"), e)
-        })?;
+        volumes::grow(&ctx.client, &ns, claim, size, "shard-controller")
+            .await
+            .map_err(|e| {
+                ChildError::kube(shard, format!("growing PersistentVolumeClaim {claim}"), e)
+            })?;
         ctx.events
             .normal(
                 shard,
@@ -87,19 +80,6 @@ pub(super) async fn grow(
     }
     wanted_text.dedup();
     Ok(Some(volumes::condition(&total, &wanted_text.join(", "))))
-}
-
-/// Whether StorageClass `name` allows expansion; `None` when it cannot be read.
-async fn allows_expansion(ctx: &Ctx, name: &str) -> Option<bool> {
-    let api: Api<StorageClass> = Api::all(ctx.client.clone());
-    match api.get_opt(name).await {
-        Ok(Some(class)) => Some(class.allow_volume_expansion == Some(true)),
-        Ok(None) => Some(false),
-        Err(error) => {
-            tracing::warn!(%error, class = name, "reading StorageClass");
-            None
-        }
-    }
 }
 
 /// A Warning Event when the condition turns to a refusal the user must act on.

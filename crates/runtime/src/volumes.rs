@@ -1,12 +1,19 @@
-//! Growing data volumes: when a pool asks for more storage than its claims request, each claim is
+//! Growing data volumes, for every controller whose workload keeps data on claims (Shards' pools,
+//! TopoServers' etcd): when the spec asks for more storage than a claim requests, the claim is
 //! patched to the new size where its StorageClass allows expansion; a StorageClass that does not,
-//! and a smaller size (volumes never shrink), are reported on the Shard instead
-//! (docs/shard-controller.md, "Volumes").
+//! and a smaller size (volumes never shrink), are reported on the owner instead
+//! (docs/shard-controller.md, "Volumes"). The decision is pure; [`allows_expansion`] and [`grow`]
+//! are the two API calls.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
 use multigres_api::quantity;
+
+/// The condition type every owner of grown claims reports.
+pub const CONDITION: &str = "VolumesResized";
 
 /// What the claims of one pool need.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -76,7 +83,36 @@ pub fn plan(
     out
 }
 
-/// The Shard's `VolumesResized` condition for `plan`: `(status, reason, message)`.
+/// Whether StorageClass `name` allows expansion (a missing class does not); `None` when it cannot
+/// be read.
+pub async fn allows_expansion(client: &Client, name: &str) -> Option<bool> {
+    let api: Api<StorageClass> = Api::all(client.clone());
+    match api.get_opt(name).await {
+        Ok(Some(class)) => Some(class.allow_volume_expansion == Some(true)),
+        Ok(None) => Some(false),
+        Err(error) => {
+            tracing::warn!(%error, class = name, "reading StorageClass");
+            None
+        }
+    }
+}
+
+/// Raises claim `name`'s storage request to `size` (a merge patch of that one field).
+pub async fn grow(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    size: &Quantity,
+    manager: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    api.patch(name, &PatchParams::apply(manager), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// The owner's `VolumesResized` condition for `plan`: `(status, reason, message)`.
 pub fn condition(plan: &VolumePlan, wanted: &str) -> (bool, &'static str, String) {
     if !plan.not_expandable.is_empty() {
         let list: Vec<String> = plan
