@@ -39,6 +39,9 @@ pub struct State {
     pub monitoring: Arc<crate::monitoring::Served>,
     /// The credentials and TLS Secrets it creates, known without reading them.
     pub secrets: multigres_runtime::once::Secrets,
+    /// Whether every cache has listed once: before that, a missing child may only be unlisted
+    /// (and building it again, under another name, would duplicate it).
+    pub caches: Option<multigres_runtime::caches::CachesReady>,
 }
 
 impl State {
@@ -57,6 +60,7 @@ impl State {
             status_feed: None,
             monitoring: Arc::default(),
             secrets: Default::default(),
+            caches: None,
         }
     }
 
@@ -64,6 +68,20 @@ impl State {
     pub fn with_monitoring(mut self, served: Arc<crate::monitoring::Served>) -> Self {
         self.monitoring = served;
         self
+    }
+
+    /// Reconciles wait for `caches` to have listed once.
+    pub fn with_caches(mut self, caches: multigres_runtime::caches::CachesReady) -> Self {
+        self.caches = Some(caches);
+        self
+    }
+
+    /// Waits up to 30 s for the caches; false while they are still syncing.
+    pub async fn caches_synced(&self) -> bool {
+        match &self.caches {
+            Some(caches) => caches.wait(Duration::from_secs(30)).await,
+            None => true,
+        }
     }
 
     /// Status goes through `feed` (the aggregator is on).

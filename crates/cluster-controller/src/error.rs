@@ -25,6 +25,9 @@ pub enum Error {
     /// A child's name is already taken by an object another owner controls.
     #[error("{0}")]
     NameConflict(String),
+    /// The caches have not listed everything yet; retried with backoff.
+    #[error("the controller's caches have not synced yet")]
+    CacheNotReady,
     /// The cluster's certificate could not be issued; retried with backoff.
     #[error("issuing the cluster's TLS certificate: {0}")]
     Tls(String),
@@ -53,6 +56,7 @@ impl ReconcileError for Error {
             Error::Resolve { .. } => "invalid_reference",
             Error::NameConflict(_) => "name_conflict",
             Error::Tls(_) => "tls",
+            Error::CacheNotReady => "cache_not_ready",
             Error::Topology { source, .. } if source.is_unreachable() => "topology_unreachable",
             Error::Topology { .. } => "topology",
         }
@@ -63,9 +67,11 @@ impl ReconcileError for Error {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::Kube(_) | Error::Topology { .. } | Error::Deadline { .. } | Error::Tls(_) => {
-                ErrorKind::Transient
-            }
+            Error::Kube(_)
+            | Error::Topology { .. }
+            | Error::Deadline { .. }
+            | Error::Tls(_)
+            | Error::CacheNotReady => ErrorKind::Transient,
             Error::Resolve { .. } | Error::NameConflict(_) => ErrorKind::Invalid,
         }
     }

@@ -153,7 +153,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         templates: lifecycle_templates.clone(),
         ..stores.clone()
     };
-    let _caches = CachesReady::spawn(
+    let caches_ready = CachesReady::spawn(
         vec![
             clusters_synced,
             templates_synced,
@@ -208,6 +208,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.topology_timeout,
             args.lease_namespace.clone(),
         )
+        .with_caches(caches_ready.clone())
         .with_status_feed(status_feed)
         .with_monitoring(served),
     );
@@ -236,12 +237,15 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             .run(reconcile, run::error_policy, ctx)
             .for_each(|_| futures::future::ready(()));
 
-    let lifecycle_ctx = started.context(State::new(
-        lifecycle_stores,
-        mapping,
-        settings.topology_timeout,
-        args.lease_namespace.clone(),
-    ));
+    let lifecycle_ctx = started.context(
+        State::new(
+            lifecycle_stores,
+            mapping,
+            settings.topology_timeout,
+            args.lease_namespace.clone(),
+        )
+        .with_caches(caches_ready),
+    );
     let namespace_templates = lifecycle_templates.clone();
     let template_controller = Controller::for_stream(
         caches::applied(lifecycle_template_events, &lifecycle_templates),

@@ -36,6 +36,10 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
         // Children go with the cluster through their owner references.
         return Ok(Action::await_change());
     }
+    // Names of existing children are kept (`keep_table_group_names`): they must all be listed.
+    if !ctx.state.caches_synced().await {
+        return Err(Error::CacheNotReady);
+    }
     let mut observed = Observed {
         generation: cluster.metadata.generation,
         previous: cluster.status.as_ref(),

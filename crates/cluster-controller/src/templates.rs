@@ -71,6 +71,10 @@ pub async fn reconcile(template: Arc<DeploymentTemplate>, ctx: Arc<Ctx>) -> Resu
 
 async fn reconcile_unbounded(template: Arc<DeploymentTemplate>, ctx: Arc<Ctx>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
+    // A template's consumers come from the clusters' cache: unlisted, it would look unused.
+    if !ctx.state.caches_synced().await {
+        return Err(crate::error::Error::CacheNotReady);
+    }
     let users = consumers(&consumers_of(&ctx.state.stores.clusters, &template));
     let in_use = !users.is_empty();
     let api: Api<DeploymentTemplate> = Api::namespaced(
