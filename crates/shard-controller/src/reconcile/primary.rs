@@ -16,18 +16,38 @@ pub(super) struct PrimaryView {
 }
 
 impl PrimaryView {
-    /// Whether another pod than `name` is the primary right now (read again: a failover may have
-    /// happened since the plan was made).
+    /// Whether another pod than `name` is the primary right now, and stays it: read twice,
+    /// [`SETTLE`] apart, naming the same other pod both times. A handover under way (a failover
+    /// or a switchover someone else asked for) may have chosen `name` and not yet written it to the
+    /// topology; the second read sees it, or sees the primary change, and the pod stays.
     pub async fn elsewhere_now(&self, shard: &Shard, ctx: &Ctx, name: &str) -> bool {
+        let Some(first) = self.primary_now(shard, ctx).await else {
+            return false;
+        };
+        if first == name {
+            return false;
+        }
+        tokio::time::sleep(SETTLE).await;
+        self.primary_now(shard, ctx).await.as_deref() == Some(first.as_str())
+    }
+
+    /// The pod the topology names the one primary now, if it does.
+    async fn primary_now(&self, shard: &Shard, ctx: &Ctx) -> Option<String> {
         let now = ctx
             .state
             .topology
             .primary(shard, &self.cells, &self.pod_names)
             .await;
-        matches!(&now, Ok(TopologyPrimary::One(r))
-            if r.pod.as_ref().is_some_and(|primary| primary != name))
+        match now {
+            Ok(TopologyPrimary::One(r)) => r.pod,
+            _ => None,
+        }
     }
 }
+
+/// Between the two reads of [`PrimaryView::elsewhere_now`]: longer than a handover takes to reach
+/// the topology once chosen, short beside a pod's replacement.
+const SETTLE: Duration = Duration::from_millis(500);
 
 pub(super) async fn read(
     shard: &Shard,
