@@ -5,12 +5,17 @@
 //! (docs/shard-controller.md, "Volumes"). The decision is pure; [`allows_expansion`] and [`grow`]
 //! are the two API calls.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use multigres_api::quantity;
+
+use crate::events::Events;
 
 /// The condition type every owner of grown claims reports.
 pub const CONDITION: &str = "VolumesResized";
@@ -97,19 +102,54 @@ pub async fn allows_expansion(client: &Client, name: &str) -> Option<bool> {
     }
 }
 
-/// Raises claim `name`'s storage request to `size` (a merge patch of that one field).
-pub async fn grow(
+/// What the StorageClasses a controller has read say of expansion, by name: each is read once per
+/// reconcile, and only for claims that need more room.
+#[derive(Debug, Default)]
+pub struct StorageClasses(BTreeMap<String, Option<bool>>);
+
+impl StorageClasses {
+    /// Reads the class of every one of `claims` not read yet.
+    pub async fn learn(&mut self, client: &Client, claims: &[&PersistentVolumeClaim]) {
+        for class in claims
+            .iter()
+            .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
+        {
+            if let Entry::Vacant(entry) = self.0.entry(class) {
+                let allowed = allows_expansion(client, entry.key()).await;
+                entry.insert(allowed);
+            }
+        }
+    }
+
+    /// Whether `class` allows expansion, as read (`None`: not read, or unreadable).
+    pub fn allows(&self, class: Option<&str>) -> Option<bool> {
+        class.and_then(|c| self.0.get(c).copied().flatten())
+    }
+}
+
+/// Raises the storage request of every claim `plan` grows (a merge patch of that one field), with
+/// a `VolumeExpanding` Event on `owner`. Fails with the claim and the error.
+pub async fn grow<K: Resource<DynamicType = ()>>(
     client: &Client,
+    events: &Events,
+    owner: &K,
     namespace: &str,
-    name: &str,
-    size: &Quantity,
+    plan: &VolumePlan,
     manager: &str,
-) -> Result<(), kube::Error> {
+) -> Result<(), (String, kube::Error)> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
-    api.patch(name, &PatchParams::apply(manager), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
+    for (claim, size) in &plan.grow {
+        let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        api.patch(claim, &PatchParams::apply(manager), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| (claim.clone(), e))?;
+        let note = format!(
+            "PersistentVolumeClaim {claim}: storage request raised to {}",
+            size.0
+        );
+        events.normal(owner, "VolumeExpanding", &note).await;
+    }
+    Ok(())
 }
 
 /// The owner's `VolumesResized` condition for `plan`: `(status, reason, message)`.

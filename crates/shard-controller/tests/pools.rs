@@ -16,7 +16,7 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, ResourceExt};
 use multigres_api::multigres::pooler_service_id;
 use multigres_api::{PoolType, Shard, naming};
-use multigres_e2e::{shared, spawn_operator, wait_deleted, wait_for};
+use multigres_e2e::{shared, wait_deleted, wait_for};
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     Id, MultiPooler, PoolerServingStatus, RoutingRole, RoutingState, ShardKey,
@@ -25,31 +25,6 @@ use multigres_topology::{
 const T: Duration = Duration::from_secs(60);
 
 use multigres_runtime::pods::is_ready as ready;
-
-/// The shard controller for `namespace`, its Leases there, topology (and multiadmin) addresses
-/// rewritten by `address_map`. The sample's orders_tg is not served by the pinned Multigres: pods
-/// as under kwok.
-fn start_controller(
-    cp: &multigres_e2e::ControlPlane,
-    namespace: &str,
-    address_map: &str,
-) -> multigres_e2e::OperatorProcess {
-    spawn_operator(
-        &format!("shard-controller-{namespace}"),
-        &controller_binary(),
-        cp.kubeconfig_path(),
-        &cp.log_dir(),
-        &[
-            "--http-addr=127.0.0.1:0".into(),
-            "--grpc-health-addr=127.0.0.1:0".into(),
-            format!("--watch-namespace={namespace}"),
-            format!("--topology-address-map={address_map}"),
-            format!("--lease-namespace={namespace}"),
-            "--hold-unserved-shards=false".into(),
-        ],
-    )
-    .unwrap()
-}
 
 /// Replaces a Shard's pools, as the tablegroup controller would.
 async fn set_pools(shards: &Api<Shard>, name: &str, pools: &[multigres_api::PoolSpec]) {

@@ -15,7 +15,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use multigres_api::multigres::pooler_service_id;
 use multigres_api::{PoolType, Shard, SwitchoverResult, labels, naming};
-use multigres_e2e::{shared, spawn_operator, wait_for};
+use multigres_e2e::{shared, wait_for};
 use multigres_runtime::pods::is_ready;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
@@ -70,25 +70,15 @@ async fn a_requested_switchover_waits_for_a_known_primary_happens_once_and_a_bad
     let tg = orders_table_group(&ns);
     let cluster = tg.labels().get(labels::CLUSTER).cloned().unwrap();
     let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let controller = spawn_operator(
-        &format!("shard-controller-{ns}"),
-        &controller_binary(),
-        cp.kubeconfig_path(),
-        &cp.log_dir(),
-        &[
-            "--http-addr=127.0.0.1:0".into(),
-            "--grpc-health-addr=127.0.0.1:0".into(),
-            format!("--watch-namespace={ns}"),
-            format!(
-                "--topology-address-map={TOPO_ADDRESS}={},{}={admin_addr}",
-                etcd.endpoint(),
-                naming::multiadmin_address(&cluster, &ns)
-            ),
-            format!("--lease-namespace={ns}"),
-            "--hold-unserved-shards=false".into(),
-        ],
-    )
-    .unwrap();
+    let controller = start_controller(
+        cp,
+        &ns,
+        &format!(
+            "{TOPO_ADDRESS}={},{}={admin_addr}",
+            etcd.endpoint(),
+            naming::multiadmin_address(&cluster, &ns)
+        ),
+    );
 
     // Shard 0 of orders_tg: replica us-west-2 x2 + readOnly us-east-1 x1.
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);

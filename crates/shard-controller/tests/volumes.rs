@@ -12,7 +12,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use multigres_api::{PoolSpec, Shard, naming};
-use multigres_e2e::{shared, spawn_operator, wait_for};
+use multigres_e2e::{shared, wait_for};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -77,21 +77,7 @@ async fn larger_templates_grow_claims_smaller_ones_and_fixed_classes_are_reporte
     let _ = Api::<StorageClass>::all(client.clone())
         .create(&PostParams::default(), &fixed)
         .await;
-    let controller = spawn_operator(
-        &format!("shard-controller-{ns}"),
-        &controller_binary(),
-        cp.kubeconfig_path(),
-        &cp.log_dir(),
-        &[
-            "--http-addr=127.0.0.1:0".into(),
-            "--grpc-health-addr=127.0.0.1:0".into(),
-            format!("--watch-namespace={ns}"),
-            format!("--topology-address-map={TOPO_ADDRESS}={}", etcd.endpoint()),
-            format!("--lease-namespace={ns}"),
-            "--hold-unserved-shards=false".into(),
-        ],
-    )
-    .unwrap();
+    let controller = start_controller(cp, &ns, &format!("{TOPO_ADDRESS}={}", etcd.endpoint()));
     let log = || std::fs::read_to_string(&controller.log).unwrap_or_default();
 
     let tg = orders_table_group(&ns);

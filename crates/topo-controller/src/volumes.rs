@@ -4,15 +4,13 @@
 //! (`multigres_runtime::volumes` decides). The claims are read only while the TopoServer asks for
 //! another size than the StatefulSet's template holds.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::Api;
 use multigres_api::{TopoServer, quantity};
 use multigres_runtime::error::ChildError;
-use multigres_runtime::volumes::{self, VolumePlan};
+use multigres_runtime::volumes::{self, StorageClasses};
 
 use crate::Ctx;
 use crate::build::DATA_VOLUME;
@@ -59,36 +57,14 @@ pub async fn grow(
             claims.push(claim);
         }
     }
-    let mut classes: BTreeMap<String, Option<bool>> = BTreeMap::new();
-    for class in claims
-        .iter()
-        .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
-    {
-        if let std::collections::btree_map::Entry::Vacant(entry) = classes.entry(class) {
-            let allowed = volumes::allows_expansion(&ctx.client, entry.key()).await;
-            entry.insert(allowed);
-        }
-    }
     let refs: Vec<&PersistentVolumeClaim> = claims.iter().collect();
-    let plan: VolumePlan = volumes::plan(Some(wanted), &refs, |class| {
-        class.and_then(|c| classes.get(c).copied().flatten())
-    });
-    for (claim, size) in &plan.grow {
-        volumes::grow(&ctx.client, &ns, claim, size, "topo-controller")
-            .await
-            .map_err(|e| {
-                ChildError::kube(ts, format!("growing PersistentVolumeClaim {claim}"), e)
-            })?;
-        ctx.events
-            .normal(
-                ts,
-                "VolumeExpanding",
-                &format!(
-                    "PersistentVolumeClaim {claim}: storage request raised to {}",
-                    size.0
-                ),
-            )
-            .await;
-    }
+    let mut classes = StorageClasses::default();
+    classes.learn(&ctx.client, &refs).await;
+    let plan = volumes::plan(Some(wanted), &refs, |class| classes.allows(class));
+    volumes::grow(&ctx.client, &ctx.events, ts, &ns, &plan, "topo-controller")
+        .await
+        .map_err(|(claim, e)| {
+            ChildError::kube(ts, format!("growing PersistentVolumeClaim {claim}"), e)
+        })?;
     Ok(Some(volumes::condition(&plan, &wanted.0)))
 }

@@ -1,9 +1,7 @@
 //! Growing the pools' data claims to the size their template asks for (`crate::volumes` decides).
 //! Only when a claim needs more room are StorageClasses read, so a settled Shard costs nothing.
 
-use std::collections::BTreeMap;
-
-use multigres_runtime::volumes::{self, VolumePlan};
+use multigres_runtime::volumes::{self, StorageClasses, VolumePlan};
 
 use super::*;
 
@@ -21,7 +19,7 @@ pub(super) async fn grow(
 ) -> Result<Option<VolumeCondition>, ChildError> {
     let ns = shard.namespace().unwrap_or_default();
     let claims = ctx.state.pvcs.state();
-    let mut classes: BTreeMap<String, Option<bool>> = BTreeMap::new();
+    let mut classes = StorageClasses::default();
     let mut total = VolumePlan::default();
     let mut wanted_text = Vec::new();
     for pool in pools {
@@ -42,42 +40,27 @@ pub(super) async fn grow(
             current < multigres_api::quantity::bytes(wanted)
         });
         if needs_room {
-            for class in mine
-                .iter()
-                .filter_map(|c| c.spec.as_ref()?.storage_class_name.clone())
-            {
-                if let std::collections::btree_map::Entry::Vacant(entry) = classes.entry(class) {
-                    let allowed = volumes::allows_expansion(&ctx.client, entry.key()).await;
-                    entry.insert(allowed);
-                }
-            }
+            classes.learn(&ctx.client, &mine).await;
         }
-        let planned = volumes::plan(Some(wanted), &mine, |class| {
-            class.and_then(|c| classes.get(c).copied().flatten())
-        });
-        tracing::debug!(pool = %pool.id, claims = mine.len(), ?classes, ?planned, "volumes");
+        let planned = volumes::plan(Some(wanted), &mine, |class| classes.allows(class));
+        tracing::debug!(pool = %pool.id, claims = mine.len(), ?planned, "volumes");
         total.extend(planned);
     }
     if wanted_text.is_empty() {
         return Ok(None);
     }
-    for (claim, size) in &total.grow {
-        volumes::grow(&ctx.client, &ns, claim, size, "shard-controller")
-            .await
-            .map_err(|e| {
-                ChildError::kube(shard, format!("growing PersistentVolumeClaim {claim}"), e)
-            })?;
-        ctx.events
-            .normal(
-                shard,
-                "VolumeExpanding",
-                &format!(
-                    "PersistentVolumeClaim {claim}: storage request raised to {}",
-                    size.0
-                ),
-            )
-            .await;
-    }
+    volumes::grow(
+        &ctx.client,
+        &ctx.events,
+        shard,
+        &ns,
+        &total,
+        "shard-controller",
+    )
+    .await
+    .map_err(|(claim, e)| {
+        ChildError::kube(shard, format!("growing PersistentVolumeClaim {claim}"), e)
+    })?;
     wanted_text.dedup();
     Ok(Some(volumes::condition(&total, &wanted_text.join(", "))))
 }

@@ -175,3 +175,28 @@ pub async fn metric(port: u16, name: &str) -> Option<f64> {
 pub fn controller_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_shard-controller"))
 }
+
+/// The shard controller for `namespace`, its Leases there, topology (and multiadmin) addresses
+/// rewritten by `address_map`. The sample's orders_tg is not served by the pinned Multigres: pods
+/// as under kwok.
+pub fn start_controller(
+    cp: &multigres_e2e::ControlPlane,
+    namespace: &str,
+    address_map: &str,
+) -> multigres_e2e::OperatorProcess {
+    multigres_e2e::spawn_operator(
+        &format!("shard-controller-{namespace}"),
+        &controller_binary(),
+        cp.kubeconfig_path(),
+        &cp.log_dir(),
+        &[
+            "--http-addr=127.0.0.1:0".into(),
+            "--grpc-health-addr=127.0.0.1:0".into(),
+            format!("--watch-namespace={namespace}"),
+            format!("--topology-address-map={address_map}"),
+            format!("--lease-namespace={namespace}"),
+            "--hold-unserved-shards=false".into(),
+        ],
+    )
+    .unwrap()
+}
