@@ -4,7 +4,7 @@ cluster:
   - apiGroups: [apiextensions.k8s.io]
     resources: [customresourcedefinitions]
     verbs: [get, list, watch]
-    resourceNames: [multigresclusters.multigres.com, deploymenttemplates.multigres.com, toposervers.multigres.com, cells.multigres.com, tablegroups.multigres.com]
+    resourceNames: [multigresclusters.multigres.com, deploymenttemplates.multigres.com, toposervers.multigres.com, cells.multigres.com, tablegroups.multigres.com, backups.multigres.com, scheduledbackups.multigres.com]
 namespaced:
   # The object it reconciles, its status (server-side apply), and its finalizers subresource: children
   # carry a controller ownerReference with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
@@ -60,6 +60,29 @@ namespaced:
   - apiGroups: [monitoring.coreos.com]
     resources: [podmonitors, prometheusrules]
     verbs: [get, create, patch, delete]
+  # Backups (docs/backup-restore.md): Backups it runs and ScheduledBackups it serves (status by
+  # server-side apply); a schedule creates its Backups and deletes those beyond its history limits.
+  - apiGroups: [multigres.com]
+    resources: [backups]
+    verbs: [get, list, watch, create, delete]
+  - apiGroups: [multigres.com]
+    resources: [scheduledbackups]
+    verbs: [get, list, watch]
+  - apiGroups: [multigres.com]
+    resources: [backups/status, scheduledbackups/status]
+    verbs: [patch]
+  # A schedule's Backups carry its controller ownerReference (blockOwnerDeletion).
+  - apiGroups: [multigres.com]
+    resources: [scheduledbackups/finalizers]
+    verbs: [update]
+  # The Shards a Backup covers (cached by label), and their status field lastBackup (a merge patch
+  # of that field only; the shard controller writes the rest).
+  - apiGroups: [multigres.com]
+    resources: [shards]
+    verbs: [list, watch]
+  - apiGroups: [multigres.com]
+    resources: [shards/status]
+    verbs: [patch]
   # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]

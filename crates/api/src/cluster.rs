@@ -323,6 +323,15 @@ pub struct MultigresClusterStatus {
     /// "ready/desired" Postgres instances over all databases (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_instances_summary: Option<String>,
+    /// Per shard (`<database>/<tableGroup>/<shard>`), its last completed backup (written by the
+    /// backup controller, field manager `multigres-backups`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_backups: BTreeMap<String, crate::LastBackup>,
+}
+
+impl MultigresClusterStatus {
+    /// The status fields the backup controller writes and the cluster controller leaves alone.
+    pub const WRITTEN_BY_BACKUPS: &[&str] = &["lastBackups"];
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,7 +4,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use crate::{Cell, DeploymentTemplate, MultigresCluster, Shard, TableGroup, TopoServer};
+use crate::{
+    Backup, Cell, DeploymentTemplate, MultigresCluster, ScheduledBackup, Shard, TableGroup,
+    TopoServer,
+};
 
 /// Every CRD of the operator, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -15,6 +18,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Cell::crd(),
         TableGroup::crd(),
         Shard::crd(),
+        Backup::crd(),
+        with_name_limit(ScheduledBackup::crd(), 63),
     ]
     .into_iter()
     .map(shorten_descriptions)

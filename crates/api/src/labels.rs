@@ -33,6 +33,8 @@ pub const RESTART_REQUESTED: &str = "multigres.com/restart-requested";
 /// pool, when given). Each value is acted on once; the outcome is the Shard's
 /// `status.lastSwitchover`.
 pub const SWITCHOVER_REQUESTED: &str = "multigres.com/switchover-requested";
+/// On a Backup a ScheduledBackup created: the schedule's name.
+pub const SCHEDULED_BACKUP: &str = "multigres.com/scheduled-backup";
 
 /// Values of `app.kubernetes.io/component`.
 pub mod component {

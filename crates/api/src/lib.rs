@@ -1,10 +1,12 @@
 //! The Multigres operator's API: CRD types and everything pure about them (defaults, template
 //! resolution, naming, labels). No I/O: controllers fetch and apply, this crate decides.
 
+pub mod backup;
 pub mod cell;
 pub mod cluster;
 pub mod common;
 pub mod crd;
+pub mod cron;
 pub mod docs;
 pub mod labels;
 pub mod multigres;
@@ -17,6 +19,10 @@ pub mod tablegroup;
 pub mod template;
 pub mod toposerver;
 
+pub use backup::{
+    Backup, BackupPhase, BackupSpec, BackupStatus, BackupTarget, BackupType, LastBackup,
+    ScheduledBackup, ScheduledBackupSpec, ScheduledBackupStatus, ShardBackup,
+};
 pub use cell::{Cell, CellSpec, CellStatus};
 pub use cluster::{MultigresCluster, MultigresClusterSpec, MultigresClusterStatus};
 pub use common::*;

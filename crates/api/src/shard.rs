@@ -56,6 +56,11 @@ pub struct ShardSpec {
     pub tls: Option<TlsRef>,
 }
 
+impl ShardStatus {
+    /// The status fields the backup controller writes and the shard controller leaves alone.
+    pub const WRITTEN_BY_BACKUPS: &[&str] = &["lastBackup"];
+}
+
 impl ShardSpec {
     /// The Multigres shard id: `key_range`, or the shard's name on a Shard written before it existed.
     pub fn multigres_shard(&self) -> &str {
@@ -85,6 +90,10 @@ pub struct ShardStatus {
     /// (`kubectl multigres switchover`) and what became of it. Each request is acted on once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<LastSwitchover>,
+    /// The shard's last completed backup (written by the backup controller, field manager
+    /// `multigres-backups`; the shard controller leaves it alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<crate::LastBackup>,
 }
 
 /// A requested switchover of a Shard's primary, as the shard controller handled it.

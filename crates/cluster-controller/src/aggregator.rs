@@ -149,7 +149,7 @@ pub async fn write_statuses(
             let Some((aggregate, findings, reach)) = feed.inputs(&key) else {
                 continue;
             };
-            let merged = status::merge(&Merge {
+            let mut merged = status::merge(&Merge {
                 generation: cluster.metadata.generation,
                 previous: cluster.status.as_ref(),
                 aggregate: aggregate.as_ref(),
@@ -157,7 +157,13 @@ pub async fn write_statuses(
                 reach: &reach,
                 now: status::now(),
             });
-            let written = applier.apply_status(cluster.as_ref(), cluster.status.as_ref(), &merged);
+            merged.last_backups.clear();
+            let written = applier.apply_status_beside(
+                cluster.as_ref(),
+                cluster.status.as_ref(),
+                &merged,
+                MultigresClusterStatus::WRITTEN_BY_BACKUPS,
+            );
             if let Err(error) = written.await {
                 if matches!(&error, kube::Error::Api(e) if e.code == 404) {
                     continue;

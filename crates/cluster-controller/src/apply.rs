@@ -516,8 +516,17 @@ pub async fn status(
     cluster: &MultigresCluster,
     status: &MultigresClusterStatus,
 ) -> Result<()> {
+    let status = MultigresClusterStatus {
+        last_backups: Default::default(),
+        ..status.clone()
+    };
     ctx.applier
-        .apply_status(cluster, cluster.status.as_ref(), status)
+        .apply_status_beside(
+            cluster,
+            cluster.status.as_ref(),
+            &status,
+            MultigresClusterStatus::WRITTEN_BY_BACKUPS,
+        )
         .await?;
     Ok(())
 }

@@ -6,10 +6,12 @@
 //!
 //! Read in reconcile order ([`reconcile`]): [`dereference`], [`build`] (after
 //! `multigres_api::resolve`), [`apply`], [`status`]; [`templates`] is the DeploymentTemplate
-//! lifecycle; [`aggregator`] writes status from the status aggregator; [`run`] wires it together.
+//! lifecycle; [`aggregator`] writes status from the status aggregator; [`backups`] runs Backups
+//! and ScheduledBackups; [`run`] wires it together.
 
 pub mod aggregator;
 pub mod apply;
+pub mod backups;
 pub mod build;
 pub mod dereference;
 pub mod error;
@@ -55,6 +57,8 @@ pub const CRDS: &[&str] = &[
     "toposervers.multigres.com",
     "cells.multigres.com",
     "tablegroups.multigres.com",
+    "backups.multigres.com",
+    "scheduledbackups.multigres.com",
 ];
 
 /// Settings of the cluster controller beyond the common ones.
@@ -73,7 +77,7 @@ pub struct StatusAggregator {
 }
 
 /// A cache of `K` and the stream of its changes (the stream must be polled to fill the cache).
-fn cached<K>(
+pub(crate) fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
 ) -> (
@@ -94,6 +98,7 @@ where
 pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> anyhow::Result<()> {
     let client = started.client.clone();
     let mapping = settings.address_mapping;
+    let backup_mapping = mapping.clone();
     let ns = args.watch_namespace.as_deref();
     let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
     let multiadmin = format!("{managed},{}={}", labels::COMPONENT, component::MULTIADMIN);
@@ -269,7 +274,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     .run(templates::reconcile, run::error_policy, lifecycle_ctx)
     .for_each(|_| futures::future::ready(()));
 
-    tokio::join!(cluster_controller, template_controller);
+    let backups = backups::run(&started, args, backup_mapping, settings.topology_timeout);
+    tokio::join!(cluster_controller, template_controller, backups);
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! primary or without a standby; otherwise the primary resigns and, as multiorch would, the
 //! simulator elects another ready replica-pool pod on its next pass. It also counts primaries whose
 //! pod went away without a switchover, the fault the operator must never cause (docs/reliability.md).
+//! Backups: a job per request that completes on a later status read (or fails, for a Shard
+//! annotated [`FAIL_BACKUPS`]), refused like multiadmin's without a serving replica.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -17,7 +19,11 @@ use multigres_topology::Id;
 use multigres_topology::admin_pb::multiadmin_service_server::{
     MultiadminService, MultiadminServiceServer,
 };
-use multigres_topology::admin_pb::{SwitchPrimaryRequest, SwitchPrimaryResponse};
+use multigres_topology::admin_pb::{
+    BackupInfo, BackupRequest, BackupResponse, BackupStatus, GetBackupJobStatusRequest,
+    GetBackupJobStatusResponse, GetBackupsRequest, GetBackupsResponse, JobStatus,
+    SwitchPrimaryRequest, SwitchPrimaryResponse,
+};
 use multigres_topology::pb::id::ComponentType;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -34,6 +40,45 @@ pub struct Handovers {
     pub switchovers: u64,
     /// Primaries whose pod was deleted while still primary, without a switchover.
     pub lost_without_switchover: u64,
+    /// Backup jobs by id, in the order they were asked for.
+    pub backup_jobs: BTreeMap<String, BackupJob>,
+}
+
+/// A Shard annotated with this fails every backup with the annotation's value as the error.
+pub const FAIL_BACKUPS: &str = "simulation.multigres.com/fail-backups";
+
+/// A backup job: running on its first status read, completed (or failed) from the second.
+#[derive(Clone, Debug)]
+pub struct BackupJob {
+    pub shard: ShardRef,
+    pub key: (String, String, String),
+    pub backup_type: String,
+    pub reads: u32,
+    pub fail: Option<String>,
+    pub started: multigres_topology::prost_types::Timestamp,
+    pub number: u64,
+}
+
+impl BackupJob {
+    fn backup_id(&self) -> String {
+        // pgBackRest's form: `<date>-<time>F`, unique per job here.
+        format!("20260101-{:06}F", self.number)
+    }
+
+    fn info(&self) -> BackupInfo {
+        let (database, table_group, shard) = self.key.clone();
+        BackupInfo {
+            backup_id: self.backup_id(),
+            database,
+            table_group,
+            shard,
+            r#type: self.backup_type.clone(),
+            status: BackupStatus::Complete.into(),
+            backup_size_bytes: 24 * 1024 * 1024 + self.number,
+            start_timestamp: Some(self.started),
+            stop_timestamp: Some(self.started),
+        }
+    }
 }
 
 impl Handovers {
@@ -81,17 +126,16 @@ struct Admin {
 #[derive(Clone, Debug)]
 struct Authority(String);
 
-#[tonic::async_trait]
-impl MultiadminService for Admin {
-    async fn switch_primary(
+impl Admin {
+    /// The one Shard the request means (by the multiadmin it was sent to) and its pool pods.
+    #[allow(clippy::result_large_err)]
+    fn shard_of(
         &self,
-        request: Request<SwitchPrimaryRequest>,
-    ) -> Result<Response<SwitchPrimaryResponse>, Status> {
-        let authority = request.extensions().get::<Authority>().cloned();
-        let key = request
-            .into_inner()
-            .shard_key
-            .ok_or_else(|| Status::invalid_argument("shard_key is required"))?;
+        authority: Option<Authority>,
+        database: &str,
+        table_group: &str,
+        multigres_shard: &str,
+    ) -> Result<(ShardRef, Vec<PoolPod>), Status> {
         let pods: Vec<PoolPod> = self
             .pods
             .state()
@@ -102,13 +146,13 @@ impl MultiadminService for Admin {
                     .as_ref()
                     .is_none_or(|a| naming::multiadmin_address(&p.cluster, &p.namespace) == a.0)
             })
-            .filter(|p| p.database == key.database && p.table_group == key.table_group)
+            .filter(|p| p.database == database && p.table_group == table_group)
             .filter(|p| {
                 let shard = self.shards.state().into_iter().find(|s| {
                     s.metadata.namespace.as_ref() == Some(&p.namespace)
                         && s.metadata.name.as_ref() == Some(&p.shard_resource)
                 });
-                shard.is_some_and(|s| s.spec.multigres_shard() == key.shard)
+                shard.is_some_and(|s| s.spec.multigres_shard() == multigres_shard)
             })
             .collect();
         let shards: std::collections::BTreeSet<ShardRef> =
@@ -122,6 +166,34 @@ impl MultiadminService for Admin {
                 ));
             }
         };
+        Ok((shard, pods))
+    }
+
+    fn annotation(&self, shard: &ShardRef, key: &str) -> Option<String> {
+        self.shards
+            .state()
+            .into_iter()
+            .find(|s| {
+                s.metadata.namespace.as_ref() == Some(&shard.0)
+                    && s.metadata.name.as_ref() == Some(&shard.1)
+            })
+            .and_then(|s| s.metadata.annotations.as_ref()?.get(key).cloned())
+    }
+}
+
+#[tonic::async_trait]
+impl MultiadminService for Admin {
+    async fn switch_primary(
+        &self,
+        request: Request<SwitchPrimaryRequest>,
+    ) -> Result<Response<SwitchPrimaryResponse>, Status> {
+        let authority = request.extensions().get::<Authority>().cloned();
+        let key = request
+            .into_inner()
+            .shard_key
+            .ok_or_else(|| Status::invalid_argument("shard_key is required"))?;
+        let (shard, pods) =
+            self.shard_of(authority, &key.database, &key.table_group, &key.shard)?;
         let mut state = self.state.lock().expect("handovers");
         let leader = state
             .primaries
@@ -156,6 +228,95 @@ impl MultiadminService for Admin {
                 name: pooler_service_id(&leader),
             }),
         }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<BackupResponse>, Status> {
+        let authority = request.extensions().get::<Authority>().cloned();
+        let request = request.into_inner();
+        let (shard, pods) = self.shard_of(
+            authority,
+            &request.database,
+            &request.table_group,
+            &request.shard,
+        )?;
+        let mut state = self.state.lock().expect("handovers");
+        let primary = state.primaries.get(&shard).cloned();
+        let follower = pods
+            .iter()
+            .any(|p| p.ready && !p.terminating && Some(&p.name) != primary.as_ref());
+        if !request.force_primary && !follower {
+            return Err(Status::failed_precondition(format!(
+                "failed to find pooler: serving follower pooler not found for database={}, table_group={}, shard={}",
+                request.database, request.table_group, request.shard
+            )));
+        }
+        let number = state.backup_jobs.len() as u64 + 1;
+        let job_id = format!("sim-backup-{number}");
+        let now = std::time::SystemTime::now();
+        state.backup_jobs.insert(
+            job_id.clone(),
+            BackupJob {
+                fail: self.annotation(&shard, FAIL_BACKUPS),
+                shard: shard.clone(),
+                key: (request.database, request.table_group, request.shard),
+                backup_type: request.r#type,
+                reads: 0,
+                started: now.into(),
+                number,
+            },
+        );
+        tracing::info!(shard = %format!("{}/{}", shard.0, shard.1), job_id, "SIMULATION: backup started");
+        Ok(Response::new(BackupResponse { job_id }))
+    }
+
+    async fn get_backup_job_status(
+        &self,
+        request: Request<GetBackupJobStatusRequest>,
+    ) -> Result<Response<GetBackupJobStatusResponse>, Status> {
+        let request = request.into_inner();
+        let mut state = self.state.lock().expect("handovers");
+        let job = state
+            .backup_jobs
+            .get_mut(&request.job_id)
+            .ok_or_else(|| Status::not_found(format!("job {} not found", request.job_id)))?;
+        job.reads += 1;
+        let (status, backup_id, error_message) = match (&job.fail, job.reads) {
+            (_, 1) => (JobStatus::Running, String::new(), String::new()),
+            (Some(error), _) => (JobStatus::Failed, String::new(), error.clone()),
+            (None, _) => (JobStatus::Completed, job.backup_id(), String::new()),
+        };
+        Ok(Response::new(GetBackupJobStatusResponse {
+            job_id: request.job_id,
+            status: status.into(),
+            error_message,
+            backup_id,
+        }))
+    }
+
+    async fn get_backups(
+        &self,
+        request: Request<GetBackupsRequest>,
+    ) -> Result<Response<GetBackupsResponse>, Status> {
+        let request = request.into_inner();
+        let state = self.state.lock().expect("handovers");
+        let backups = state
+            .backup_jobs
+            .values()
+            .filter(|j| j.fail.is_none() && j.reads > 1)
+            .filter(|j| {
+                j.key
+                    == (
+                        request.database.clone(),
+                        request.table_group.clone(),
+                        request.shard.clone(),
+                    )
+            })
+            .map(BackupJob::info)
+            .collect();
+        Ok(Response::new(GetBackupsResponse { backups }))
     }
 }
 

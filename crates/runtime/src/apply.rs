@@ -182,7 +182,25 @@ impl Applier {
         K: Resource<Scope = kube::core::NamespaceResourceScope>,
         S: Serialize + PartialEq,
     {
-        if current == Some(status) {
+        self.apply_status_beside(object, current, status, &[]).await
+    }
+
+    /// [`Self::apply_status`] for a status that other managers write parts of: the top-level
+    /// fields in `others` (left out of `status`, so this manager's apply never touches them) do
+    /// not count as a difference.
+    pub async fn apply_status_beside<K, S>(
+        &self,
+        object: &K,
+        current: Option<&S>,
+        status: &S,
+        others: &[&str],
+    ) -> Result<bool, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize + PartialEq,
+    {
+        if status_equal_beside(current, status, others) {
             return Ok(false);
         }
         let patch = serde_json::json!({
@@ -306,4 +324,27 @@ pub fn refused(error: &kube::Error) -> Option<String> {
         kube::Error::Api(e) if e.code == 400 || e.code == 422 => Some(e.message.clone()),
         _ => None,
     }
+}
+
+/// Whether `current`, without the fields in `others`, is `status`.
+fn status_equal_beside<S: Serialize + PartialEq>(
+    current: Option<&S>,
+    status: &S,
+    others: &[&str],
+) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
+    if others.is_empty() {
+        return current == status;
+    }
+    let (Ok(mut current), Ok(status)) =
+        (serde_json::to_value(current), serde_json::to_value(status))
+    else {
+        return false;
+    };
+    if let Some(fields) = current.as_object_mut() {
+        fields.retain(|key, _| !others.contains(&key.as_str()));
+    }
+    current == status
 }

@@ -2,7 +2,7 @@
 //! in flight, API requests by verb, and objects owned (for partitioned controllers).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Instant;
 
 use prometheus_client::encoding::text::encode;
@@ -26,6 +26,9 @@ pub struct Metrics {
     in_flight: Gauge<i64, AtomicI64>,
     pub owned: Gauge<i64, AtomicI64>,
     pub requests: RequestCounter,
+    /// Per shard (namespace, cluster, database, table_group, shard): when its newest backup
+    /// completed. Only the backup controller sets it; alerts read `time() - ` it.
+    pub backup_completed: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -41,6 +44,7 @@ impl Metrics {
         let in_flight = Gauge::<i64, AtomicI64>::default();
         let owned = Gauge::<i64, AtomicI64>::default();
         let requests = RequestCounter::default();
+        let backup_completed = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -67,6 +71,11 @@ impl Metrics {
             "Requests to the Kubernetes API, by verb",
             requests.clone(),
         );
+        registry.register(
+            "backup_last_completion_timestamp_seconds",
+            "When each shard's newest backup completed (Unix seconds)",
+            backup_completed.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             controller: controller.to_string(),
@@ -76,6 +85,7 @@ impl Metrics {
             in_flight,
             owned,
             requests,
+            backup_completed,
         }
     }
 

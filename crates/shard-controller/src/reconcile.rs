@@ -143,7 +143,12 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         &volumes,
     );
     ctx.applier
-        .apply_status(shard, shard.status.as_ref(), &status)
+        .apply_status_beside(
+            shard,
+            shard.status.as_ref(),
+            &status,
+            ShardStatus::WRITTEN_BY_BACKUPS,
+        )
         .await
         .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
     let electing = plan.switchover.is_some()

@@ -504,6 +504,8 @@ pub fn aggregate(inputs: &ClusterInputs) -> MultigresClusterStatus {
         cell_count: Some(spec.cells.len() as i32),
         database_count: Some(spec.databases.len() as i32),
         ready_instances_summary: Some(format!("{ready}/{desired}")),
+        // The backup controller's part of the status.
+        last_backups: Default::default(),
     }
 }
 

@@ -125,6 +125,8 @@ pub fn status_from_proto(status: &proto::ClusterStatus) -> MultigresClusterStatu
         cell_count: status.cell_count,
         database_count: status.database_count,
         ready_instances_summary: status.ready_instances_summary.clone(),
+        // Written beside the aggregated status by the backup controller.
+        last_backups: Default::default(),
     }
 }
 

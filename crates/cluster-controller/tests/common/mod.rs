@@ -3,6 +3,7 @@
 //! work), a real etcd standing in for a managed global TopoServer, and the samples.
 #![allow(dead_code)]
 
+pub mod multiadmin;
 pub mod tree;
 
 use std::path::PathBuf;

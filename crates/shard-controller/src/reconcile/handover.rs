@@ -46,7 +46,7 @@ pub(super) async fn ask_multiadmin(
     shard: &Shard,
     handover: &Handover,
     reason: &str,
-) -> Result<String, admin::SwitchoverError> {
+) -> Result<String, admin::AdminError> {
     let ns = shard.namespace().unwrap_or_default();
     let cluster = shard
         .labels()

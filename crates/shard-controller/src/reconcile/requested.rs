@@ -237,8 +237,14 @@ async fn ask(
     );
     let mut interim = shard.status.clone().unwrap_or_default();
     interim.last_switchover = Some(started.clone());
+    interim.last_backup = None;
     ctx.applier
-        .apply_status(shard, shard.status.as_ref(), &interim)
+        .apply_status_beside(
+            shard,
+            shard.status.as_ref(),
+            &interim,
+            ShardStatus::WRITTEN_BY_BACKUPS,
+        )
         .await
         .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
     remember(ctx, key, &started);

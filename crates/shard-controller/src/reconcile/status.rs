@@ -108,6 +108,7 @@ pub(super) fn status(
         primary_cell,
         total_pods: live.len() as i32,
         ready_pods: ready,
+        last_backup: None,
     }
 }
 

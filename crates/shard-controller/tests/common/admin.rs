@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use multigres_topology::admin_pb::multiadmin_service_server::{
     MultiadminService, MultiadminServiceServer,
 };
-use multigres_topology::admin_pb::{SwitchPrimaryRequest, SwitchPrimaryResponse};
+use multigres_topology::admin_pb::{
+    BackupRequest, BackupResponse, GetBackupJobStatusRequest, GetBackupJobStatusResponse,
+    GetBackupsRequest, GetBackupsResponse, SwitchPrimaryRequest, SwitchPrimaryResponse,
+};
 use multigres_topology::{MultiPooler, RoutingRole, RoutingState, TopoClient};
 use tonic::{Request, Response, Status};
 
@@ -48,6 +51,25 @@ impl MultiadminService for StandIn {
         Ok(Response::new(SwitchPrimaryResponse {
             old_leader_id: self.demote.id.clone(),
         }))
+    }
+
+    // The shard controller never backs up.
+    async fn backup(&self, _: Request<BackupRequest>) -> Result<Response<BackupResponse>, Status> {
+        Err(Status::unimplemented("not a shard-controller call"))
+    }
+
+    async fn get_backup_job_status(
+        &self,
+        _: Request<GetBackupJobStatusRequest>,
+    ) -> Result<Response<GetBackupJobStatusResponse>, Status> {
+        Err(Status::unimplemented("not a shard-controller call"))
+    }
+
+    async fn get_backups(
+        &self,
+        _: Request<GetBackupsRequest>,
+    ) -> Result<Response<GetBackupsResponse>, Status> {
+        Err(Status::unimplemented("not a shard-controller call"))
     }
 }
 
