@@ -223,7 +223,7 @@ async fn a_backup_waits_for_a_replica_then_is_recorded_on_the_shards_the_cluster
     let metric = controller
         .metric(
             "multigres_backup_last_completion_timestamp_seconds",
-            "table_group=\"orders\"",
+            "multigres_tablegroup=\"orders\"",
         )
         .await
         .unwrap();

@@ -1,4 +1,4 @@
-//! `kubectl multigres status|restart|switchover|psql|report <cluster>`, from the current
+//! `kubectl multigres status|restart|switchover|psql|backup|report <cluster>`, from the current
 //! kubeconfig (docs/operations.md). Installed as a kubectl plugin by putting `kubectl-multigres` on
 //! the PATH.
 
@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kubectl_multigres::{fetch, psql, report, restart, switchover, tree};
-use multigres_api::SwitchoverResult;
+use kubectl_multigres::{backup, fetch, psql, report, restart, switchover, tree};
+use multigres_api::{BackupPhase, BackupTarget, BackupType, SwitchoverResult};
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +92,37 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// A pgBackRest backup of a database (or of one table group or shard) through a Backup object,
+    /// which the operator carries out; --wait follows it to the end (docs/backup-restore.md).
+    Backup {
+        /// The MultigresCluster.
+        cluster: String,
+        /// Its namespace (default: the kubeconfig's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// The database.
+        #[arg(long)]
+        database: String,
+        /// Only this table group.
+        #[arg(long)]
+        table_group: Option<String>,
+        /// Only this shard of --table-group (index or key range).
+        #[arg(long, requires = "table_group")]
+        shard: Option<String>,
+        #[arg(long = "type", value_enum, default_value_t = Kind::Full)]
+        kind: Kind,
+        /// Back up on the primary instead of a replica.
+        #[arg(long)]
+        force_primary: bool,
+        /// The Backup's name (default `<cluster>-<database>-<time>`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Wait up to this many seconds for Completed or Failed (0: do not wait).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// A support bundle: the cluster, its templates, children and workloads as YAML, their Events,
     /// the operator's logs and the status tree; Secrets by name only.
     Report {
@@ -110,6 +141,13 @@ enum Command {
         #[arg(short = 'o', long = "format", value_enum, default_value_t = Output::Text)]
         format: Output,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Full,
+    Differential,
+    Incremental,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -190,6 +228,44 @@ async fn main() -> anyhow::Result<()> {
             }
             let code = psql::run(&client, &namespace, &session, &creds, &args).await?;
             std::process::exit(code);
+        }
+        Command::Backup {
+            cluster,
+            namespace,
+            database,
+            table_group,
+            shard,
+            kind,
+            force_primary,
+            name,
+            wait,
+            output,
+        } => {
+            let (client, namespace) = client_and_namespace(namespace).await?;
+            let target = BackupTarget {
+                cluster,
+                database,
+                table_group,
+                shard,
+                r#type: match kind {
+                    Kind::Full => BackupType::Full,
+                    Kind::Differential => BackupType::Differential,
+                    Kind::Incremental => BackupType::Incremental,
+                },
+                force_primary: force_primary.then_some(true),
+            };
+            let at = k8s_openapi::jiff::Timestamp::now().to_string();
+            let wanted = backup::backup(name.as_deref(), target, &at);
+            let wait = (wait > 0).then(|| Duration::from_secs(wait));
+            let got = backup::run(&client, &namespace, &wanted, wait).await?;
+            match output {
+                Output::Text => print!("{}", backup::render(&got)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&got)?),
+            }
+            let phase = got.status.as_ref().and_then(|s| s.phase);
+            if wait.is_some() && phase != Some(BackupPhase::Completed) {
+                std::process::exit(1);
+            }
         }
         Command::Report {
             cluster,

@@ -26,7 +26,7 @@ pub struct Metrics {
     in_flight: Gauge<i64, AtomicI64>,
     pub owned: Gauge<i64, AtomicI64>,
     pub requests: RequestCounter,
-    /// Per shard (namespace, cluster, database, table_group, shard): when its newest backup
+    /// Per shard (`multigres_namespace`, `_cluster`, `_database`, `_tablegroup`, `_shard`): when its newest backup
     /// completed. Only the backup controller sets it; alerts read `time() - ` it.
     pub backup_completed: Family<Labels, Gauge<f64, AtomicU64>>,
 }

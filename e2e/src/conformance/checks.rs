@@ -150,6 +150,7 @@ pub async fn checks(
         .collect();
     let failover = kill_primary(root, &gateway, "failover", |_| true, &sandboxes).await?;
     planned_switchover(root, &gateway, &shard, pods, &poolers).await?;
+    backup(&shard, pods).await?;
     Ok(Timings {
         bootstrap,
         failover,
@@ -188,14 +189,9 @@ async fn planned_switchover(
     pods: &[(Pod, Ipv4Addr)],
     poolers: &[&(Pod, Ipv4Addr)],
 ) -> Result<Duration> {
-    let (_, admin_ip) = pods
-        .iter()
-        .find(|(p, _)| {
-            p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIADMIN)
-        })
-        .context("no multiadmin pod")?;
     let address = format!(
-        "{admin_ip}:{}",
+        "{}:{}",
+        multiadmin_ip(pods)?,
         multigres_api::multigres::MULTIADMIN_GRPC_PORT
     );
     let key = multigres_topology::ShardKey {
@@ -246,6 +242,77 @@ async fn planned_switchover(
         took.as_secs_f64()
     );
     Ok(took)
+}
+
+/// A full backup of the shard the way the backup controller takes one
+/// (`multigres_topology::admin::Multiadmin`: Backup, then GetBackupJobStatus until it ends, then
+/// GetBackups for its size), against the real multiadmin and pgBackRest.
+async fn backup(shard: &multigres_api::Shard, pods: &[(Pod, Ipv4Addr)]) -> Result<()> {
+    let address = format!(
+        "{}:{}",
+        multiadmin_ip(pods)?,
+        multigres_api::multigres::MULTIADMIN_GRPC_PORT
+    );
+    let key = multigres_topology::ShardKey {
+        database: shard.spec.database.clone(),
+        table_group: shard.spec.table_group.clone(),
+        shard: shard.spec.multigres_shard().to_string(),
+    };
+    let mut admin = multigres_topology::admin::Multiadmin::connect(
+        &address,
+        &multigres_topology::AddressMapping::off(),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let asked = Instant::now();
+    // Right after the switchover multiadmin may see no serving replica yet: ask until it accepts.
+    let job = loop {
+        match admin.backup(&key, "full", false).await {
+            Ok(job) => break job,
+            Err(e) if asked.elapsed() < Duration::from_secs(120) => {
+                println!("    backup not started yet: {e}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => bail!("multiadmin Backup: {e}"),
+        }
+    };
+    let backup_id = loop {
+        let status = admin.backup_job(&key, &job).await?;
+        match status.status {
+            multigres_topology::admin::JobStatus::Completed => break status.backup_id,
+            multigres_topology::admin::JobStatus::Failed => {
+                bail!("backup job {job} failed: {}", status.error)
+            }
+            _ if asked.elapsed() > Duration::from_secs(300) => {
+                bail!("backup job {job} still {:?} after 300s", status.status)
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    let listed = admin.backups(&key).await?;
+    let info = listed
+        .iter()
+        .find(|b| b.backup_id == backup_id)
+        .with_context(|| format!("GetBackups does not list {backup_id}: {listed:?}"))?;
+    if info.backup_size_bytes == 0 || info.stop_timestamp.is_none() {
+        bail!("backup {backup_id} listed without size or stop time: {info:?}");
+    }
+    println!(
+        "  CHECK full backup through multiadmin (the backup controller's client): ok, job {job} -> backup {backup_id}, {} bytes, {:.1}s; the repository lists {} backup(s)",
+        info.backup_size_bytes,
+        asked.elapsed().as_secs_f64(),
+        listed.len()
+    );
+    Ok(())
+}
+
+fn multiadmin_ip(pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4Addr> {
+    pods.iter()
+        .find(|(p, _)| {
+            p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIADMIN)
+        })
+        .map(|(_, ip)| *ip)
+        .context("no multiadmin pod")
 }
 
 /// Reads the bootstrap row on a replica's postgres (multigateway serves replica reads only on

@@ -352,16 +352,19 @@ async fn record(backup: &Backup, status: &BackupStatus, ctx: &Ctx) -> Result<(),
             completed_at: completed_at.clone(),
             size_bytes: part.size_bytes,
         };
-        ctx.metrics
-            .backup_completed
-            .get_or_create(&vec![
-                ("namespace".into(), ns.clone()),
-                ("cluster".into(), target.cluster.clone()),
-                ("database".into(), target.database.clone()),
-                ("table_group".into(), part.table_group.clone()),
-                ("shard".into(), part.shard.clone()),
-            ])
-            .set(completed_at.0.as_second() as f64);
+        let gauge = ctx.metrics.backup_completed.get_or_create(&vec![
+            // Prefixed: a scrape of the controller's pod sets its own `namespace`.
+            ("multigres_namespace".into(), ns.clone()),
+            ("multigres_cluster".into(), target.cluster.clone()),
+            ("multigres_database".into(), target.database.clone()),
+            ("multigres_tablegroup".into(), part.table_group.clone()),
+            ("multigres_shard".into(), part.shard.clone()),
+        ]);
+        // Completed Backups are reconciled in any order after a restart: only a newer one counts.
+        let completed = completed_at.0.as_second() as f64;
+        if gauge.get() < completed {
+            gauge.set(completed);
+        }
         let shard = shards
             .iter()
             .find(|s| s.namespace().as_deref() == Some(&ns) && s.name_any() == part.shard_resource);
