@@ -19,6 +19,8 @@ use multigres_e2e::{ControlPlane, audit, progress, samples, shared, stack, wait_
 
 #[path = "operator/least_privilege.rs"]
 mod least_privilege;
+#[path = "operator/plugin_backup.rs"]
+mod plugin_backup;
 
 const SA_PREFIX: &str = "system:serviceaccount:multigres-system:";
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -478,6 +480,8 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         "[{:.1}s] switchover, psql --print-env and report",
         started.elapsed().as_secs_f64()
     );
+    plugin_backup::backup_of_a_database(cp, &client, &plugin, &sample).await?;
+    eprintln!("[{:.1}s] backup", started.elapsed().as_secs_f64());
     drop(running);
     Ok(())
 }

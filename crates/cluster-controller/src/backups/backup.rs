@@ -352,19 +352,14 @@ async fn record(backup: &Backup, status: &BackupStatus, ctx: &Ctx) -> Result<(),
             completed_at: completed_at.clone(),
             size_bytes: part.size_bytes,
         };
-        let gauge = ctx.metrics.backup_completed.get_or_create(&vec![
-            // Prefixed: a scrape of the controller's pod sets its own `namespace`.
-            ("multigres_namespace".into(), ns.clone()),
-            ("multigres_cluster".into(), target.cluster.clone()),
-            ("multigres_database".into(), target.database.clone()),
-            ("multigres_tablegroup".into(), part.table_group.clone()),
-            ("multigres_shard".into(), part.shard.clone()),
-        ]);
-        // Completed Backups are reconciled in any order after a restart: only a newer one counts.
-        let completed = completed_at.0.as_second() as f64;
-        if gauge.get() < completed {
-            gauge.set(completed);
-        }
+        raise_backup_gauge(
+            ctx,
+            &ns,
+            &target.cluster,
+            &target.database,
+            part,
+            completed_at,
+        );
         let shard = shards
             .iter()
             .find(|s| s.namespace().as_deref() == Some(&ns) && s.name_any() == part.shard_resource);
@@ -402,6 +397,30 @@ async fn record(backup: &Backup, status: &BackupStatus, ctx: &Ctx) -> Result<(),
         .await?;
     }
     Ok(())
+}
+
+/// The shard's backup-age gauge, raised to `completed_at`: completed Backups are reconciled in
+/// any order after a restart, so only a newer one counts.
+fn raise_backup_gauge(
+    ctx: &Ctx,
+    ns: &str,
+    cluster: &str,
+    database: &str,
+    part: &ShardBackup,
+    completed_at: &Time,
+) {
+    let gauge = ctx.metrics.backup_completed.get_or_create(&vec![
+        // Prefixed: a scrape of the controller's pod sets its own `namespace`.
+        ("multigres_namespace".into(), ns.to_string()),
+        ("multigres_cluster".into(), cluster.to_string()),
+        ("multigres_database".into(), database.to_string()),
+        ("multigres_tablegroup".into(), part.table_group.clone()),
+        ("multigres_shard".into(), part.shard.clone()),
+    ]);
+    let completed = completed_at.0.as_second() as f64;
+    if gauge.get() < completed {
+        gauge.set(completed);
+    }
 }
 
 /// Merges `status` fields into one object's status as [`BACKUP_MANAGER`]. A merge patch, not an
