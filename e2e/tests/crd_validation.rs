@@ -478,3 +478,80 @@ async fn new_fields_are_inline_fields_and_log_settings_are_enums() {
     spec["cells"][0]["spec"] = json!({"multigateway": {"logFormat": "xml"}});
     refused(&clusters, cluster("xml", spec), "Unsupported value").await;
 }
+
+fn backup(name: &str, spec: Value) -> DynamicObject {
+    object(
+        json!({"apiVersion": "multigres.com/v1alpha1", "kind": "Backup", "metadata": {"name": name}, "spec": spec}),
+    )
+}
+
+#[tokio::test]
+async fn backups_and_schedules_are_checked_at_admission() {
+    let (client, ns) = setup().await;
+    let backups = api::<multigres_api::Backup>(&client, &ns);
+    let target = json!({"cluster": "c", "database": "app"});
+    refused(
+        &backups,
+        backup(
+            "lone-shard",
+            json!({"cluster": "c", "database": "app", "shard": "0"}),
+        ),
+        "shard needs tableGroup",
+    )
+    .await;
+    backups
+        .create(&PostParams::default(), &backup("ok", target.clone()))
+        .await
+        .expect("a valid Backup");
+    let changed = backups
+        .patch(
+            "ok",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"database": "other"}})),
+        )
+        .await;
+    assert!(
+        matches!(&changed, Err(kube::Error::Api(e)) if e.message.contains("a Backup's spec cannot change")),
+        "{changed:?}"
+    );
+
+    let schedules = api::<multigres_api::ScheduledBackup>(&client, &ns);
+    let schedule = |name: &str, cron: &str| {
+        object(
+            json!({"apiVersion": "multigres.com/v1alpha1", "kind": "ScheduledBackup",
+            "metadata": {"name": name}, "spec": {"schedule": cron, "backup": target}}),
+        )
+    };
+    refused(
+        &schedules,
+        schedule("four", "0 3 * *"),
+        "schedule must have five fields",
+    )
+    .await;
+    refused(
+        &schedules,
+        schedule("odd", "@often"),
+        "schedule must have five fields",
+    )
+    .await;
+    schedules
+        .create(&PostParams::default(), &schedule("nightly", "0 3 * * *"))
+        .await
+        .expect("a valid schedule");
+
+    let clusters = api::<MultigresCluster>(&client, &ns);
+    let with_backup = |backup: Value| {
+        let mut spec = valid_spec();
+        spec["backup"] = backup;
+        spec
+    };
+    let both = with_backup(json!({"filesystem": {}, "s3": {"bucket": "bkt", "region": "r"}}));
+    refused(
+        &clusters,
+        cluster("both", both),
+        "set filesystem or s3, not both",
+    )
+    .await;
+    let too_many = with_backup(json!({"retention": {"fullBackups": 9}}));
+    refused(&clusters, cluster("keeps-nine", too_many), "fullBackups").await;
+}

@@ -241,3 +241,128 @@ pub struct ScheduledBackupStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+/// Where a database's pgBackRest repository lives and how it is kept: the cluster's default
+/// (`spec.backup`), replaced as a whole by a database's own (`spec.databases[].spec.backup`).
+/// Written into the database's topology record and into every pool pod (docs/backup-restore.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.filesystem) && has(self.s3))", "message": "set filesystem or s3, not both"}
+]))]
+pub struct BackupConfig {
+    /// A repository on a PersistentVolumeClaim per shard (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemRepository>,
+    /// A repository in S3-compatible object storage, one per database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Repository>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<BackupRetention>,
+    /// Encrypts the repository (pgBackRest aes-256-cbc); poolers refuse to start without the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<BackupEncryption>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesystemRepository {
+    /// The claim of each shard's repository (`backups-<shard>`, mounted by every pool pod of the
+    /// shard: pods on several nodes need ReadWriteMany). Default: the first pool's data claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_claim_template: Option<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Repository {
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+    /// An S3-compatible endpoint (`https://minio.example:9000`); AWS when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub endpoint: Option<String>,
+    /// The key prefix of the database's repository. Default `<namespace>/<cluster>/<database>`.
+    /// Restoring into a new cluster means pointing its database at an existing prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub key_prefix: Option<String>,
+    /// A Secret with the access key: mounted into multipooler's environment. Without it,
+    /// pgBackRest finds credentials itself (IRSA or instance metadata on AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<S3Credentials>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Credentials {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Default `AWS_ACCESS_KEY_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_key: Option<String>,
+    /// Default `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_key: Option<String>,
+    /// A session token, when the key is temporary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRetention {
+    /// Full backups kept: after each completed Backup the operator asks multiadmin to expire older
+    /// ones (ExpireBackups). At most 7: multipooler itself expires beyond 7 after every backup.
+    #[schemars(range(min = 1, max = 7))]
+    pub full_backups: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupEncryption {
+    /// The Secret key holding multipooler's cipher key file: JSON mapping the repository
+    /// generation to its passphrase, `{"1": "<passphrase>"}`.
+    pub key_secret: SecretKey,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKey {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+impl S3Credentials {
+    /// `(environment variable, Secret key)` pairs for multipooler.
+    pub fn env_keys(&self) -> Vec<(&'static str, String)> {
+        let or = |set: &Option<String>, default: &str| set.clone().unwrap_or(default.into());
+        let mut keys = vec![
+            (
+                "AWS_ACCESS_KEY_ID",
+                or(&self.access_key_id_key, "AWS_ACCESS_KEY_ID"),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                or(&self.secret_access_key_key, "AWS_SECRET_ACCESS_KEY"),
+            ),
+        ];
+        if let Some(token) = &self.session_token_key {
+            keys.push(("AWS_SESSION_TOKEN", token.clone()));
+        }
+        keys
+    }
+}
+
+impl S3Repository {
+    /// The key prefix the database's repository uses.
+    pub fn key_prefix_for(&self, namespace: &str, cluster: &str, database: &str) -> String {
+        self.key_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{namespace}/{cluster}/{database}"))
+    }
+}

@@ -94,6 +94,10 @@ pub struct MultigresClusterSpec {
     /// docs/security.md). On unless `enabled: false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Every database's backup repository unless the database sets its own
+    /// (docs/backup-restore.md). Default: a filesystem repository per shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupConfig>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -221,6 +225,9 @@ pub struct DatabaseConfigSpec {
     /// Durability policy written into the database's topology record (an addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durability_policy: Option<DurabilityPolicy>,
+    /// The database's backup repository, replacing the cluster's `spec.backup` as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupConfig>,
 }
 
 /// How many acknowledgements a write needs before it is durable.

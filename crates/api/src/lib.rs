@@ -20,8 +20,9 @@ pub mod template;
 pub mod toposerver;
 
 pub use backup::{
-    Backup, BackupPhase, BackupSpec, BackupStatus, BackupTarget, BackupType, LastBackup,
-    ScheduledBackup, ScheduledBackupSpec, ScheduledBackupStatus, ShardBackup,
+    Backup, BackupConfig, BackupEncryption, BackupPhase, BackupRetention, BackupSpec, BackupStatus,
+    BackupTarget, BackupType, FilesystemRepository, LastBackup, S3Credentials, S3Repository,
+    ScheduledBackup, ScheduledBackupSpec, ScheduledBackupStatus, SecretKey, ShardBackup,
 };
 pub use cell::{Cell, CellSpec, CellStatus};
 pub use cluster::{MultigresCluster, MultigresClusterSpec, MultigresClusterStatus};

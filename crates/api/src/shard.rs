@@ -54,6 +54,10 @@ pub struct ShardSpec {
     /// TLS of the Multigres components (docs/security.md); none: plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsRef>,
+    /// The database's backup repository as resolved; none: a filesystem repository on a claim
+    /// made from the first pool's data claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::BackupConfig>,
 }
 
 impl ShardStatus {

@@ -47,7 +47,10 @@ async fn start(
     let mapping = format!("{topo}={},{admin}=127.0.0.1:{port}", etcd.endpoint());
     let controller = start_controller(&ns, &mapping).await.unwrap();
     apply_templates(&client, &ns).await.unwrap();
-    apply(&client, &sample_cluster(&ns)).await.unwrap();
+    let mut cluster = sample_cluster(&ns);
+    cluster.spec.backup =
+        Some(serde_json::from_value(serde_json::json!({"retention": {"fullBackups": 2}})).unwrap());
+    apply(&client, &cluster).await.unwrap();
     for tg in table_groups {
         let shard = shard(&ns, tg);
         Api::<Shard>::namespaced(client.clone(), &ns)
@@ -169,6 +172,23 @@ async fn a_backup_waits_for_a_replica_then_is_recorded_on_the_shards_the_cluster
             Some(1_796_000_090)
         );
     }
+    // The cluster's retention, applied to each shard right after the Backup completed.
+    let mut expires = Vec::new();
+    for _ in 0..100 {
+        expires = stand_in.expires.lock().unwrap().clone();
+        if expires.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    expires.sort();
+    assert_eq!(
+        expires,
+        [
+            ("default".to_string(), "2".to_string()),
+            ("orders".into(), "2".into())
+        ]
+    );
     assert_eq!(
         stand_in.backup_calls.load(Ordering::SeqCst),
         2,

@@ -284,6 +284,93 @@ fn log_settings_become_flags_the_pinned_binaries_define() {
     }
 }
 
+/// A backup configuration (S3 with a credentials Secret, an encrypted repository) becomes flags
+/// the pinned multipooler defines, its environment and mounts, and S3 Database records; the
+/// claim-backed repository volume goes away with the filesystem location.
+#[test]
+fn backup_settings_become_flags_and_records_the_pinned_binaries_accept() {
+    let (mut clusters, templates) = samples();
+    for cluster in &mut clusters {
+        cluster.spec.backup = Some(serde_json::from_value(serde_json::json!({
+            "s3": {"bucket": "backups", "region": "eu-west-1", "endpoint": "https://s3.example:9000",
+                   "credentialsSecret": {"name": "s3-keys"}},
+            "encryption": {"keySecret": {"name": "backup-key", "key": "cipher.json"}}
+        })).unwrap());
+    }
+    let (findings, pods) = check_clusters(&clusters, &templates);
+    let failures: Vec<&String> = findings
+        .failures
+        .iter()
+        .filter(|f| {
+            !(f.contains("(held by default: unserved)")
+                && f.contains("is not a Multigres key range"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{pods} pods: {failures:#?}");
+    let mut poolers = 0;
+    for pod in clusters.iter().flat_map(|c| generated_pods(c, &templates)) {
+        let Some(pooler) = pod.spec.containers.iter().find(|c| c.name == "multipooler") else {
+            continue;
+        };
+        poolers += 1;
+        let args = pooler.args.clone().unwrap_or_default();
+        assert!(
+            args.contains(
+                &"--pgbackrest-cipher-key-file=/etc/multigres/backup-encryption/cipher-key.json"
+                    .to_string()
+            ),
+            "{args:?}"
+        );
+        let env: Vec<String> = pooler
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.clone())
+            .collect();
+        assert!(
+            env.contains(&"AWS_ACCESS_KEY_ID".into())
+                && env.contains(&"AWS_SECRET_ACCESS_KEY".into()),
+            "{env:?}"
+        );
+        let volumes: Vec<String> = pod
+            .spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        assert!(
+            !volumes.contains(&"backups".into()),
+            "no repository claim with S3: {volumes:?}"
+        );
+        assert!(volumes.contains(&"backup-encryption".into()), "{volumes:?}");
+    }
+    assert!(poolers > 0);
+    for cluster in &clusters {
+        let resolved = resolve_cluster(cluster, &templates).expect("the sample resolves");
+        let desired =
+            multigres_cluster_controller::build::desired(cluster, &resolved, "multigres-system");
+        for db in &desired.databases {
+            let backup = db.backup_location.as_ref().unwrap();
+            assert!(backup.require_initial_repo_encryption);
+            let Some(Location::S3(s3)) = &backup.location else {
+                panic!("{}: not S3: {backup:?}", db.name);
+            };
+            let ns = cluster.metadata.namespace.clone().unwrap_or_default();
+            assert_eq!(
+                s3.key_prefix,
+                format!(
+                    "{ns}/{}/{}",
+                    cluster.metadata.name.as_deref().unwrap(),
+                    db.name
+                )
+            );
+            assert!(s3.use_env_credentials);
+            multigres_topology::validate_database(db).unwrap();
+        }
+    }
+}
+
 /// The `--database` of the multipooler container of `pod`, and its volume mounts' paths.
 fn multipooler_of(pod: &OwnedPod) -> Option<(String, Vec<String>)> {
     let containers = pod.spec.init_containers.iter().flatten();

@@ -20,9 +20,9 @@ use multigres_topology::admin_pb::multiadmin_service_server::{
     MultiadminService, MultiadminServiceServer,
 };
 use multigres_topology::admin_pb::{
-    BackupInfo, BackupRequest, BackupResponse, BackupStatus, GetBackupJobStatusRequest,
-    GetBackupJobStatusResponse, GetBackupsRequest, GetBackupsResponse, JobStatus,
-    SwitchPrimaryRequest, SwitchPrimaryResponse,
+    BackupInfo, BackupRequest, BackupResponse, BackupStatus, ExpireBackupsRequest,
+    ExpireBackupsResponse, GetBackupJobStatusRequest, GetBackupJobStatusResponse,
+    GetBackupsRequest, GetBackupsResponse, JobStatus, SwitchPrimaryRequest, SwitchPrimaryResponse,
 };
 use multigres_topology::pb::id::ComponentType;
 use tokio::sync::Notify;
@@ -57,6 +57,8 @@ pub struct BackupJob {
     pub fail: Option<String>,
     pub started: multigres_topology::prost_types::Timestamp,
     pub number: u64,
+    /// Removed from the repository by an expire.
+    pub expired: bool,
 }
 
 impl BackupJob {
@@ -266,6 +268,7 @@ impl MultiadminService for Admin {
                 reads: 0,
                 started: now.into(),
                 number,
+                expired: false,
             },
         );
         tracing::info!(shard = %format!("{}/{}", shard.0, shard.1), job_id, "SIMULATION: backup started");
@@ -305,7 +308,7 @@ impl MultiadminService for Admin {
         let backups = state
             .backup_jobs
             .values()
-            .filter(|j| j.fail.is_none() && j.reads > 1)
+            .filter(|j| j.fail.is_none() && j.reads > 1 && !j.expired)
             .filter(|j| {
                 j.key
                     == (
@@ -317,6 +320,36 @@ impl MultiadminService for Admin {
             .map(BackupJob::info)
             .collect();
         Ok(Response::new(GetBackupsResponse { backups }))
+    }
+
+    async fn expire_backups(
+        &self,
+        request: Request<ExpireBackupsRequest>,
+    ) -> Result<Response<ExpireBackupsResponse>, Status> {
+        let request = request.into_inner();
+        let keep: usize = request
+            .overrides
+            .get("repo1-retention-full")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(7);
+        let key = (request.database, request.table_group, request.shard);
+        let mut state = self.state.lock().expect("handovers");
+        let mut complete: Vec<&mut BackupJob> = state
+            .backup_jobs
+            .values_mut()
+            .filter(|j| j.key == key && j.fail.is_none() && j.reads > 1 && !j.expired)
+            .collect();
+        complete.sort_by_key(|j| j.number);
+        let excess = complete.len().saturating_sub(keep);
+        let expired_backup_ids = complete
+            .into_iter()
+            .take(excess)
+            .map(|j| {
+                j.expired = true;
+                j.backup_id()
+            })
+            .collect();
+        Ok(Response::new(ExpireBackupsResponse { expired_backup_ids }))
     }
 }
 

@@ -342,7 +342,7 @@ fn postgres_container(shard: &Shard, pool: &Pool) -> Container {
         resources: pool.spec.postgres.resources.clone(),
         volume_mounts: Some(
             [
-                data_plane_mounts(),
+                data_plane_mounts(shard),
                 vec![
                     volume_mount("pg-hba", PG_HBA_DIR, true),
                     volume_mount("pg-conf", PG_CONF_DIR, true),
@@ -403,10 +403,13 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
     if spec.tls.is_some() {
         flags.extend(multigres::grpc_server_tls_flags());
     }
+    let (repository_flags, repository_env, repository_mounts) = repository_access(shard);
+    flags.extend(repository_flags);
     flags.extend(pool.spec.multipooler.logging.flags(Some(LogLevel::Info)));
     let mut env = credential_env(shard);
     env.push(pod_name_env());
     env.extend(metrics_env(multigres::METRICS_PORT));
+    env.extend(repository_env);
     Container {
         name: "multipooler".into(),
         image: Some(spec.images.multipooler.clone()),
@@ -424,9 +427,10 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         readiness_probe: Some(http_probe("/ready", POOLER_HTTP, 5, 3, 3)),
         resources: pool.spec.multipooler.resources.clone(),
         volume_mounts: Some(
-            data_plane_mounts()
+            data_plane_mounts(shard)
                 .into_iter()
                 .chain(spec.tls.as_ref().map(|_| multigres::tls_volume_mount()))
+                .chain(repository_mounts)
                 .collect(),
         ),
         security_context: Some(SecurityContext {
@@ -478,16 +482,65 @@ pub fn password_file() -> String {
     format!("{CREDENTIALS_DIR}/{PASSWORD_FILE}")
 }
 
-/// Both containers see the same data, backup repository, certificates, credentials and sockets.
-fn data_plane_mounts() -> Vec<VolumeMount> {
-    vec![
-        volume_mount("data", POOLER_DIR, false),
-        volume_mount("backups", multigres::BACKUP_REPOSITORY_PATH, false),
+/// Both containers see the same data, backup repository (a filesystem one), certificates,
+/// credentials and sockets.
+fn data_plane_mounts(shard: &Shard) -> Vec<VolumeMount> {
+    let mut mounts = vec![volume_mount("data", POOLER_DIR, false)];
+    if filesystem_repository(shard) {
+        mounts.push(volume_mount(
+            "backups",
+            multigres::BACKUP_REPOSITORY_PATH,
+            false,
+        ));
+    }
+    mounts.extend([
         volume_mount("sockets", SOCKET_DIR, false),
         volume_mount("tmp", "/tmp", false),
         volume_mount("pgbackrest-tls", PGBACKREST_CERT_DIR, true),
         volume_mount("credentials", CREDENTIALS_DIR, true),
-    ]
+    ]);
+    mounts
+}
+
+/// Whether the shard's backups go to its `backups-<shard>` claim (not to object storage).
+pub fn filesystem_repository(shard: &Shard) -> bool {
+    shard.spec.backup.as_ref().is_none_or(|b| b.s3.is_none())
+}
+
+/// Where multipooler reads the repository's cipher key (docs/backup-restore.md).
+pub const BACKUP_KEY_DIR: &str = "/etc/multigres/backup-encryption";
+pub const BACKUP_KEY_FILE: &str = "cipher-key.json";
+
+/// multipooler's flags, environment and mounts for the repository's encryption and S3
+/// credentials, when the shard's backup configuration has them.
+fn repository_access(
+    shard: &Shard,
+) -> (Vec<(&'static str, String)>, Vec<EnvVar>, Vec<VolumeMount>) {
+    let Some(config) = shard.spec.backup.as_ref() else {
+        return Default::default();
+    };
+    let mut flags = Vec::new();
+    let mut mounts = Vec::new();
+    if config.encryption.is_some() {
+        flags.push((
+            "--pgbackrest-cipher-key-file",
+            format!("{BACKUP_KEY_DIR}/{BACKUP_KEY_FILE}"),
+        ));
+        mounts.push(volume_mount("backup-encryption", BACKUP_KEY_DIR, true));
+    }
+    let env = config
+        .s3
+        .as_ref()
+        .and_then(|s3| s3.credentials_secret.as_ref())
+        .map(|secret| {
+            secret
+                .env_keys()
+                .into_iter()
+                .map(|(var, key)| secret_env(var, &secret.name, &key))
+                .collect()
+        })
+        .unwrap_or_default();
+    (flags, env, mounts)
 }
 
 fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
@@ -516,9 +569,25 @@ fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
     };
     let credentials = &shard.spec.credentials;
     let tls = shard.spec.tls.as_ref();
-    let mut volumes = vec![
-        claim("data", naming::data_pvc(pod_name)),
-        claim("backups", naming::backup_pvc(&shard.name_any())),
+    let mut volumes = vec![claim("data", naming::data_pvc(pod_name))];
+    if filesystem_repository(shard) {
+        volumes.push(claim("backups", naming::backup_pvc(&shard.name_any())));
+    }
+    if let Some(encryption) = shard
+        .spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.encryption.as_ref())
+    {
+        let key_secret = &encryption.key_secret;
+        volumes.push(secret(
+            "backup-encryption",
+            key_secret.name.clone(),
+            vec![key(&key_secret.key, BACKUP_KEY_FILE)],
+            0o400,
+        ));
+    }
+    volumes.extend([
         Volume {
             name: "sockets".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -567,7 +636,7 @@ fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
             }),
             ..Default::default()
         },
-    ];
+    ]);
     volumes.extend(tls.map(|tls| multigres::tls_volume(&tls.secret_name)));
     volumes
 }

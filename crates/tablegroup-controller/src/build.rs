@@ -128,6 +128,7 @@ mod tests {
                 pvc_deletion_policy: Default::default(),
                 postgres_exporter: None,
                 tls: None,
+                backup: None,
             },
         );
         tg.metadata.namespace = Some("ns".into());

@@ -12,7 +12,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::admin_pb::multiadmin_service_client::MultiadminServiceClient;
 pub use crate::admin_pb::{BackupInfo, BackupStatus, JobStatus};
 use crate::admin_pb::{
-    BackupRequest, GetBackupJobStatusRequest, GetBackupsRequest, SwitchPrimaryRequest,
+    BackupRequest, ExpireBackupsRequest, GetBackupJobStatusRequest, GetBackupsRequest,
+    SwitchPrimaryRequest,
 };
 use crate::{AddressMapping, ShardKey};
 
@@ -152,6 +153,27 @@ impl Multiadmin {
         };
         match self.client.get_backups(request).await {
             Ok(response) => Ok(response.into_inner().backups),
+            Err(status) => Err(self.error(status)),
+        }
+    }
+}
+
+impl Multiadmin {
+    /// Expires the backups of `shard` beyond `full` full backups (pgBackRest's
+    /// `repo1-retention-full`); returns the ids expired.
+    pub async fn expire_backups(
+        &mut self,
+        shard: &ShardKey,
+        full: u32,
+    ) -> Result<Vec<String>, AdminError> {
+        let request = ExpireBackupsRequest {
+            database: shard.database.clone(),
+            table_group: shard.table_group.clone(),
+            shard: shard.shard.clone(),
+            overrides: [("repo1-retention-full".to_string(), full.to_string())].into(),
+        };
+        match self.client.expire_backups(request).await {
+            Ok(response) => Ok(response.into_inner().expired_backup_ids),
             Err(status) => Err(self.error(status)),
         }
     }

@@ -73,6 +73,9 @@ pub struct DatabaseRegistration {
     pub name: String,
     pub cells: Vec<String>,
     pub durability: DurabilityPolicy,
+    /// Its backup repository, resolved (an S3 key prefix filled in); none: the default
+    /// filesystem repository.
+    pub backup: Option<crate::BackupConfig>,
 }
 
 /// Everything a MultigresCluster becomes.
@@ -207,6 +210,7 @@ pub fn resolve_cluster(
                     quorum_type: QuorumType::AtLeastN,
                     required_count: defaults::DEFAULT_REQUIRED_COUNT,
                 }),
+            backup: backup_config(&cluster.spec, namespace, name, &db.name),
         })
         .collect();
 
@@ -496,6 +500,7 @@ impl Context<'_> {
             pvc_deletion_policy: self.spec.pvc_deletion_policy.clone().unwrap_or_default(),
             postgres_exporter: self.postgres_exporter(),
             tls: self.tls(),
+            backup: self.backup(database),
         };
         let labels = table_group_labels(self.cluster, database, &config.name);
         Ok(Child {
@@ -504,6 +509,12 @@ impl Context<'_> {
             labels,
             spec,
         })
+    }
+
+    /// The database's backup repository: its own, else the cluster's (none: the default
+    /// filesystem repository, so clusters that set neither keep their pods unchanged).
+    fn backup(&self, database: &str) -> Option<crate::BackupConfig> {
+        backup_config(self.spec, self.namespace, self.cluster, database)
     }
 
     /// The cluster's TLS Secret unless `spec.tls.enabled` is false.
@@ -720,10 +731,31 @@ pub fn shards(table_group: &TableGroup) -> Vec<Child<ShardSpec>> {
                     pvc_deletion_policy: spec.pvc_deletion_policy.clone(),
                     postgres_exporter: spec.postgres_exporter.clone(),
                     tls: spec.tls.clone(),
+                    backup: spec.backup.clone(),
                 },
             }
         })
         .collect()
+}
+
+/// The backup repository of `database` in a cluster's spec: the database's own, else the
+/// cluster's `spec.backup`, with an S3 key prefix filled in (one repository per database).
+pub fn backup_config(
+    spec: &crate::MultigresClusterSpec,
+    namespace: &str,
+    cluster: &str,
+    database: &str,
+) -> Option<crate::BackupConfig> {
+    let mut config = spec
+        .databases
+        .iter()
+        .find(|d| d.name == database)
+        .and_then(|d| d.spec.backup.clone())
+        .or_else(|| spec.backup.clone())?;
+    if let Some(s3) = config.s3.as_mut() {
+        s3.key_prefix = Some(s3.key_prefix_for(namespace, cluster, database));
+    }
+    Some(config)
 }
 
 /// An image the user set, else the pinned default.

@@ -108,6 +108,11 @@ async fn reconcile_inner(backup: &Backup, ctx: &Ctx) -> Result<Action, ChildErro
     let before = plan::summarize(&mut status, backup.metadata.generation, now);
     write(backup, ctx, &status).await?;
     announce(backup, ctx, before, &status).await;
+    if status.phase == Some(BackupPhase::Completed)
+        && let Some(admin) = admin.as_mut()
+    {
+        expire(backup, ctx, admin, &status).await;
+    }
     match status.phase {
         Some(BackupPhase::Completed) => {
             record(backup, &status, ctx).await?;
@@ -332,6 +337,43 @@ async fn announce(backup: &Backup, ctx: &Ctx, before: Option<BackupPhase>, statu
             ctx.events.warning(backup, "BackupFailed", &message).await
         }
         BackupPhase::Pending => {}
+    }
+}
+
+/// Applies the database's `backup.retention` once the Backup completed: older full backups (and
+/// what depends on them) expire. A failure is an Event; the Backup stays Completed.
+async fn expire(backup: &Backup, ctx: &Ctx, admin: &mut Multiadmin, status: &BackupStatus) {
+    let ns = backup.namespace().unwrap_or_default();
+    let target = &backup.spec.target;
+    let Some(full) = ctx.state.retention(&ns, &target.cluster, &target.database) else {
+        return;
+    };
+    for part in &status.shards {
+        let key = ShardTarget {
+            resource: part.shard_resource.clone(),
+            database: target.database.clone(),
+            table_group: part.table_group.clone(),
+            shard: part.shard.clone(),
+        }
+        .key();
+        match admin.expire_backups(&key, full).await {
+            Ok(expired) if expired.is_empty() => {}
+            Ok(expired) => {
+                let note = format!(
+                    "{}: retention keeps {full} full backups; expired {}",
+                    part.shard_resource,
+                    expired.join(", ")
+                );
+                ctx.events.normal(backup, "BackupsExpired", &note).await
+            }
+            Err(e) => {
+                let note = format!(
+                    "{}: expiring beyond {full} full backups: {e}",
+                    part.shard_resource
+                );
+                ctx.events.warning(backup, "ExpireFailed", &note).await
+            }
+        }
     }
 }
 

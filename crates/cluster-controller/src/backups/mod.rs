@@ -37,16 +37,27 @@ pub struct BackupState {
 }
 
 impl BackupState {
+    fn cluster(&self, ns: &str, name: &str) -> Option<std::sync::Arc<MultigresCluster>> {
+        self.clusters.state().into_iter().find(|c| {
+            c.metadata.namespace.as_deref() == Some(ns) && c.metadata.name.as_deref() == Some(name)
+        })
+    }
+
+    /// The full backups `database` of `cluster` keeps (`backup.retention.fullBackups`), if set.
+    pub fn retention(&self, ns: &str, cluster: &str, database: &str) -> Option<u32> {
+        let found = self.cluster(ns, cluster)?;
+        let config = multigres_api::resolve::backup_config(&found.spec, ns, cluster, database)?;
+        u32::try_from(config.retention?.full_backups).ok()
+    }
+
     /// The last backup the cluster's status records for `key` (`<db>/<tg>/<shard>`).
     pub fn cluster_last_backup(&self, ns: &str, cluster: &str, key: &str) -> Option<LastBackup> {
-        self.clusters
-            .state()
-            .iter()
-            .find(|c| {
-                c.metadata.namespace.as_deref() == Some(ns)
-                    && c.metadata.name.as_deref() == Some(cluster)
-            })
-            .and_then(|c| c.status.as_ref()?.last_backups.get(key).cloned())
+        self.cluster(ns, cluster)?
+            .status
+            .as_ref()?
+            .last_backups
+            .get(key)
+            .cloned()
     }
 }
 

@@ -12,9 +12,9 @@ use multigres_topology::admin_pb::multiadmin_service_server::{
     MultiadminService, MultiadminServiceServer,
 };
 use multigres_topology::admin_pb::{
-    BackupInfo, BackupRequest, BackupResponse, BackupStatus, GetBackupJobStatusRequest,
-    GetBackupJobStatusResponse, GetBackupsRequest, GetBackupsResponse, JobStatus,
-    SwitchPrimaryRequest, SwitchPrimaryResponse,
+    BackupInfo, BackupRequest, BackupResponse, BackupStatus, ExpireBackupsRequest,
+    ExpireBackupsResponse, GetBackupJobStatusRequest, GetBackupJobStatusResponse,
+    GetBackupsRequest, GetBackupsResponse, JobStatus, SwitchPrimaryRequest, SwitchPrimaryResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -23,6 +23,8 @@ pub struct StandIn {
     pub replica_ready: AtomicBool,
     pub failing: Mutex<Vec<String>>,
     pub backup_calls: AtomicUsize,
+    /// The `repo1-retention-full` of each ExpireBackups call, with its table group.
+    pub expires: Mutex<Vec<(String, String)>>,
     jobs: Mutex<BTreeMap<String, (BackupRequest, u32)>>,
 }
 
@@ -126,6 +128,20 @@ impl MultiadminService for Service {
             })
             .collect();
         Ok(Response::new(GetBackupsResponse { backups }))
+    }
+
+    async fn expire_backups(
+        &self,
+        r: Request<ExpireBackupsRequest>,
+    ) -> Result<Response<ExpireBackupsResponse>, Status> {
+        let r = r.into_inner();
+        let full = r
+            .overrides
+            .get("repo1-retention-full")
+            .cloned()
+            .unwrap_or_default();
+        self.expires.lock().unwrap().push((r.table_group, full));
+        Ok(Response::new(ExpireBackupsResponse::default()))
     }
 }
 

@@ -4,18 +4,26 @@
 use super::*;
 
 /// The shard's pgBackRest repository (the Database record's filesystem backup location): every pool
-/// pod mounts it, so the first pod's backup is what the others restore from. ReadWriteOnce, like
-/// the data volumes: pods of a shard on several nodes need a ReadWriteMany storage class here. Kept
-/// or deleted with the shard like the data volumes.
+/// pod mounts it, so the first pod's backup is what the others restore from. Made from
+/// `backup.filesystem.volumeClaimTemplate`, else the first pool's data claim (ReadWriteOnce: pods
+/// of a shard on several nodes need a ReadWriteMany storage class here). Kept or deleted with the
+/// shard like the data volumes; not made for an S3 repository (an earlier one is kept).
 pub fn backup_pvc(shard: &Shard) -> PersistentVolumeClaim {
     let owner = (shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete)
         .then(|| controller_ref(shard))
         .flatten();
     let template = shard
         .spec
-        .pools
-        .first()
-        .map(|p| p.data_volume_claim_template.clone())
+        .backup
+        .as_ref()
+        .and_then(|b| b.filesystem.as_ref()?.volume_claim_template.clone())
+        .or_else(|| {
+            shard
+                .spec
+                .pools
+                .first()
+                .map(|p| p.data_volume_claim_template.clone())
+        })
         .unwrap_or_default();
     PersistentVolumeClaim {
         metadata: ObjectMeta {

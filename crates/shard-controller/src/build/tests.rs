@@ -45,6 +45,7 @@ pub fn shard() -> Shard {
             pvc_deletion_policy: Default::default(),
             postgres_exporter: None,
             tls: None,
+            backup: None,
         },
     );
     shard.metadata.namespace = Some("ns".into());
@@ -175,6 +176,50 @@ fn pods_mount_their_data_the_shard_backups_and_pgbackrest_tls() {
             .any(|m| m.name == "backups" && m.mount_path == "/backups")
     );
     assert!(hash_of(&pod).is_some());
+}
+
+/// The repository's own claim template when `backup.filesystem` gives one; none with S3, and the
+/// pods then mount no repository (the pool's pod hash changes: a roll, as for any spec change).
+#[test]
+fn the_backup_repository_follows_the_shard_backup_configuration() {
+    let mut shard = shard();
+    let default_hash = hash_of(&pod(&shard, &pools(&shard)[0], 0))
+        .unwrap()
+        .to_string();
+    shard.spec.backup = Some(
+        serde_json::from_value(serde_json::json!({
+            "filesystem": {"volumeClaimTemplate": {
+                "accessModes": ["ReadWriteMany"], "storageClassName": "shared",
+                "resources": {"requests": {"storage": "500Gi"}}}}
+        }))
+        .unwrap(),
+    );
+    let claim = backup_pvc(&shard).spec.unwrap();
+    assert_eq!(claim.storage_class_name.as_deref(), Some("shared"));
+    assert_eq!(claim.access_modes, Some(vec!["ReadWriteMany".to_string()]));
+    assert!(filesystem_repository(&shard));
+    let pod_fs = pod(&shard, &pools(&shard)[0], 0);
+    assert_eq!(
+        hash_of(&pod_fs),
+        Some(default_hash.as_str()),
+        "the claim is not part of the pod"
+    );
+
+    shard.spec.backup = Some(
+        serde_json::from_value(serde_json::json!({"s3": {"bucket": "b", "region": "r"}})).unwrap(),
+    );
+    assert!(!filesystem_repository(&shard));
+    let pod = pod(&shard, &pools(&shard)[0], 0);
+    let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
+    assert!(volumes.iter().all(|v| v.name != "backups"));
+    for c in ["postgres", "multipooler"] {
+        let mounts = container(&pod, c).volume_mounts.clone().unwrap();
+        assert!(mounts.iter().all(|m| m.name != "backups"), "{c}");
+    }
+    // No credentials Secret: pgBackRest finds them itself, nothing is added to the environment.
+    let env = container(&pod, "multipooler").env.clone().unwrap();
+    assert!(env.iter().all(|e| !e.name.starts_with("AWS_")));
+    assert_ne!(hash_of(&pod), Some(default_hash.as_str()));
 }
 
 #[test]

@@ -25,7 +25,9 @@ pub(super) async fn shared_volumes(
 ) -> Result<(), ChildError> {
     let ns = shard.namespace().unwrap_or_default();
     let backups = build::backup_pvc(shard);
-    if find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none() {
+    if build::filesystem_repository(shard)
+        && find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none()
+    {
         ctx.applier
             .apply(None, &backups)
             .await

@@ -10,8 +10,9 @@ use multigres_topology::admin_pb::multiadmin_service_server::{
     MultiadminService, MultiadminServiceServer,
 };
 use multigres_topology::admin_pb::{
-    BackupRequest, BackupResponse, GetBackupJobStatusRequest, GetBackupJobStatusResponse,
-    GetBackupsRequest, GetBackupsResponse, SwitchPrimaryRequest, SwitchPrimaryResponse,
+    BackupRequest, BackupResponse, ExpireBackupsRequest, ExpireBackupsResponse,
+    GetBackupJobStatusRequest, GetBackupJobStatusResponse, GetBackupsRequest, GetBackupsResponse,
+    SwitchPrimaryRequest, SwitchPrimaryResponse,
 };
 use multigres_topology::{MultiPooler, RoutingRole, RoutingState, TopoClient};
 use tonic::{Request, Response, Status};
@@ -69,6 +70,13 @@ impl MultiadminService for StandIn {
         &self,
         _: Request<GetBackupsRequest>,
     ) -> Result<Response<GetBackupsResponse>, Status> {
+        Err(Status::unimplemented("not a shard-controller call"))
+    }
+
+    async fn expire_backups(
+        &self,
+        _: Request<ExpireBackupsRequest>,
+    ) -> Result<Response<ExpireBackupsResponse>, Status> {
         Err(Status::unimplemented("not a shard-controller call"))
     }
 }
