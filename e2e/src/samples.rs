@@ -28,7 +28,11 @@ pub fn sample_cluster() -> Result<SampleCluster> {
 
 /// The MultigresCluster of the manifest at `path` (its first document).
 pub fn cluster_at(path: &Path) -> Result<SampleCluster> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path)?)
+    let text = std::fs::read_to_string(path)?;
+    let first = serde_yaml::Deserializer::from_str(&text)
+        .next()
+        .ok_or_else(|| anyhow!("{} is empty", path.display()))?;
+    let doc = serde_yaml::Value::deserialize(first)
         .with_context(|| format!("parsing {}", path.display()))?;
     let text = |v: &serde_yaml::Value| v.as_str().map(str::to_string);
     let name =

@@ -150,7 +150,7 @@ pub async fn checks(
         .collect();
     let failover = kill_primary(root, &gateway, "failover", |_| true, &sandboxes).await?;
     planned_switchover(root, &gateway, &shard, pods, &poolers).await?;
-    backup(&shard, pods).await?;
+    backup(&shard, pods, &opts.work).await?;
     Ok(Timings {
         bootstrap,
         failover,
@@ -246,8 +246,14 @@ async fn planned_switchover(
 
 /// A full backup of the shard the way the backup controller takes one
 /// (`multigres_topology::admin::Multiadmin`: Backup, then GetBackupJobStatus until it ends, then
-/// GetBackups for its size), against the real multiadmin and pgBackRest.
-async fn backup(shard: &multigres_api::Shard, pods: &[(Pod, Ipv4Addr)]) -> Result<()> {
+/// GetBackups for its size), against the real multiadmin and pgBackRest; the repository is
+/// encrypted (the manifest's `backup.encryption`), and the controller's retention call
+/// (ExpireBackups, repo1-retention-full=1) removes the older full backup.
+async fn backup(
+    shard: &multigres_api::Shard,
+    pods: &[(Pod, Ipv4Addr)],
+    work: &std::path::Path,
+) -> Result<()> {
     let address = format!(
         "{}:{}",
         multiadmin_ip(pods)?,
@@ -302,6 +308,43 @@ async fn backup(shard: &multigres_api::Shard, pods: &[(Pod, Ipv4Addr)]) -> Resul
         info.backup_size_bytes,
         asked.elapsed().as_secs_f64(),
         listed.len()
+    );
+    let info_file = work
+        .join("claims")
+        .join(multigres_api::naming::backup_pvc(&shard.name_any()))
+        .join("backup/multigres/backup.info");
+    // pgBackRest encrypts even the repository's info files (OpenSSL's salted format); a plain one
+    // is an INI text starting with `[backrest]`.
+    let bytes =
+        std::fs::read(&info_file).with_context(|| format!("reading {}", info_file.display()))?;
+    if !bytes.starts_with(b"Salted__") {
+        bail!(
+            "{} is not encrypted: it starts {:?}",
+            info_file.display(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(16)])
+        );
+    }
+    println!(
+        "  CHECK the repository is encrypted (backup.encryption): ok ({} is aes-256-cbc ciphertext)",
+        info_file.display()
+    );
+    let older: Vec<String> = listed
+        .iter()
+        .filter(|b| b.backup_id != backup_id)
+        .map(|b| b.backup_id.clone())
+        .collect();
+    let expired = admin.expire_backups(&key, 1).await?;
+    let left: Vec<String> = admin
+        .backups(&key)
+        .await?
+        .into_iter()
+        .map(|b| b.backup_id)
+        .collect();
+    if older.is_empty() || expired != older || left != [backup_id.clone()] {
+        bail!("retention of 1 full backup: expired {expired:?} (older {older:?}), left {left:?}");
+    }
+    println!(
+        "  CHECK retention (ExpireBackups repo1-retention-full=1, as backup.retention asks): ok, expired {expired:?}, left {left:?}"
     );
     Ok(())
 }
