@@ -81,6 +81,8 @@ async fn run() -> Result<bool> {
         work: work.clone(),
         manifest,
         target_dir: operator_run::target_dir()?,
+        restore_manifest: (std::env::var("MULTIGRES_CONFORMANCE_RESTORE").as_deref() != Ok("0"))
+            .then(|| charts::repo_root().join("deploy/samples/conformance/restored.yaml")),
     };
     let operator = if std::env::var("MULTIGRES_CONFORMANCE_ONLY").as_deref() == Ok("baseline") {
         Err(anyhow::anyhow!(

@@ -443,7 +443,10 @@ fn gateway_pod_ip(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4
         .context("multigateway Service selects no pod")
 }
 
-fn gateway_service(services: &[Service], pods: &[(Pod, Ipv4Addr)]) -> Result<(String, u16)> {
+pub(super) fn gateway_service(
+    services: &[Service],
+    pods: &[(Pod, Ipv4Addr)],
+) -> Result<(String, u16)> {
     let svc = services
         .iter()
         .filter(|s| {

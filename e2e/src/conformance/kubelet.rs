@@ -4,7 +4,7 @@
 //! and kept running; then the containers. A container that exits is restarted after a back-off
 //! (1 s doubling to 8 s; the kubelet's starts at 10 s), as `restartPolicy: Always` asks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,6 +175,37 @@ pub type Pids = Arc<Mutex<BTreeMap<String, i32>>>;
 /// Set once the run is over: no container is restarted after that.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
+/// Pods stopped for good while others run on (an old cluster making way for a restored one).
+static STOPPED_PODS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Whether the container `pod/container` must not start (again).
+fn stopped(key: &str) -> bool {
+    let pod = key.split('/').next().unwrap_or(key);
+    STOPPING.load(Ordering::SeqCst)
+        || STOPPED_PODS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(pod)
+}
+
+/// Stops the containers of `pods` for good (each sandbox killed, no restart); the others run on.
+pub fn stop_pods(pids: &Pids, pods: &[String]) {
+    let mut pids = pids.lock().unwrap_or_else(|e| e.into_inner());
+    STOPPED_PODS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(pods.iter().cloned());
+    pids.retain(|key, pid| {
+        let pod = key.split('/').next().unwrap_or(key);
+        if pods.iter().any(|p| p == pod) {
+            unsafe { libc::kill(-*pid, libc::SIGKILL) };
+            false
+        } else {
+            true
+        }
+    });
+}
+
 /// Stops every container: no more restarts, then each sandbox killed (its PID namespace with it).
 pub fn stop_all(pids: &Pids) {
     let pids = pids.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,7 +229,7 @@ pub async fn run(plan: PodPlan, root: Root, logs: PathBuf, pids: Pids) -> Result
                     let Ok(code) = run_once(&c, &root, &log, &key, &pids).await else {
                         return Ok(());
                     };
-                    if code == 0 || STOPPING.load(Ordering::SeqCst) {
+                    if code == 0 || stopped(&key) {
                         break;
                     }
                     tokio::time::sleep(backoff).await;
@@ -211,7 +242,7 @@ pub async fn run(plan: PodPlan, root: Root, logs: PathBuf, pids: Pids) -> Result
                     let mut backoff = Duration::from_secs(1);
                     loop {
                         let ran = run_once(&c, &root, &log, &key, &pids).await;
-                        if ran.is_err() || STOPPING.load(Ordering::SeqCst) {
+                        if ran.is_err() || stopped(&key) {
                             return;
                         }
                         tokio::time::sleep(backoff).await;
@@ -245,10 +276,10 @@ async fn run_once(
     let mut cmd = c.sandbox.command(root)?;
     cmd.stdout(out.try_clone()?).stderr(out.try_clone()?);
     let pid = {
-        // Under the lock [`stop_all`] takes: a container is either started before the stop (and
-        // killed by it) or not at all.
+        // Under the lock [`stop_all`] and [`stop_pods`] take: a container is either started
+        // before the stop (and killed by it) or not at all.
         let mut pids = pids.lock().unwrap_or_else(|e| e.into_inner());
-        if STOPPING.load(Ordering::SeqCst) {
+        if stopped(key) {
             bail!("stopping");
         }
         let pid = spawn_owned(cmd)?;
@@ -265,8 +296,8 @@ async fn run_once(
         }
     })
     .await?;
-    if STOPPING.load(Ordering::SeqCst) {
-        writeln!(out, "=== harness: {key} stopped (end of the run)")?;
+    if stopped(key) {
+        writeln!(out, "=== harness: {key} stopped")?;
     } else {
         writeln!(out, "=== harness: {key} exited with {code}")?;
     }

@@ -9,6 +9,7 @@ pub mod env;
 pub mod kubelet;
 pub mod observe;
 pub mod operator_run;
+pub mod restore;
 pub mod rewrite;
 pub mod sandbox;
 pub mod sql;

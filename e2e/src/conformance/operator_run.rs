@@ -36,6 +36,8 @@ pub struct Options {
     pub manifest: PathBuf,
     /// The controller binaries (`target/debug`).
     pub target_dir: PathBuf,
+    /// A second cluster restored from the first one's backups, run after the checks.
+    pub restore_manifest: Option<PathBuf>,
 }
 
 /// Runs the whole operator side; returns its timings. Everything it started stops when it returns.
@@ -101,7 +103,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     let applied = Instant::now();
     samples::apply_files(&admin, std::slice::from_ref(&opts.manifest), &ns).await?;
     step(&format!("applied {}", opts.manifest.display()));
-    let (pods, generated) = wait_for_pods(&admin, &ns).await?;
+    let (pods, generated) = wait_for_pods(&admin, &ns, &sample.name).await?;
     println!(
         "  all pods existed {:.1}s after apply (the controllers, and the controller-manager for Deployments)",
         (generated - applied).as_secs_f64()
@@ -127,10 +129,32 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     };
     let result = run_pods(opts, &access, &ns, pods, topo_hosts, &pids, applied, &step).await;
     let result = match result {
-        Ok((timings, hosts)) => {
-            super::topology_names::check(&admin, &ns, &running.address_map, &hosts)
-                .await
-                .map(|()| timings)
+        Ok((timings, pods)) => {
+            let names =
+                super::topology_names::check(&admin, &ns, &running.address_map, &pods.hosts).await;
+            match (names, &opts.restore_manifest) {
+                (Err(e), _) => Err(e),
+                (Ok(()), Some(manifest)) => {
+                    step("restore into a new cluster");
+                    let before = super::restore::Before {
+                        cluster: &sample.name,
+                        pods: &pods.pods,
+                        services: &pods.services,
+                    };
+                    super::restore::run(
+                        opts,
+                        &admin,
+                        &ns,
+                        before,
+                        manifest,
+                        &running.address_map,
+                        &pids,
+                    )
+                    .await
+                    .map(|()| timings)
+                }
+                (Ok(()), None) => Ok(timings),
+            }
         }
         Err(e) => Err(e),
     };
@@ -167,10 +191,11 @@ async fn topo_stand_ins(address_map: &str, ns: &str) -> Result<(Hosts, Vec<JoinH
     Ok((hosts, forwarders))
 }
 
-/// Waits until the pods the controllers generate are all there: one per Deployment replica and
-/// one per shard pool replica (the managed TopoServers' etcd pods are not run), the same set twice.
-/// Returns them and when they all first existed.
-async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> {
+/// Waits until the pods the controllers generate for `cluster` are all there: one per Deployment
+/// replica and one per shard pool replica (the managed TopoServers' etcd pods are not run), the
+/// same set twice. Returns them and when they all first existed.
+pub async fn wait_for_pods(admin: &Client, ns: &str, cluster: &str) -> Result<(Vec<Pod>, Instant)> {
+    let of_cluster = ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER));
     let pods_api = Api::<Pod>::namespaced(admin.clone(), ns);
     let deploys = Api::<Deployment>::namespaced(admin.clone(), ns);
     let shards = Api::<Shard>::namespaced(admin.clone(), ns);
@@ -178,9 +203,9 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> 
     let mut previous = Vec::new();
     let mut complete = None;
     loop {
-        let shard_list = shards.list(&ListParams::default()).await?;
+        let shard_list = shards.list(&of_cluster).await?;
         let expected: i32 = deploys
-            .list(&ListParams::default())
+            .list(&of_cluster)
             .await?
             .iter()
             .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
@@ -190,7 +215,7 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> 
                 .flat_map(|s| s.spec.pools.iter().map(|p| p.replicas))
                 .sum::<i32>();
         let mut pods: Vec<Pod> = pods_api
-            .list(&ListParams::default())
+            .list(&of_cluster)
             .await?
             .into_iter()
             .filter(|p| {
@@ -223,18 +248,53 @@ async fn wait_for_pods(admin: &Client, ns: &str) -> Result<(Vec<Pod>, Instant)> 
 }
 
 #[allow(clippy::too_many_arguments)]
-/// Runs every pod and the checks; returns the timings and the cluster's names.
+/// Runs every pod and the checks; returns the timings and the running pods.
 async fn run_pods(
     opts: &Options,
     access: &Admin<'_>,
     ns: &str,
     pods: Vec<Pod>,
-    mut hosts: Hosts,
+    hosts: Hosts,
     pids: &Pids,
     applied: Instant,
     step: &impl Fn(&str),
-) -> Result<(Timings, Hosts)> {
-    let admin = access.client;
+) -> Result<(Timings, Running)> {
+    let running = start_pods(opts, access.client, ns, pods, hosts, pids).await?;
+    step(&format!(
+        "every container started; logs in {}",
+        opts.work.join("logs/pods").display()
+    ));
+    let started = Instant::now() - applied;
+    checks(
+        opts,
+        access,
+        ns,
+        &running.pods,
+        &running.services,
+        pids,
+        Clock { applied, started },
+    )
+    .await
+    .map(|timings| (timings, running))
+}
+
+/// Pods started by [`start_pods`], with their addresses, the Services and the hosts file.
+pub struct Running {
+    pub pods: Vec<(Pod, Ipv4Addr)>,
+    pub services: Vec<Service>,
+    pub hosts: Hosts,
+}
+
+/// Plans and starts every container of `pods` (addresses from [`dns::pod_ip`]), after writing
+/// the hosts file `hosts` plus the pods' and Services' names.
+pub async fn start_pods(
+    opts: &Options,
+    admin: &Client,
+    ns: &str,
+    pods: Vec<Pod>,
+    mut hosts: Hosts,
+    pids: &Pids,
+) -> Result<Running> {
     let secrets: BTreeMap<String, Secret> = Api::<Secret>::namespaced(admin.clone(), ns)
         .list(&ListParams::default())
         .await?
@@ -313,22 +373,11 @@ async fn run_pods(
             pids.clone(),
         ));
     }
-    step(&format!(
-        "every container started; logs in {}",
-        logs.display()
-    ));
-    let started = Instant::now() - applied;
-    checks(
-        opts,
-        access,
-        ns,
-        &with_ips,
-        &services,
-        pids,
-        Clock { applied, started },
-    )
-    .await
-    .map(|timings| (timings, hosts))
+    Ok(Running {
+        pods: with_ips,
+        services,
+        hosts,
+    })
 }
 
 /// `<repo>/target/<profile>`, where the running binary and the controllers are.
