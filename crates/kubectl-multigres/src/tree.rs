@@ -59,6 +59,9 @@ pub struct ShardNode {
     /// The last requested switchover (`kubectl multigres switchover`) and its outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<LastSwitchover>,
+    /// The last completed backup (docs/backup-restore.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<multigres_api::LastBackup>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -143,6 +146,7 @@ pub fn build(objects: &Objects) -> ClusterTree {
             not_ready,
             conditions: conds(&s.conditions),
             last_switchover: s.last_switchover.clone(),
+            last_backup: s.last_backup.clone(),
         });
     }
     let table_groups = objects
@@ -261,6 +265,18 @@ pub fn render(tree: &ClusterTree) -> String {
                     last.from.as_deref().unwrap_or("?"),
                     last.to.as_deref().unwrap_or("?")
                 );
+            }
+            match &s.last_backup {
+                Some(b) => {
+                    let _ = writeln!(
+                        out,
+                        "│       last backup {} at {} (Backup {})",
+                        b.backup_id, b.completed_at.0, b.backup
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "│       no completed backup");
+                }
             }
         }
     }

@@ -83,6 +83,12 @@ async fn run() -> Result<bool> {
         target_dir: operator_run::target_dir()?,
         restore_manifest: (std::env::var("MULTIGRES_CONFORMANCE_RESTORE").as_deref() != Ok("0"))
             .then(|| charts::repo_root().join("deploy/samples/conformance/restored.yaml")),
+        object_store: std::env::var_os("MULTIGRES_CONFORMANCE_MOTO").map(|moto| {
+            (
+                charts::repo_root().join("deploy/samples/conformance/s3.yaml"),
+                PathBuf::from(moto),
+            )
+        }),
     };
     let operator = if std::env::var("MULTIGRES_CONFORMANCE_ONLY").as_deref() == Ok("baseline") {
         Err(anyhow::anyhow!(

@@ -244,16 +244,19 @@ async fn planned_switchover(
     Ok(took)
 }
 
-/// A full backup of the shard the way the backup controller takes one
-/// (`multigres_topology::admin::Multiadmin`: Backup, then GetBackupJobStatus until it ends, then
-/// GetBackups for its size), against the real multiadmin and pgBackRest; the repository is
-/// encrypted (the manifest's `backup.encryption`), and the controller's retention call
-/// (ExpireBackups, repo1-retention-full=1) removes the older full backup.
-async fn backup(
+/// A full backup of `shard` through the multiadmin among `pods`, as the backup controller takes
+/// one: Backup (retried while multiadmin sees no serving replica), GetBackupJobStatus until it
+/// ends, GetBackups listing it with a size and a stop time. Returns the client, the shard's key,
+/// the backup id and the repository's list.
+pub(super) async fn full_backup(
     shard: &multigres_api::Shard,
     pods: &[(Pod, Ipv4Addr)],
-    work: &std::path::Path,
-) -> Result<()> {
+) -> Result<(
+    multigres_topology::admin::Multiadmin,
+    multigres_topology::ShardKey,
+    String,
+    Vec<multigres_topology::admin::BackupInfo>,
+)> {
     let address = format!(
         "{}:{}",
         multiadmin_ip(pods)?,
@@ -271,7 +274,7 @@ async fn backup(
     )
     .await?;
     let asked = Instant::now();
-    // Right after the switchover multiadmin may see no serving replica yet: ask until it accepts.
+    // Right after a switchover multiadmin may see no serving replica yet: ask until it accepts.
     let job = loop {
         match admin.backup(&key, "full", false).await {
             Ok(job) => break job,
@@ -309,6 +312,20 @@ async fn backup(
         asked.elapsed().as_secs_f64(),
         listed.len()
     );
+    Ok((admin, key, backup_id, listed))
+}
+
+/// A full backup of the shard the way the backup controller takes one
+/// (`multigres_topology::admin::Multiadmin`: Backup, then GetBackupJobStatus until it ends, then
+/// GetBackups for its size), against the real multiadmin and pgBackRest; the repository is
+/// encrypted (the manifest's `backup.encryption`), and the controller's retention call
+/// (ExpireBackups, repo1-retention-full=1) removes the older full backup.
+async fn backup(
+    shard: &multigres_api::Shard,
+    pods: &[(Pod, Ipv4Addr)],
+    work: &std::path::Path,
+) -> Result<()> {
+    let (mut admin, key, backup_id, listed) = full_backup(shard, pods).await?;
     let info_file = work
         .join("claims")
         .join(multigres_api::naming::backup_pvc(&shard.name_any()))
@@ -349,7 +366,7 @@ async fn backup(
     Ok(())
 }
 
-fn multiadmin_ip(pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4Addr> {
+pub(super) fn multiadmin_ip(pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4Addr> {
     pods.iter()
         .find(|(p, _)| {
             p.labels().get(labels::COMPONENT).map(String::as_str) == Some(component::MULTIADMIN)

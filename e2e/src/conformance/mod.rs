@@ -7,6 +7,7 @@ pub mod checks;
 pub mod dns;
 pub mod env;
 pub mod kubelet;
+pub mod object_store;
 pub mod observe;
 pub mod operator_run;
 pub mod restore;

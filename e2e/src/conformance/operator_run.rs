@@ -38,6 +38,9 @@ pub struct Options {
     pub target_dir: PathBuf,
     /// A second cluster restored from the first one's backups, run after the checks.
     pub restore_manifest: Option<PathBuf>,
+    /// A third cluster on an S3 repository, and the moto_server that serves it (after the
+    /// restore).
+    pub object_store: Option<(PathBuf, PathBuf)>,
 }
 
 /// Runs the whole operator side; returns its timings. Everything it started stops when it returns.
@@ -141,7 +144,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
                         pods: &pods.pods,
                         services: &pods.services,
                     };
-                    super::restore::run(
+                    let restored = super::restore::run(
                         opts,
                         &admin,
                         &ns,
@@ -150,8 +153,26 @@ pub async fn run(opts: &Options) -> Result<Timings> {
                         &running.address_map,
                         &pids,
                     )
-                    .await
-                    .map(|()| timings)
+                    .await;
+                    match (restored, &opts.object_store) {
+                        (Err(e), _) => Err(e),
+                        (Ok(_), None) => Ok(timings),
+                        (Ok(restored), Some((manifest, moto))) => {
+                            step("an S3 repository");
+                            super::object_store::run(
+                                opts,
+                                &admin,
+                                &ns,
+                                &restored,
+                                manifest,
+                                &running.address_map,
+                                &pids,
+                                moto,
+                            )
+                            .await
+                            .map(|()| timings)
+                        }
+                    }
                 }
                 (Ok(()), None) => Ok(timings),
             }

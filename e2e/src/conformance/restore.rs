@@ -41,7 +41,7 @@ pub async fn run(
     manifest: &Path,
     address_map: &str,
     pids: &Pids,
-) -> Result<()> {
+) -> Result<Running> {
     let root = &opts.root;
     let old = gateway(admin, ns, before.cluster, before.services, before.pods).await?;
     let rows = sql::psql(root, &old, ROWS).await?;
@@ -55,37 +55,17 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let old_pods: Vec<String> = before.pods.iter().map(|(p, _)| p.name_any()).collect();
-    kubelet::stop_pods(pids, &old_pods);
-    println!(
-        "  stopped every pod of {} (it no longer writes to the repository)",
-        before.cluster
-    );
-
-    let applied = Instant::now();
-    samples::apply_files(admin, &[manifest.to_path_buf()], ns).await?;
-    let restored = samples::cluster_at(manifest)?.name;
-    let (pods, _) = operator_run::wait_for_pods(admin, ns, &restored).await?;
-    println!(
-        "  applied {}: {} pods generated in {:.1}s",
-        manifest.display(),
-        pods.len(),
-        applied.elapsed().as_secs_f64()
-    );
-    clone_claims(admin, ns, &opts.work).await?;
-
-    let mut hosts = Hosts::default();
-    let etcd = address_map
-        .split(',')
-        .find_map(|e| e.strip_prefix("*:2379="))
-        .context("the address map has no *:2379 rule")?;
-    let topo_service = naming::topo_client_service(&naming::global_topo_server(&restored));
-    let listen = SocketAddr::new(dns::topo_ip(9).into(), 2379);
-    let _forwarder = topo_proxy::forward(listen, etcd.parse()?).await?;
-    hosts.add(dns::topo_ip(9), dns::service_names(&topo_service, ns));
-    println!(
-        "  substitution: TopoServer {topo_service} (pods not run) -> {listen} -> the harness's etcd at {etcd}"
-    );
-    let running: Running = operator_run::start_pods(opts, admin, ns, pods, hosts, pids).await?;
+    let (restored, running) = replace_cluster(
+        opts,
+        admin,
+        ns,
+        &old_pods,
+        manifest,
+        address_map,
+        &Hosts::default(),
+        pids,
+    )
+    .await?;
     let started = Instant::now();
     let new = gateway(admin, ns, &restored, &running.services, &running.pods).await?;
     let logs = opts.work.join("logs/pods");
@@ -118,7 +98,7 @@ pub async fn run(
             .await
             .context("a write through the restored cluster")?;
             println!("  CHECK write through the restored cluster: ok (row {id})");
-            return Ok(());
+            return Ok(running);
         }
         // The pinned Multigres restores the data but elects no leader from a cohort it cannot
         // reach (docs/backup-restore.md): reported as such, so that a Multigres that elects one
@@ -139,7 +119,7 @@ pub async fn run(
                 got.err()
                     .map(|e| e.to_string().lines().last().unwrap_or_default().to_string())
             );
-            return Ok(());
+            return Ok(running);
         }
         if started.elapsed() > deadline {
             bail!(
@@ -150,8 +130,67 @@ pub async fn run(
     }
 }
 
+/// Stops `old_pods` for good, applies the cluster of `manifest` and starts its pods (claims cloned
+/// from their `dataSource`, its global TopoServer backed by the harness's etcd, `extra` hosts
+/// added). Returns its name and its running pods.
+#[allow(clippy::too_many_arguments)]
+pub async fn replace_cluster(
+    opts: &Options,
+    admin: &Client,
+    ns: &str,
+    old_pods: &[String],
+    manifest: &Path,
+    address_map: &str,
+    extra: &Hosts,
+    pids: &Pids,
+) -> Result<(String, Running)> {
+    kubelet::stop_pods(pids, old_pods);
+    println!(
+        "  stopped {} pods for good (their cluster no longer writes)",
+        old_pods.len()
+    );
+    let applied = Instant::now();
+    samples::apply_files(admin, &[manifest.to_path_buf()], ns).await?;
+    let name = samples::cluster_at(manifest)?.name;
+    let (pods, _) = operator_run::wait_for_pods(admin, ns, &name).await?;
+    println!(
+        "  applied {}: {} pods generated in {:.1}s",
+        manifest.display(),
+        pods.len(),
+        applied.elapsed().as_secs_f64()
+    );
+    clone_claims(admin, ns, &opts.work).await?;
+    let mut hosts = Hosts::default();
+    for line in extra.lines() {
+        if let Some((ip, names)) = line.split_once(' ') {
+            hosts.add(
+                ip.trim().parse()?,
+                names.split(' ').filter(|n| !n.is_empty()).map(String::from),
+            );
+        }
+    }
+    let etcd = address_map
+        .split(',')
+        .find_map(|e| e.strip_prefix("*:2379="))
+        .context("the address map has no *:2379 rule")?;
+    let topo_service = naming::topo_client_service(&naming::global_topo_server(&name));
+    // Each cluster its own stand-in address, after those of the first cluster's TopoServers.
+    static NEXT_TOPO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(9);
+    let ip = dns::topo_ip(NEXT_TOPO.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let listen = SocketAddr::new(ip.into(), 2379);
+    let forwarder = topo_proxy::forward(listen, etcd.parse()?).await?;
+    // The forwarder serves until the harness exits.
+    std::mem::forget(forwarder);
+    hosts.add(ip, dns::service_names(&topo_service, ns));
+    println!(
+        "  substitution: TopoServer {topo_service} (pods not run) -> {listen} -> the harness's etcd at {etcd}"
+    );
+    let running = operator_run::start_pods(opts, admin, ns, pods, hosts, pids).await?;
+    Ok((name, running))
+}
+
 /// The backup id each pool pod's multipooler logged it restored from.
-fn restored_backups(logs: &Path, pods: &[String]) -> Vec<String> {
+pub fn restored_backups(logs: &Path, pods: &[String]) -> Vec<String> {
     pods.iter()
         .filter_map(|pod| {
             let text = std::fs::read_to_string(logs.join(format!("{pod}_multipooler.log"))).ok()?;
@@ -182,7 +221,7 @@ fn multiorch_verdict(logs: &Path, cluster: &str, code: &str) -> bool {
 }
 
 /// The first cell's gateway of `cluster`, with its credentials.
-async fn gateway(
+pub async fn gateway(
     admin: &Client,
     ns: &str,
     cluster: &str,

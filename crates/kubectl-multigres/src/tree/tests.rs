@@ -68,6 +68,14 @@ fn objects() -> Objects {
                 message: "the primary moved from p-1 to p-0".into(),
                 time: None,
             });
+            status.last_backup = Some(multigres_api::LastBackup {
+                backup_id: "20261202-101500F".into(),
+                backup: "nightly-29427060".into(),
+                completed_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-12-02T10:16:00Z".parse().unwrap(),
+                ),
+                size_bytes: Some(42),
+            });
         } else {
             status.ready_pods -= 1;
             status.conditions = vec![
@@ -126,6 +134,13 @@ fn the_tree_has_primaries_pods_not_ready_and_what_progresses() {
         text.contains("switchover requested at t1: Succeeded p-1 → p-0"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "last backup 20261202-101500F at 2026-12-02T10:16:00Z (Backup nightly-29427060)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("no completed backup"), "{text}");
     assert!(
         text.contains("! Available PrimaryUnknown: no primary yet"),
         "{text}"
