@@ -83,10 +83,10 @@ async fn run() -> Result<bool> {
         target_dir: operator_run::target_dir()?,
         restore_manifest: (std::env::var("MULTIGRES_CONFORMANCE_RESTORE").as_deref() != Ok("0"))
             .then(|| charts::repo_root().join("deploy/samples/conformance/restored.yaml")),
-        object_store: std::env::var_os("MULTIGRES_CONFORMANCE_MOTO").map(|moto| {
+        object_store: std::env::var_os("MULTIGRES_CONFORMANCE_S3_SERVER").map(|server| {
             (
                 charts::repo_root().join("deploy/samples/conformance/s3.yaml"),
-                PathBuf::from(moto),
+                PathBuf::from(server),
             )
         }),
     };

@@ -1,5 +1,6 @@
 //! An S3 repository on the real binaries (docs/backup-restore.md): an S3-compatible server
-//! (moto, `MULTIGRES_CONFORMANCE_MOTO`) on its own address with a self-signed certificate, and a
+//! (MinIO or moto, `MULTIGRES_CONFORMANCE_S3_SERVER`) on its own address with a self-signed
+//! certificate, and a
 //! third cluster whose `backup.s3` names it (credentials from a Secret). Its pods bootstrap with
 //! no repository claim at all: the first backup goes to the bucket, the replicas restore from it,
 //! writes and reads pass through multigateway, and a backup taken as the controller takes one is
@@ -26,6 +27,9 @@ use super::sql;
 const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 11, 1);
 const HOST: &str = "s3test";
 const BUCKET: &str = "conformance-backups";
+/// The keys of `deploy/samples/conformance/s3.yaml`'s Secret, the server's own credentials.
+const ACCESS_KEY: &str = "AKIACONFORMANCE";
+const SECRET_KEY: &str = "conformance-only-secret";
 
 /// The object store, stopped when dropped.
 struct Server(Child);
@@ -46,13 +50,13 @@ pub async fn run(
     manifest: &Path,
     address_map: &str,
     pids: &Pids,
-    moto: &Path,
+    server: &Path,
 ) -> Result<()> {
     let root = &opts.root;
-    let _server = start(moto, &opts.work)?;
+    let _server = start(server, &opts.work)?;
     println!(
-        "  substitution: S3 is moto ({}) at https://{HOST} ({ADDRESS}:443, self-signed; Multigres sets verify-tls=n for a custom endpoint), bucket {BUCKET}",
-        moto.display()
+        "  substitution: S3 is {} at https://{HOST} ({ADDRESS}:443, self-signed; Multigres sets verify-tls=n for a custom endpoint), bucket {BUCKET}",
+        server.display()
     );
     let mut extra = Hosts::default();
     extra.add(ADDRESS, [HOST.to_string()]);
@@ -128,9 +132,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Starts moto on [`ADDRESS`]:443 with a fresh self-signed certificate for [`HOST`], and creates
-/// the bucket.
-fn start(moto: &Path, work: &Path) -> Result<Server> {
+/// Starts the server (MinIO when its file name says so, else moto) on [`ADDRESS`]:443 with a
+/// fresh self-signed certificate for [`HOST`], and creates the bucket.
+fn start(server: &Path, work: &Path) -> Result<Server> {
     let dir = work.join("s3");
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -150,17 +154,37 @@ fn start(moto: &Path, work: &Path) -> Result<Server> {
     if !made.success() {
         bail!("openssl could not make the object store's certificate");
     }
-    let log = std::fs::File::create(work.join("logs/moto.log"))?;
-    let child = Command::new(moto)
-        .args(["-H", &ADDRESS.to_string(), "-p", "443", "-c"])
-        .arg(&cert)
-        .arg("-k")
-        .arg(&key)
+    let log = std::fs::File::create(work.join("logs/s3-server.log"))?;
+    let minio = server
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("minio"));
+    let mut command = Command::new(server);
+    if minio {
+        // MinIO reads its certificate pair from a folder, under fixed names.
+        let certs = dir.join("certs");
+        std::fs::create_dir_all(&certs)?;
+        std::fs::copy(&cert, certs.join("public.crt"))?;
+        std::fs::copy(&key, certs.join("private.key"))?;
+        command
+            .arg("server")
+            .arg(dir.join("data"))
+            .args(["--address", &format!("{ADDRESS}:443"), "--certs-dir"])
+            .arg(&certs)
+            .env("MINIO_ROOT_USER", ACCESS_KEY)
+            .env("MINIO_ROOT_PASSWORD", SECRET_KEY);
+    } else {
+        command
+            .args(["-H", &ADDRESS.to_string(), "-p", "443", "-c"])
+            .arg(&cert)
+            .arg("-k")
+            .arg(&key);
+    }
+    let child = command
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {}", moto.display()))?;
-    let server = Server(child);
+        .with_context(|| format!("starting {}", server.display()))?;
+    let running = Server(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect_timeout(
         &SocketAddr::new(ADDRESS.into(), 443),
@@ -169,7 +193,10 @@ fn start(moto: &Path, work: &Path) -> Result<Server> {
     .is_err()
     {
         if Instant::now() > deadline {
-            bail!("moto did not listen on {ADDRESS}:443 within 30s");
+            bail!(
+                "{} did not listen on {ADDRESS}:443 within 30s",
+                server.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -177,7 +204,7 @@ fn start(moto: &Path, work: &Path) -> Result<Server> {
     if created.contains("<Error>") {
         bail!("creating bucket {BUCKET}: {created}");
     }
-    Ok(server)
+    Ok(running)
 }
 
 /// How many objects the bucket holds under `prefix`.
@@ -188,10 +215,13 @@ fn list_objects(prefix: &str) -> Result<usize> {
     Ok(listed.matches("<Key>").count())
 }
 
-/// An S3 request to the object store (path style, named by [`HOST`], unsigned: moto accepts it).
+/// An S3 request to the object store (path style, named by [`HOST`], signed with the Secret's
+/// keys).
 fn curl(args: &[&str]) -> Result<String> {
     let out = Command::new("curl")
         .args(["-sk", "-H", &format!("Host: {HOST}")])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{ACCESS_KEY}:{SECRET_KEY}"))
         .args(args)
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).to_string())

@@ -38,8 +38,8 @@ pub struct Options {
     pub target_dir: PathBuf,
     /// A second cluster restored from the first one's backups, run after the checks.
     pub restore_manifest: Option<PathBuf>,
-    /// A third cluster on an S3 repository, and the moto_server that serves it (after the
-    /// restore).
+    /// A third cluster on an S3 repository, and the S3 server (MinIO or moto) that serves it
+    /// (after the restore).
     pub object_store: Option<(PathBuf, PathBuf)>,
 }
 
@@ -157,7 +157,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
                     match (restored, &opts.object_store) {
                         (Err(e), _) => Err(e),
                         (Ok(_), None) => Ok(timings),
-                        (Ok(restored), Some((manifest, moto))) => {
+                        (Ok(restored), Some((manifest, server))) => {
                             step("an S3 repository");
                             super::object_store::run(
                                 opts,
@@ -167,7 +167,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
                                 manifest,
                                 &running.address_map,
                                 &pids,
-                                moto,
+                                server,
                             )
                             .await
                             .map(|()| timings)
