@@ -245,14 +245,7 @@ fn log_settings_become_flags_the_pinned_binaries_define() {
         }
     }
     let (findings, pods) = check_clusters(&clusters, &templates);
-    let failures: Vec<&String> = findings
-        .failures
-        .iter()
-        .filter(|f| {
-            !(f.contains("(held by default: unserved)")
-                && f.contains("is not a Multigres key range"))
-        })
-        .collect();
+    let failures = unexpected(&findings);
     assert!(failures.is_empty(), "{pods} pods: {failures:#?}");
     let mut seen = std::collections::BTreeSet::new();
     for pod in clusters.iter().flat_map(|c| generated_pods(c, &templates)) {
@@ -298,14 +291,7 @@ fn backup_settings_become_flags_and_records_the_pinned_binaries_accept() {
         })).unwrap());
     }
     let (findings, pods) = check_clusters(&clusters, &templates);
-    let failures: Vec<&String> = findings
-        .failures
-        .iter()
-        .filter(|f| {
-            !(f.contains("(held by default: unserved)")
-                && f.contains("is not a Multigres key range"))
-        })
-        .collect();
+    let failures = unexpected(&findings);
     assert!(failures.is_empty(), "{pods} pods: {failures:#?}");
     let mut poolers = 0;
     for pod in clusters.iter().flat_map(|c| generated_pods(c, &templates)) {
@@ -369,6 +355,18 @@ fn backup_settings_become_flags_and_records_the_pinned_binaries_accept() {
             multigres_topology::validate_database(db).unwrap();
         }
     }
+}
+
+/// The findings besides the one expected of held pods (see the first test).
+fn unexpected(findings: &Findings) -> Vec<&String> {
+    findings
+        .failures
+        .iter()
+        .filter(|f| {
+            !(f.contains("(held by default: unserved)")
+                && f.contains("is not a Multigres key range"))
+        })
+        .collect()
 }
 
 /// The `--database` of the multipooler container of `pod`, and its volume mounts' paths.

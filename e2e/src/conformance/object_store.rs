@@ -20,7 +20,7 @@ use super::checks::full_backup;
 use super::dns::Hosts;
 use super::kubelet::Pids;
 use super::operator_run::{Options, Running};
-use super::restore::{gateway, replace_cluster, restored_backups};
+use super::restore::{gateway, pool_pods, replace_cluster, restored_backups};
 use super::sql;
 
 /// Where the object store listens, and the name the manifest's endpoint resolves from.
@@ -83,15 +83,7 @@ pub async fn run(
     if !claims.is_empty() {
         bail!("an S3 repository needs no backup claim, yet {claims:?} exist");
     }
-    let pool: Vec<String> = running
-        .pods
-        .iter()
-        .filter(|(p, _)| {
-            p.labels().get(labels::COMPONENT).map(String::as_str)
-                == Some(labels::component::SHARD_POOL)
-        })
-        .map(|(p, _)| p.name_any())
-        .collect();
+    let pool = pool_pods(&running);
     let deadline = Instant::now() + Duration::from_secs(120);
     let from_s3 = loop {
         let restored = restored_backups(&opts.work.join("logs/pods"), &pool);
@@ -209,9 +201,22 @@ fn start(server: &Path, work: &Path) -> Result<Server> {
 
 /// How many objects the bucket holds under `prefix`.
 fn list_objects(prefix: &str) -> Result<usize> {
+    // Percent-encoded, as SigV4 signs the query (MinIO refuses a raw `/` in it).
+    let encoded: String = prefix
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
     let listed = curl(&[&format!(
-        "https://{ADDRESS}/{BUCKET}?list-type=2&prefix={prefix}"
+        "https://{ADDRESS}/{BUCKET}?list-type=2&prefix={encoded}"
     )])?;
+    if listed.contains("<Error>") {
+        bail!("listing s3://{BUCKET}/{prefix}: {listed}");
+    }
     Ok(listed.matches("<Key>").count())
 }
 

@@ -69,15 +69,7 @@ pub async fn run(
     let started = Instant::now();
     let new = gateway(admin, ns, &restored, &running.services, &running.pods).await?;
     let logs = opts.work.join("logs/pods");
-    let pool_pods: Vec<String> = running
-        .pods
-        .iter()
-        .filter(|(p, _)| {
-            p.labels().get(labels::COMPONENT).map(String::as_str)
-                == Some(labels::component::SHARD_POOL)
-        })
-        .map(|(p, _)| p.name_any())
-        .collect();
+    let pool_pods = pool_pods(&running);
     let deadline = Duration::from_secs(300);
     loop {
         let restored_from = restored_backups(&logs, &pool_pods);
@@ -187,6 +179,19 @@ pub async fn replace_cluster(
     );
     let running = operator_run::start_pods(opts, admin, ns, pods, hosts, pids).await?;
     Ok((name, running))
+}
+
+/// The names of the shard pool pods among `running`.
+pub fn pool_pods(running: &Running) -> Vec<String> {
+    running
+        .pods
+        .iter()
+        .filter(|(p, _)| {
+            p.labels().get(labels::COMPONENT).map(String::as_str)
+                == Some(labels::component::SHARD_POOL)
+        })
+        .map(|(p, _)| p.name_any())
+        .collect()
 }
 
 /// The backup id each pool pod's multipooler logged it restored from.

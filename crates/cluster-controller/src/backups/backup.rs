@@ -131,6 +131,15 @@ async fn reconcile_inner(backup: &Backup, ctx: &Ctx) -> Result<Action, ChildErro
     }
 }
 
+/// The key multiadmin knows the shard of `part` by.
+fn shard_key(database: &str, part: &ShardBackup) -> multigres_topology::ShardKey {
+    multigres_topology::ShardKey {
+        database: database.to_string(),
+        table_group: part.table_group.clone(),
+        shard: part.shard.clone(),
+    }
+}
+
 fn database(backup: &Backup) -> String {
     backup.spec.target.database.clone()
 }
@@ -155,13 +164,7 @@ async fn start_pending(
             continue;
         }
         let part = &status.shards[i];
-        let key = ShardTarget {
-            resource: part.shard_resource.clone(),
-            database: target.database.clone(),
-            table_group: part.table_group.clone(),
-            shard: part.shard.clone(),
-        }
-        .key();
+        let key = shard_key(&target.database, part);
         let asked = admin
             .backup(
                 &key,
@@ -207,13 +210,7 @@ async fn follow_running(
         let (BackupPhase::Running, Some(job_id)) = (part.phase, part.job_id.clone()) else {
             continue;
         };
-        let key = ShardTarget {
-            resource: part.shard_resource.clone(),
-            database: database.to_string(),
-            table_group: part.table_group.clone(),
-            shard: part.shard.clone(),
-        }
-        .key();
+        let key = shard_key(database, part);
         match admin.backup_job(&key, &job_id).await {
             Ok(job) => match job.status {
                 JobStatus::Completed => {
@@ -349,13 +346,7 @@ async fn expire(backup: &Backup, ctx: &Ctx, admin: &mut Multiadmin, status: &Bac
         return;
     };
     for part in &status.shards {
-        let key = ShardTarget {
-            resource: part.shard_resource.clone(),
-            database: target.database.clone(),
-            table_group: part.table_group.clone(),
-            shard: part.shard.clone(),
-        }
-        .key();
+        let key = shard_key(&target.database, part);
         match admin.expire_backups(&key, full).await {
             Ok(expired) if expired.is_empty() => {}
             Ok(expired) => {
