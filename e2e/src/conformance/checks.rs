@@ -43,26 +43,12 @@ pub async fn checks(
     let Clock { applied, started } = clock;
     let root = &opts.root;
     let shard = the_shard(admin.client, ns).await?;
-    let creds = &shard.spec.credentials;
-    let secret = Api::<Secret>::namespaced(admin.client.clone(), ns)
-        .get(&creds.secret_name)
-        .await?;
-    let key = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(k))
-            .map(|v| String::from_utf8_lossy(&v.0).to_string())
-            .ok_or_else(|| anyhow!("Secret {} has no {k}", creds.secret_name))
-    };
-    let (svc, port) = gateway_service(services, pods)?;
-    let gateway = Target {
-        host: format!("{svc}.{ns}.svc.cluster.local"),
-        port,
-        user: key(&creds.username_key)?,
-        password: key(&creds.password_key)?,
-        database: shard.spec.database.clone(),
-    };
+    let cluster_name = shard
+        .labels()
+        .get(labels::CLUSTER)
+        .cloned()
+        .unwrap_or_default();
+    let gateway = super::restore::gateway(admin.client, ns, &cluster_name, services, pods).await?;
     println!(
         "  psql -h {} -p {} -U {} -d {}",
         gateway.host, gateway.port, gateway.user, gateway.database
@@ -93,19 +79,14 @@ pub async fn checks(
         bail!("read back through multigateway gave {read:?}");
     }
     println!("  CHECK read back through multigateway: ok ({read})");
-    let cluster = shard
-        .labels()
-        .get(labels::CLUSTER)
-        .cloned()
-        .unwrap_or_default();
     let at = format!("{}:{}", gateway_pod_ip(services, pods)?, gateway.port);
     let sql = "SELECT label FROM conformance ORDER BY id LIMIT 1";
-    let read = observe::plugin_psql(admin.kubeconfig, ns, &cluster, &at, sql).await?;
+    let read = observe::plugin_psql(admin.kubeconfig, ns, &cluster_name, &at, sql).await?;
     if read != "bootstrap" {
         bail!("kubectl multigres psql read {read:?}");
     }
-    println!("  CHECK kubectl multigres psql {cluster} --address {at}: ok ({read})");
-    tls_session(root, admin, ns, &cluster, &gateway).await?;
+    println!("  CHECK kubectl multigres psql {cluster_name} --address {at}: ok ({read})");
+    tls_session(root, admin, ns, &cluster_name, &gateway).await?;
     observe::metrics(pods).await?;
 
     let poolers: Vec<&(Pod, Ipv4Addr)> = pods
@@ -189,16 +170,7 @@ async fn planned_switchover(
     pods: &[(Pod, Ipv4Addr)],
     poolers: &[&(Pod, Ipv4Addr)],
 ) -> Result<Duration> {
-    let address = format!(
-        "{}:{}",
-        multiadmin_ip(pods)?,
-        multigres_api::multigres::MULTIADMIN_GRPC_PORT
-    );
-    let key = multigres_topology::ShardKey {
-        database: shard.spec.database.clone(),
-        table_group: shard.spec.table_group.clone(),
-        shard: shard.spec.multigres_shard().to_string(),
-    };
+    let (address, key) = multiadmin_of(shard, pods)?;
     // Right after a failover multiadmin may still see no standby: ask until it accepts.
     let deadline = Instant::now() + Duration::from_secs(120);
     let (old, asked) = loop {
@@ -257,16 +229,7 @@ pub(super) async fn full_backup(
     String,
     Vec<multigres_topology::admin::BackupInfo>,
 )> {
-    let address = format!(
-        "{}:{}",
-        multiadmin_ip(pods)?,
-        multigres_api::multigres::MULTIADMIN_GRPC_PORT
-    );
-    let key = multigres_topology::ShardKey {
-        database: shard.spec.database.clone(),
-        table_group: shard.spec.table_group.clone(),
-        shard: shard.spec.multigres_shard().to_string(),
-    };
+    let (address, key) = multiadmin_of(shard, pods)?;
     let mut admin = multigres_topology::admin::Multiadmin::connect(
         &address,
         &multigres_topology::AddressMapping::off(),
@@ -364,6 +327,24 @@ async fn backup(
         "  CHECK retention (ExpireBackups repo1-retention-full=1, as backup.retention asks): ok, expired {expired:?}, left {left:?}"
     );
     Ok(())
+}
+
+/// The address of the multiadmin among `pods`, and the key it knows `shard` by.
+fn multiadmin_of(
+    shard: &multigres_api::Shard,
+    pods: &[(Pod, Ipv4Addr)],
+) -> Result<(String, multigres_topology::ShardKey)> {
+    let address = format!(
+        "{}:{}",
+        multiadmin_ip(pods)?,
+        multigres_api::multigres::MULTIADMIN_GRPC_PORT
+    );
+    let key = multigres_topology::ShardKey {
+        database: shard.spec.database.clone(),
+        table_group: shard.spec.table_group.clone(),
+        shard: shard.spec.multigres_shard().to_string(),
+    };
+    Ok((address, key))
 }
 
 pub(super) fn multiadmin_ip(pods: &[(Pod, Ipv4Addr)]) -> Result<Ipv4Addr> {
