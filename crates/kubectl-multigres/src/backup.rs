@@ -10,11 +10,13 @@ use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
 use multigres_api::{Backup, BackupPhase, BackupSpec, BackupTarget};
 
-/// The Backup to create: named `<cluster>-<database>-<time>` unless a name is given.
+/// The Backup to create: named `<cluster>-<database>-<time>` unless a name is given (a database's
+/// `_` becomes `-`: object names allow no underscore).
 pub fn backup(name: Option<&str>, target: BackupTarget, at: &str) -> Backup {
     let name = name.map(String::from).unwrap_or_else(|| {
         let stamp: String = at.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
-        format!("{}-{}-{stamp}", target.cluster, target.database)
+        let database = target.database.replace('_', "-");
+        format!("{}-{database}-{stamp}", target.cluster)
     });
     Backup::new(&name, BackupSpec { target })
 }
@@ -83,11 +85,11 @@ mod tests {
     fn a_backup_is_named_for_its_cluster_database_and_time() {
         let target = BackupTarget {
             cluster: "prod".into(),
-            database: "orders".into(),
+            database: "orders_db".into(),
             ..Default::default()
         };
         let b = backup(None, target.clone(), "2026-12-02T18:20:05.123Z");
-        assert_eq!(b.name_any(), "prod-orders-20261202182005");
+        assert_eq!(b.name_any(), "prod-orders-db-20261202182005");
         assert_eq!(b.spec.target, target);
         assert_eq!(backup(Some("mine"), target, "x").name_any(), "mine");
     }

@@ -39,8 +39,6 @@ pub async fn backup_of_a_database(
             ns,
             "--database",
             &database,
-            "--name",
-            "e2e-backup",
             "--wait",
             "120",
             "-o",
@@ -48,6 +46,15 @@ pub async fn backup_of_a_database(
         ],
     )?;
     let backup: serde_json::Value = serde_json::from_str(&out)?;
+    // Named by the plugin: the cluster, the database (`_` made `-`) and the time.
+    let name = backup["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        name.starts_with(&format!("{}-{}-", sample.name, database.replace('_', "-"))),
+        "{name}"
+    );
     let status = &backup["status"];
     assert_eq!(status["phase"], "Completed", "{backup:#}");
     let parts = status["shards"].as_array().context("status.shards")?;
@@ -68,7 +75,7 @@ pub async fn backup_of_a_database(
                 s.status
                     .as_ref()
                     .and_then(|s| s.last_backup.as_ref())
-                    .is_some_and(|b| b.backup == "e2e-backup")
+                    .is_some_and(|b| b.backup == name)
             },
         )
         .await?;
@@ -83,7 +90,7 @@ pub async fn backup_of_a_database(
     wait_for(&clusters, &sample.name, Duration::from_secs(30), |c| {
         c.status.as_ref().is_some_and(|s| {
             s.last_backups.len() >= of_database.len()
-                && s.last_backups.values().all(|b| b.backup == "e2e-backup")
+                && s.last_backups.values().all(|b| b.backup == name)
         })
     })
     .await?;
