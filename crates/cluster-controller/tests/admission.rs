@@ -287,19 +287,7 @@ async fn data_volumes_grow_but_never_shrink() {
         .create(&Default::default(), &cluster)
         .await
         .unwrap();
-    let patch = |b: serde_json::Value| {
-        let clusters = clusters.clone();
-        async move {
-            clusters
-                .patch(
-                    "volumes",
-                    &PatchParams::default().dry_run(),
-                    &Patch::Merge(&b),
-                )
-                .await
-                .map(|_| ())
-        }
-    };
+    let patch = |b: serde_json::Value| dry_run_merge(&clusters, "volumes", b);
     // In force once a shrink is refused (policies take effect asynchronously).
     let refused = until_refused(|| patch(body("9Gi", "10Gi"))).await;
     assert!(
@@ -329,19 +317,7 @@ async fn data_volumes_grow_but_never_shrink() {
         .create(&Default::default(), &created)
         .await
         .unwrap();
-    let patch = |b: serde_json::Value| {
-        let templates = templates.clone();
-        async move {
-            templates
-                .patch(
-                    "pool-size",
-                    &PatchParams::default().dry_run(),
-                    &Patch::Merge(&b),
-                )
-                .await
-                .map(|_| ())
-        }
-    };
+    let patch = |b: serde_json::Value| dry_run_merge(&templates, "pool-size", b);
     patch(template("6Gi"))
         .await
         .expect("a template's size grows");
@@ -365,19 +341,7 @@ async fn data_volumes_grow_but_never_shrink() {
         )
         .await
         .expect("etcd size set");
-    let patch_cluster = |b: serde_json::Value| {
-        let clusters = clusters.clone();
-        async move {
-            clusters
-                .patch(
-                    "volumes",
-                    &PatchParams::default().dry_run(),
-                    &Patch::Merge(&b),
-                )
-                .await
-                .map(|_| ())
-        }
-    };
+    let patch_cluster = |b: serde_json::Value| dry_run_merge(&clusters, "volumes", b);
     patch_cluster(topo("8Gi")).await.expect("etcd volumes grow");
     let refused = until_refused(|| patch_cluster(topo("4Gi"))).await;
     assert!(
@@ -454,4 +418,22 @@ async fn owned_postgres_parameters_are_refused() {
         err.to_string().contains("shardPool.postgresParameters"),
         "{err}"
     );
+}
+
+/// A merge patch of `name` as a dry run: what admission says of it, nothing written.
+async fn dry_run_merge<K>(
+    api: &Api<K>,
+    name: &str,
+    body: serde_json::Value,
+) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::default().dry_run(),
+        &Patch::Merge(&body),
+    )
+    .await
+    .map(|_| ())
 }

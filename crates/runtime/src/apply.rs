@@ -218,6 +218,36 @@ impl Applier {
         Ok(true)
     }
 
+    /// Merges `fields` into the status of `name` (a JSON merge patch under this field manager),
+    /// for a part of a status another controller applies: it adds or replaces only the keys it
+    /// names, and the other controller, which never owned them, leaves them alone (it compares with
+    /// [`Self::apply_status_beside`]). Returns false when the object is gone.
+    pub async fn merge_status<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        fields: serde_json::Value,
+    ) -> Result<bool, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    {
+        let params = PatchParams {
+            field_manager: Some(self.manager.clone()),
+            ..Default::default()
+        };
+        let patch = serde_json::json!({ "status": fields });
+        match self
+            .api::<K>(Some(namespace))
+            .patch_status(name, &params, &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes the children in `existing` that `owner` controls and whose names are not in `keep`.
     /// Objects without `owner`'s controller reference are never touched. Returns the deleted names.
     pub async fn prune<'a, K, P>(

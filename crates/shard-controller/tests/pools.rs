@@ -50,21 +50,8 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let ns = cp.namespace("shard-pools").await.unwrap();
     let etcd = TestEtcd::start().await;
     let tg = orders_table_group(&ns);
-    let cluster = tg
-        .labels()
-        .get(multigres_api::labels::CLUSTER)
-        .cloned()
-        .unwrap();
-    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let controller = start_controller(
-        cp,
-        &ns,
-        &format!(
-            "{TOPO_ADDRESS}={},{}={admin_addr}",
-            etcd.endpoint(),
-            naming::multiadmin_address(&cluster, &ns)
-        ),
-    );
+    let (mapping, admin_addr) = topology_and_admin_mapping(&etcd, &tg, &ns);
+    let controller = start_controller(cp, &ns, &mapping);
 
     // orders_tg: 2 shards x (replica us-west-2 x2 + readOnly us-east-1 x1).
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);

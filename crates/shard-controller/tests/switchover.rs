@@ -68,17 +68,8 @@ async fn a_requested_switchover_waits_for_a_known_primary_happens_once_and_a_bad
     let ns = cp.namespace("shard-switchover").await.unwrap();
     let etcd = TestEtcd::start().await;
     let tg = orders_table_group(&ns);
-    let cluster = tg.labels().get(labels::CLUSTER).cloned().unwrap();
-    let admin_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let controller = start_controller(
-        cp,
-        &ns,
-        &format!(
-            "{TOPO_ADDRESS}={},{}={admin_addr}",
-            etcd.endpoint(),
-            naming::multiadmin_address(&cluster, &ns)
-        ),
-    );
+    let (mapping, admin_addr) = topology_and_admin_mapping(&etcd, &tg, &ns);
+    let controller = start_controller(cp, &ns, &mapping);
 
     // Shard 0 of orders_tg: replica us-west-2 x2 + readOnly us-east-1 x1.
     let shards_api: Api<Shard> = Api::namespaced(client.clone(), &ns);

@@ -9,7 +9,6 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use multigres_api::{
     Backup, BackupPhase, BackupStatus, LastBackup, MultigresCluster, Shard, ShardBackup, naming,
@@ -18,8 +17,8 @@ use multigres_runtime::error::{ChildError, Failure};
 use multigres_runtime::run::within_deadline;
 use multigres_topology::admin::{AdminError, BackupInfo, JobStatus, Multiadmin};
 
+use super::Ctx;
 use super::plan::{self, ShardTarget};
-use super::{BACKUP_MANAGER, Ctx};
 
 /// How long a shard's backup may wait to start (no serving replica, multiadmin unreachable)
 /// before the Backup fails: a schedule's next run tries again.
@@ -399,16 +398,8 @@ async fn record(backup: &Backup, status: &BackupStatus, ctx: &Ctx) -> Result<(),
         if let Some(shard) = shard {
             let recorded = shard.status.as_ref().and_then(|s| s.last_backup.as_ref());
             if recorded.is_none_or(|r| r.completed_at.0 < last.completed_at.0) {
-                patch_status::<Shard>(
-                    ctx,
-                    backup,
-                    &ns,
-                    &shard.name_any(),
-                    serde_json::json!({
-                        "lastBackup": last,
-                    }),
-                )
-                .await?;
+                let fields = serde_json::json!({ "lastBackup": last });
+                record_on::<Shard>(ctx, backup, &ns, &shard.name_any(), fields).await?;
             }
         }
         let key = ShardTarget::status_key(&target.database, &part.table_group, &part.shard);
@@ -418,16 +409,8 @@ async fn record(backup: &Backup, status: &BackupStatus, ctx: &Ctx) -> Result<(),
         }
     }
     if !for_cluster.is_empty() {
-        patch_status::<MultigresCluster>(
-            ctx,
-            backup,
-            &ns,
-            &target.cluster,
-            serde_json::json!({
-                "lastBackups": for_cluster,
-            }),
-        )
-        .await?;
+        let fields = serde_json::json!({ "lastBackups": for_cluster });
+        record_on::<MultigresCluster>(ctx, backup, &ns, &target.cluster, fields).await?;
     }
     Ok(())
 }
@@ -456,31 +439,23 @@ fn raise_backup_gauge(
     }
 }
 
-/// Merges `status` fields into one object's status as [`BACKUP_MANAGER`]. A merge patch, not an
-/// apply: it only adds or replaces the keys it names (an apply would drop the cluster's other
-/// shards' entries that this manager wrote earlier), and the controller that applies the rest of
-/// the status never owned these fields, so its applies leave them alone.
-async fn patch_status<K>(
+/// Merges `fields` into the status of `name` as the field manager `multigres-backups`
+/// (`Applier::merge_status`); an object gone is nothing to record on.
+async fn record_on<K>(
     ctx: &Ctx,
     backup: &Backup,
     ns: &str,
     name: &str,
-    status: serde_json::Value,
+    fields: serde_json::Value,
 ) -> Result<(), ChildError>
 where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
     K: serde::de::DeserializeOwned + Clone + std::fmt::Debug,
 {
-    let patch = serde_json::json!({ "status": status });
-    let params = PatchParams {
-        field_manager: Some(BACKUP_MANAGER.to_string()),
-        ..Default::default()
-    };
-    let api = kube::Api::<K>::namespaced(ctx.client.clone(), ns);
-    match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(()),
-        // The object went away: nothing to record on it.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(ChildError::new(backup, Failure::Status(Box::new(e)))),
-    }
+    ctx.state
+        .recorder
+        .merge_status::<K>(ns, name, fields)
+        .await
+        .map(|_| ())
+        .map_err(|e| ChildError::new(backup, Failure::Status(Box::new(e))))
 }

@@ -34,6 +34,8 @@ pub struct BackupState {
     /// Deadline of every multiadmin call.
     pub timeout: Duration,
     pub caches: CachesReady,
+    /// Writes the backup fields of Shard and cluster status, as [`BACKUP_MANAGER`].
+    pub recorder: multigres_runtime::apply::Applier,
 }
 
 impl BackupState {
@@ -95,6 +97,7 @@ pub async fn run(started: &Started, args: &CommonArgs, mapping: AddressMapping, 
         mapping: mapping.clone(),
         timeout,
         caches: caches_ready.clone(),
+        recorder: multigres_runtime::apply::Applier::new(client.clone(), BACKUP_MANAGER),
     };
     // Shards and clusters are read from their caches; their streams only fill them.
     tokio::spawn(shard_events.for_each(|_| futures::future::ready(())));

@@ -21,6 +21,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The topology address the test Shards carry; controllers map it to the test etcd.
 pub const TOPO_ADDRESS: &str = "global-topo.test:2379";
 
+/// The controller's address map: the topology on `etcd`, the multiadmin of `tg`'s cluster on a
+/// free local port (returned, for a stand-in to serve on).
+pub fn topology_and_admin_mapping(
+    etcd: &TestEtcd,
+    tg: &TableGroup,
+    ns: &str,
+) -> (String, std::net::SocketAddr) {
+    let cluster = tg
+        .labels()
+        .get(multigres_api::labels::CLUSTER)
+        .cloned()
+        .unwrap_or_default();
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mapping = format!(
+        "{TOPO_ADDRESS}={},{}={admin}",
+        etcd.endpoint(),
+        multigres_api::naming::multiadmin_address(&cluster, ns)
+    );
+    (mapping, admin)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
