@@ -15,6 +15,11 @@ test: binaries
 unit:
     cargo test --workspace --lib
 
+# The release artefact of the kubectl plugin: archive, .sha256 and krew manifest in dist/ (docs/operations.md).
+dist release_url:
+    cargo build --release -p kubectl-multigres
+    RELEASE_URL="{{release_url}}" bash scripts/package-plugin.sh "$(just _target)/release/kubectl-multigres" dist
+
 # Build (once) the control plane's Go binaries into ~/.cache/multigres-operator.
 binaries:
     bash e2e/build-binaries.sh

@@ -108,6 +108,9 @@ pub struct Stack {
     pub address_map: String,
     /// Where the simulator stands in for multiadmin.
     pub sim_admin: String,
+    /// Where the simulator serves multiadmin's REST pooler status, per cluster under
+    /// `/<namespace>/<cluster>` (`kubectl multigres status --admin-url`).
+    pub sim_admin_http: String,
     /// Where the status aggregator serves its gRPC API.
     pub aggregator_address: String,
     /// `name: log path` of every process started.
@@ -255,6 +258,7 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     let mut stack = Stack {
         address_map: String::new(),
         sim_admin: String::new(),
+        sim_admin_http: String::new(),
         aggregator_address: String::new(),
         started: Vec::new(),
         missing: Vec::new(),
@@ -302,11 +306,12 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         .map(|(_, to)| to.to_string())
         .unwrap_or_default();
     map.push(format!("*:{}={shared_etcd}", naming::TOPO_CLIENT_PORT));
-    let [admin_port] = free_ports()?;
+    let [admin_port, admin_http_port] = free_ports()?;
     if opts.simulator {
         map.push(format!("*:{MULTIADMIN_GRPC_PORT}=127.0.0.1:{admin_port}"));
     }
     stack.sim_admin = format!("127.0.0.1:{admin_port}");
+    stack.sim_admin_http = format!("127.0.0.1:{admin_http_port}");
     stack.address_map = map.join(",");
 
     let (server, ca) = cluster_endpoint(&opts.admin_kubeconfig)?;
@@ -366,6 +371,7 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         let args = vec![
             format!("--topology-address-map={}", stack.address_map),
             format!("--multiadmin-addr=127.0.0.1:{admin_port}"),
+            format!("--multiadmin-http-addr={}", stack.sim_admin_http),
         ];
         launch(
             opts,

@@ -21,6 +21,8 @@ use multigres_e2e::{ControlPlane, audit, progress, samples, shared, stack, wait_
 mod least_privilege;
 #[path = "operator/plugin_backup.rs"]
 mod plugin_backup;
+#[path = "operator/plugin_replication.rs"]
+mod plugin_replication;
 
 const SA_PREFIX: &str = "system:serviceaccount:multigres-system:";
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -482,6 +484,12 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
     );
     plugin_backup::backup_of_a_database(cp, &client, &plugin, &sample).await?;
     eprintln!("[{:.1}s] backup", started.elapsed().as_secs_f64());
+    plugin_replication::lagging_replicas(cp, &client, &plugin, &sample, &running.sim_admin_http)
+        .await?;
+    eprintln!(
+        "[{:.1}s] replication and a lagging replica",
+        started.elapsed().as_secs_f64()
+    );
     drop(running);
     Ok(())
 }

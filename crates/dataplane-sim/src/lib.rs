@@ -14,6 +14,7 @@
 //! reads these records through the real topology path.
 
 mod admin;
+mod admin_rest;
 mod flags;
 pub mod testing;
 
@@ -38,6 +39,7 @@ use multigres_topology::{
 use tokio::sync::Notify;
 
 pub use admin::Handovers;
+pub use admin_rest::REPLAY_LAG_BYTES;
 pub use flags::PoolerFlags;
 
 /// A pool pod, as far as the simulator cares.
@@ -338,6 +340,7 @@ pub async fn run(
     mapping: AddressMapping,
     resync: Duration,
     admin_addr: Option<std::net::SocketAddr>,
+    admin_http_addr: Option<std::net::SocketAddr>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let changed = Arc::new(Notify::new());
@@ -377,6 +380,15 @@ pub async fn run(
         tasks.spawn(async move {
             if let Err(error) = serving.await {
                 tracing::error!(%error, "SIMULATION: the multiadmin stand-in stopped");
+            }
+        });
+    }
+
+    if let Some(addr) = admin_http_addr {
+        let serving = admin_rest::serve(addr, pods.clone(), handovers.clone());
+        tasks.spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "SIMULATION: the multiadmin REST stand-in stopped");
             }
         });
     }

@@ -8,7 +8,9 @@
 
 pub mod backup;
 pub mod fetch;
+pub mod forward;
 pub mod psql;
+pub mod replication;
 pub mod report;
 pub mod restart;
 pub mod switchover;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kubectl_multigres::{backup, fetch, psql, report, restart, switchover, tree};
+use kubectl_multigres::{backup, fetch, psql, replication, report, restart, switchover, tree};
 use multigres_api::{BackupPhase, BackupTarget, BackupType, SwitchoverResult};
 
 #[derive(Parser)]
@@ -22,13 +22,24 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The cluster as a tree: conditions, primaries per shard, pods not Ready, and why.
+    /// The cluster as a tree: conditions, primaries per shard, lagging replicas, pods not Ready,
+    /// and why. Replication comes from the cluster's multiadmin, through a port-forward.
     Status {
         /// The MultigresCluster.
         cluster: String,
         /// Its namespace (default: the kubeconfig's).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Ask this multiadmin HTTP base URL (e.g. `http://localhost:15000` behind your own
+        /// `kubectl port-forward`) instead of port-forwarding to a multiadmin pod.
+        #[arg(long)]
+        admin_url: Option<String>,
+        /// Leave replication out (no multiadmin questions).
+        #[arg(long)]
+        no_replication: bool,
+        /// A standby further behind its primary than this many bytes of WAL is lagging.
+        #[arg(long, default_value_t = replication::DEFAULT_MAX_LAG_BYTES)]
+        max_lag_bytes: u64,
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -313,12 +324,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Status {
             cluster,
             namespace,
+            admin_url,
+            no_replication,
+            max_lag_bytes,
             output,
         } => {
             let client = kube::Client::try_default().await?;
             let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
             let objects = fetch::cluster(&client, &namespace, &cluster).await?;
-            let tree = tree::build(&objects);
+            let mut tree = tree::build(&objects);
+            if !no_replication {
+                let route =
+                    admin_url.map_or(fetch::AdminRoute::PortForward, fetch::AdminRoute::Url);
+                let replication = fetch::replication(&client, &objects, &route, max_lag_bytes)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                tree::attach_replication(&mut tree, replication);
+            }
             match output {
                 Output::Text => print!("{}", tree::render(&tree)),
                 Output::Json => println!("{}", serde_json::to_string_pretty(&tree)?),

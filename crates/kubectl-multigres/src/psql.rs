@@ -274,20 +274,13 @@ pub async fn run(
     args: &[String],
 ) -> Result<i32> {
     let password = secret_value(client, namespace, &creds.secret_name, &creds.password_key).await?;
-    let (listener, local_port) = match &session.route {
-        Route::PortForward { .. } => {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("listening on 127.0.0.1")?;
-            let port = listener.local_addr()?.port();
-            (Some(listener), Some(port))
+    let local_port = match &session.route {
+        Route::PortForward { pod, port } => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            Some(crate::forward::open(pods, pod.clone(), *port).await?)
         }
-        Route::Address { .. } => (None, None),
+        Route::Address { .. } => None,
     };
-    if let (Some(listener), Route::PortForward { pod, port }) = (listener, &session.route) {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        tokio::spawn(forward(listener, pods, pod.clone(), *port));
-    }
     let (host, port) = endpoint(session, local_port);
     // psql handles Ctrl-C itself (it cancels the running query over a new connection): the plugin,
     // which carries the port-forward, must not die of it.
@@ -299,32 +292,6 @@ pub async fn run(
         .await
         .context("running psql (is it installed and on the PATH?)")?;
     Ok(status.code().unwrap_or(1))
-}
-
-/// Accepts local connections and carries each over its own port-forward to `pod:port`.
-async fn forward(listener: tokio::net::TcpListener, pods: Api<Pod>, pod: String, port: u16) {
-    loop {
-        let Ok((mut local, _)) = listener.accept().await else {
-            return;
-        };
-        let pods = pods.clone();
-        let pod = pod.clone();
-        tokio::spawn(async move {
-            let mut forwarder = match pods.portforward(&pod, &[port]).await {
-                Ok(f) => f,
-                Err(error) => {
-                    eprintln!("port-forward to pod {pod}:{port} failed: {error}");
-                    return;
-                }
-            };
-            let Some(mut remote) = forwarder.take_stream(port) else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
-            drop(remote);
-            let _ = forwarder.join().await;
-        });
-    }
 }
 
 #[cfg(test)]

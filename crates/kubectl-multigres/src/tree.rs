@@ -1,5 +1,5 @@
-//! The cluster as a tree: conditions at each level, primaries per shard, pods not Ready, what is
-//! progressing and why. Pure: objects in, a tree (and its text) out.
+//! The cluster as a tree: conditions at each level, primaries per shard, lagging replicas, pods not
+//! Ready, what is progressing and why. Pure: objects in, a tree (and its text) out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -11,6 +11,8 @@ use multigres_api::{
     Cell, LastSwitchover, MultigresCluster, Shard, TableGroup, TopoServer, labels,
 };
 use multigres_runtime::conditions::{AVAILABLE, DEGRADED, PROGRESSING};
+
+use crate::replication::{ShardReplication, bytes};
 use serde::Serialize;
 
 /// What `status` shows, and what `-o json` prints.
@@ -23,6 +25,9 @@ pub struct ClusterTree {
     pub topo_servers: Vec<Node>,
     pub cells: Vec<Node>,
     pub table_groups: Vec<TableGroupNode>,
+    /// Why replication could not be asked of multiadmin, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_unknown: Option<String>,
 }
 
 /// One child: its name, a one-line summary and its conditions.
@@ -62,6 +67,9 @@ pub struct ShardNode {
     /// The last completed backup (docs/backup-restore.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<multigres_api::LastBackup>,
+    /// The primary pod and each standby's lag, from multiadmin ([`crate::replication`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ShardReplication>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -147,6 +155,7 @@ pub fn build(objects: &Objects) -> ClusterTree {
             conditions: conds(&s.conditions),
             last_switchover: s.last_switchover.clone(),
             last_backup: s.last_backup.clone(),
+            replication: None,
         });
     }
     let table_groups = objects
@@ -172,6 +181,22 @@ pub fn build(objects: &Objects) -> ClusterTree {
         topo_servers,
         cells,
         table_groups,
+        replication_unknown: None,
+    }
+}
+
+/// Adds each Shard's replication (by Shard name), or why it could not be asked.
+pub fn attach_replication(
+    tree: &mut ClusterTree,
+    replication: Result<BTreeMap<String, ShardReplication>, String>,
+) {
+    match replication {
+        Ok(mut by_shard) => {
+            for shard in tree.table_groups.iter_mut().flat_map(|tg| &mut tg.shards) {
+                shard.replication = by_shard.remove(&shard.name);
+            }
+        }
+        Err(why) => tree.replication_unknown = Some(why),
     }
 }
 
@@ -211,6 +236,9 @@ pub fn render(tree: &ClusterTree) -> String {
         headline(&tree.conditions)
     );
     attention(&tree.conditions, "  ", &mut out);
+    if let Some(why) = &tree.replication_unknown {
+        let _ = writeln!(out, "  replication not known: {why}");
+    }
     for t in &tree.topo_servers {
         let _ = writeln!(
             out,
@@ -266,6 +294,9 @@ pub fn render(tree: &ClusterTree) -> String {
                     last.to.as_deref().unwrap_or("?")
                 );
             }
+            if let Some(r) = &s.replication {
+                replication_lines(r, &mut out);
+            }
             match &s.last_backup {
                 Some(b) => {
                     let _ = writeln!(
@@ -281,6 +312,40 @@ pub fn render(tree: &ClusterTree) -> String {
         }
     }
     out
+}
+
+/// The primary pod, each standby's lag, and what is wrong: lagging standbys, silent poolers.
+fn replication_lines(r: &ShardReplication, out: &mut String) {
+    const INDENT: &str = "│       ";
+    let standbys: Vec<String> = r
+        .standbys
+        .iter()
+        .map(|s| match s.replay_lag_bytes {
+            Some(lag) => format!("{} {} behind", s.pod, bytes(lag)),
+            None => format!("{} lag unknown", s.pod),
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{INDENT}primary pod {} at {}; standbys: {}",
+        r.primary.as_deref().unwrap_or("unknown"),
+        r.primary_lsn.as_deref().unwrap_or("?"),
+        if standbys.is_empty() {
+            "none".to_string()
+        } else {
+            standbys.join(", ")
+        }
+    );
+    for s in r.lagging() {
+        let reason = s.reason.as_deref().unwrap_or_default();
+        let _ = writeln!(out, "{INDENT}! lagging replica {}: {reason}", s.pod);
+    }
+    for (pod, error) in &r.unreachable {
+        let _ = writeln!(out, "{INDENT}! pooler of {pod} did not answer: {error}");
+    }
+    if let Some(why) = &r.unknown {
+        let _ = writeln!(out, "{INDENT}! replication lag not known: {why}");
+    }
 }
 
 #[cfg(test)]

@@ -274,6 +274,16 @@ async fn up(dir: &Path) -> Result<()> {
          (leave rootPath unset: the default is unique per cluster; a root another cluster wrote is \
          refused) and the simulator serves every Shard (kubectl get multigresclusters -A -w)"
     );
+    println!(
+        "the cluster as a tree, with each shard's primary pod and lagging replicas (the simulator \
+         stands in for multiadmin): {} status {} -n {} --admin-url http://{}/{}/{}",
+        opts.target_dir.join("kubectl-multigres").display(),
+        sample.name,
+        sample.namespace,
+        running.sim_admin_http,
+        sample.namespace,
+        sample.name
+    );
     println!("stop everything with: just demo-down");
     if !available {
         bail!("the example cluster did not become Available");

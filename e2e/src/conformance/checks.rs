@@ -103,6 +103,7 @@ pub async fn checks(
     );
     let (replica, at) = replicas.first().context("no replica postgres is running")?;
     replica_read(root, replica, at).await?;
+    plugin_replication(admin, ns, &cluster_name, pods, &primary, &replicas).await?;
     parameters_applied(root, &gateway, &poolers).await?;
     match gateway_replica_port(services, pods) {
         Some(port) => {
@@ -136,6 +137,69 @@ pub async fn checks(
         bootstrap,
         failover,
     })
+}
+
+/// `kubectl multigres status` against the real multiadmin's REST API names the pod postgres calls
+/// the primary, and every replica as a streaming standby within the lag threshold.
+async fn plugin_replication(
+    admin: &Admin<'_>,
+    ns: &str,
+    cluster: &str,
+    pods: &[(Pod, Ipv4Addr)],
+    primary: &str,
+    replicas: &[(String, Target)],
+) -> Result<()> {
+    let url = format!(
+        "http://{}:{}",
+        multiadmin_ip(pods)?,
+        multigres_api::multigres::MULTIADMIN_HTTP_PORT
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tree = observe::plugin_status(admin.kubeconfig, ns, cluster, &url).await?;
+        let shard = tree["tableGroups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|tg| tg["shards"].as_array().into_iter().flatten())
+            .find(|s| !s["replication"].is_null());
+        let r = shard.map(|s| s["replication"].clone()).unwrap_or_default();
+        let standbys: Vec<&serde_json::Value> =
+            r["standbys"].as_array().into_iter().flatten().collect();
+        let all_streaming = replicas.iter().all(|(name, _)| {
+            standbys.iter().any(|s| {
+                s["pod"] == name.as_str()
+                    && s["walReceiver"] == "streaming"
+                    && s["lagging"] == false
+            })
+        });
+        if r["primary"] == primary && all_streaming {
+            let lags: Vec<String> = standbys
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {} B",
+                        s["pod"].as_str().unwrap_or_default(),
+                        s["replayLagBytes"]
+                    )
+                })
+                .collect();
+            println!(
+                "  CHECK kubectl multigres status --admin-url {url}: ok, primary {primary} at {}, standbys streaming: {}",
+                r["primaryLsn"].as_str().unwrap_or("?"),
+                lags.join(", ")
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "kubectl multigres status: primary {primary} and streaming replicas {:?} expected; replication was {r:#}; tree: {}",
+                replicas.iter().map(|r| &r.0).collect::<Vec<_>>(),
+                tree["replicationUnknown"]
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// The pooler pod whose postgres answers as primary, and those that answer as replicas.

@@ -118,20 +118,56 @@ pub async fn plugin_psql(
     gateway: &str,
     sql: &str,
 ) -> Result<String> {
+    let args = [
+        "psql",
+        cluster,
+        "-n",
+        namespace,
+        "--address",
+        gateway,
+        "--",
+        "-tAc",
+        sql,
+    ];
+    Ok(plugin(kubeconfig, &args).await?.trim().to_string())
+}
+
+/// `kubectl multigres status <cluster> --admin-url <multiadmin> -o json`: the tree with each
+/// Shard's replication as the real multiadmin reports it.
+pub async fn plugin_status(
+    kubeconfig: &Path,
+    namespace: &str,
+    cluster: &str,
+    admin_url: &str,
+) -> Result<serde_json::Value> {
+    let args = [
+        "status",
+        cluster,
+        "-n",
+        namespace,
+        "--admin-url",
+        admin_url,
+        "-o",
+        "json",
+    ];
+    Ok(serde_json::from_str(&plugin(kubeconfig, &args).await?)?)
+}
+
+async fn plugin(kubeconfig: &Path, args: &[&str]) -> Result<String> {
     let plugin = super::operator_run::target_dir()?.join("kubectl-multigres");
     let output = tokio::process::Command::new(&plugin)
-        .args(["psql", cluster, "-n", namespace, "--address", gateway, "--"])
-        .args(["-tAc", sql])
+        .args(args)
         .env("KUBECONFIG", kubeconfig)
         .output()
         .await
         .with_context(|| format!("running {}", plugin.display()))?;
     if !output.status.success() {
         bail!(
-            "kubectl multigres psql exited with {}: {}",
+            "kubectl multigres {} exited with {}: {}",
+            args[0],
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

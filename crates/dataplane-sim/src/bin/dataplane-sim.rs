@@ -20,6 +20,10 @@ struct Args {
     /// Also stand in for multiadmin's SwitchPrimary here (`host:port`).
     #[arg(long)]
     multiadmin_addr: Option<std::net::SocketAddr>,
+    /// Also stand in for multiadmin's REST pooler status here (`host:port`), under
+    /// `/<namespace>/<cluster>/api/v1/...`.
+    #[arg(long)]
+    multiadmin_http_addr: Option<std::net::SocketAddr>,
     /// Rewrites every record this often even without changes.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync: Duration,
@@ -38,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         mapping,
         args.resync,
         args.multiadmin_addr,
+        args.multiadmin_http_addr,
         async {
             let _ = tokio::signal::ctrl_c().await;
         },

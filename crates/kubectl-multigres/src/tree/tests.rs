@@ -160,3 +160,73 @@ fn the_tree_has_primaries_pods_not_ready_and_what_progresses() {
         2
     );
 }
+
+#[test]
+fn replication_shows_the_primary_pod_lagging_replicas_and_silent_poolers() {
+    use crate::replication::{Answer, PoolerStatus, PrimaryStatus, StandbyStatus, assess};
+    let objects = objects();
+    let names: Vec<String> = objects.shards.iter().map(|s| s.name_any()).collect();
+    let standby = |replay: &str| -> Answer {
+        Ok(PoolerStatus {
+            postgres_status: "POSTGRES_STATUS_STANDBY".into(),
+            replication_status: Some(StandbyStatus {
+                last_replay_lsn: replay.into(),
+                wal_receiver_status: "streaming".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
+    let answers: BTreeMap<String, Answer> = [
+        (
+            "s0-a".to_string(),
+            Ok(PoolerStatus {
+                postgres_status: "POSTGRES_STATUS_PRIMARY".into(),
+                primary_status: Some(PrimaryStatus {
+                    lsn: "0/9000000".into(),
+                }),
+                ..Default::default()
+            }),
+        ),
+        ("s0-b".to_string(), standby("0/8FFF000")),
+        ("s0-c".to_string(), standby("0/1000000")),
+        ("s0-d".to_string(), Err("unavailable: no route".into())),
+    ]
+    .into();
+    let by_shard = BTreeMap::from([(names[0].clone(), assess(&answers, 16 << 20))]);
+    let mut tree = build(&objects);
+    attach_replication(&mut tree, Ok(by_shard));
+    let text = render(&tree);
+    assert!(
+        text.contains(
+            "primary pod s0-a at 0/9000000; standbys: s0-b 4.0 KiB behind, s0-c 128.0 MiB behind"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("! lagging replica s0-c: 128.0 MiB behind the primary"),
+        "{text}"
+    );
+    assert!(!text.contains("lagging replica s0-b"), "{text}");
+    assert!(
+        text.contains("! pooler of s0-d did not answer: unavailable: no route"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&tree).unwrap();
+    let shard = &json["tableGroups"][0]["shards"][0];
+    assert_eq!(shard["replication"]["primary"], "s0-a");
+    assert_eq!(shard["replication"]["standbys"][1]["lagging"], true);
+    assert_eq!(
+        shard["replication"]["standbys"][1]["replayLagBytes"],
+        0x800_0000
+    );
+    assert!(json["tableGroups"][0]["shards"][1]["replication"].is_null());
+
+    let mut unknown = build(&objects);
+    attach_replication(&mut unknown, Err("no Ready multiadmin pod of ns/c".into()));
+    assert!(
+        render(&unknown).contains("  replication not known: no Ready multiadmin pod of ns/c"),
+        "{}",
+        render(&unknown)
+    );
+}
