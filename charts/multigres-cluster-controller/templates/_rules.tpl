@@ -45,10 +45,11 @@ namespaced:
     resources: [networkpolicies]
     verbs: [list, watch, create, patch, delete]
   # The cluster's cert-manager Certificate, only when spec.tls.certManager asks for one: read by name
-  # (the kind may not be served), server-side apply.
+  # (the kind may not be served), server-side apply; watched (once the kind is served) so that a
+  # renewal rolls the pods that mount it.
   - apiGroups: [cert-manager.io]
     resources: [certificates]
-    verbs: [get, create, patch]
+    verbs: [get, list, watch, create, patch]
   # The generated Postgres credentials Secret: created once. Whether it exists is asked by a
   # dry-run create (409), so no get: a token of this controller reads no Secret (docs/security.md).
   - apiGroups: [""]

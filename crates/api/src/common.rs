@@ -526,6 +526,33 @@ pub struct TlsRef {
     /// Gateways refuse clients that do not speak TLS.
     #[serde(default)]
     pub require_client_tls: bool,
+    /// Set by the cluster controller from cert-manager's `Certificate` `status.revision`: the
+    /// certificate's issuance. The pinned Multigres reads certificates only at start, so a renewal
+    /// (revision 2 and later) replaces the pods that mount the Secret, in the safe order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+}
+
+impl TlsRef {
+    /// The pod annotation that carries a renewed certificate's revision into the pod templates:
+    /// none for the first issuance, so pods started with it are not replaced.
+    pub fn revision_annotation(&self) -> Option<(String, String)> {
+        self.revision
+            .filter(|r| *r > 1)
+            .map(|r| (crate::labels::TLS_REVISION.to_string(), r.to_string()))
+    }
+
+    /// Puts [`Self::revision_annotation`] of `tls` (if any) on a pod's metadata.
+    pub fn annotate_pod(
+        tls: Option<&TlsRef>,
+        pod: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) {
+        if let Some((key, value)) = tls.and_then(TlsRef::revision_annotation) {
+            pod.annotations
+                .get_or_insert_with(Default::default)
+                .insert(key, value);
+        }
+    }
 }
 
 /// The Secret holding Postgres credentials.

@@ -28,6 +28,10 @@ pub const MANAGED_BY_VALUE: &str = "multigres-operator";
 /// planned switchover). The pods carry it too, so it is part of their spec hash.
 pub const RESTART_REQUESTED: &str = "multigres.com/restart-requested";
 
+/// Annotation on the pods that mount the cluster's TLS Secret: the revision of the cert-manager
+/// certificate they were started with ([`crate::TlsRef::revision_annotation`]), so a renewal rolls them.
+pub const TLS_REVISION: &str = "multigres.com/tls-revision";
+
 /// Annotation on a Shard (set by `kubectl multigres switchover`): `<RFC3339 time>[,<pod>]` asks the
 /// shard controller for one planned switchover of the primary (to `<pod>`, a Ready pod of a replica
 /// pool, when given). Each value is acted on once; the outcome is the Shard's

@@ -337,3 +337,35 @@ fn every_shard_gets_the_postgres_exporter_unless_it_is_switched_off() {
             .all(|t| t.spec.postgres_exporter.is_none())
     );
 }
+
+#[test]
+fn a_certificate_renewal_reaches_every_child_and_only_a_renewal_is_annotated() {
+    let mut resolved = resolve_cluster(&cluster(), &templates()).unwrap();
+    resolved.set_tls_revision(Some(3));
+    let revisions: Vec<Option<i64>> = resolved
+        .cells
+        .iter()
+        .map(|c| c.spec.tls.as_ref().and_then(|t| t.revision))
+        .chain(
+            resolved
+                .table_groups
+                .iter()
+                .map(|t| t.spec.tls.as_ref().and_then(|t| t.revision)),
+        )
+        .collect();
+    assert_eq!(revisions.len(), 6, "2 cells, 4 table groups");
+    assert!(revisions.iter().all(|r| *r == Some(3)), "{revisions:?}");
+    let tls = resolved.tls.clone().unwrap();
+    assert_eq!(
+        tls.revision_annotation(),
+        Some((
+            multigres_api::labels::TLS_REVISION.to_string(),
+            "3".to_string()
+        ))
+    );
+    // The first issuance (and none known) leaves the pods as they are.
+    resolved.set_tls_revision(Some(1));
+    assert_eq!(resolved.tls.as_ref().unwrap().revision_annotation(), None);
+    resolved.set_tls_revision(None);
+    assert_eq!(resolved.tls.as_ref().unwrap().revision_annotation(), None);
+}

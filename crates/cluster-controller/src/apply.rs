@@ -343,30 +343,67 @@ pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()
 /// Applies the cluster's cert-manager Certificate (read by name: the kind may not be served). A kind
 /// that is not served, or a Certificate the API server refuses, is returned as a refusal for the
 /// status, naming `spec.tls.certManager`.
+/// The cluster's cert-manager Certificate as the API server has it.
+pub enum IssuedCertificate {
+    /// The cluster does not ask cert-manager.
+    NotAsked,
+    /// cert-manager's Certificate kind is not served.
+    NotServed,
+    Existing(Option<Box<build::Certificate>>),
+}
+
+impl IssuedCertificate {
+    /// cert-manager's issuance of the certificate, once it has issued one.
+    pub fn revision(&self) -> Option<i64> {
+        match self {
+            IssuedCertificate::Existing(Some(c)) => c.status.as_ref()?.revision,
+            _ => None,
+        }
+    }
+}
+
+/// Reads the cluster's Certificate by name (the kind may not be served, so it is not cached).
+pub async fn issued_certificate(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+) -> Result<IssuedCertificate> {
+    let asked = cluster
+        .spec
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.enabled != Some(false) && t.cert_manager.is_some());
+    if !asked {
+        return Ok(IssuedCertificate::NotAsked);
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<build::Certificate> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.get_opt(&cluster.name_any()).await {
+        Ok(existing) => Ok(IssuedCertificate::Existing(existing.map(Box::new))),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(IssuedCertificate::NotServed),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn certificate(
     ctx: &Ctx,
     cluster: &MultigresCluster,
     desired: &build::Certificate,
+    issued: &IssuedCertificate,
 ) -> Result<Option<String>> {
-    let ns = cluster.namespace().unwrap_or_default();
-    let api: Api<build::Certificate> = Api::namespaced(ctx.client.clone(), &ns);
     let name = desired.name_any();
-    let existing = match api.get_opt(&name).await {
-        Ok(existing) => existing,
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Some(not_served())),
-        Err(e) => return Err(e.into()),
+    let existing = match issued {
+        IssuedCertificate::Existing(existing) => existing.as_deref(),
+        IssuedCertificate::NotServed => return Ok(Some(not_served())),
+        IssuedCertificate::NotAsked => None,
     };
-    if existing
-        .as_ref()
-        .is_some_and(|e| controlled_by_other(e, cluster))
-    {
+    if existing.is_some_and(|e| controlled_by_other(e, cluster)) {
         return Ok(Some(format!(
             "Certificate {name}: already controlled by another object; it is left as it is"
         )));
     }
     match ctx
         .applier
-        .apply_reported(&ctx.events, cluster, existing.as_ref(), desired)
+        .apply_reported(&ctx.events, cluster, existing, desired)
         .await
     {
         Ok(_) => Ok(None),

@@ -17,6 +17,7 @@ pub mod dereference;
 pub mod error;
 pub mod monitoring;
 pub mod reconcile;
+pub mod renewals;
 pub mod retention;
 pub mod status;
 pub mod templates;
@@ -227,6 +228,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             .owns_stream(caches::touched(deployment_events, &deployments))
             .owns_stream(caches::touched(service_events, &services))
             .owns_stream(caches::touched(network_policy_events, &network_policies))
+            .owns_stream(renewals::certificates(client.clone(), ns.map(String::from)))
             // A template change re-reconciles every cluster that names it.
             .watches_stream(
                 caches::touched(template_events, &templates),

@@ -54,8 +54,8 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
         refused: Vec::new(),
         now: status::now(),
     };
-    let (resolved, desired) = resolve_and_build(&ctx, &cluster, &mut observed).await?;
-    let topology = apply_tree(&ctx, &cluster, &resolved, &desired, &mut observed).await?;
+    let (resolved, desired, issued) = resolve_and_build(&ctx, &cluster, &mut observed).await?;
+    let topology = apply_tree(&ctx, &cluster, &resolved, &desired, &issued, &mut observed).await?;
     report(&ctx, &cluster, &resolved, &desired, observed, topology).await
 }
 
@@ -64,12 +64,13 @@ fn object_of(cluster: &MultigresCluster) -> String {
 }
 
 /// Dereference, resolve (validate) and build: nothing is applied unless the whole tree resolves and
-/// every child's name is free.
+/// every child's name is free. cert-manager's Certificate is read first: its revision goes into the
+/// children, so a renewed certificate rolls the pods that mount it.
 async fn resolve_and_build(
     ctx: &Ctx,
     cluster: &Arc<MultigresCluster>,
     observed: &mut Observed<'_>,
-) -> Result<(ResolvedCluster, Desired)> {
+) -> Result<(ResolvedCluster, Desired, apply::IssuedCertificate)> {
     let object = object_of(cluster);
     let stores = &ctx.state.stores;
     let templates = dereference::templates(stores, cluster);
@@ -93,6 +94,9 @@ async fn resolve_and_build(
             return Err(Error::Resolve { object, source });
         }
     };
+    let issued = apply::issued_certificate(ctx, cluster).await?;
+    let mut resolved = resolved;
+    resolved.set_tls_revision(issued.revision());
     observed.unserved = status::unserved(&resolved);
     let served = status::served_condition(&observed.unserved);
     if !served.status {
@@ -113,7 +117,7 @@ async fn resolve_and_build(
         report_blocked(ctx, cluster, observed).await?;
         return Err(Error::NameConflict(message));
     }
-    Ok((resolved, desired))
+    Ok((resolved, desired, issued))
 }
 
 /// The cluster's TableGroups keep the names they were created with.
@@ -148,6 +152,7 @@ async fn apply_tree(
     cluster: &Arc<MultigresCluster>,
     resolved: &ResolvedCluster,
     desired: &Desired,
+    issued: &apply::IssuedCertificate,
     observed: &mut Observed<'_>,
 ) -> Result<Topology> {
     let stores = &ctx.state.stores;
@@ -168,7 +173,7 @@ async fn apply_tree(
     if let Some(certificate) = &desired.certificate {
         observed
             .refused
-            .extend(apply::certificate(ctx, cluster, certificate).await?);
+            .extend(apply::certificate(ctx, cluster, certificate, issued).await?);
     }
     observed
         .refused

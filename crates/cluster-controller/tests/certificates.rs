@@ -2,17 +2,19 @@
 //! (tests/fixtures/cert-manager-v1.19.2, from the module github.com/cert-manager/cert-manager@v1.19.2,
 //! deploy/crds): the controller applies a Certificate for the cluster's TLS Secret, which the API
 //! server accepts under the CRD's schema, and does not issue the Secret itself; without the CRD
-//! the cluster says so. Its own control plane (this binary), because it installs a CRD the other
+//! the cluster says so; a renewal (`status.revision` 2) reaches every child and multiadmin's pod
+//! template. Its own control plane (this binary), because it installs a CRD the other
 //! tests must not see.
 
 mod common;
 
 use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use multigres_api::cluster::{CertManagerConfig, IssuerRef, TlsConfig};
-use multigres_api::{MultigresCluster, naming};
+use multigres_api::{Cell, MultigresCluster, TableGroup, naming};
 use multigres_cluster_controller::build::{self, Certificate};
 use multigres_e2e::wait_for;
 
@@ -113,4 +115,84 @@ async fn cert_manager_issues_the_clusters_certificate_when_asked() {
     })
     .await
     .unwrap();
+
+    // The first issuance rolls nothing: no revision annotation on multiadmin's pods.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &after);
+    let admin = naming::multiadmin(SAMPLE);
+    set_revision(&certificates, 1).await;
+    let first = wait_for(&deployments, &admin, WAIT, |_| true)
+        .await
+        .unwrap();
+    assert_eq!(pod_revision(&first), None);
+
+    // cert-manager renews (revision 2): the Cells and TableGroups carry it, multiadmin's pod
+    // template too (the cell and shard controllers put it on theirs, so they roll).
+    let renewed = std::time::Instant::now();
+    set_revision(&certificates, 2).await;
+    wait_for(&deployments, &admin, WAIT, |d| {
+        pod_revision(d).as_deref() == Some("2")
+    })
+    .await
+    .unwrap();
+    // Applied after multiadmin's Deployment, in the same reconcile.
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &after);
+    let table_groups: Api<TableGroup> = Api::namespaced(client.clone(), &after);
+    let renewed_tls = |tls: Option<&multigres_api::TlsRef>| tls.and_then(|t| t.revision) == Some(2);
+    let cell_names: Vec<String> = cells
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    assert_eq!(cell_names.len(), 2);
+    for name in &cell_names {
+        wait_for(&cells, name, WAIT, |c| renewed_tls(c.spec.tls.as_ref()))
+            .await
+            .unwrap();
+    }
+    let group_names: Vec<String> = table_groups
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name_any())
+        .collect();
+    assert_eq!(group_names.len(), 4);
+    for name in &group_names {
+        wait_for(&table_groups, name, WAIT, |t| {
+            renewed_tls(t.spec.tls.as_ref())
+        })
+        .await
+        .unwrap();
+    }
+    eprintln!(
+        "renewal (revision 2) reached the children and multiadmin's pod template in {:.1}s",
+        renewed.elapsed().as_secs_f64()
+    );
+}
+
+/// Plays cert-manager: the Certificate's `status.revision`.
+async fn set_revision(certificates: &Api<Certificate>, revision: i64) {
+    certificates
+        .patch_status(
+            SAMPLE,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"revision": revision}})),
+        )
+        .await
+        .unwrap();
+}
+
+fn pod_revision(deployment: &Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(multigres_api::labels::TLS_REVISION)
+        .cloned()
 }

@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use multigres_api::labels::{self, component};
 use multigres_api::scheduling::RESERVED_ANNOTATION_PREFIX;
-use multigres_api::{LogLevel, PoolSpec, PoolType, RetentionAction, Shard, multigres, naming};
+use multigres_api::{
+    LogLevel, PoolSpec, PoolType, RetentionAction, Shard, TlsRef, multigres, naming,
+};
 use multigres_runtime::apply::{child_meta, controller_ref};
 use multigres_runtime::builders::{
     http_probe, pod_name_env, restricted_pod_security_context, runtime_default_seccomp, secret_env,
@@ -284,6 +286,7 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             .get_or_insert_with(BTreeMap::new)
             .insert(labels::RESTART_REQUESTED.into(), requested.clone());
     }
+    TlsRef::annotate_pod(shard.spec.tls.as_ref(), &mut pod.metadata);
     let hash = spec_hash(&pod);
     pod.metadata
         .annotations
@@ -647,6 +650,10 @@ pub fn spec_hash(pod: &Pod) -> String {
     // Only when requested, so that the hash of every other pod stays what it was.
     if let Some(requested) = pod.annotations().get(labels::RESTART_REQUESTED) {
         input["restartRequested"] = requested.clone().into();
+    }
+    // A renewed certificate (docs/security.md, "Rotation"): likewise only when there is one.
+    if let Some(revision) = pod.annotations().get(labels::TLS_REVISION) {
+        input["tlsRevision"] = revision.clone().into();
     }
     // The user's annotations (pods are replaced, never updated): only when set, likewise.
     let user: BTreeMap<&String, &String> = pod

@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod merge;
 pub mod postgres_parameters;
 pub mod resources;
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -523,6 +524,7 @@ impl Context<'_> {
         (config.enabled != Some(false)).then(|| TlsRef {
             secret_name: naming::tls_secret(self.cluster),
             require_client_tls: config.require_client_tls.unwrap_or(false),
+            revision: None,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use super::topology::topo_flags;
 use super::*;
-use multigres_api::LogLevel;
+use multigres_api::{LogLevel, TlsRef};
 
 pub fn gateway_args(cell: &Cell) -> Vec<String> {
     let mut args = vec![
@@ -166,6 +166,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
         &selector,
         true,
     );
+    TlsRef::annotate_pod(cell.spec.tls.as_ref(), &mut pod_meta);
     Deployment {
         metadata: child_meta(cell, &c.name, labels),
         spec: Some(DeploymentSpec {

@@ -274,6 +274,29 @@ fn gateway_and_multiorch_pods_carry_no_service_account_token() {
     }
 }
 
+#[test]
+fn a_renewed_certificate_rolls_the_gateways_and_multiorch() {
+    let mut c = cell("us-east-1", CellTopoServer::default(), &["postgres"]);
+    let annotation = |c: &Cell| -> Vec<Option<String>> {
+        [gateway(c), multiorch(c)]
+            .into_iter()
+            .map(|d| {
+                let meta = d.spec.unwrap().template.metadata.unwrap();
+                meta.annotations?.get(labels::TLS_REVISION).cloned()
+            })
+            .collect()
+    };
+    c.spec.tls = Some(multigres_api::TlsRef {
+        secret_name: "example-tls".into(),
+        require_client_tls: false,
+        revision: Some(1),
+    });
+    assert_eq!(annotation(&c), [None, None]);
+    c.spec.tls.as_mut().unwrap().revision = Some(4);
+    let renewed = Some("4".to_string());
+    assert_eq!(annotation(&c), [renewed.clone(), renewed]);
+}
+
 fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()

@@ -19,6 +19,7 @@ use super::{cluster_name, tls_sans};
     version = "v1",
     kind = "Certificate",
     namespaced,
+    status = "CertificateStatus",
     schema = "disabled"
 )]
 #[serde(rename_all = "camelCase")]
@@ -29,6 +30,15 @@ pub struct CertificateSpec {
     pub usages: Vec<String>,
     pub issuer_ref: IssuerRef,
     pub private_key: PrivateKey,
+}
+
+/// What the operator reads of cert-manager's status: the issuance, which rolls the pods when it
+/// grows (docs/security.md, "Rotation").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! multiadmin: its Deployment and Service, the cluster's admin endpoint (planned switchovers).
 
 use super::*;
+use multigres_api::TlsRef;
 
 /// The labels that select multiadmin's pods. Never changes for a cluster: a Deployment's selector is
 /// immutable.
@@ -106,6 +107,7 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         .spec
         .scheduling
         .apply_to(&mut pod_meta, &mut pod, None, &selector, false);
+    TlsRef::annotate_pod(resolved.tls.as_ref(), &mut pod_meta);
     Deployment {
         metadata: child_meta(cluster, &admin.name, admin.labels.clone()),
         spec: Some(DeploymentSpec {

@@ -354,6 +354,26 @@ fn a_restart_request_changes_the_hash_and_nothing_else_does() {
 }
 
 #[test]
+fn a_renewed_certificate_changes_the_hash_and_its_first_issuance_does_not() {
+    let mut shard = shard();
+    shard.spec.tls = Some(multigres_api::TlsRef {
+        secret_name: "example-tls".into(),
+        require_client_tls: false,
+        revision: None,
+    });
+    let plain = pod(&shard, &pools(&shard)[0], 0);
+    shard.spec.tls.as_mut().unwrap().revision = Some(1);
+    let first = pod(&shard, &pools(&shard)[0], 0);
+    assert_eq!(hash_of(&first), hash_of(&plain), "revision 1: pods stay");
+    assert!(!first.annotations().contains_key(labels::TLS_REVISION));
+    shard.spec.tls.as_mut().unwrap().revision = Some(2);
+    let renewed = pod(&shard, &pools(&shard)[0], 0);
+    assert_eq!(renewed.annotations()[labels::TLS_REVISION], "2");
+    assert_ne!(hash_of(&renewed), hash_of(&plain));
+    assert_eq!(renewed.spec, plain.spec, "the same pod, replaced");
+}
+
+#[test]
 fn the_exporter_sidecar_logs_in_over_the_pods_address_with_the_mounted_password() {
     let mut shard = shard();
     let pools = pools(&shard);
