@@ -41,11 +41,12 @@ namespaced:
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]
-  # The shard's pg_hba template ConfigMap (named after its content): get (metadata only) whether it
-  # exists, create it once.
+  # The shard's pg_hba template and each pool's postgresql.conf ConfigMap (named after their
+  # content): get (metadata only) whether one exists, create it once; list (metadata only, by the
+  # Shard's label) and delete the pools' old ones once no pod mounts them.
   - apiGroups: [""]
     resources: [configmaps]
-    verbs: [get, create]
+    verbs: [get, list, create, delete]
   # Headless Service and PDB per pool; delete prunes those of pools that are gone.
   - apiGroups: [""]
     resources: [services]

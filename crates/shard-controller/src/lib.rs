@@ -59,6 +59,9 @@ pub struct State {
     pub handover: Handover,
     /// The pgBackRest TLS Secrets it creates, known without reading them.
     pub secrets: multigres_runtime::once::Secrets,
+    /// Per Shard uid: the pools' parameters ConfigMaps it last pruned around (old ones deleted).
+    pub pruned_pg_confs:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 pub type Ctx = multigres_runtime::Context<State>;
@@ -181,6 +184,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.switchover_timeout,
         ),
         secrets: Default::default(),
+        pruned_pg_confs: Default::default(),
     });
 
     let (shards, shard_writer) = reflector::store::<Shard>();

@@ -28,6 +28,7 @@ use crate::topology::TopologyPrimary;
 
 mod act;
 mod handover;
+mod pg_confs;
 mod pools;
 mod primary;
 mod requested;
@@ -98,6 +99,7 @@ where
 
 async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, ChildError> {
     if shard.meta().deletion_timestamp.is_some() {
+        pg_confs::forget(shard, ctx);
         return Ok(Action::await_change());
     }
     let owned_pods = pools::owned_pods(shard, ctx);
@@ -129,6 +131,9 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
 
     act::create_pods(shard, ctx, &pools, &plan).await?;
     act::remove_pods(shard, ctx, key, &states, &owned_pods, &view, &mut plan).await?;
+    if !plan.progressing {
+        pg_confs::prune(shard, ctx, &pools, &owned_pods).await?;
+    }
     claim_owners(shard, ctx).await?;
     let volumes = volumes::grow(shard, ctx, &pools).await?;
     volumes::warn_on_change(shard, ctx, &volumes).await;

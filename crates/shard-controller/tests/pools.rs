@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, ResourceExt};
@@ -373,15 +373,30 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
         }
     });
 
-    // Both Shards' read-only pools change at once.
+    // Both Shards' read-only pools change at once: resources, and a parameter (a new
+    // postgresql.conf ConfigMap; the old one goes once no pod mounts it).
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let pg_conf_of = |shard: &Shard| {
+        let pools = multigres_shard_controller::build::pools(shard);
+        let ro = pools
+            .iter()
+            .find(|p| p.spec.pool_type == PoolType::ReadOnly)
+            .unwrap();
+        multigres_shard_controller::build::pg_conf_config_map_name(shard, ro)
+    };
+    let mut old_confs = Vec::new();
     for shard in &shards {
-        let mut pools = shards_api.get(&shard.name_any()).await.unwrap().spec.pools;
+        let current = shards_api.get(&shard.name_any()).await.unwrap();
+        old_confs.push(pg_conf_of(&current));
+        let mut pools = current.spec.pools;
         let ro = pools
             .iter_mut()
             .find(|p| p.pool_type == PoolType::ReadOnly)
             .unwrap();
         ro.postgres.resources =
             Some(serde_json::from_value(serde_json::json!({"requests": {"cpu": "75m"}})).unwrap());
+        ro.postgres_parameters
+            .insert("work_mem".into(), "8MB".into());
         set_pools(&shards_api, &shard.name_any(), &pools).await;
     }
     for (name, old) in ro_pods.iter().zip(&before) {
@@ -412,6 +427,16 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
         at(a, "ready") - at(a, "deleted"),
         at(b, "deleted") - at(a, "ready")
     );
+    for (shard, old) in shards.iter().zip(&old_confs) {
+        let new = pg_conf_of(&shards_api.get(&shard.name_any()).await.unwrap());
+        assert_ne!(&new, old);
+        wait_for(&config_maps, &new, T, |_| true).await.unwrap();
+        if let Err(e) = wait_deleted(&config_maps, old, T).await {
+            let log = std::fs::read_to_string(&controller.log).unwrap_or_default();
+            panic!("{e}\ncontroller log:\n{log}");
+        }
+    }
+    eprintln!("old postgresql.conf ConfigMaps pruned: {old_confs:?}");
 }
 
 /// An upgrade from the earlier, hashed pod names: a pool whose data claim carries an earlier name
