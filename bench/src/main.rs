@@ -342,13 +342,11 @@ async fn create_namespace(admin: &Client, name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// Deletes a scenario's namespace and waits (by watch) until it is gone, so that the next scenario
-/// runs on a control plane no busier than the first.
-async fn delete_namespace(admin: &Client, name: &str, t: Instant) -> Result<()> {
-    let api = Api::<Namespace>::all(admin.clone());
-    let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
-    // The controllers that would run the finalizers (topology deregistration) are gone: drop them.
+/// Drops the finalizers of the operator's kinds in `namespace` (allowed once they are being deleted); returns
+/// how many objects still hold one (refused, or not marked for deletion yet).
+async fn strip_finalizers(admin: &Client, namespace: &str) -> Result<usize> {
     let no_finalizers = serde_json::json!({"metadata": {"finalizers": null}});
+    let mut holding = 0;
     for ar in [
         ApiResource::erase::<MultigresCluster>(&()),
         ApiResource::erase::<DeploymentTemplate>(&()),
@@ -357,22 +355,38 @@ async fn delete_namespace(admin: &Client, name: &str, t: Instant) -> Result<()> 
         ApiResource::erase::<Shard>(&()),
         ApiResource::erase::<multigres_api::TopoServer>(&()),
     ] {
-        let objects: Api<DynamicObject> = Api::namespaced_with(admin.clone(), name, &ar);
+        let objects: Api<DynamicObject> = Api::namespaced_with(admin.clone(), namespace, &ar);
         for o in objects.list(&ListParams::default()).await? {
-            if o.metadata
-                .finalizers
-                .as_ref()
-                .is_some_and(|f| !f.is_empty())
-            {
-                let _ = objects
-                    .patch(
-                        &o.metadata.name.unwrap_or_default(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&no_finalizers),
-                    )
-                    .await;
+            if o.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
+                continue;
+            }
+            let name = o.metadata.name.unwrap_or_default();
+            let patched = objects
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&no_finalizers),
+                )
+                .await;
+            if patched.is_err() {
+                holding += 1;
             }
         }
+    }
+    Ok(holding)
+}
+
+/// Deletes a scenario's namespace and waits (by watch) until it is gone, so that the next scenario
+/// runs on a control plane no busier than the first.
+async fn delete_namespace(admin: &Client, name: &str, t: Instant) -> Result<()> {
+    let api = Api::<Namespace>::all(admin.clone());
+    let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
+    // The controllers that would run the finalizers (topology deregistration) are gone: drop them.
+    // The admission policy lets a finalizer go only once the object is being deleted, which the
+    // namespace controller marks a moment after the namespace: strip until nothing is left.
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while strip_finalizers(admin, name).await? > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     multigres_e2e::wait_deleted(&api, name, Duration::from_secs(1800)).await?;
     step(t, &format!("namespace {name} deleted"));

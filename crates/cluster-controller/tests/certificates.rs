@@ -138,26 +138,14 @@ async fn cert_manager_issues_the_clusters_certificate_when_asked() {
     let cells: Api<Cell> = Api::namespaced(client.clone(), &after);
     let table_groups: Api<TableGroup> = Api::namespaced(client.clone(), &after);
     let renewed_tls = |tls: Option<&multigres_api::TlsRef>| tls.and_then(|t| t.revision) == Some(2);
-    let cell_names: Vec<String> = cells
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.name_any())
-        .collect();
+    let cell_names = names(&cells).await;
     assert_eq!(cell_names.len(), 2);
     for name in &cell_names {
         wait_for(&cells, name, WAIT, |c| renewed_tls(c.spec.tls.as_ref()))
             .await
             .unwrap();
     }
-    let group_names: Vec<String> = table_groups
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name_any())
-        .collect();
+    let group_names = names(&table_groups).await;
     assert_eq!(group_names.len(), 4);
     for name in &group_names {
         wait_for(&table_groups, name, WAIT, |t| {
@@ -170,6 +158,14 @@ async fn cert_manager_issues_the_clusters_certificate_when_asked() {
         "renewal (revision 2) reached the children and multiadmin's pod template in {:.1}s",
         renewed.elapsed().as_secs_f64()
     );
+}
+
+async fn names<K>(api: &Api<K>) -> Vec<String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api.list(&Default::default()).await.unwrap();
+    list.iter().map(|o| o.name_any()).collect()
 }
 
 /// Plays cert-manager: the Certificate's `status.revision`.
