@@ -458,6 +458,38 @@ pub struct GlobalTopologyRef {
     pub client_service_name: Option<String>,
     /// Client address (`host:port`) that Multigres components dial.
     pub address: String,
+    /// Set by the cluster controller when the cluster's topology servers speak TLS: the Secret
+    /// (`ca.crt`, `tls.crt`, `tls.key`, from the operator's topology CA) with which Multigres
+    /// components dial them. Absent: plaintext (docs/security.md, "Topology").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+}
+
+impl GlobalTopologyRef {
+    /// The topology flags every Multigres component takes: where the global topology is and, when
+    /// it speaks TLS, the client certificate to dial it (and every cell topology) with.
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let mut flags =
+            crate::multigres::global_topology_flags(&self.address, &self.root_path).to_vec();
+        if self.tls_secret_name.is_some() {
+            flags.extend(crate::multigres::topology_tls_flags());
+        }
+        flags
+    }
+
+    /// The pod volume of the topology client certificate, when the topology speaks TLS.
+    pub fn tls_volume(&self) -> Option<k8s_openapi::api::core::v1::Volume> {
+        self.tls_secret_name
+            .as_deref()
+            .map(crate::multigres::topology_tls_volume)
+    }
+
+    /// Where the container reads [`Self::tls_volume`].
+    pub fn tls_volume_mount(&self) -> Option<k8s_openapi::api::core::v1::VolumeMount> {
+        self.tls_secret_name
+            .as_ref()
+            .map(|_| crate::multigres::topology_tls_volume_mount())
+    }
 }
 
 /// What the cell controller does in the topology.

@@ -31,7 +31,7 @@ pub use scheduling::{LogFormat, LogLevel, Logging, PodScheduling};
 pub use shard::{LastSwitchover, Shard, ShardSpec, ShardStatus, SwitchoverResult};
 pub use tablegroup::{TableGroup, TableGroupSpec, TableGroupStatus};
 pub use template::{DeploymentTemplate, DeploymentTemplateSpec, DeploymentTemplateStatus};
-pub use toposerver::{TopoServer, TopoServerSpec, TopoServerStatus};
+pub use toposerver::{TopoServer, TopoServerSpec, TopoServerStatus, TopoServerTls};
 
 /// API group of every kind.
 pub const GROUP: &str = "multigres.com";

@@ -200,10 +200,46 @@ pub fn short_commit() -> &'static str {
 /// The volume of the cluster's TLS Secret (`tls_secret`). Readable by every user of the pod: the
 /// cell's pods set no `fsGroup`, and each pod runs one user.
 pub fn tls_volume(tls_secret: &str) -> k8s_openapi::api::core::v1::Volume {
+    secret_volume(TLS_VOLUME, tls_secret)
+}
+
+/// Where a container reads [`tls_volume`]: [`TLS_DIR`], read-only.
+pub fn tls_volume_mount() -> k8s_openapi::api::core::v1::VolumeMount {
+    read_only_mount(TLS_VOLUME, TLS_DIR)
+}
+
+/// Where a pod mounts the client certificate for the cluster's topology servers
+/// (`GlobalTopologyRef::tls_secret_name`).
+pub const TOPOLOGY_TLS_DIR: &str = "/etc/multigres/topology-tls";
+
+/// The flags with which a Multigres component dials etcd over TLS with a client certificate. The
+/// pinned Multigres applies them to the global and every cell topology of the process.
+pub fn topology_tls_flags() -> [(&'static str, String); 3] {
+    [
+        (
+            "--topo-etcd-tls-cert",
+            format!("{TOPOLOGY_TLS_DIR}/tls.crt"),
+        ),
+        ("--topo-etcd-tls-key", format!("{TOPOLOGY_TLS_DIR}/tls.key")),
+        ("--topo-etcd-tls-ca", format!("{TOPOLOGY_TLS_DIR}/ca.crt")),
+    ]
+}
+
+/// The volume of the topology client certificate, `secret`, readable as [`tls_volume`] is.
+pub fn topology_tls_volume(secret: &str) -> k8s_openapi::api::core::v1::Volume {
+    secret_volume(TOPOLOGY_TLS_VOLUME, secret)
+}
+
+/// Where a container reads [`topology_tls_volume`]: [`TOPOLOGY_TLS_DIR`], read-only.
+pub fn topology_tls_volume_mount() -> k8s_openapi::api::core::v1::VolumeMount {
+    read_only_mount(TOPOLOGY_TLS_VOLUME, TOPOLOGY_TLS_DIR)
+}
+
+fn secret_volume(volume: &str, secret: &str) -> k8s_openapi::api::core::v1::Volume {
     k8s_openapi::api::core::v1::Volume {
-        name: TLS_VOLUME.to_string(),
+        name: volume.to_string(),
         secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
-            secret_name: Some(tls_secret.to_string()),
+            secret_name: Some(secret.to_string()),
             default_mode: Some(0o444),
             ..Default::default()
         }),
@@ -211,16 +247,16 @@ pub fn tls_volume(tls_secret: &str) -> k8s_openapi::api::core::v1::Volume {
     }
 }
 
-/// Where a container reads [`tls_volume`]: [`TLS_DIR`], read-only.
-pub fn tls_volume_mount() -> k8s_openapi::api::core::v1::VolumeMount {
+fn read_only_mount(volume: &str, path: &str) -> k8s_openapi::api::core::v1::VolumeMount {
     k8s_openapi::api::core::v1::VolumeMount {
-        name: TLS_VOLUME.to_string(),
-        mount_path: TLS_DIR.to_string(),
+        name: volume.to_string(),
+        mount_path: path.to_string(),
         read_only: Some(true),
         ..Default::default()
     }
 }
 
+const TOPOLOGY_TLS_VOLUME: &str = "topology-tls";
 const TLS_VOLUME: &str = "multigres-tls";
 
 #[cfg(test)]

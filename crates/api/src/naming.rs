@@ -130,6 +130,16 @@ pub fn tls_secret(cluster: &str) -> String {
     dns_name(&[cluster, "tls"], MAX_LABEL)
 }
 
+/// The client certificate with which a cluster's Multigres components dial its topology servers.
+pub fn topology_tls_secret(cluster: &str) -> String {
+    dns_name(&[cluster, "topology-tls"], MAX_LABEL)
+}
+
+/// A TopoServer's member certificate (client-facing and peer).
+pub fn topo_server_tls_secret(topo_server: &str) -> String {
+    dns_name(&[topo_server, "tls"], MAX_LABEL)
+}
+
 /// Room left for `-<shard index>` (at most 255) in a Shard's name.
 const MAX_TABLEGROUP: usize = MAX_LABEL - 4;
 /// The earlier limit, which left room for pool suffixes too.

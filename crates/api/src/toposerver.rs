@@ -56,6 +56,20 @@ pub struct TopoServerSpec {
     pub placement: Option<Placement>,
     #[serde(flatten)]
     pub scheduling: PodScheduling,
+    /// Serve clients and peers over TLS and require client certificates of the operator's
+    /// topology CA. Set by the parent when the cluster's topology speaks TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TopoServerTls>,
+}
+
+/// TLS of a managed etcd.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopoServerTls {
+    /// Secret with the members' certificate (server and peer, issued by the topo controller from
+    /// the operator's topology CA when absent) and `ca.crt`, the CA clients and peers must show.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -76,6 +76,8 @@ fn cell_of_pod(pod: PartialObjectMeta<Pod>) -> Option<ObjectRef<Cell>> {
 pub struct Settings {
     pub address_mapping: multigres_topology::AddressMapping,
     pub topology_timeout: Duration,
+    /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
+    pub topology_tls: Option<multigres_topology::ClientTls>,
     pub resync: Duration,
 }
 
@@ -135,7 +137,11 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         pdbs,
         topo_servers,
         pods,
-        topology: Topology::new(settings.address_mapping, settings.topology_timeout),
+        topology: Topology::new(multigres_topology::Dialer::new(
+            settings.address_mapping,
+            settings.topology_timeout,
+            settings.topology_tls,
+        )),
         resync: settings.resync,
         caches,
     });

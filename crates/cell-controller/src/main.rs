@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use multigres_cell_controller::{CRDS, NAME, Settings};
 use multigres_runtime::settings::parse_duration;
+use multigres_runtime::topology_tls::TopologyTlsArgs;
 use multigres_runtime::{CommonArgs, run};
 use multigres_topology::{AddressMapping, AllowedHosts};
 
@@ -14,6 +15,8 @@ use multigres_topology::{AddressMapping, AllowedHosts};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    topology_tls: TopologyTlsArgs,
     /// Rewrites topology addresses before dialing: `svc.ns.svc:2379=127.0.0.1:23790,...`. For an
     /// operator running outside the cluster (tests, the demo); off unless set. Records written into
     /// the topology keep the in-cluster addresses.
@@ -40,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         address_mapping,
         topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),
+        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
         resync: args.resync_interval.max(Duration::from_secs(1)),
     };
     run::main(NAME, &args.common, CRDS, |started| {

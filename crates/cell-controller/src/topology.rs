@@ -5,8 +5,7 @@
 //! Every call is bounded by the topology timeout, so an unreachable server costs one reconcile slot a
 //! few seconds and never blocks other cells; the caller retries with backoff.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,63 +16,44 @@ use kube::{Api, ResourceExt};
 use multigres_api::Cell;
 use multigres_api::labels::{self, component};
 use multigres_api::multigres::pooler_service_id;
-use multigres_topology::{AddressMapping, LivePoolers, TopoClient, TopoError, WriteOutcome};
+use multigres_topology::{Dialer, LivePoolers, TopoClient, TopoError, WriteOutcome};
 
 use crate::Ctx;
 use crate::build::{CellTopology, cluster_of};
 
-/// Topology clients, one per server address list, created lazily and dropped after a failure so the
-/// next attempt dials afresh.
+/// Topology clients (one per server, dropped after a failure so the next attempt dials afresh).
 pub struct Topology {
-    mapping: AddressMapping,
-    timeout: Duration,
-    clients: Mutex<HashMap<Vec<String>, TopoClient>>,
+    dialer: Dialer,
 }
 
 impl Topology {
-    pub fn new(mapping: AddressMapping, timeout: Duration) -> Self {
-        Self {
-            mapping,
-            timeout,
-            clients: Mutex::default(),
-        }
+    pub fn new(dialer: Dialer) -> Self {
+        Self { dialer }
     }
 
     pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    async fn client(&self, addresses: &[String]) -> Result<TopoClient, TopoError> {
-        if let Some(client) = self.lock().get(addresses) {
-            return Ok(client.clone());
-        }
-        let client = TopoClient::connect(addresses, &self.mapping, self.timeout).await?;
-        self.lock().insert(addresses.to_vec(), client.clone());
-        Ok(client)
-    }
-
-    fn forget(&self, addresses: &[String]) {
-        self.lock().remove(addresses);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<String>, TopoClient>> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        self.dialer.timeout()
     }
 
     /// Runs `op` with a client for `addresses`, forgetting the client when the server is unreachable.
-    async fn with<T, F, Fut>(&self, addresses: &[String], op: F) -> Result<T, TopoError>
+    async fn with<T, F, Fut>(
+        &self,
+        addresses: &[String],
+        secure: bool,
+        op: F,
+    ) -> Result<T, TopoError>
     where
         F: FnOnce(TopoClient) -> Fut,
         Fut: Future<Output = Result<T, TopoError>>,
     {
-        let result = match self.client(addresses).await {
+        let result = match self.dialer.client(addresses, secure).await {
             Ok(client) => op(client).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result
             && e.is_unreachable()
         {
-            self.forget(addresses);
+            self.dialer.forget(addresses, secure);
         }
         result
     }
@@ -114,9 +94,11 @@ pub async fn register(ctx: &Ctx, topology: &CellTopology) -> Registration {
     let result = ctx
         .state
         .topology
-        .with(&global_addresses(topology), |client| async move {
-            client.register_cell(&root, &record).await
-        })
+        .with(
+            &global_addresses(topology),
+            topology.secure,
+            |client| async move { client.register_cell(&root, &record).await },
+        )
         .await;
     match result {
         Ok(outcome) => Registration::Registered {
@@ -139,9 +121,11 @@ pub async fn deregister(ctx: &Ctx, topology: &CellTopology) -> Result<bool, Topo
     let root = topology.global_root.clone();
     ctx.state
         .topology
-        .with(&global_addresses(topology), |client| async move {
-            client.deregister_cell(&root, &name).await
-        })
+        .with(
+            &global_addresses(topology),
+            topology.secure,
+            |client| async move { client.deregister_cell(&root, &name).await },
+        )
         .await
 }
 
@@ -185,7 +169,7 @@ pub async fn prune_poolers(
     let records = ctx
         .state
         .topology
-        .with(&addresses, |client| {
+        .with(&addresses, topology.secure, |client| {
             let root = root.clone();
             async move { client.list_poolers(&root).await }
         })
@@ -237,7 +221,7 @@ pub async fn prune_poolers(
     let live = live_poolers(listed.items.iter());
     ctx.state
         .topology
-        .with(&addresses, |client| async move {
+        .with(&addresses, topology.secure, |client| async move {
             client.prune_poolers(&root, &live).await
         })
         .await

@@ -129,6 +129,7 @@ fn cell(ns: &str, name: &str, topo_server: CellTopoServer, databases: &[&str]) -
                     &naming::global_topo_server(CLUSTER),
                 )),
                 address: global_address(ns),
+                tls_secret_name: None,
             },
             topo_server,
             all_cells: vec!["us-east-1".into(), "us-west-2".into()],
@@ -191,9 +192,14 @@ where
 /// A client of a test etcd, unmapped.
 async fn topo_client(etcd: &Etcd) -> TopoClient {
     let endpoints = [etcd.endpoint().to_string()];
-    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2))
-        .await
-        .expect("connect")
+    TopoClient::connect(
+        &endpoints,
+        &AddressMapping::off(),
+        Duration::from_secs(2),
+        None,
+    )
+    .await
+    .expect("connect")
 }
 
 async fn cell_record(etcd: &Etcd, cell: &str) -> Option<pb::Cell> {

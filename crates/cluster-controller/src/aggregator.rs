@@ -196,6 +196,7 @@ mod tests {
             retention: Default::default(),
             credentials: None,
             refused: Vec::new(),
+            topology_tls: None,
         }
     }
 

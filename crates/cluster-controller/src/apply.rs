@@ -2,17 +2,18 @@
 //! pruning of children no longer desired, the generated credentials Secret, Database records in the
 //! global topology, and the status. Nothing here decides what the objects are: `build` did.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use multigres_api::{MultigresCluster, MultigresClusterStatus};
+use multigres_api::{GlobalTopologyRef, MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
-use multigres_topology::{AddressMapping, Claim, TopoClient, TopoError};
+use multigres_runtime::pki::Authority;
+use multigres_topology::{Claim, Dialer, TopoError};
 use serde_json::json;
 
 use crate::aggregator::StatusFeed;
@@ -25,13 +26,14 @@ use crate::status::Topology;
 /// What every reconcile of this controller shares.
 pub struct State {
     pub stores: Stores,
-    pub mapping: AddressMapping,
-    pub topology_timeout: Duration,
+    /// Reaches the global topologies; one client per server, reused.
+    pub topology: Dialer,
+    /// The operator's topology CA, which signs each cluster's topology client certificate; none:
+    /// new clusters' topology is plaintext.
+    pub topology_ca: Option<Arc<Authority>>,
     /// Where the controllers run (`--lease-namespace`, the chart's release namespace): the
     /// cluster's NetworkPolicies let it reach the topology and multiadmin.
     pub operator_namespace: String,
-    /// One client per global topology address: connecting is lazy, so a client is cheap to keep.
-    topo_clients: Mutex<HashMap<String, TopoClient>>,
     /// With the status aggregator on, the reconcile reports its findings here instead of writing
     /// status (see `aggregator`).
     pub status_feed: Option<Arc<StatusFeed>>,
@@ -47,16 +49,15 @@ pub struct State {
 impl State {
     pub fn new(
         stores: Stores,
-        mapping: AddressMapping,
-        topology_timeout: Duration,
+        topology: Dialer,
+        topology_ca: Option<Arc<Authority>>,
         operator_namespace: String,
     ) -> Self {
         Self {
             stores,
-            mapping,
-            topology_timeout,
+            topology,
+            topology_ca,
             operator_namespace,
-            topo_clients: Mutex::default(),
             status_feed: None,
             monitoring: Arc::default(),
             secrets: Default::default(),
@@ -340,6 +341,40 @@ pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()
     Ok(())
 }
 
+/// Issues, once, the client certificate with which the cluster's Multigres components dial its
+/// topology servers, signed by the operator's topology CA (docs/security.md, "Topology"). Without
+/// the CA (the topology stays TLS once created) an existing Secret is all there is.
+pub async fn topology_tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+    let Some(ca) = ctx.state.topology_ca.clone() else {
+        return Ok(());
+    };
+    let ns = cluster.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let created = ctx
+        .state
+        .secrets
+        .create_once(&api, &ns, name, || {
+            let issued = ca
+                .sign(TOPOLOGY_CLIENT_NAME, &[])
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
+        })
+        .await?;
+    if created {
+        ctx.events
+            .normal(
+                cluster,
+                "Created",
+                &format!("Created Secret {name} with the topology client certificate"),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// The common name of the Multigres components' topology client certificate.
+const TOPOLOGY_CLIENT_NAME: &str = "multigres-topology-client";
+
 /// Applies the cluster's cert-manager Certificate (read by name: the kind may not be served). A kind
 /// that is not served, or a Certificate the API server refuses, is returned as a refusal for the
 /// status, naming `spec.tls.certManager`.
@@ -429,8 +464,7 @@ fn not_served() -> String {
 pub async fn topology(
     ctx: &Ctx,
     cluster: &MultigresCluster,
-    root: &str,
-    address: &str,
+    global: &GlobalTopologyRef,
     desired: &Desired,
     retained: &BTreeSet<String>,
 ) -> Result<(Topology, Vec<String>)> {
@@ -445,7 +479,9 @@ pub async fn topology(
         .union(&registered.intersection(retained).cloned().collect())
         .cloned()
         .collect();
-    let client = match topo_client(ctx, address).await {
+    let (root, secure) = (global.root_path.as_str(), global.tls_secret_name.is_some());
+    let addresses = std::slice::from_ref(&global.address);
+    let client = match ctx.state.topology.client(addresses, secure).await {
         Ok(client) => client,
         Err(source) => return unreachable(object, source).map(|t| (t, Vec::new())),
     };
@@ -508,30 +544,6 @@ fn unreachable(object: String, source: multigres_topology::TopoError) -> Result<
     } else {
         Err(Error::Topology { object, source })
     }
-}
-
-async fn topo_client(ctx: &Ctx, address: &str) -> multigres_topology::Result<TopoClient> {
-    if let Some(client) = ctx
-        .state
-        .topo_clients
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(address)
-    {
-        return Ok(client.clone());
-    }
-    let client = TopoClient::connect(
-        &[address.to_string()],
-        &ctx.state.mapping,
-        ctx.state.topology_timeout,
-    )
-    .await?;
-    ctx.state
-        .topo_clients
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(address.to_string(), client.clone());
-    Ok(client)
 }
 
 async fn annotate(ctx: &Ctx, cluster: &MultigresCluster, names: &BTreeSet<String>) -> Result<()> {

@@ -41,7 +41,7 @@ use multigres_runtime::caches::{self, CachesReady};
 use multigres_runtime::client::namespaced_or_all as api;
 use multigres_runtime::run::{self, Started};
 use multigres_status_api::client::{self as aggregator_client, ClientTls};
-use multigres_topology::AddressMapping;
+use multigres_topology::{AddressMapping, Dialer};
 
 use aggregator::StatusFeed;
 use apply::State;
@@ -67,6 +67,8 @@ pub struct Settings {
     pub address_mapping: AddressMapping,
     /// Deadline of every topology call.
     pub topology_timeout: Duration,
+    /// The operator's topology CA and its client certificate (`--topology-ca-dir`).
+    pub topology_tls: Option<multigres_runtime::topology_tls::TopologyIdentity>,
     /// Where MultigresCluster status comes from; None: computed from the controller's own caches.
     pub status_aggregator: Option<StatusAggregator>,
 }
@@ -100,6 +102,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let client = started.client.clone();
     let mapping = settings.address_mapping;
     let backup_mapping = mapping.clone();
+    let topology_ca = settings.topology_tls.as_ref().map(|t| t.authority.clone());
+    let topology_client = settings.topology_tls.map(|t| t.client);
     let ns = args.watch_namespace.as_deref();
     let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
     let multiadmin = format!("{managed},{}={}", labels::COMPONENT, component::MULTIADMIN);
@@ -210,8 +214,12 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let ctx = started.context(
         State::new(
             stores,
-            mapping.clone(),
-            settings.topology_timeout,
+            Dialer::new(
+                mapping.clone(),
+                settings.topology_timeout,
+                topology_client.clone(),
+            ),
+            topology_ca.clone(),
             args.lease_namespace.clone(),
         )
         .with_caches(caches_ready.clone())
@@ -247,8 +255,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let lifecycle_ctx = started.context(
         State::new(
             lifecycle_stores,
-            mapping,
-            settings.topology_timeout,
+            Dialer::new(mapping, settings.topology_timeout, topology_client),
+            topology_ca,
             args.lease_namespace.clone(),
         )
         .with_caches(caches_ready),

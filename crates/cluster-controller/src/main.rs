@@ -19,6 +19,8 @@ use multigres_topology::{AddressMapping, AllowedHosts};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    topology_tls: multigres_runtime::topology_tls::TopologyTlsArgs,
     /// Rewrites topology addresses before dialing (`svc:2379=127.0.0.1:23790,...`): for an operator
     /// running outside the cluster (tests, demo). Empty means off.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ADDRESS_MAP", default_value = "")]
@@ -86,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
+        topology_tls: args.topology_tls.load()?,
         status_aggregator,
     };
     run::main(NAME, &args.common, CRDS, |started| {

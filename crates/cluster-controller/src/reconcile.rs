@@ -6,8 +6,8 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use multigres_api::resolve::{self, ResolveError, ResolvedCluster, resolve_cluster};
-use multigres_api::{MultigresCluster, multigres};
+use multigres_api::resolve::{self, ResolveError, ResolvedCluster, TopologyTls, resolve_cluster};
+use multigres_api::{MultigresCluster, multigres, naming};
 use multigres_runtime::apply::controlled_by;
 use multigres_runtime::conditions::DEGRADED;
 use multigres_runtime::run::object_key;
@@ -15,7 +15,7 @@ use multigres_topology::TopoError;
 
 use crate::apply::{self, Ctx};
 use crate::build::{self, Desired};
-use crate::dereference::{self, Stores, by_name};
+use crate::dereference::{self, Existing, Stores, by_name};
 use crate::error::{Error, Result};
 use crate::retention::{self, Retention};
 use crate::status::{self, Blocked, ChildHealth, Findings, Observed, TOPOLOGY_REACHABLE, Topology};
@@ -52,6 +52,7 @@ async fn reconcile_unbounded(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> R
         retention: Retention::default(),
         credentials: None,
         refused: Vec::new(),
+        topology_tls: None,
         now: status::now(),
     };
     let (resolved, desired, issued) = resolve_and_build(&ctx, &cluster, &mut observed).await?;
@@ -97,6 +98,7 @@ async fn resolve_and_build(
     let issued = apply::issued_certificate(ctx, cluster).await?;
     let mut resolved = resolved;
     resolved.set_tls_revision(issued.revision());
+    observed.topology_tls = Some(decide_topology_tls(ctx, cluster, &mut resolved));
     observed.unserved = status::unserved(&resolved);
     let served = status::served_condition(&observed.unserved);
     if !served.status {
@@ -118,6 +120,28 @@ async fn resolve_and_build(
         return Err(Error::NameConflict(message));
     }
     Ok((resolved, desired, issued))
+}
+
+/// Whether the cluster's topology speaks TLS (`ResolvedCluster::topology_tls`); when it does, the
+/// resolved tree says so. What exists decides for a cluster created before: its global TopoServer.
+fn decide_topology_tls(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    resolved: &mut ResolvedCluster,
+) -> TopologyTls {
+    let global_name = naming::global_topo_server(&cluster.name_any());
+    let existing = dereference::existing(&ctx.state.stores, cluster);
+    let existing_tls = Existing::find(&existing.topo_servers, &global_name)
+        .filter(|t| controlled_by(*t, cluster))
+        .map(|t| t.spec.tls.is_some());
+    let decision = resolved.topology_tls(ctx.state.topology_ca.is_some(), existing_tls);
+    if decision == TopologyTls::On {
+        resolved.set_topology_tls(
+            &naming::topology_tls_secret(&cluster.name_any()),
+            &naming::topo_server_tls_secret(&global_name),
+        );
+    }
+    decision
 }
 
 /// The cluster's TableGroups keep the names they were created with.
@@ -169,6 +193,9 @@ async fn apply_tree(
     if let Some(secret) = &desired.tls_secret {
         apply::tls(ctx, cluster, secret).await?;
     }
+    if let Some(secret) = &resolved.global_topology.tls_secret_name {
+        apply::topology_tls(ctx, cluster, secret).await?;
+    }
     observed.refused = apply::children(ctx, cluster, desired).await?;
     if let Some(certificate) = &desired.certificate {
         observed
@@ -191,13 +218,11 @@ async fn apply_tree(
         warn_once(ctx, cluster, status::RETAINED, reason, message).await;
     }
     apply::prune(ctx, cluster, &existing, desired, &observed.retention).await?;
-    let global = &resolved.global_topology;
     let retained_databases = observed.retention.databases();
     let (topology, foreign) = apply::topology(
         ctx,
         cluster,
-        &global.root_path,
-        &global.address,
+        &resolved.global_topology,
         desired,
         &retained_databases,
     )
@@ -258,6 +283,7 @@ async fn write_status(
                     retention: observed.retention.clone(),
                     credentials: observed.credentials.clone(),
                     refused: observed.refused.clone(),
+                    topology_tls: observed.topology_tls.clone(),
                 },
             );
             Ok(())

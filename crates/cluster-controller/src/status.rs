@@ -8,7 +8,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use multigres_api::resolve::ResolvedCluster;
+use multigres_api::resolve::{ResolvedCluster, TopologyTls};
 
 use crate::retention::Retention;
 use multigres_api::{Cell, MultigresClusterStatus, TableGroup, TopoServer, multigres};
@@ -129,6 +129,8 @@ pub struct Observed<'a> {
     pub credentials: Option<String>,
     /// Children the API server refused as invalid (`<kind> <name>: <message>`).
     pub refused: Vec<String>,
+    /// Whether the topology speaks TLS; `None` before the tree resolved.
+    pub topology_tls: Option<TopologyTls>,
     pub now: Timestamp,
 }
 
@@ -143,6 +145,7 @@ pub struct Findings {
     pub retention: Retention,
     pub credentials: Option<String>,
     pub refused: Vec<String>,
+    pub topology_tls: Option<TopologyTls>,
 }
 
 /// The state of the subscription to the status aggregator.
@@ -194,6 +197,9 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
     let conds = &mut status.conditions;
     if let Some(update) = topology_condition(&input.findings.topology) {
         conditions::set(conds, update, generation, now);
+    }
+    if let Some(tls) = &input.findings.topology_tls {
+        conditions::set(conds, topology_tls_condition(tls), generation, now);
     }
     conditions::set(
         conds,
@@ -285,6 +291,25 @@ pub fn merge(input: &Merge<'_>) -> MultigresClusterStatus {
 pub fn served_condition(unserved: &[String]) -> ConditionUpdate {
     let (status, reason, message) = multigres::served_condition(unserved);
     ConditionUpdate::new(multigres::SERVED_CONDITION, status, reason, message)
+}
+
+/// Condition type: whether the cluster's topology (etcd and its clients) speaks TLS.
+pub const TOPOLOGY_ENCRYPTED: &str = "TopologyEncrypted";
+
+/// `TopologyEncrypted`, with the reason when it is not.
+pub fn topology_tls_condition(tls: &TopologyTls) -> ConditionUpdate {
+    match tls {
+        TopologyTls::On => ConditionUpdate::new(
+            TOPOLOGY_ENCRYPTED,
+            true,
+            "MutualTLS",
+            "etcd serves clients and peers over TLS and requires client certificates of the \
+             operator's topology CA",
+        ),
+        TopologyTls::Off { reason, message } => {
+            ConditionUpdate::new(TOPOLOGY_ENCRYPTED, false, *reason, message.clone())
+        }
+    }
 }
 
 /// Condition type: whether the Postgres credentials Secret the pods mount exists.
@@ -394,6 +419,9 @@ pub fn compute(observed: &Observed<'_>) -> MultigresClusterStatus {
     set(served_condition(&observed.unserved));
     set(retained_condition(&observed.retention));
     set(credentials_condition(&observed.credentials));
+    if let Some(tls) = &observed.topology_tls {
+        set(topology_tls_condition(tls));
+    }
     if let Some(blocked) = &observed.blocked {
         for update in blocked_conditions(blocked) {
             set(update);

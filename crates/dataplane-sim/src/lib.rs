@@ -460,6 +460,7 @@ pub async fn run(
                         std::slice::from_ref(&location.address),
                         &mapping,
                         Duration::from_secs(3),
+                        None,
                     )
                     .await
                     {

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod slots;
 pub mod subset;
 pub mod telemetry;
+pub mod topology_tls;
 pub mod volumes;
 
 pub use apply::{Applier, ApplyOutcome};

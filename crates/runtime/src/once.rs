@@ -110,6 +110,31 @@ impl Secrets {
         Ok(created)
     }
 
+    /// [`Self::create_once`] of a Secret of certificates `make` issues for `owner` (in the owner's
+    /// namespace); failures are the owner's reconcile errors. Returns whether it was created.
+    pub async fn issue_once<K: Resource<DynamicType = ()>>(
+        &self,
+        client: &kube::Client,
+        owner: &K,
+        name: &str,
+        make: impl FnOnce() -> Result<Secret, rcgen::Error>,
+    ) -> Result<bool, crate::error::ChildError> {
+        use crate::error::{ChildError, Failure};
+        let ns = owner.meta().namespace.clone().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        self.create_once(&api, &ns, name, || make().map_err(IssueError::Issue))
+            .await
+            .map_err(|e| match e {
+                IssueError::Kube(e) => {
+                    ChildError::kube(owner, format!("creating Secret {name}"), e)
+                }
+                IssueError::Issue(e) => ChildError::new(
+                    owner,
+                    Failure::Tls(format!("issuing certificates for Secret {name}: {e}")),
+                ),
+            })
+    }
+
     fn recently_seen(&self, key: &str) -> bool {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.get(key)
@@ -123,5 +148,17 @@ impl Secrets {
         } else {
             seen.remove(&key);
         }
+    }
+}
+
+/// Why [`Secrets::issue_once`] made no Secret.
+enum IssueError {
+    Kube(kube::Error),
+    Issue(rcgen::Error),
+}
+
+impl From<kube::Error> for IssueError {
+    fn from(e: kube::Error) -> Self {
+        IssueError::Kube(e)
     }
 }

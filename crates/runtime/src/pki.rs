@@ -1,13 +1,18 @@
-//! A throw-away certificate authority that signs one leaf and is forgotten: for TLS between pods of
-//! one workload, where the Secret holding the leaf is the only thing anyone needs to keep.
+//! Certificates the operator issues. Two kinds of authority:
+//!
+//! * [`issue`]: a throw-away CA that signs one leaf and is forgotten, for TLS between pods of one
+//!   workload, where the Secret holding the leaf is the only thing anyone needs to keep;
+//! * [`Authority`]: a CA whose key the process holds (the operator's topology CA, mounted from the
+//!   chart's Secret: docs/security.md), which signs leaves on demand.
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, date_time_ymd,
+    KeyUsagePurpose, PKCS_RSA_SHA256, date_time_ymd,
 };
 
 /// PEM-encoded CA certificate, leaf certificate and leaf private key.
@@ -33,7 +38,22 @@ pub fn issue(ca_name: &str, common_name: &str, sans: &[String]) -> Result<Issued
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     (ca.not_before, ca.not_after) = (from, to);
     let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let (cert_pem, key_pem) = sign_leaf(&issuer, common_name, sans)?;
+    Ok(IssuedTls {
+        ca_pem: ca_cert.pem(),
+        cert_pem,
+        key_pem,
+    })
+}
 
+/// A leaf signed by `issuer`, valid as TLS server and client for `sans`, for [`VALID_YEARS`].
+fn sign_leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    sans: &[String],
+) -> Result<(String, String), rcgen::Error> {
+    let (from, to) = validity();
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(sans.to_vec())?;
     leaf.distinguished_name
@@ -47,13 +67,126 @@ pub fn issue(ca_name: &str, common_name: &str, sans: &[String]) -> Result<Issued
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     (leaf.not_before, leaf.not_after) = (from, to);
-    let issuer = Issuer::new(ca, ca_key);
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok(IssuedTls {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = leaf.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Why a CA could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the CA key is neither PKCS#8 nor a PKCS#1 RSA key (for an EC key, store it as PKCS#8; \
+         cert-manager: privateKey.encoding: PKCS8)"
+    )]
+    KeyFormat,
+    #[error("the CA: {0}")]
+    Certificate(#[from] rcgen::Error),
+}
+
+/// A CA whose key this process holds: signs leaves on demand.
+pub struct Authority {
+    ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority").finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// The CA of a `kubernetes.io/tls` Secret mounted at `dir` (`tls.crt`, `tls.key`), as Helm's
+    /// `genCA` or cert-manager write it.
+    pub fn load(dir: &Path) -> Result<Self, AuthorityError> {
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path).map_err(|source| AuthorityError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        Self::from_pem(&read("tls.crt")?, &read("tls.key")?)
+    }
+
+    /// From the CA certificate (the first one of `cert_pem`) and its key (PKCS#8, or PKCS#1 RSA).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, AuthorityError> {
+        let key = parse_key(key_pem)?;
+        let first = pem::parse_many(cert_pem)
+            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?
+            .into_iter()
+            .find(|p| p.tag() == "CERTIFICATE")
+            .ok_or(rcgen::Error::CouldNotParseCertificate)?;
+        let issuer = Issuer::from_ca_cert_der(&first.contents().to_vec().into(), key)?;
+        Ok(Self {
+            ca_pem: pem::encode(&first),
+            issuer,
+        })
+    }
+
+    /// The CA certificate, what verifiers trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A leaf for `common_name`, valid as TLS server and client for `sans`.
+    pub fn sign(&self, common_name: &str, sans: &[String]) -> Result<IssuedTls, rcgen::Error> {
+        let (cert_pem, key_pem) = sign_leaf(&self.issuer, common_name, sans)?;
+        Ok(IssuedTls {
+            ca_pem: self.ca_pem.clone(),
+            cert_pem,
+            key_pem,
+        })
+    }
+}
+
+/// A PKCS#8 key as it is, a PKCS#1 RSA key (Helm's `genCA`, cert-manager's default encoding)
+/// wrapped into PKCS#8, which is what the signing backend reads.
+fn parse_key(key_pem: &str) -> Result<KeyPair, AuthorityError> {
+    let block = pem::parse(key_pem).map_err(|_| AuthorityError::KeyFormat)?;
+    match block.tag() {
+        "PRIVATE KEY" => KeyPair::from_pem(key_pem).map_err(|_| AuthorityError::KeyFormat),
+        "RSA PRIVATE KEY" => {
+            let pkcs8 = rsa_pkcs1_to_pkcs8(block.contents());
+            KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.into(), &PKCS_RSA_SHA256)
+                .map_err(|_| AuthorityError::KeyFormat)
+        }
+        _ => Err(AuthorityError::KeyFormat),
+    }
+}
+
+/// `PrivateKeyInfo { version 0, rsaEncryption, OCTET STRING pkcs1 }` (RFC 5208).
+fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
+    const VERSION: [u8; 3] = [0x02, 0x01, 0x00];
+    const RSA_ENCRYPTION: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut body = Vec::with_capacity(pkcs1.len() + 32);
+    body.extend_from_slice(&VERSION);
+    body.extend_from_slice(&RSA_ENCRYPTION);
+    der_tlv(&mut body, 0x04, pkcs1);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    der_tlv(&mut out, 0x30, &body);
+    out
+}
+
+fn der_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(tag);
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(value);
 }
 
 /// From the start of last year (clock skew between nodes stays harmless) for `VALID_YEARS`.
@@ -82,5 +215,62 @@ mod tests {
         assert_ne!(tls.ca_pem, tls.cert_pem);
         let (from, to) = validity();
         assert!(from < OffsetDateTime::now_utc() && to > OffsetDateTime::now_utc());
+    }
+
+    /// The leaf's issuer is the CA's subject and its signature verifies with the CA's key.
+    fn assert_signed_by(leaf_pem: &str, ca_pem: &str) {
+        let leaf = ::pem::parse(leaf_pem).unwrap();
+        let ca = ::pem::parse(ca_pem).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(leaf.contents()).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
+        assert_eq!(leaf.issuer(), ca.subject());
+        leaf.verify_signature(Some(ca.public_key())).unwrap();
+    }
+
+    #[test]
+    fn an_authority_signs_with_a_pkcs8_key() {
+        let throwaway = issue("x", "y", &[]).unwrap();
+        // A CA made here, loaded back the way a mounted Secret is.
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "topology CA");
+        let ca = params.self_signed(&key).unwrap();
+        let authority = Authority::from_pem(&ca.pem(), &key.serialize_pem()).unwrap();
+        let leaf = authority
+            .sign("etcd", &["etcd.ns.svc".to_string()])
+            .unwrap();
+        assert_eq!(leaf.ca_pem, authority.ca_pem());
+        assert_signed_by(&leaf.cert_pem, &ca.pem());
+        assert!(
+            std::panic::catch_unwind(|| assert_signed_by(&leaf.cert_pem, &throwaway.ca_pem))
+                .is_err(),
+            "a leaf must not verify against another CA"
+        );
+    }
+
+    #[test]
+    fn an_authority_signs_with_a_pkcs1_rsa_key_as_helm_gen_ca_writes_it() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pkcs1-ca");
+        let authority = Authority::load(&dir).unwrap();
+        let leaf = authority.sign("multigres-operator", &[]).unwrap();
+        let ca_pem = std::fs::read_to_string(dir.join("tls.crt")).unwrap();
+        assert_signed_by(&leaf.cert_pem, &ca_pem);
+    }
+
+    #[test]
+    fn an_ec_key_outside_pkcs8_is_refused_with_a_hint() {
+        let sec1 = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+        let ca = issue("x", "y", &[]).unwrap();
+        let err = Authority::from_pem(&ca.ca_pem, sec1).unwrap_err();
+        assert!(err.to_string().contains("PKCS8"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_folder_names_the_file() {
+        let err = Authority::load(Path::new("/nonexistent-ca")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-ca/tls.crt"), "{err}");
     }
 }

@@ -366,8 +366,6 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
     let spec = &shard.spec;
     let namespace = shard.namespace().unwrap_or_default();
     let topology = &spec.global_topo_server;
-    let [topo_addresses, topo_root] =
-        multigres::global_topology_flags(&topology.address, &topology.root_path);
     let mut flags: Vec<(&str, String)> = vec![
         ("--cell", pool.spec.cell.clone()),
         ("--database", spec.database.clone()),
@@ -385,8 +383,9 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
         ("--http-port", POOLER_HTTP.to_string()),
         ("--grpc-port", POOLER_GRPC.to_string()),
         ("--service-map", "grpc-pooler".into()),
-        topo_addresses,
-        topo_root,
+    ];
+    flags.extend(topology.flags());
+    flags.extend([
         ("--pgbackrest-port", PGBACKREST_PORT.to_string()),
         (
             "--pgbackrest-cert-file",
@@ -400,7 +399,7 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
             "--pgbackrest-ca-file",
             format!("{PGBACKREST_CERT_DIR}/{PGBACKREST_CA}"),
         ),
-    ];
+    ]);
     // Mutual TLS on its gRPC (gateways, orchestrators and multiadmin dial it). Its own calls to
     // pgctld stay plaintext inside the pod: the pinned multipooler has no TLS for them.
     if spec.tls.is_some() {
@@ -433,6 +432,7 @@ fn multipooler_container(shard: &Shard, pool: &Pool, pod_name: &str) -> Containe
             data_plane_mounts(shard)
                 .into_iter()
                 .chain(spec.tls.as_ref().map(|_| multigres::tls_volume_mount()))
+                .chain(topology.tls_volume_mount())
                 .chain(repository_mounts)
                 .collect(),
         ),
@@ -641,6 +641,7 @@ fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
         },
     ]);
     volumes.extend(tls.map(|tls| multigres::tls_volume(&tls.secret_name)));
+    volumes.extend(shard.spec.global_topo_server.tls_volume());
     volumes
 }
 

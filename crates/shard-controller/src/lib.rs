@@ -72,6 +72,8 @@ pub struct Settings {
     pub partition: bool,
     pub address_mapping: AddressMapping,
     pub topology_timeout: Duration,
+    /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
+    pub topology_tls: Option<multigres_topology::ClientTls>,
     pub hold_unserved_shards: bool,
     pub max_rolling_shards_per_table_group: u32,
     pub switchover_timeout: Duration,
@@ -170,7 +172,11 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         pdbs,
         synced,
         partition: partition.clone(),
-        topology: TopologyReader::new(settings.address_mapping.clone(), topology_timeout),
+        topology: TopologyReader::new(multigres_topology::Dialer::new(
+            settings.address_mapping.clone(),
+            topology_timeout,
+            settings.topology_tls.clone(),
+        )),
         identity: args.identity.clone(),
         hold_unserved: settings.hold_unserved_shards,
         handover: Handover::new(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use multigres_runtime::settings::parse_duration;
+use multigres_runtime::topology_tls::TopologyTlsArgs;
 use multigres_runtime::{CommonArgs, run};
 use multigres_shard_controller::{CRDS, NAME, Settings};
 use multigres_topology::{AddressMapping, AllowedHosts};
@@ -14,6 +15,8 @@ use multigres_topology::{AddressMapping, AllowedHosts};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    topology_tls: TopologyTlsArgs,
     /// Split Shards between replicas through membership Leases in --lease-namespace.
     #[arg(long, env = "MULTIGRES_PARTITION", default_value_t = false)]
     partition: bool,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
+        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
         hold_unserved_shards: args.hold_unserved_shards,
         max_rolling_shards_per_table_group: args.max_rolling_shards_per_table_group,
         switchover_timeout: args.switchover_timeout,

@@ -4,15 +4,13 @@
 //! Cell record says (a local topology server), or under `<globalRoot>/<cell>` on the global
 //! server when the cell has no record of its own.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 use multigres_api::Shard;
 use multigres_api::multigres::pooler_service_id;
 use multigres_topology::{
-    AddressMapping, Cell, PoolerRecord, Result, ShardKey, ShardPrimary, TopoClient, cell_key,
-    cell_root_on_global, shard_primary,
+    Cell, Dialer, PoolerRecord, Result, ShardKey, ShardPrimary, cell_key, cell_root_on_global,
+    shard_primary,
 };
 
 /// The pooler that claims PRIMARY for a shard.
@@ -66,30 +64,12 @@ pub fn shard_key(shard: &Shard) -> ShardKey {
 }
 
 pub struct TopologyReader {
-    mapping: AddressMapping,
-    timeout: Duration,
-    clients: Mutex<HashMap<Vec<String>, TopoClient>>,
+    dialer: Dialer,
 }
 
 impl TopologyReader {
-    pub fn new(mapping: AddressMapping, timeout: Duration) -> Self {
-        Self {
-            mapping,
-            timeout,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    async fn client(&self, addresses: &[String]) -> Result<TopoClient> {
-        let key = addresses.to_vec();
-        if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(c);
-        }
-        let client = TopoClient::connect(addresses, &self.mapping, self.timeout).await?;
-        if let Ok(mut m) = self.clients.lock() {
-            m.insert(key, client.clone());
-        }
-        Ok(client)
+    pub fn new(dialer: Dialer) -> Self {
+        Self { dialer }
     }
 
     /// The primary among the records of `cells` (where the shard's replica pods are or may be);
@@ -101,7 +81,11 @@ impl TopologyReader {
         pods: &[String],
     ) -> Result<TopologyPrimary> {
         let global = &shard.spec.global_topo_server;
-        let global_client = self.client(std::slice::from_ref(&global.address)).await?;
+        let secure = global.tls_secret_name.is_some();
+        let global_client = self
+            .dialer
+            .client(std::slice::from_ref(&global.address), secure)
+            .await?;
         let mut records = Vec::new();
         for cell in cells {
             let record = global_client
@@ -109,7 +93,8 @@ impl TopologyReader {
                 .await?;
             let (client, root) = match record {
                 Some((record, _)) if !record.server_addresses.is_empty() => {
-                    (self.client(&record.server_addresses).await?, record.root)
+                    let client = self.dialer.client(&record.server_addresses, secure).await?;
+                    (client, record.root)
                 }
                 _ => (
                     global_client.clone(),

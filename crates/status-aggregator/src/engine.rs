@@ -41,6 +41,8 @@ pub struct Settings {
     /// Watch only this namespace.
     pub namespace: Option<String>,
     pub address_mapping: AddressMapping,
+    /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
+    pub topology_tls: Option<multigres_topology::ClientTls>,
     pub topology_interval: Duration,
     /// `name -> host:port` of each controller's gRPC health endpoint.
     pub controller_health: BTreeMap<String, String>,
@@ -54,6 +56,7 @@ impl Default for Settings {
         Self {
             namespace: None,
             address_mapping: AddressMapping::off(),
+            topology_tls: None,
             topology_interval: Duration::from_secs(2),
             controller_health: BTreeMap::new(),
             health_interval: Duration::from_secs(5),
@@ -294,7 +297,11 @@ async fn poll_topology(
         Duration::from_millis(500),
         multigres_topology::DEFAULT_TIMEOUT,
     );
-    let mut poller = Poller::new(settings.address_mapping.clone(), timeout);
+    let mut poller = Poller::new(multigres_topology::Dialer::new(
+        settings.address_mapping.clone(),
+        timeout,
+        settings.topology_tls.clone(),
+    ));
     // No wait for the caches here: a Store's readiness wakes only one waiter (kube's DelayedInit
     // keeps a single waker), and the recompute loop is that waiter. Before the caches sync this
     // simply polls nothing.

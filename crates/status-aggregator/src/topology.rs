@@ -4,13 +4,12 @@
 //! claiming PRIMARY (contested: not serving, whatever the records say).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use kube::ResourceExt;
 use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
 pub use multigres_topology::Location;
-use multigres_topology::{AddressMapping, PoolerRole, TopoClient, cell_root_on_global};
+use multigres_topology::{Dialer, PoolerRole, TopoClient, cell_root_on_global};
 
 use crate::aggregate::{ShardId, TopologyObservation};
 
@@ -20,6 +19,8 @@ pub struct Targets {
     pub global: Location,
     /// By logical cell name.
     pub cells: BTreeMap<String, Location>,
+    /// The topology speaks TLS (as the children carry it).
+    pub secure: bool,
 }
 
 /// The global topology of a cluster: as its children carry it (they were resolved with the
@@ -153,6 +154,11 @@ pub fn targets(
     table_groups: &[&TableGroup],
 ) -> Targets {
     let global = global_location(cluster, cells, table_groups);
+    let secure = cells
+        .iter()
+        .map(|c| &c.spec.global_topo_server)
+        .chain(table_groups.iter().map(|t| &t.spec.global_topo_server))
+        .any(|g| g.tls_secret_name.is_some());
     let name = cluster.name_any();
     let by_name: HashMap<String, &Cell> = cells.iter().map(|c| (c.name_any(), *c)).collect();
     let cells = cluster
@@ -167,34 +173,30 @@ pub fn targets(
             )
         })
         .collect();
-    Targets { global, cells }
+    Targets {
+        global,
+        cells,
+        secure,
+    }
 }
 
 /// Polls topology servers, keeping one lazily connected client per address.
 pub struct Poller {
-    mapping: AddressMapping,
-    timeout: Duration,
-    clients: HashMap<String, TopoClient>,
+    dialer: Dialer,
 }
 
 impl Poller {
-    pub fn new(mapping: AddressMapping, timeout: Duration) -> Self {
-        Self {
-            mapping,
-            timeout,
-            clients: HashMap::new(),
-        }
+    pub fn new(dialer: Dialer) -> Self {
+        Self { dialer }
     }
 
-    async fn client(&mut self, address: &str) -> Option<TopoClient> {
-        if let Some(client) = self.clients.get(address) {
-            return Some(client.clone());
-        }
-        match TopoClient::connect(&[address.to_string()], &self.mapping, self.timeout).await {
-            Ok(client) => {
-                self.clients.insert(address.to_string(), client.clone());
-                Some(client)
-            }
+    async fn client(&mut self, address: &str, secure: bool) -> Option<TopoClient> {
+        match self
+            .dialer
+            .client(std::slice::from_ref(&address.to_string()), secure)
+            .await
+        {
+            Ok(client) => Some(client),
             Err(error) => {
                 tracing::debug!(%address, %error, "cannot connect to topology");
                 None
@@ -204,7 +206,7 @@ impl Poller {
 
     /// Reads one cluster's topology: global reachability and, per cell, the serving primaries.
     pub async fn poll(&mut self, targets: &Targets) -> TopologyObservation {
-        let global = match self.client(&targets.global.address).await {
+        let global = match self.client(&targets.global.address, targets.secure).await {
             Some(client) => client.revision().await.is_ok(),
             None => false,
         };
@@ -214,7 +216,7 @@ impl Poller {
         };
         let mut reads = Vec::new();
         for (cell, location) in &targets.cells {
-            let client = self.client(&location.address).await;
+            let client = self.client(&location.address, targets.secure).await;
             reads.push(async move {
                 let seen = match client {
                     Some(client) => read_primary_claims(&client, &location.root).await,

@@ -74,6 +74,7 @@ async fn topo_client(endpoint: &str) -> TopoClient {
         &[endpoint.to_string()],
         &AddressMapping::off(),
         Duration::from_secs(5),
+        None,
     )
     .await
     .unwrap()

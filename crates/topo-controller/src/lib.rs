@@ -20,9 +20,12 @@ use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::reflector::Store;
 use multigres_api::TopoServer;
 use multigres_api::labels::{self, component};
+use std::sync::Arc;
+
 use multigres_runtime::CommonArgs;
 use multigres_runtime::caches::{self, CachesReady, child_watch};
 use multigres_runtime::client::namespaced_or_all as api;
+use multigres_runtime::pki::Authority;
 use multigres_runtime::run::{self, Started};
 
 pub use reconcile::reconcile;
@@ -39,11 +42,20 @@ pub struct State {
     pub services: Store<Service>,
     pub pdbs: Store<PodDisruptionBudget>,
     pub caches: CachesReady,
+    /// The operator's topology CA, which signs the members' certificates of TopoServers that
+    /// speak TLS (`--topology-ca-dir`).
+    pub topology_ca: Option<Arc<Authority>>,
+    /// The member certificate Secrets it creates, known without reading them.
+    pub secrets: multigres_runtime::once::Secrets,
 }
 
 pub type Ctx = multigres_runtime::Context<State>;
 /// Runs the controller until shutdown.
-pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
+pub async fn run(
+    started: Started,
+    args: &CommonArgs,
+    topology_ca: Option<Arc<Authority>>,
+) -> anyhow::Result<()> {
     let client = started.client.clone();
     let ns = args.watch_namespace.as_deref();
     let selector = format!(
@@ -69,6 +81,8 @@ pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
         services,
         pdbs,
         caches,
+        topology_ca,
+        secrets: Default::default(),
     });
     let (topo_servers, topo_server_stream) = caches::primary_watch(api::<TopoServer>(&client, ns));
     Controller::for_stream(topo_server_stream, topo_servers)

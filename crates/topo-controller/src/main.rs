@@ -9,13 +9,16 @@ use multigres_topo_controller::{CRDS, NAME};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    topology_tls: multigres_runtime::topology_tls::TopologyTlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let topology_ca = args.topology_tls.load()?.map(|identity| identity.authority);
     run::main(NAME, &args.common, CRDS, |started| {
-        multigres_topo_controller::run(started, &args.common)
+        multigres_topo_controller::run(started, &args.common, topology_ca)
     })
     .await
 }

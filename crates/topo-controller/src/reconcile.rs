@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use multigres_api::TopoServer;
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_runtime::run::within_deadline;
@@ -32,6 +33,9 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
     }
     if !ctx.state.caches.wait(Duration::from_secs(30)).await {
         return Err(ChildError::new(ts.as_ref(), Failure::CacheNotReady));
+    }
+    if let Some(tls) = &ts.spec.tls {
+        member_certificate(&ts, &ctx, &tls.secret_name).await?;
     }
     let mut children = build::children(&ts);
     let (state, applier, events) = (&ctx.state, &ctx.applier, &ctx.events);
@@ -83,4 +87,40 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
         .map_err(|e| ChildError::new(ts_ref, Failure::Status(Box::new(e))))?;
     ctx.succeeded(ts_ref);
     Ok(Action::requeue(RESYNC))
+}
+
+/// Issues the members' certificate once, from the operator's topology CA. Without the CA an
+/// existing Secret is all there is; a missing one is an error naming the flag.
+async fn member_certificate(ts: &TopoServer, ctx: &Ctx, name: &str) -> Result<(), ChildError> {
+    let secrets = &ctx.state.secrets;
+    let Some(ca) = &ctx.state.topology_ca else {
+        let ns = ts.namespace().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        return match secrets.exists(&api, &ns, name).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ChildError::new(
+                ts,
+                Failure::Tls(format!(
+                    "spec.tls: Secret {name} is missing and the topo controller runs without \
+                     --topology-ca-dir, so it cannot issue it"
+                )),
+            )),
+            Err(e) => Err(ChildError::kube(ts, format!("checking Secret {name}"), e)),
+        };
+    };
+    let (topo, namespace) = (ts.name_any(), ts.namespace().unwrap_or_default());
+    let created = secrets
+        .issue_once(&ctx.client, ts, name, || {
+            let issued = ca.sign(
+                &build::member_common_name(&topo),
+                &build::member_sans(&topo, &namespace),
+            )?;
+            Ok(build::tls_secret(ts, name, &issued))
+        })
+        .await?;
+    if created {
+        let note = format!("Created Secret {name} with the etcd members' certificate");
+        ctx.events.normal(ts, "Created", &note).await;
+    }
+    Ok(())
 }

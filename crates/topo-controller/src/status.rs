@@ -95,6 +95,7 @@ mod tests {
                 data_volume_claim_template: PersistentVolumeClaimSpec::default(),
                 placement: None,
                 scheduling: Default::default(),
+                tls: None,
             },
         );
         ts.metadata.generation = Some(4);

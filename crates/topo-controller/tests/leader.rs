@@ -117,6 +117,7 @@ fn topo_server(name: &str, namespace: &str) -> TopoServer {
             },
             placement: None,
             scheduling: Default::default(),
+            tls: None,
         },
         status: None,
     }

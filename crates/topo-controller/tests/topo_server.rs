@@ -71,6 +71,7 @@ fn topo_server(name: &str, namespace: &str, replicas: i32) -> TopoServer {
             },
             placement: None,
             scheduling: Default::default(),
+            tls: None,
         },
         status: None,
     }

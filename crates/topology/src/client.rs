@@ -8,7 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    KvClient, TlsOptions, Txn, TxnOp,
 };
 use prost::Message;
 use tracing::debug;
@@ -44,6 +45,31 @@ pub struct RawEntry {
     pub mod_revision: i64,
 }
 
+/// What the operator trusts in, and presents to, a topology server that speaks TLS: the topology
+/// CA and a client certificate it signed (docs/security.md, "Topology").
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").finish_non_exhaustive()
+    }
+}
+
+/// The name a TLS topology server's certificate is checked against: the host the address names,
+/// before any address mapping, as Multigres' own etcd client does.
+pub fn server_name(address: &str) -> &str {
+    let address = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+        .unwrap_or(address);
+    address.rsplit_once(':').map_or(address, |(host, _)| host)
+}
+
 /// A client for one topology server (global or cell). Cheap to clone.
 #[derive(Clone)]
 pub struct TopoClient {
@@ -61,13 +87,14 @@ impl std::fmt::Debug for TopoClient {
 
 impl TopoClient {
     /// Builds a client for `addresses` (each `host:port`, optionally with `http://`), rewritten
-    /// through `mapping`. Connections are made lazily, so this succeeds even while the server
-    /// is down; every later call is bounded by `timeout` and fails with
-    /// [`TopoError::Unreachable`] rather than hanging.
+    /// through `mapping`, over TLS with `tls` (then a `http://` address is refused). Connections
+    /// are made lazily, so this succeeds even while the server is down; every later call is
+    /// bounded by `timeout` and fails with [`TopoError::Unreachable`] rather than hanging.
     pub async fn connect(
         addresses: &[String],
         mapping: &AddressMapping,
         timeout: Duration,
+        tls: Option<&ClientTls>,
     ) -> Result<Self> {
         if addresses.is_empty() {
             return Err(TopoError::Invalid("no topology server addresses".into()));
@@ -81,12 +108,29 @@ impl TopoClient {
             mapping.check(address)?;
         }
         let endpoints: Vec<String> = addresses.iter().map(|a| mapping.apply(a)).collect();
-        debug!(?endpoints, "connecting to topology server");
-        let options = ConnectOptions::new()
+        debug!(
+            ?endpoints,
+            tls = tls.is_some(),
+            "connecting to topology server"
+        );
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_timeout(timeout)
             // Detects a server that vanished without closing the connection.
             .with_keep_alive(Duration::from_secs(10), timeout);
+        if let Some(tls) = tls {
+            if let Some(plain) = addresses.iter().find(|a| a.starts_with("http://")) {
+                return Err(TopoError::Invalid(format!(
+                    "topology address {plain} is plaintext (http://) but the topology speaks TLS"
+                )));
+            }
+            options = options.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                    .domain_name(server_name(&addresses[0])),
+            );
+        }
         let client = bounded(timeout, Client::connect(endpoints, Some(options))).await?;
         Ok(Self { client, timeout })
     }

@@ -13,6 +13,7 @@
 pub mod admin;
 mod allowed;
 mod client;
+mod dialer;
 pub mod keys;
 mod mapping;
 mod ownership;
@@ -20,7 +21,8 @@ mod primary;
 mod records;
 
 pub use allowed::AllowedHosts;
-pub use client::{DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome};
+pub use client::{ClientTls, DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome, server_name};
+pub use dialer::Dialer;
 pub use keys::{Location, cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
 pub use ownership::{Claim, database_owner_key};

@@ -351,7 +351,7 @@ async fn address_mapping_redirects_dialing() {
     let etcd = Etcd::start().await;
     let mapping =
         AddressMapping::parse(&format!("etcd.demo.svc:2379={}", etcd.endpoint())).unwrap();
-    let topo = TopoClient::connect(&["etcd.demo.svc:2379".to_owned()], &mapping, TIMEOUT)
+    let topo = TopoClient::connect(&["etcd.demo.svc:2379".to_owned()], &mapping, TIMEOUT, None)
         .await
         .unwrap();
     assert_eq!(
@@ -390,6 +390,7 @@ async fn unreachable_server_fails_within_timeout() {
         &[format!("127.0.0.1:{port}")],
         &AddressMapping::off(),
         TIMEOUT,
+        None,
     )
     .await
     .unwrap();
@@ -398,7 +399,7 @@ async fn unreachable_server_fails_within_timeout() {
     // Accepts TCP (kernel backlog) but never speaks HTTP/2: the case that hangs naive clients.
     let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = blackhole.local_addr().unwrap().to_string();
-    let silent = TopoClient::connect(&[addr], &AddressMapping::off(), TIMEOUT)
+    let silent = TopoClient::connect(&[addr], &AddressMapping::off(), TIMEOUT, None)
         .await
         .unwrap();
     assert_unreachable_fast(&silent).await;
@@ -414,13 +415,18 @@ async fn unreachable_server_fails_within_timeout() {
 
 #[tokio::test]
 async fn invalid_requests_are_rejected_locally() {
-    let err = TopoClient::connect(&[], &AddressMapping::off(), TIMEOUT)
+    let err = TopoClient::connect(&[], &AddressMapping::off(), TIMEOUT, None)
         .await
         .unwrap_err();
     assert!(matches!(err, TopoError::Invalid(_)), "{err}");
-    let topo = TopoClient::connect(&["127.0.0.1:1".to_owned()], &AddressMapping::off(), TIMEOUT)
-        .await
-        .unwrap();
+    let topo = TopoClient::connect(
+        &["127.0.0.1:1".to_owned()],
+        &AddressMapping::off(),
+        TIMEOUT,
+        None,
+    )
+    .await
+    .unwrap();
     for bad in ["", "a/b", ".."] {
         let err = topo
             .register_cell(ROOT, &cell(bad, "a:1"))

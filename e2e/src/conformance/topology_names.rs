@@ -32,6 +32,7 @@ pub async fn check(admin: &Client, ns: &str, address_map: &str, hosts: &Hosts) -
         std::slice::from_ref(&global.address),
         &mapping,
         Duration::from_secs(5),
+        None,
     )
     .await?;
     let mut unresolved = Vec::new();

@@ -6,6 +6,7 @@ pub mod merge;
 pub mod postgres_parameters;
 pub mod resources;
 mod tls;
+mod topology_tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +29,7 @@ use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
 use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
+pub use topology_tls::TopologyTls;
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -336,6 +338,7 @@ impl Context<'_> {
                 root_path,
                 client_service_name: None,
                 address: external.address.clone(),
+                tls_secret_name: None,
             };
             return Ok((topology, None));
         }
@@ -351,6 +354,7 @@ impl Context<'_> {
             root_path: root_path.clone(),
             address: naming::topo_address(&client_service, self.namespace),
             client_service_name: Some(client_service),
+            tls_secret_name: None,
         };
         let labels = labels::with(
             labels::for_component(self.cluster, component::TOPO_SERVER),
@@ -643,6 +647,7 @@ fn topo_server_spec(
         data_volume_claim_template: settings.data_volume_claim_template.unwrap_or_default(),
         placement,
         scheduling: settings.scheduling,
+        tls: None,
     }
 }
 
@@ -691,11 +696,15 @@ pub fn local_topo_server(cell: &Cell) -> Option<Child<TopoServerSpec>> {
         labels::CELL,
         &cell.spec.name,
     );
-    Some(Child {
-        name: naming::local_topo_server(&cluster, &cell.spec.name),
-        labels,
-        spec: topo_server_spec(settings, root_path, cell.spec.placement.clone()),
-    })
+    let name = naming::local_topo_server(&cluster, &cell.spec.name);
+    let mut spec = topo_server_spec(settings, root_path, cell.spec.placement.clone());
+    // A cell's etcd speaks what the cluster's topology speaks: one process dials all of them alike.
+    if cell.spec.global_topo_server.tls_secret_name.is_some() {
+        spec.tls = Some(crate::TopoServerTls {
+            secret_name: naming::topo_server_tls_secret(&name),
+        });
+    }
+    Some(Child { name, labels, spec })
 }
 
 /// The Shards of a TableGroup: one per partition, named `<tablegroup>-<index>`.

@@ -117,6 +117,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
                     .as_ref()
                     .map(|_| multigres::tls_volume_mount()),
             )
+            .chain(cell.spec.global_topo_server.tls_volume_mount())
             .collect(),
         ),
         ..Default::default()
@@ -149,6 +150,7 @@ fn deployment(cell: &Cell, c: Component<'_>) -> Deployment {
                     .as_ref()
                     .map(|tls| multigres::tls_volume(&tls.secret_name)),
             )
+            .chain(cell.spec.global_topo_server.tls_volume())
             .collect(),
         ),
         ..Default::default()

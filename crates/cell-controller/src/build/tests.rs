@@ -29,6 +29,7 @@ fn cell(name: &str, topo: CellTopoServer, databases: &[&str]) -> Cell {
                 root_path: "/multigres/global".into(),
                 client_service_name: Some("example-global-client".into()),
                 address: "example-global-client.ns.svc:2379".into(),
+                tls_secret_name: None,
             },
             topo_server: topo,
             all_cells: vec!["us-east-1".into(), "us-west-2".into()],

@@ -21,6 +21,8 @@ pub struct CellTopology {
     pub record: pb::Cell,
     pub global_root: String,
     pub global_address: String,
+    /// The cluster's topology servers speak TLS.
+    pub secure: bool,
 }
 
 /// Validates the Cell and works out its topology. Errors name the field to fix.
@@ -82,13 +84,16 @@ pub(super) fn topology_of(
         record,
         global_root: global.root_path.clone(),
         global_address: global.address.clone(),
+        secure: global.tls_secret_name.is_some(),
     })
 }
 
 /// The topology flags every Multigres component takes.
 pub(super) fn topo_flags(cell: &Cell) -> Vec<String> {
-    let global = &cell.spec.global_topo_server;
-    multigres::global_topology_flags(&global.address, &global.root_path)
+    cell.spec
+        .global_topo_server
+        .flags()
+        .into_iter()
         .map(|(flag, value)| format!("{flag}={value}"))
-        .to_vec()
+        .collect()
 }

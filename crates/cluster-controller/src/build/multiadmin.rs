@@ -20,10 +20,11 @@ pub fn multiadmin_selector(cluster: &str) -> BTreeMap<String, String> {
 pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedCluster) -> Deployment {
     let admin = &resolved.multiadmin;
     let topology = &resolved.global_topology;
-    let mut args: Vec<String> =
-        multigres::global_topology_flags(&topology.address, &topology.root_path)
-            .map(|(flag, value)| format!("{flag}={value}"))
-            .to_vec();
+    let mut args: Vec<String> = topology
+        .flags()
+        .into_iter()
+        .map(|(flag, value)| format!("{flag}={value}"))
+        .collect();
     args.extend([
         format!("--http-port={MULTIADMIN_HTTP_PORT}"),
         format!("--grpc-port={MULTIADMIN_GRPC_PORT}"),
@@ -74,10 +75,15 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         readiness_probe: Some(probe("/ready", 5)),
         resources: admin.spec.resources.clone(),
         security_context: Some(restricted_container_security_context()),
-        volume_mounts: resolved
-            .tls
-            .as_ref()
-            .map(|_| vec![multigres::tls_volume_mount()]),
+        volume_mounts: some_if_any(
+            resolved
+                .tls
+                .as_ref()
+                .map(|_| multigres::tls_volume_mount())
+                .into_iter()
+                .chain(topology.tls_volume_mount())
+                .collect(),
+        ),
         ..Default::default()
     };
     let name = cluster_name(cluster);
@@ -96,10 +102,15 @@ pub fn multiadmin_deployment(cluster: &MultigresCluster, resolved: &ResolvedClus
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         security_context: Some(restricted_pod_security_context(1000)),
-        volumes: resolved
-            .tls
-            .as_ref()
-            .map(|tls| vec![multigres::tls_volume(&tls.secret_name)]),
+        volumes: some_if_any(
+            resolved
+                .tls
+                .as_ref()
+                .map(|tls| multigres::tls_volume(&tls.secret_name))
+                .into_iter()
+                .chain(topology.tls_volume())
+                .collect(),
+        ),
         ..Default::default()
     };
     // One cluster-wide pod: no cell placement, and no default spread.
@@ -146,4 +157,9 @@ pub fn multiadmin_service(cluster: &MultigresCluster, admin: &ResolvedMultiAdmin
         }),
         ..Default::default()
     }
+}
+
+/// `None` for an empty list, so a pod without volumes keeps the shape it always had.
+fn some_if_any<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
 }

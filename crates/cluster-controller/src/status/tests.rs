@@ -21,6 +21,7 @@ fn observed(children: Vec<ChildHealth>) -> Observed<'static> {
         retention: Default::default(),
         credentials: None,
         refused: Vec::new(),
+        topology_tls: None,
         now: "2025-01-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -155,6 +156,7 @@ fn fine() -> Findings {
         retention: Default::default(),
         credentials: None,
         refused: Vec::new(),
+        topology_tls: None,
     }
 }
 
@@ -263,6 +265,7 @@ fn a_blocked_reconcile_overrides_the_aggregate_until_fixed() {
         retention: Default::default(),
         credentials: None,
         refused: Vec::new(),
+        topology_tls: None,
     };
     let during = merged(
         Some(&before),
@@ -336,6 +339,7 @@ fn an_unreachable_topology_adds_to_the_aggregators_degraded() {
         retention: Default::default(),
         credentials: None,
         refused: Vec::new(),
+        topology_tls: None,
     };
     let status = merged(
         None,
@@ -391,5 +395,46 @@ fn what_multigres_cannot_serve_is_named_on_the_cluster() {
     assert_eq!(
         condition(&merged, multigres::SERVED_CONDITION).status,
         "False"
+    );
+}
+
+#[test]
+fn the_topology_tls_answer_is_a_condition_in_both_paths() {
+    let off = TopologyTls::Off {
+        reason: "NoTopologyCA",
+        message: "the operator runs without a topology CA".into(),
+    };
+    let computed = compute(&Observed {
+        topology_tls: Some(off.clone()),
+        ..observed(vec![child("a", Some(true))])
+    });
+    let c = condition(&computed, TOPOLOGY_ENCRYPTED);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "NoTopologyCA")
+    );
+    let merged = merge(&Merge {
+        generation: Some(3),
+        previous: None,
+        aggregate: None,
+        findings: &Findings {
+            topology_tls: Some(TopologyTls::On),
+            ..fine()
+        },
+        reach: &AggregatorReach::Unknown,
+        now: "2025-01-01T00:00:00Z".parse().unwrap(),
+    });
+    let c = condition(&merged, TOPOLOGY_ENCRYPTED);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "MutualTLS")
+    );
+    // Before the tree resolved, nothing is said.
+    let unknown = compute(&observed(vec![]));
+    assert!(
+        unknown
+            .conditions
+            .iter()
+            .all(|c| c.type_ != TOPOLOGY_ENCRYPTED)
     );
 }

@@ -282,7 +282,13 @@ pub async fn apply_templates(client: &Client, namespace: &str) -> Result<()> {
 /// A client of the test etcd, unmapped.
 pub async fn topo_client(etcd: &TestEtcd) -> multigres_topology::Result<TopoClient> {
     let endpoints = [etcd.endpoint().to_string()];
-    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2)).await
+    TopoClient::connect(
+        &endpoints,
+        &AddressMapping::off(),
+        Duration::from_secs(2),
+        None,
+    )
+    .await
 }
 
 /// Installs a CRD from its YAML (another project's, as a test fixture) and waits until it is

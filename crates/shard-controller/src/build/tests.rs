@@ -40,6 +40,7 @@ pub fn shard() -> Shard {
                 root_path: "/multigres/global".into(),
                 client_service_name: None,
                 address: "etcd.ns.svc:2379".into(),
+                tls_secret_name: None,
             },
             credentials: CredentialsRef::named("creds"),
             pvc_deletion_policy: Default::default(),

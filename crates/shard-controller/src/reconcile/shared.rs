@@ -3,18 +3,6 @@
 
 use super::*;
 
-/// A Secret that could not be made: the API refused it, or its contents could not be generated.
-enum SecretError {
-    Kube(kube::Error),
-    Other(ChildError),
-}
-
-impl From<kube::Error> for SecretError {
-    fn from(e: kube::Error) -> Self {
-        SecretError::Kube(e)
-    }
-}
-
 /// What every pool pod mounts besides its own data volume: the shard's backup repository, its
 /// pg_hba template ConfigMap, its pgBackRest TLS Secret and each pool's parameters ConfigMap, each
 /// created once, before the first pod that needs them.
@@ -49,29 +37,18 @@ pub(super) async fn shared_volumes(
         .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {name}"), e))?;
     }
     let name = naming::pgbackrest_tls_secret(&shard.name_any());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let created = ctx
         .state
         .secrets
-        .create_once(&secrets, &ns, &name, || {
+        .issue_once(&ctx.client, shard, &name, || {
             let tls = pki::issue(
                 "Multigres pgBackRest CA",
                 "pgbackrest",
                 &build::pgbackrest_sans(shard),
-            )
-            .map_err(|e| {
-                SecretError::Other(ChildError::new(
-                    shard,
-                    Failure::Tls(format!("issuing pgBackRest TLS: {e}")),
-                ))
-            })?;
+            )?;
             Ok(build::pgbackrest_secret(shard, &tls))
         })
-        .await
-        .map_err(|e| match e {
-            SecretError::Kube(e) => ChildError::kube(shard, format!("creating Secret {name}"), e),
-            SecretError::Other(e) => e,
-        })?;
+        .await?;
     if created {
         ctx.events
             .normal(

@@ -116,7 +116,13 @@ use serde::Deserialize;
 /// A client of the test etcd, unmapped.
 pub async fn topo_client(etcd: &TestEtcd) -> multigres_topology::Result<TopoClient> {
     let endpoints = [etcd.endpoint().to_string()];
-    TopoClient::connect(&endpoints, &AddressMapping::off(), Duration::from_secs(2)).await
+    TopoClient::connect(
+        &endpoints,
+        &AddressMapping::off(),
+        Duration::from_secs(2),
+        None,
+    )
+    .await
 }
 
 /// One `reconcile start|end` line of a controller log.

@@ -17,6 +17,8 @@ use multigres_topology::{AddressMapping, AllowedHosts};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    topology_tls: multigres_runtime::topology_tls::TopologyTlsArgs,
     /// Address of the StatusAggregator gRPC API (and its grpc.health.v1).
     #[arg(long, env = "MULTIGRES_GRPC_ADDR", default_value = "0.0.0.0:9500")]
     grpc_addr: SocketAddr,
@@ -59,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_interval: args.topology_poll_interval,
+        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
         controller_health: parse_endpoints(&args.controller_health_endpoints)
             .map_err(anyhow::Error::msg)?,
         health_interval: args.health_poll_interval,

@@ -13,12 +13,13 @@ mod statefulset;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Service, ServiceSpec,
-    VolumeMount,
+    Container, PersistentVolumeClaim, PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource,
+    Service, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -31,8 +32,9 @@ use multigres_runtime::builders::{
     container_port, http_probe, pod_name_env, preferred_spread,
     restricted_container_security_context, restricted_pod_security_context, service_port,
 };
+use multigres_runtime::pki::IssuedTls;
 
-pub use etcd::{etcd_args, initial_cluster, member_host, probes};
+pub use etcd::{etcd_args, initial_cluster, member_common_name, member_host, member_sans, probes};
 pub use pdb::pdb;
 pub use services::{client_service, peer_service};
 pub use statefulset::statefulset;
@@ -43,6 +45,9 @@ pub use multigres_api::multigres::{
 };
 pub const DATA_DIR: &str = "/var/lib/etcd";
 pub const DATA_VOLUME: &str = "data";
+/// Where a member reads its TLS Secret (`spec.tls.secretName`).
+pub const TLS_DIR: &str = "/etc/etcd/tls";
+pub const TLS_VOLUME: &str = "tls";
 pub const CONTAINER: &str = "etcd";
 /// The UID/GID etcd runs as: any non-root ID works, the data volume is made writable by `fsGroup`.
 pub const RUN_AS: i64 = 65532;
@@ -54,6 +59,22 @@ pub struct Children {
     pub peer_service: Service,
     pub pdb: PodDisruptionBudget,
     pub statefulset: StatefulSet,
+}
+
+/// The member certificate's Secret: `ca.crt` (the topology CA, which clients and peers must show),
+/// `tls.crt`, `tls.key`.
+pub fn tls_secret(ts: &TopoServer, name: &str, tls: &IssuedTls) -> Secret {
+    let pem = |text: &str| ByteString(text.as_bytes().to_vec());
+    Secret {
+        metadata: child_meta(ts, name, child_labels(ts)),
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([
+            ("ca.crt".to_string(), pem(&tls.ca_pem)),
+            ("tls.crt".to_string(), pem(&tls.cert_pem)),
+            ("tls.key".to_string(), pem(&tls.key_pem)),
+        ])),
+        ..Default::default()
+    }
 }
 
 /// Members that must be up for etcd to accept writes.

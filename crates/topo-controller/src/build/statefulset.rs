@@ -13,7 +13,12 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
         image: Some(spec.image.clone()),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec!["etcd".into()]),
-        args: Some(etcd_args(&name, &namespace, spec.replicas)),
+        args: Some(etcd_args(
+            &name,
+            &namespace,
+            spec.replicas,
+            spec.tls.is_some(),
+        )),
         env: Some(vec![pod_name_env()]),
         ports: Some(vec![
             container_port("client", CLIENT_PORT),
@@ -21,11 +26,20 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
             container_port("metrics", METRICS_PORT),
         ]),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: DATA_DIR.into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(
+            std::iter::once(VolumeMount {
+                name: DATA_VOLUME.into(),
+                mount_path: DATA_DIR.into(),
+                ..Default::default()
+            })
+            .chain(spec.tls.as_ref().map(|_| VolumeMount {
+                name: TLS_VOLUME.into(),
+                mount_path: TLS_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            }))
+            .collect(),
+        ),
         startup_probe: Some(startup),
         readiness_probe: Some(readiness),
         liveness_probe: Some(liveness),
@@ -34,6 +48,18 @@ pub fn statefulset(ts: &TopoServer) -> StatefulSet {
     };
     let mut pod = PodSpec {
         containers: vec![container],
+        volumes: spec.tls.as_ref().map(|tls| {
+            vec![Volume {
+                name: TLS_VOLUME.into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(tls.secret_name.clone()),
+                    // etcd runs as one user; fsGroup makes the files its group's.
+                    default_mode: Some(0o440),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]
+        }),
         // etcd never calls the Kubernetes API: no ServiceAccount token in the pod.
         automount_service_account_token: Some(false),
         affinity: Some(

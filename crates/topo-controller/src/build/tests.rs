@@ -27,6 +27,7 @@ fn topo(replicas: i32) -> TopoServer {
                 ..Default::default()
             }),
             scheduling: Default::default(),
+            tls: None,
         },
     );
     ts.metadata.namespace = Some("ns".into());
@@ -49,20 +50,20 @@ fn quorum_is_a_strict_majority() {
 #[test]
 fn initial_cluster_names_every_member_by_peer_dns() {
     assert_eq!(
-        initial_cluster("ts", "ns", 3),
+        initial_cluster("ts", "ns", 3, false),
         "ts-0=http://ts-0.ts-peer.ns.svc:2380,\
          ts-1=http://ts-1.ts-peer.ns.svc:2380,\
          ts-2=http://ts-2.ts-peer.ns.svc:2380"
     );
     assert_eq!(
-        initial_cluster("ts", "ns", 1),
+        initial_cluster("ts", "ns", 1, false),
         "ts-0=http://ts-0.ts-peer.ns.svc:2380"
     );
 }
 
 #[test]
 fn etcd_flags() {
-    let args = etcd_args("ts", "ns", 1);
+    let args = etcd_args("ts", "ns", 1, false);
     assert_eq!(
         args,
         vec![
@@ -216,4 +217,73 @@ fn etcd_members_take_their_scheduling_and_get_no_default_spread() {
         "the server's own node selector wins over the cell's zone"
     );
     assert_eq!(pod.tolerations.unwrap().len(), 1, "the placement's stay");
+}
+
+#[test]
+fn tls_members_serve_and_require_certificates_of_the_topology_ca() {
+    let mut ts = topo(3);
+    ts.spec.tls = Some(multigres_api::TopoServerTls {
+        secret_name: "prod-us-west-2-tls".into(),
+    });
+    let sts = statefulset(&ts);
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let args = pod.containers[0].args.clone().unwrap();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    assert!(has("--listen-client-urls=https://0.0.0.0:2379"), "{args:?}");
+    assert!(has("--listen-peer-urls=https://0.0.0.0:2380"), "{args:?}");
+    assert!(
+        has("--listen-metrics-urls=http://0.0.0.0:2381"),
+        "probes stay plain HTTP"
+    );
+    assert!(has("--client-cert-auth=true") && has("--peer-client-cert-auth=true"));
+    assert!(has("--trusted-ca-file=/etc/etcd/tls/ca.crt"));
+    assert!(has("--peer-cert-allowed-cn=prod-us-west-2-etcd-member"));
+    let cluster = args
+        .iter()
+        .find(|a| a.starts_with("--initial-cluster="))
+        .unwrap();
+    assert_eq!(cluster.matches("=https://").count(), 3, "{cluster}");
+    assert!(!cluster.contains("http://"));
+    let volume = &pod.volumes.unwrap()[0];
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("prod-us-west-2-tls")
+    );
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.mount_path == "/etc/etcd/tls" && m.read_only == Some(true))
+    );
+    // Without TLS the pod keeps the shape it always had.
+    let plain = statefulset(&topo(3)).spec.unwrap().template.spec.unwrap();
+    assert!(plain.volumes.is_none());
+    assert!(
+        !plain.containers[0]
+            .args
+            .clone()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains("https"))
+    );
+}
+
+#[test]
+fn the_member_certificate_covers_the_client_service_and_every_peer() {
+    let sans = member_sans("prod-global", "ns");
+    for name in [
+        "prod-global-client.ns.svc",
+        "*.prod-global-peer.ns.svc",
+        "prod-global-client",
+    ] {
+        assert!(
+            sans.iter().any(|s| s == name),
+            "{name} missing from {sans:?}"
+        );
+    }
+    assert_eq!(
+        naming::topo_address(&naming::topo_client_service("prod-global"), "ns"),
+        "prod-global-client.ns.svc:2379",
+        "what components dial is covered"
+    );
 }

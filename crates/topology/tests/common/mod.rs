@@ -10,7 +10,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// A client of `etcd`, unmapped, with [`TIMEOUT`].
 pub async fn client(etcd: &Etcd) -> TopoClient {
     let endpoints = [etcd.endpoint().to_string()];
-    TopoClient::connect(&endpoints, &AddressMapping::off(), TIMEOUT)
+    TopoClient::connect(&endpoints, &AddressMapping::off(), TIMEOUT, None)
         .await
         .expect("connect")
 }
