@@ -34,6 +34,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 pub use kwok::{REGION, ZONES};
+pub use processes::free_ports;
 pub use operator::{
     OperatorProcess, install_crds, spawn_operator, workspace_binaries_dir, workspace_binary,
 };

@@ -4,6 +4,10 @@ The controller's Deployment. Optional keys of the argument dict:
   ports: YAML list of extra {name, containerPort} the container serves (also exposed by the Service).
   tlsSecret: a Secret (tls.crt, tls.key, ca.crt: cert-manager's layout) mounted read-only at
          /etc/multigres/tls.
+  topologyCaSecret: the operator's topology CA Secret (tls.crt, tls.key; docs/security.md,
+         "Topology"), mounted read-only at /etc/multigres/topology-ca and passed as
+         --topology-ca-dir. Charts of the controllers that dial etcd or issue etcd certificates pass
+         (include "multigres-common.topologyCaSecret" .): set only with global.topologyTls.enabled.
 */}}
 {{- define "multigres-common.deployment" -}}
 {{- $v := .ctx.Values -}}
@@ -69,6 +73,9 @@ spec:
             {{- if $v.leaderElection.enabled }}
             - --leader-elect
             {{- end }}
+            {{- if .topologyCaSecret }}
+            - --topology-ca-dir=/etc/multigres/topology-ca
+            {{- end }}
             {{- range $componentArgs }}
             - {{ . | quote }}
             {{- end }}
@@ -121,11 +128,18 @@ spec:
             failureThreshold: 3
           resources:
             {{- toYaml $v.resources | nindent 12 }}
-          {{- if .tlsSecret }}
+          {{- if or .tlsSecret .topologyCaSecret }}
           volumeMounts:
+            {{- if .tlsSecret }}
             - name: tls
               mountPath: /etc/multigres/tls
               readOnly: true
+            {{- end }}
+            {{- if .topologyCaSecret }}
+            - name: topology-ca
+              mountPath: /etc/multigres/topology-ca
+              readOnly: true
+            {{- end }}
           {{- end }}
           securityContext:
             allowPrivilegeEscalation: false
@@ -136,12 +150,20 @@ spec:
               drop: ["ALL"]
             seccompProfile:
               type: RuntimeDefault
-      {{- if .tlsSecret }}
+      {{- if or .tlsSecret .topologyCaSecret }}
       volumes:
+        {{- if .tlsSecret }}
         - name: tls
           secret:
             secretName: {{ .tlsSecret | quote }}
             defaultMode: 0440
+        {{- end }}
+        {{- if .topologyCaSecret }}
+        - name: topology-ca
+          secret:
+            secretName: {{ .topologyCaSecret | quote }}
+            defaultMode: 0440
+        {{- end }}
       {{- end }}
       {{- with $v.nodeSelector }}
       nodeSelector:

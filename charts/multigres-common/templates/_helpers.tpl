@@ -39,6 +39,18 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
 
+{{/*
+The operator's topology CA Secret the controller mounts (the deployment's topologyCaSecret), from
+the umbrella chart's global.topologyTls; empty when it is off or absent (a component chart installed
+on its own, unless given global.topologyTls). Takes the component chart's root context.
+*/}}
+{{- define "multigres-common.topologyCaSecret" -}}
+{{- $tls := (.Values.global).topologyTls | default dict -}}
+{{- if $tls.enabled -}}
+{{- $tls.caSecret | default "multigres-topology-ca" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The namespace the controller watches: none (all) unless rbac.namespaced. */}}
 {{- define "multigres-common.watchNamespace" -}}
 {{- if .ctx.Values.rbac.namespaced -}}

@@ -47,6 +47,18 @@ pub fn issue(ca_name: &str, common_name: &str, sans: &[String]) -> Result<Issued
     })
 }
 
+/// A new CA named `name`: its certificate and PKCS#8 key, PEM (for a CA kept outside this
+/// process: test harnesses, the demo).
+pub fn generate_ca(name: &str) -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, name);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    (ca.not_before, ca.not_after) = validity();
+    Ok((ca.self_signed(&key)?.pem(), key.serialize_pem()))
+}
+
 /// A leaf signed by `issuer`, valid as TLS server and client for `sans`, for [`VALID_YEARS`].
 fn sign_leaf(
     issuer: &Issuer<'_, KeyPair>,

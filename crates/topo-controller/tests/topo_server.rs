@@ -18,6 +18,9 @@ use tokio::sync::OnceCell;
 
 const WAIT: Duration = Duration::from_secs(90);
 
+#[path = "topo_server/etcd_tls.rs"]
+mod etcd_tls;
+
 async fn controller() -> &'static OperatorProcess {
     static CONTROLLER: OnceCell<OperatorProcess> = OnceCell::const_new();
     CONTROLLER
@@ -34,6 +37,7 @@ async fn controller() -> &'static OperatorProcess {
                 &[
                     "--http-addr=127.0.0.1:0".into(),
                     "--grpc-health-addr=127.0.0.1:0".into(),
+                    format!("--topology-ca-dir={}", etcd_tls::ca_dir().display()),
                 ],
             )
             .expect("topo-controller starts")
