@@ -150,3 +150,27 @@ pub fn cluster_role(
     }
     bail!("chart {chart} renders no ClusterRole {name}")
 }
+
+/// The Secret the umbrella chart generates with the operator's topology CA (values
+/// `global.topologyTls`).
+pub const TOPOLOGY_CA_SECRET: &str = "multigres-topology-ca";
+
+/// Copies the chart's topology CA into `dir` (`tls.crt`, `tls.key`), as the chart mounts it into the
+/// controllers, and returns `dir`.
+pub async fn topology_ca(admin: &kube::Client, dir: &Path) -> Result<PathBuf> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(admin.clone(), OPERATOR_NAMESPACE);
+    let secret = secrets
+        .get(TOPOLOGY_CA_SECRET)
+        .await
+        .with_context(|| format!("the chart's Secret {OPERATOR_NAMESPACE}/{TOPOLOGY_CA_SECRET}"))?;
+    let data = secret.data.unwrap_or_default();
+    std::fs::create_dir_all(dir)?;
+    for key in ["tls.crt", "tls.key"] {
+        let value = data
+            .get(key)
+            .with_context(|| format!("{TOPOLOGY_CA_SECRET} has no {key}"))?;
+        std::fs::write(dir.join(key), &value.0)?;
+    }
+    Ok(dir.to_path_buf())
+}

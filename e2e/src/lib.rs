@@ -18,6 +18,7 @@ pub mod progress;
 pub mod samples;
 pub mod stack;
 mod storage;
+pub mod tls_front;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
@@ -34,10 +35,10 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
 pub use kwok::{REGION, ZONES};
-pub use processes::free_ports;
 pub use operator::{
     OperatorProcess, install_crds, spawn_operator, workspace_binaries_dir, workspace_binary,
 };
+pub use processes::free_ports;
 pub use storage::STORAGE_CLASS;
 pub use wait::{wait_deleted, wait_for};
 

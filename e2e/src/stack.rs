@@ -3,9 +3,11 @@
 //! real etcd on loopback for each managed TopoServer (reached through `--topology-address-map`),
 //! and the data-plane simulator standing in for multipooler.
 
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -15,6 +17,9 @@ use kube::config::Kubeconfig;
 use kube::{Api, Client};
 use multigres_api::multigres::MULTIADMIN_GRPC_PORT;
 use multigres_api::naming;
+use multigres_runtime::pki::Authority;
+use multigres_runtime::topology_tls::TopologyIdentity;
+use multigres_topology::ClientTls;
 
 use crate::charts::OPERATOR_NAMESPACE;
 use crate::operator::{OperatorProcess, spawn_operator};
@@ -30,6 +35,9 @@ pub struct Controller {
     pub topology: bool,
     /// The chart passes `--leader-elect`; so do we, so that the Lease rules are exercised too.
     pub leader_elect: bool,
+    /// The chart mounts the topology CA (`--topology-ca-dir`): it dials etcd or issues its
+    /// certificates.
+    pub topology_ca: bool,
 }
 
 pub const CONTROLLERS: [Controller; 6] = [
@@ -38,36 +46,42 @@ pub const CONTROLLERS: [Controller; 6] = [
         service_account: "multigres-status-aggregator",
         topology: true,
         leader_elect: false,
+        topology_ca: true,
     },
     Controller {
         binary: "cluster-controller",
         service_account: "multigres-cluster-controller",
         topology: true,
         leader_elect: true,
+        topology_ca: true,
     },
     Controller {
         binary: "cell-controller",
         service_account: "multigres-cell-controller",
         topology: true,
         leader_elect: true,
+        topology_ca: true,
     },
     Controller {
         binary: "topo-controller",
         service_account: "multigres-topo-controller",
         topology: false,
         leader_elect: true,
+        topology_ca: true,
     },
     Controller {
         binary: "tablegroup-controller",
         service_account: "multigres-tablegroup-controller",
         topology: false,
         leader_elect: true,
+        topology_ca: false,
     },
     Controller {
         binary: "shard-controller",
         service_account: "multigres-shard-controller",
         topology: true,
         leader_elect: false,
+        topology_ca: true,
     },
 ];
 
@@ -101,6 +115,10 @@ pub struct Options {
     pub launch: Launch,
     /// Whether to start the data-plane simulator (off when real multipoolers write the records).
     pub simulator: bool,
+    /// The operator's topology CA (`tls.crt`, `tls.key`), as the chart mounts it: the controllers
+    /// get `--topology-ca-dir`, so new clusters' topology speaks TLS, and the etcds here speak it
+    /// too. None: plaintext.
+    pub topology_ca: Option<PathBuf>,
 }
 
 /// What [`start`] started.
@@ -113,6 +131,8 @@ pub struct Stack {
     pub sim_admin_http: String,
     /// Where the status aggregator serves its gRPC API.
     pub aggregator_address: String,
+    /// A client certificate of the topology CA, for tests that read a topology that speaks TLS.
+    pub topology_tls: Option<ClientTls>,
     /// `name: log path` of every process started.
     pub started: Vec<(String, PathBuf)>,
     /// Controllers whose binary was not built (their crate does not exist yet).
@@ -260,6 +280,7 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         sim_admin: String::new(),
         sim_admin_http: String::new(),
         aggregator_address: String::new(),
+        topology_tls: None,
         started: Vec::new(),
         missing: Vec::new(),
         attached: Vec::new(),
@@ -278,13 +299,29 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
             naming::local_topo_server(&opts.cluster_name, cell),
         ));
     }
+    let authority = match &opts.topology_ca {
+        Some(dir) => Some(Arc::new(Authority::load(dir)?)),
+        None => None,
+    };
+    if let Some(ca) = &authority {
+        stack.topology_tls = Some(TopologyIdentity::new(ca.clone())?.client);
+    }
     let mut map = Vec::new();
+    let mut plain_ports = Vec::new();
     for (scope, server) in &servers {
-        let [client_port, peer_port] = free_ports()?;
+        let [client_port, peer_port, plain_port] = free_ports()?;
         let name = format!("etcd-{scope}");
         let data = opts.work_dir.join(&name);
         let _ = std::fs::remove_dir_all(&data);
-        let args = etcd_args(&name, &data, client_port, peer_port);
+        let mut args = etcd_args(&name, &data, client_port, peer_port);
+        if let Some(ca) = &authority {
+            let host = topo_address(ns, server);
+            let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+            let dir = opts.work_dir.join(format!("{name}-tls"));
+            write_member_tls(ca, host, &dir)?;
+            args = tls_etcd_args(args, &dir, client_port, plain_port);
+        }
+        plain_ports.push(plain_port);
         launch(
             opts,
             &mut stack,
@@ -301,10 +338,16 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     }
     // Every other cluster, in any namespace, shares the first etcd (each has its own root in it)
     // and the simulator's multiadmin: `*:<port>` rules match what no exact rule names.
-    let shared_etcd = map[0]
+    let mut shared_etcd = map[0]
         .split_once('=')
         .map(|(_, to)| to.to_string())
         .unwrap_or_default();
+    // With TLS, other clusters reach it through a front that is valid for their names; a detached
+    // demo has no process to run the front in, and dials the first etcd's own TLS port.
+    if let (Some(ca), Launch::Attached) = (&authority, &opts.launch) {
+        let plain = SocketAddr::from(([127, 0, 0, 1], plain_ports[0]));
+        shared_etcd = format!("127.0.0.1:{}", crate::tls_front::start(ca.clone(), plain)?);
+    }
     map.push(format!("*:{}={shared_etcd}", naming::TOPO_CLIENT_PORT));
     let [admin_port, admin_http_port] = free_ports()?;
     if opts.simulator {
@@ -360,6 +403,9 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
         if c.topology {
             args.push(format!("--topology-address-map={}", stack.address_map));
         }
+        if let Some(dir) = opts.topology_ca.as_ref().filter(|_| c.topology_ca) {
+            args.push(format!("--topology-ca-dir={}", dir.display()));
+        }
         args.extend(component_args(c.binary, aggregator_port, &health_endpoints));
         launch(opts, &mut stack, c.binary, &bin, &args, &kubeconfig, &logs)?;
     }
@@ -368,11 +414,14 @@ pub async fn start(opts: &Options, admin: &Client) -> Result<Stack> {
     if !opts.simulator {
         // Real multipoolers write the Pooler records (the conformance run).
     } else if sim.is_file() {
-        let args = vec![
+        let mut args = vec![
             format!("--topology-address-map={}", stack.address_map),
             format!("--multiadmin-addr=127.0.0.1:{admin_port}"),
             format!("--multiadmin-http-addr={}", stack.sim_admin_http),
         ];
+        if let Some(dir) = &opts.topology_ca {
+            args.push(format!("--topology-ca-dir={}", dir.display()));
+        }
         launch(
             opts,
             &mut stack,
@@ -405,6 +454,38 @@ fn component_args(binary: &str, aggregator_port: u16, health_endpoints: &[String
         )],
         _ => Vec::new(),
     }
+}
+
+/// A member certificate for the etcd standing in for the TopoServer dialed as `host`, as the topo
+/// controller issues it, in `dir` (`ca.crt`, `tls.crt`, `tls.key`).
+fn write_member_tls(ca: &Authority, host: &str, dir: &Path) -> Result<()> {
+    let issued = ca.sign(host, &[host.to_string(), "localhost".to_string()])?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.crt"), &issued.ca_pem)?;
+    std::fs::write(dir.join("tls.crt"), &issued.cert_pem)?;
+    std::fs::write(dir.join("tls.key"), &issued.key_pem)?;
+    Ok(())
+}
+
+/// `args` with TLS and client-certificate auth on the client port, as a TopoServer that speaks TLS
+/// has, and a plaintext port beside it for the TLS front.
+fn tls_etcd_args(args: Vec<String>, dir: &Path, client: u16, plain: u16) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let mut out: Vec<String> = args
+        .into_iter()
+        .filter(|a| {
+            !a.starts_with("--listen-client-urls=") && !a.starts_with("--advertise-client-urls=")
+        })
+        .collect();
+    out.extend([
+        format!("--listen-client-urls=https://127.0.0.1:{client},http://127.0.0.1:{plain}"),
+        format!("--advertise-client-urls=https://127.0.0.1:{client}"),
+        format!("--cert-file={}", file("tls.crt")),
+        format!("--key-file={}", file("tls.key")),
+        format!("--trusted-ca-file={}", file("ca.crt")),
+        "--client-cert-auth=true".to_string(),
+    ]);
+    out
 }
 
 fn etcd_args(name: &str, data: &Path, client: u16, peer: u16) -> Vec<String> {

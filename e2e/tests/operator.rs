@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use multigres_api::{Cell, MultigresCluster, naming};
+use multigres_api::{Cell, MultigresCluster, labels, naming};
 use multigres_e2e::charts;
 use multigres_e2e::{ControlPlane, audit, progress, samples, shared, stack, wait_for};
 
@@ -253,6 +253,7 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
         local_topo_cells: sample.local_topo_cells.clone(),
         launch: stack::Launch::Attached,
         simulator: true,
+        topology_ca: Some(charts::topology_ca(&client, &work_dir.join("topology-ca")).await?),
     };
     let running = stack::start(&opts, &client).await?;
     assert!(
@@ -363,6 +364,7 @@ async fn example_converges_under_chart_rbac_and_a_trimmed_rule_breaks_it() -> Re
             .collect::<Vec<_>>()
             .join("\n")
     );
+    topology_speaks_tls(&client, &sample.namespace, &sample.name).await?;
     least_privilege::no_controller_reads_a_secret(cp, &client, &sample.namespace, &sample.name)
         .await?;
     eprintln!(
@@ -752,4 +754,63 @@ fn base64_of(bytes: &[u8]) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
+}
+
+/// With the chart's topology CA (on by default), the example's topology speaks TLS: the cluster
+/// says so, its etcds are TopoServers with TLS, and every Multigres pod dials with the cluster's
+/// topology client certificate. The converged tree shows the controllers reached it.
+async fn topology_speaks_tls(client: &Client, namespace: &str, cluster: &str) -> Result<()> {
+    let clusters = Api::<MultigresCluster>::namespaced(client.clone(), namespace);
+    let status = clusters.get(cluster).await?.status.unwrap_or_default();
+    let encrypted = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "TopologyEncrypted")
+        .context("no TopologyEncrypted condition")?;
+    assert_eq!(
+        (encrypted.status.as_str(), encrypted.reason.as_str()),
+        ("True", "MutualTLS"),
+        "{encrypted:?}"
+    );
+    let topos = Api::<multigres_api::TopoServer>::namespaced(client.clone(), namespace);
+    let global = topos.get(&naming::global_topo_server(cluster)).await?;
+    assert!(global.spec.tls.is_some(), "{:?}", global.spec);
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let of_cluster = ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER));
+    let mut multigres = 0;
+    for pod in pods.list(&of_cluster).await? {
+        let spec = pod.spec.unwrap_or_default();
+        let dials_topology = spec.containers.iter().any(|c| {
+            c.args
+                .iter()
+                .flatten()
+                .any(|a| a.starts_with("--topo-global-server-addresses"))
+        });
+        if !dials_topology {
+            continue;
+        }
+        multigres += 1;
+        let args: Vec<&String> = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.args.iter().flatten())
+            .collect();
+        assert!(
+            args.iter()
+                .any(|a| a.as_str() == "--topo-etcd-tls-cert=/etc/multigres/topology-tls/tls.crt"),
+            "{args:?}"
+        );
+        let secret = naming::topology_tls_secret(cluster);
+        assert!(
+            spec.volumes.iter().flatten().any(|v| v
+                .secret
+                .as_ref()
+                .and_then(|s| s.secret_name.as_deref())
+                == Some(&secret)),
+            "pod {:?} does not mount {secret}",
+            pod.metadata.name
+        );
+    }
+    assert!(multigres > 0, "no Multigres pod found");
+    Ok(())
 }

@@ -50,8 +50,10 @@ namespaced:
   - apiGroups: [cert-manager.io]
     resources: [certificates]
     verbs: [get, list, watch, create, patch]
-  # The generated Postgres credentials Secret: created once. Whether it exists is asked by a
-  # dry-run create (409), so no get: a token of this controller reads no Secret (docs/security.md).
+  # The generated Postgres credentials Secret, and the topology client certificate Secret
+  # <cluster>-topology-tls when the cluster's topology speaks TLS: each created once. Whether one
+  # exists is asked by a dry-run create (409), so no get: a token of this controller reads no Secret
+  # (docs/security.md).
   - apiGroups: [""]
     resources: [secrets]
     verbs: [create]

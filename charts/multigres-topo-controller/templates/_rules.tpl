@@ -39,6 +39,11 @@ namespaced:
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
     verbs: [get, patch]
+  # The etcd members' certificate Secret of a TopoServer that speaks TLS, created once; whether it
+  # exists is asked by a dry-run create (409), never by reading it.
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [create]
   # Events on the objects it reconciles (kube's recorder creates them, and patches a repeated one).
   - apiGroups: [events.k8s.io]
     resources: [events]

@@ -32,8 +32,8 @@ use multigres_api::multigres::pooler_service_id;
 use multigres_api::{Cell, PoolType, Shard, naming};
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
-    AddressMapping, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
-    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey, TopoClient,
+    Dialer, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
+    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey,
     cell_root_on_global, prost_types,
 };
 use tokio::sync::Notify;
@@ -291,6 +291,31 @@ pub fn cell_location(shard: &Shard, cell: Option<&Cell>, cell_name: &str) -> Loc
     }
 }
 
+/// The topology addresses that speak TLS: those of clusters whose children carry a topology
+/// client certificate (the global server, and every cell's own server).
+pub fn secure_addresses<'a>(
+    shards: impl Iterator<Item = &'a Arc<Shard>>,
+    cells: impl Iterator<Item = &'a Arc<Cell>>,
+) -> BTreeSet<String> {
+    let global = shards
+        .map(|s| &s.spec.global_topo_server)
+        .filter(|g| g.tls_secret_name.is_some())
+        .map(|g| g.address.clone());
+    let cells = cells
+        .filter(|c| c.spec.global_topo_server.tls_secret_name.is_some())
+        .flat_map(|c| {
+            let reported = c
+                .status
+                .as_ref()
+                .and_then(|s| s.topo_server.address.clone());
+            reported
+                .into_iter()
+                .flat_map(|a| a.split(',').map(str::to_string).collect::<Vec<_>>())
+                .chain(std::iter::once(c.spec.global_topo_server.address.clone()))
+        });
+    global.chain(cells).collect()
+}
+
 /// Everything to write in one pass.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
@@ -337,7 +362,7 @@ pub fn plan(
 pub async fn run(
     client: Client,
     namespace: Option<String>,
-    mapping: AddressMapping,
+    dialer: Dialer,
     resync: Duration,
     admin_addr: Option<std::net::SocketAddr>,
     admin_http_addr: Option<std::net::SocketAddr>,
@@ -397,7 +422,6 @@ pub async fn run(
         let _ = pods.wait_until_ready().await;
         let _ = shards.wait_until_ready().await;
         let _ = cells.wait_until_ready().await;
-        let mut clients: BTreeMap<String, TopoClient> = BTreeMap::new();
         // Per shard: its last primary and the term it was chosen in (a new primary, a higher
         // term), kept while the shard has none so that the next one outranks it.
         let mut terms: BTreeMap<ShardRef, (String, i64)> = BTreeMap::new();
@@ -453,26 +477,18 @@ pub async fn run(
                 .collect();
             let plan = plan(&pool_pods, &shard_map, &cell_map, &chosen);
             known_roots.extend(plan.live.keys().cloned());
+            let secure = secure_addresses(shard_map.values(), cell_map.values());
             for location in &known_roots {
-                let client = match clients.get(&location.address) {
-                    Some(c) => c.clone(),
-                    None => match TopoClient::connect(
-                        std::slice::from_ref(&location.address),
-                        &mapping,
-                        Duration::from_secs(3),
-                        None,
-                    )
+                let addresses = std::slice::from_ref(&location.address);
+                let client = match dialer
+                    .client(addresses, secure.contains(&location.address))
                     .await
-                    {
-                        Ok(c) => {
-                            clients.insert(location.address.clone(), c.clone());
-                            c
-                        }
-                        Err(error) => {
-                            tracing::warn!(address = %location.address, %error, "cannot connect");
-                            continue;
-                        }
-                    },
+                {
+                    Ok(c) => c,
+                    Err(error) => {
+                        tracing::warn!(address = %location.address, %error, "cannot connect");
+                        continue;
+                    }
                 };
                 for record in plan.records.get(location).into_iter().flatten() {
                     if let Err(error) = client.write_pooler(&location.root, record).await {

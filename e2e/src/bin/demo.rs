@@ -149,6 +149,7 @@ async fn up(dir: &Path) -> Result<()> {
             pid_file: pid_file.clone(),
         },
         simulator: true,
+        topology_ca: Some(charts::topology_ca(&admin, &dir.join("topology-ca")).await?),
     };
     let running = stack::start(&opts, &admin).await?;
     for (name, log) in &running.started {

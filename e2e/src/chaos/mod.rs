@@ -265,6 +265,7 @@ pub async fn run(
         local_topo_cells: Vec::new(),
         launch: stack::Launch::Attached,
         simulator: true,
+        topology_ca: None,
     };
     let mut running = stack::start(&opts, &client).await?;
     if !running.missing.is_empty() {

@@ -81,6 +81,7 @@ pub async fn run(opts: &Options) -> Result<Timings> {
         local_topo_cells: sample.local_topo_cells.clone(),
         launch: stack::Launch::Attached,
         simulator: false,
+        topology_ca: Some(charts::topology_ca(&admin, &opts.work.join("topology-ca")).await?),
     };
     let running = stack::start(&stack_opts, &admin).await?;
     if !running.missing.is_empty() {
@@ -133,8 +134,14 @@ pub async fn run(opts: &Options) -> Result<Timings> {
     let result = run_pods(opts, &access, &ns, pods, topo_hosts, &pids, applied, &step).await;
     let result = match result {
         Ok((timings, pods)) => {
-            let names =
-                super::topology_names::check(&admin, &ns, &running.address_map, &pods.hosts).await;
+            let names = super::topology_names::check(
+                &admin,
+                &ns,
+                &running.address_map,
+                running.topology_tls.as_ref(),
+                &pods.hosts,
+            )
+            .await;
             match (names, &opts.restore_manifest) {
                 (Err(e), _) => Err(e),
                 (Ok(()), Some(manifest)) => {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use multigres_api::{Cell, Shard};
-use multigres_topology::{AddressMapping, TopoClient, cell_root_on_global};
+use multigres_topology::{AddressMapping, ClientTls, TopoClient, cell_root_on_global};
 
 use super::dns::Hosts;
 
@@ -24,7 +24,13 @@ pub async fn the_shard(admin: &Client, ns: &str) -> Result<Shard> {
 }
 
 /// Prints one line per Pooler record; fails if a hostname does not resolve.
-pub async fn check(admin: &Client, ns: &str, address_map: &str, hosts: &Hosts) -> Result<()> {
+pub async fn check(
+    admin: &Client,
+    ns: &str,
+    address_map: &str,
+    tls: Option<&ClientTls>,
+    hosts: &Hosts,
+) -> Result<()> {
     let shard = the_shard(admin, ns).await?;
     let global = &shard.spec.global_topo_server;
     let mapping = AddressMapping::parse(address_map)?;
@@ -32,7 +38,7 @@ pub async fn check(admin: &Client, ns: &str, address_map: &str, hosts: &Hosts) -
         std::slice::from_ref(&global.address),
         &mapping,
         Duration::from_secs(5),
-        None,
+        tls.filter(|_| global.tls_secret_name.is_some()),
     )
     .await?;
     let mut unresolved = Vec::new();

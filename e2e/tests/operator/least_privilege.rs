@@ -42,6 +42,8 @@ pub async fn no_controller_reads_a_secret(
     let names = [
         naming::credentials_secret(cluster),
         naming::pgbackrest_tls_secret(&shard.name_any()),
+        naming::topology_tls_secret(cluster),
+        naming::topo_server_tls_secret(&naming::global_topo_server(cluster)),
         foreign.to_string(),
     ];
     // The controllers made theirs without reading: both exist.

@@ -24,6 +24,8 @@ struct Args {
     /// `/<namespace>/<cluster>/api/v1/...`.
     #[arg(long)]
     multiadmin_http_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    topology_tls: multigres_runtime::topology_tls::TopologyTlsArgs,
     /// Rewrites every record this often even without changes.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync: Duration,
@@ -39,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
     multigres_dataplane_sim::run(
         client,
         args.watch_namespace,
-        mapping,
+        multigres_topology::Dialer::new(
+            mapping,
+            Duration::from_secs(3),
+            args.topology_tls.load()?.map(|identity| identity.client),
+        ),
         args.resync,
         args.multiadmin_addr,
         args.multiadmin_http_addr,

@@ -67,9 +67,14 @@ fn start_member(args: &[String], pod: &str, dir: &Path, ports: [u16; 3]) -> Memb
 
 async fn connect(address: &str, port: u16, tls: Option<&ClientTls>) -> TopoClient {
     let mapping = AddressMapping::parse(&format!("{address}=127.0.0.1:{port}")).unwrap();
-    TopoClient::connect(&[address.to_string()], &mapping, Duration::from_secs(2), tls)
-        .await
-        .expect("a lazy client")
+    TopoClient::connect(
+        &[address.to_string()],
+        &mapping,
+        Duration::from_secs(2),
+        tls,
+    )
+    .await
+    .expect("a lazy client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +93,9 @@ async fn a_tls_topo_server_serves_the_operator_and_refuses_strangers() {
     topos.create(&PostParams::default(), &ts).await.unwrap();
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let secret = wait_for(&secrets, &secret_name, WAIT, |_| true).await.unwrap();
+    let secret = wait_for(&secrets, &secret_name, WAIT, |_| true)
+        .await
+        .unwrap();
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let sts = wait_for(&statefulsets, name, WAIT, |_| true).await.unwrap();
     let pod = sts.spec.unwrap().template.spec.unwrap();
