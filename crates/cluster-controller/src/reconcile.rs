@@ -134,14 +134,11 @@ fn decide_topology_tls(
     let existing_tls = Existing::find(&existing.topo_servers, &global_name)
         .filter(|t| controlled_by(*t, cluster))
         .map(|t| t.spec.tls.is_some());
-    let decision = resolved.topology_tls(ctx.state.topology_ca.is_some(), existing_tls);
-    if decision == TopologyTls::On {
-        resolved.set_topology_tls(
-            &naming::topology_tls_secret(&cluster.name_any()),
-            &naming::topo_server_tls_secret(&global_name),
-        );
-    }
-    decision
+    resolved.resolve_topology_tls(
+        &cluster.name_any(),
+        ctx.state.topology_ca.is_some(),
+        existing_tls,
+    )
 }
 
 /// The cluster's TableGroups keep the names they were created with.

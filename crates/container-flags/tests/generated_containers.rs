@@ -97,7 +97,9 @@ fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<Owne
     use multigres_cluster_controller::build as cluster_build;
     use multigres_shard_controller::build as shard;
 
-    let resolved = resolve_cluster(cluster, templates).expect("the sample resolves");
+    let mut resolved = resolve_cluster(cluster, templates).expect("the sample resolves");
+    // As the chart runs the operator: with its topology CA, so a new cluster's topology speaks TLS.
+    resolved.resolve_topology_tls(&cluster.name_any(), true, None);
     let desired = cluster_build::desired(cluster, &resolved, "multigres-system");
     let mut pods = vec![deployment_pod(
         "MultigresCluster",
@@ -439,5 +441,43 @@ fn the_recorded_help_is_of_the_pinned_multigres() {
         multigres::MULTIGRES_COMMIT,
         "the pin moved: record the new binaries' --help ({})",
         multigres_container_flags::RECORDED_DIR
+    );
+}
+
+/// With the operator's topology CA (the chart's default), every container that dials the topology
+/// carries the etcd client certificate flags the pinned binaries define, and mounts their files.
+#[test]
+fn topology_tls_reaches_every_container_that_dials_the_topology() {
+    let (clusters, templates) = samples();
+    let mut dialing = 0;
+    for cluster in &clusters {
+        for p in generated_pods(cluster, &templates) {
+            for c in &p.spec.containers {
+                let args = c.args.clone().unwrap_or_default();
+                if !args
+                    .iter()
+                    .any(|a| a.starts_with("--topo-global-server-addresses="))
+                {
+                    continue;
+                }
+                dialing += 1;
+                for (flag, file) in multigres::topology_tls_flags() {
+                    assert!(
+                        args.contains(&format!("{flag}={file}")),
+                        "{} {}: {flag} missing",
+                        p.object,
+                        c.name
+                    );
+                }
+                let mounted = c.volume_mounts.iter().flatten().any(|m| {
+                    m.mount_path == multigres::TOPOLOGY_TLS_DIR && m.read_only == Some(true)
+                });
+                assert!(mounted, "{} {}: no topology TLS mount", p.object, c.name);
+            }
+        }
+    }
+    assert!(
+        dialing >= 4,
+        "multiadmin, gateway, multiorch and pooler containers: {dialing}"
     );
 }

@@ -72,6 +72,25 @@ impl ResolvedCluster {
         }
     }
 
+    /// Decides ([`Self::topology_tls`]) for the cluster named `cluster` and, when on, turns it on
+    /// with the cluster's Secret names. What the cluster controller does in every reconcile.
+    pub fn resolve_topology_tls(
+        &mut self,
+        cluster: &str,
+        operator_has_ca: bool,
+        existing_global_tls: Option<bool>,
+    ) -> TopologyTls {
+        let decision = self.topology_tls(operator_has_ca, existing_global_tls);
+        if decision == TopologyTls::On {
+            let global = crate::naming::global_topo_server(cluster);
+            self.set_topology_tls(
+                &crate::naming::topology_tls_secret(cluster),
+                &crate::naming::topo_server_tls_secret(&global),
+            );
+        }
+        decision
+    }
+
     /// Turns topology TLS on: the global TopoServer serves TLS, and every Cell and TableGroup (so
     /// every Shard) dials with `client_secret`; cells' own TopoServers follow their Cell.
     pub fn set_topology_tls(&mut self, client_secret: &str, global_server_secret: &str) {
