@@ -6,7 +6,8 @@
 //! a temp folder, and waits until etcd answers. The kernel kills etcd if the spawning thread dies
 //! (PR_SET_PDEATHSIG), so no etcd outlives a test run; dropping a [`TestEtcd`] kills it too.
 //! [`TestEtcd::stop`] and [`TestEtcd::restart`] take it away and bring it back on the same ports
-//! with the same data, for outage tests.
+//! with the same data, for outage tests. [`TestEtcd::start_tls`] serves clients over TLS only and
+//! requires client certificates, as an external etcd that speaks TLS does.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ pub struct TestEtcd {
     peer_port: u16,
     endpoint: String,
     dir: tempfile::TempDir,
+    /// `ca.crt`, `tls.crt`, `tls.key` of the server, and the plaintext port of `/health`.
+    tls: Option<(PathBuf, u16)>,
 }
 
 impl Drop for TestEtcd {
@@ -55,11 +58,21 @@ impl TestEtcd {
     /// ports if another process grabbed one between probing and binding; panics after three tries
     /// (with etcd's log on stderr).
     pub async fn start() -> TestEtcd {
+        Self::start_with(None).await
+    }
+
+    /// [`TestEtcd::start`] with TLS and client-certificate auth on the client port, its server
+    /// certificate and CA in `tls_dir` (`ca.crt`, `tls.crt`, `tls.key`).
+    pub async fn start_tls(tls_dir: &Path) -> TestEtcd {
+        Self::start_with(Some(tls_dir)).await
+    }
+
+    async fn start_with(tls_dir: Option<&Path>) -> TestEtcd {
         let bin = crate::binaries_dir()
             .expect("the e2e bin folder (etcd)")
             .join("etcd");
         for _ in 0..3 {
-            let [client_port, peer_port] = free_ports().expect("free loopback ports");
+            let [client_port, peer_port, health_port] = free_ports().expect("free loopback ports");
             let mut etcd = TestEtcd {
                 child: None,
                 bin: bin.clone(),
@@ -67,6 +80,7 @@ impl TestEtcd {
                 peer_port,
                 endpoint: format!("127.0.0.1:{client_port}"),
                 dir: tempfile::tempdir().expect("tempdir"),
+                tls: tls_dir.map(|d| (d.to_path_buf(), health_port)),
             };
             if etcd.restart().await {
                 return etcd;
@@ -118,7 +132,12 @@ impl TestEtcd {
             .expect("etcd log file");
         let mut cmd = Command::new(&self.bin);
         let data = self.dir.path().join("data");
-        cmd.args(args("t", &data, self.client_port, self.peer_port))
+        let mut flags = args("t", &data, self.client_port, self.peer_port);
+        if self.tls.is_some() {
+            flags.retain(|f| !f.contains("-client-urls="));
+            flags.extend(self.tls_args());
+        }
+        cmd.args(flags)
             .arg("--log-level=error")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup etcd log"))
@@ -149,10 +168,32 @@ impl TestEtcd {
         false
     }
 
+    /// The client port speaks TLS only; `/health` stays plaintext beside it.
+    fn tls_args(&self) -> Vec<String> {
+        let Some((dir, health)) = &self.tls else {
+            return Vec::new();
+        };
+        let file = |name: &str| dir.join(name).display().to_string();
+        let url = format!("https://{}", self.endpoint);
+        vec![
+            format!("--listen-client-urls={url}"),
+            format!("--advertise-client-urls={url}"),
+            format!("--listen-metrics-urls=http://127.0.0.1:{health}"),
+            format!("--cert-file={}", file("tls.crt")),
+            format!("--key-file={}", file("tls.key")),
+            format!("--trusted-ca-file={}", file("ca.crt")),
+            "--client-cert-auth=true".into(),
+        ]
+    }
+
     /// Whether etcd's `/health` answers healthy (a leader, and a read goes through) within 500ms.
     async fn healthy(&self) -> bool {
         let get = async {
-            let mut stream = tokio::net::TcpStream::connect(&self.endpoint).await.ok()?;
+            let health = match &self.tls {
+                Some((_, port)) => format!("127.0.0.1:{port}"),
+                None => self.endpoint.clone(),
+            };
+            let mut stream = tokio::net::TcpStream::connect(health).await.ok()?;
             stream
                 .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
                 .await

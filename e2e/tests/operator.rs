@@ -140,6 +140,8 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
             "clusterController.statusAggregator.tls.secretName=aggregator-client-tls",
             "--set",
             "global.topologyAllowedHosts=*.svc\\,etcd.example.com",
+            "--set",
+            "global.topologyTls.externalClientSecret=external-etcd-client",
         ][..],
     ] {
         let tls = extra.contains(&"statusAggregator.tls.secretName=aggregator-tls");
@@ -201,6 +203,11 @@ async fn charts_render_into_objects_the_api_server_accepts() -> Result<()> {
                 rendered.matches("MULTIGRES_TOPOLOGY_ALLOWED_HOSTS").count(),
                 6
             );
+            // The four controllers that dial etcd; the topo and tablegroup controllers do not.
+            let flag = "--external-topology-tls-dir=/etc/multigres/external-topology-tls";
+            assert_eq!(rendered.matches(flag).count(), 4, "{flag}");
+            let mount = "secretName: \"external-etcd-client\"";
+            assert_eq!(rendered.matches(mount).count(), 4, "{mount}");
         }
         if extra.is_empty() || tls {
             assert_eq!(

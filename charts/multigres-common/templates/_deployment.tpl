@@ -8,6 +8,10 @@ The controller's Deployment. Optional keys of the argument dict:
          "Topology"), mounted read-only at /etc/multigres/topology-ca and passed as
          --topology-ca-dir. Charts of the controllers that dial etcd or issue etcd certificates pass
          (include "multigres-common.topologyCaSecret" .): set only with global.topologyTls.enabled.
+  externalTopologySecret: the operator's client certificate for external etcds that speak TLS
+         (ca.crt, tls.crt, tls.key), mounted read-only at /etc/multigres/external-topology-tls and
+         passed as --external-topology-tls-dir. Charts of the controllers that dial etcd pass
+         (include "multigres-common.externalTopologySecret" .).
 */}}
 {{- define "multigres-common.deployment" -}}
 {{- $v := .ctx.Values -}}
@@ -76,6 +80,9 @@ spec:
             {{- if .topologyCaSecret }}
             - --topology-ca-dir=/etc/multigres/topology-ca
             {{- end }}
+            {{- if .externalTopologySecret }}
+            - --external-topology-tls-dir=/etc/multigres/external-topology-tls
+            {{- end }}
             {{- range $componentArgs }}
             - {{ . | quote }}
             {{- end }}
@@ -128,7 +135,7 @@ spec:
             failureThreshold: 3
           resources:
             {{- toYaml $v.resources | nindent 12 }}
-          {{- if or .tlsSecret .topologyCaSecret }}
+          {{- if or .tlsSecret .topologyCaSecret .externalTopologySecret }}
           volumeMounts:
             {{- if .tlsSecret }}
             - name: tls
@@ -138,6 +145,11 @@ spec:
             {{- if .topologyCaSecret }}
             - name: topology-ca
               mountPath: /etc/multigres/topology-ca
+              readOnly: true
+            {{- end }}
+            {{- if .externalTopologySecret }}
+            - name: external-topology-tls
+              mountPath: /etc/multigres/external-topology-tls
               readOnly: true
             {{- end }}
           {{- end }}
@@ -150,7 +162,7 @@ spec:
               drop: ["ALL"]
             seccompProfile:
               type: RuntimeDefault
-      {{- if or .tlsSecret .topologyCaSecret }}
+      {{- if or .tlsSecret .topologyCaSecret .externalTopologySecret }}
       volumes:
         {{- if .tlsSecret }}
         - name: tls
@@ -162,6 +174,12 @@ spec:
         - name: topology-ca
           secret:
             secretName: {{ .topologyCaSecret | quote }}
+            defaultMode: 0440
+        {{- end }}
+        {{- if .externalTopologySecret }}
+        - name: external-topology-tls
+          secret:
+            secretName: {{ .externalTopologySecret | quote }}
             defaultMode: 0440
         {{- end }}
       {{- end }}

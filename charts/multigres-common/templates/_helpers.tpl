@@ -51,6 +51,15 @@ on its own, unless given global.topologyTls). Takes the component chart's root c
 {{- end -}}
 {{- end -}}
 
+{{/*
+The client certificate for external etcds that speak TLS (the deployment's externalTopologySecret),
+from the umbrella chart's global.topologyTls.externalClientSecret; empty when unset.
+*/}}
+{{- define "multigres-common.externalTopologySecret" -}}
+{{- $tls := (.Values.global).topologyTls | default dict -}}
+{{- $tls.externalClientSecret | default "" -}}
+{{- end -}}
+
 {{/* The namespace the controller watches: none (all) unless rbac.namespaced. */}}
 {{- define "multigres-common.watchNamespace" -}}
 {{- if .ctx.Values.rbac.namespaced -}}

@@ -385,6 +385,22 @@ pub struct ExternalTopoServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub root_path: Option<String>,
+    /// The etcd speaks TLS and requires client certificates: the Multigres components dial it with
+    /// this Secret. The operator dials it with the certificate its chart gives it
+    /// (docs/security.md, "External etcd").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ExternalTopologyTls>,
+}
+
+/// Client TLS for an external etcd.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalTopologyTls {
+    /// A Secret of the cluster's namespace with `ca.crt` (the etcd's CA), `tls.crt` and `tls.key`
+    /// (a client certificate the etcd accepts). The pinned Multigres takes one etcd certificate per
+    /// process, so every external topology server of a cluster names the same Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// A topology server block: a template, inline `managedSpec`, or `external`.

@@ -77,7 +77,7 @@ pub struct Settings {
     pub address_mapping: multigres_topology::AddressMapping,
     pub topology_timeout: Duration,
     /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
-    pub topology_tls: Option<multigres_topology::ClientTls>,
+    pub topology_tls: multigres_topology::ClientIdentities,
     pub resync: Duration,
 }
 

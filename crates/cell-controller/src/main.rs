@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         address_mapping,
         topology_timeout: args.topology_timeout.max(Duration::from_millis(100)),
-        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
+        topology_tls: args.topology_tls.load()?.clients,
         resync: args.resync_interval.max(Duration::from_secs(1)),
     };
     run::main(NAME, &args.common, CRDS, |started| {

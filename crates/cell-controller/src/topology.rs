@@ -16,7 +16,7 @@ use kube::{Api, ResourceExt};
 use multigres_api::Cell;
 use multigres_api::labels::{self, component};
 use multigres_api::multigres::pooler_service_id;
-use multigres_topology::{Dialer, LivePoolers, TopoClient, TopoError, WriteOutcome};
+use multigres_topology::{Dialer, LivePoolers, TopoClient, TopoError, Transport, WriteOutcome};
 
 use crate::Ctx;
 use crate::build::{CellTopology, cluster_of};
@@ -39,21 +39,21 @@ impl Topology {
     async fn with<T, F, Fut>(
         &self,
         addresses: &[String],
-        secure: bool,
+        transport: Transport,
         op: F,
     ) -> Result<T, TopoError>
     where
         F: FnOnce(TopoClient) -> Fut,
         Fut: Future<Output = Result<T, TopoError>>,
     {
-        let result = match self.dialer.client(addresses, secure).await {
+        let result = match self.dialer.client(addresses, transport).await {
             Ok(client) => op(client).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result
             && e.is_unreachable()
         {
-            self.dialer.forget(addresses, secure);
+            self.dialer.forget(addresses, transport);
         }
         result
     }
@@ -96,7 +96,7 @@ pub async fn register(ctx: &Ctx, topology: &CellTopology) -> Registration {
         .topology
         .with(
             &global_addresses(topology),
-            topology.secure,
+            topology.transport,
             |client| async move { client.register_cell(&root, &record).await },
         )
         .await;
@@ -123,7 +123,7 @@ pub async fn deregister(ctx: &Ctx, topology: &CellTopology) -> Result<bool, Topo
         .topology
         .with(
             &global_addresses(topology),
-            topology.secure,
+            topology.transport,
             |client| async move { client.deregister_cell(&root, &name).await },
         )
         .await
@@ -169,7 +169,7 @@ pub async fn prune_poolers(
     let records = ctx
         .state
         .topology
-        .with(&addresses, topology.secure, |client| {
+        .with(&addresses, topology.transport, |client| {
             let root = root.clone();
             async move { client.list_poolers(&root).await }
         })
@@ -221,7 +221,7 @@ pub async fn prune_poolers(
     let live = live_poolers(listed.items.iter());
     ctx.state
         .topology
-        .with(&addresses, topology.secure, |client| async move {
+        .with(&addresses, topology.transport, |client| async move {
             client.prune_poolers(&root, &live).await
         })
         .await

@@ -13,6 +13,7 @@ use multigres_api::{GlobalTopologyRef, MultigresCluster, MultigresClusterStatus}
 use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
 use multigres_runtime::pki::Authority;
+use multigres_runtime::topology_tls::transport;
 use multigres_topology::{Claim, Dialer, TopoError};
 use serde_json::json;
 
@@ -314,31 +315,20 @@ pub async fn credentials(
 /// Issues the cluster's TLS Secret once (a CA and one certificate; docs/security.md). Never read
 /// back: an existing Secret, whoever made it, is kept as it is.
 pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
-    let ns = cluster.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let created = ctx
-        .state
-        .secrets
-        .create_once(&api, &ns, name, || {
-            let issued = multigres_runtime::pki::issue(
+    issue_once(
+        ctx,
+        cluster,
+        name,
+        "the cluster's CA and TLS certificate",
+        || {
+            multigres_runtime::pki::issue(
                 &format!("Multigres {} CA", cluster.name_any()),
                 multigres_api::multigres::GRPC_SERVER_NAME,
                 &build::tls_sans(cluster),
             )
-            .map_err(|e| Error::Tls(e.to_string()))?;
-            Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
-        })
-        .await?;
-    if created {
-        ctx.events
-            .normal(
-                cluster,
-                "Created",
-                &format!("Created Secret {name} with the cluster's CA and TLS certificate"),
-            )
-            .await;
-    }
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// Issues, once, the client certificate with which the cluster's Multigres components dial its
@@ -348,26 +338,38 @@ pub async fn topology_tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> 
     let Some(ca) = ctx.state.topology_ca.clone() else {
         return Ok(());
     };
+    issue_once(
+        ctx,
+        cluster,
+        name,
+        "the topology client certificate",
+        || ca.sign(TOPOLOGY_CLIENT_NAME, &[]),
+    )
+    .await
+}
+
+/// Creates the certificate Secret `name` unless it exists (never reading it), with an Event naming
+/// `what` when it does.
+async fn issue_once<E: std::fmt::Display>(
+    ctx: &Ctx,
+    cluster: &MultigresCluster,
+    name: &str,
+    what: &str,
+    issue: impl FnOnce() -> Result<multigres_runtime::pki::IssuedTls, E>,
+) -> Result<()> {
     let ns = cluster.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let created = ctx
         .state
         .secrets
         .create_once(&api, &ns, name, || {
-            let issued = ca
-                .sign(TOPOLOGY_CLIENT_NAME, &[])
-                .map_err(|e| Error::Tls(e.to_string()))?;
+            let issued = issue().map_err(|e| Error::Tls(e.to_string()))?;
             Ok::<_, Error>(build::tls_secret(cluster, name, &issued))
         })
         .await?;
     if created {
-        ctx.events
-            .normal(
-                cluster,
-                "Created",
-                &format!("Created Secret {name} with the topology client certificate"),
-            )
-            .await;
+        let note = format!("Created Secret {name} with {what}");
+        ctx.events.normal(cluster, "Created", &note).await;
     }
     Ok(())
 }
@@ -479,9 +481,9 @@ pub async fn topology(
         .union(&registered.intersection(retained).cloned().collect())
         .cloned()
         .collect();
-    let (root, secure) = (global.root_path.as_str(), global.tls_secret_name.is_some());
+    let (root, transport) = (global.root_path.as_str(), transport(global));
     let addresses = std::slice::from_ref(&global.address);
-    let client = match ctx.state.topology.client(addresses, secure).await {
+    let client = match ctx.state.topology.client(addresses, transport).await {
         Ok(client) => client,
         Err(source) => return unreachable(object, source).map(|t| (t, Vec::new())),
     };

@@ -68,7 +68,7 @@ pub struct Settings {
     /// Deadline of every topology call.
     pub topology_timeout: Duration,
     /// The operator's topology CA and its client certificate (`--topology-ca-dir`).
-    pub topology_tls: Option<multigres_runtime::topology_tls::TopologyIdentity>,
+    pub topology_tls: multigres_runtime::topology_tls::TopologyCredentials,
     /// Where MultigresCluster status comes from; None: computed from the controller's own caches.
     pub status_aggregator: Option<StatusAggregator>,
 }
@@ -102,8 +102,8 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let client = started.client.clone();
     let mapping = settings.address_mapping;
     let backup_mapping = mapping.clone();
-    let topology_ca = settings.topology_tls.as_ref().map(|t| t.authority.clone());
-    let topology_client = settings.topology_tls.map(|t| t.client);
+    let topology_ca = settings.topology_tls.authority.clone();
+    let topology_client = settings.topology_tls.clients;
     let ns = args.watch_namespace.as_deref();
     let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
     let multiadmin = format!("{managed},{}={}", labels::COMPONENT, component::MULTIADMIN);

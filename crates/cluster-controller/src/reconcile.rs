@@ -190,7 +190,11 @@ async fn apply_tree(
     if let Some(secret) = &desired.tls_secret {
         apply::tls(ctx, cluster, secret).await?;
     }
-    if let Some(secret) = &resolved.global_topology.tls_secret_name {
+    // External etcds are dialed with the user's Secret; only the managed ones need ours.
+    if let (Some(TopologyTls::Managed), Some(secret)) = (
+        &observed.topology_tls,
+        &resolved.global_topology.tls_secret_name,
+    ) {
         apply::topology_tls(ctx, cluster, secret).await?;
     }
     observed.refused = apply::children(ctx, cluster, desired).await?;

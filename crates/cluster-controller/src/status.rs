@@ -299,12 +299,21 @@ pub const TOPOLOGY_ENCRYPTED: &str = "TopologyEncrypted";
 /// `TopologyEncrypted`, with the reason when it is not.
 pub fn topology_tls_condition(tls: &TopologyTls) -> ConditionUpdate {
     match tls {
-        TopologyTls::On => ConditionUpdate::new(
+        TopologyTls::Managed => ConditionUpdate::new(
             TOPOLOGY_ENCRYPTED,
             true,
             "MutualTLS",
             "etcd serves clients and peers over TLS and requires client certificates of the \
              operator's topology CA",
+        ),
+        TopologyTls::External { secret_name } => ConditionUpdate::new(
+            TOPOLOGY_ENCRYPTED,
+            true,
+            "ExternalTLS",
+            format!(
+                "the external etcds are dialed over TLS: Multigres components with the Secret \
+                 {secret_name}, the operator with the certificate its chart gives it"
+            ),
         ),
         TopologyTls::Off { reason, message } => {
             ConditionUpdate::new(TOPOLOGY_ENCRYPTED, false, *reason, message.clone())

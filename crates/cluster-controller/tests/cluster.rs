@@ -21,6 +21,8 @@ use multigres_cluster_controller::build;
 use multigres_cluster_controller::templates::IN_USE_FINALIZER;
 use multigres_e2e::{wait_deleted, wait_for};
 use multigres_runtime::conditions::{AVAILABLE, DEGRADED};
+use multigres_runtime::pki::Authority;
+use multigres_topology::{AddressMapping, TopoClient};
 
 fn condition(cluster: &MultigresCluster, type_: &str) -> Option<(String, String, String)> {
     cluster
@@ -598,4 +600,134 @@ async fn existing_table_groups_keep_their_earlier_names() {
             .all(|t| t.name == naming::table_group(SAMPLE, &t.spec.database, &t.spec.table_group)),
         "the others are named the readable way"
     );
+}
+
+/// `kubernetes.io/tls`-style files (`ca.crt`, `tls.crt`, `tls.key`) of a certificate from `ca`.
+fn write_certificate(ca: &Authority, cn: &str, sans: &[String], dir: &std::path::Path) {
+    let issued = ca.sign(cn, sans).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), &issued.ca_pem).unwrap();
+    std::fs::write(dir.join("tls.crt"), &issued.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &issued.key_pem).unwrap();
+}
+
+/// An external etcd that speaks TLS with its own CA and requires client certificates: a managed
+/// cell server beside it is refused naming the field; without it, the cluster says the topology
+/// is encrypted, every child dials with the user's Secret, the operator registers the databases
+/// with the certificate its chart gives it, and no topology certificate of the operator's is issued.
+#[tokio::test]
+async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_trusts() {
+    let cp = cp();
+    setup().await;
+    let client = cp.client();
+    let ns = cp.namespace("cc-external-tls").await.unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    let (ca_cert, ca_key) = multigres_runtime::pki::generate_ca("external-etcd-ca").unwrap();
+    let ca = Authority::from_pem(&ca_cert, &ca_key).unwrap();
+    let host = "etcd.external.test";
+    let (server, operator) = (pki.path().join("server"), pki.path().join("operator"));
+    write_certificate(&ca, host, &[host.to_string()], &server);
+    write_certificate(&ca, "multigres-operator", &[], &operator);
+    let etcd = TestEtcd::start_tls(&server).await;
+    let mapping = format!("{host}:2379={}", etcd.endpoint());
+    let extra = [
+        "--external-topology-tls-dir".into(),
+        operator.display().to_string(),
+    ];
+    let _controller = start_controller_with(&ns, &mapping, &extra).await.unwrap();
+    apply_templates(&client, &ns).await.unwrap();
+
+    let external = serde_json::json!({"external": {
+        "address": format!("{host}:2379"), "tls": {"secretName": "etcd-client"}
+    }});
+    let mut cluster = sample_cluster(&ns);
+    cluster.spec.global_topo_server = Some(serde_json::from_value(external).unwrap());
+    apply(&client, &cluster).await.unwrap();
+    let clusters: Api<MultigresCluster> = Api::namespaced(client.clone(), &ns);
+    let field = "spec.cells[1].spec.topoServer";
+    wait_for(&clusters, SAMPLE, WAIT, |c| {
+        condition(c, DEGRADED).is_some_and(|(s, _, m)| s == "True" && m.contains(field))
+    })
+    .await
+    .unwrap();
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let named = |e: &Event| e.note.as_deref().unwrap_or_default().contains(field);
+    let warnings = events.list(&ListParams::default()).await.unwrap().items;
+    assert!(
+        warnings
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning") && named(e)),
+        "no Warning Event names {field}"
+    );
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        cells
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The cell follows the global server: all external, one Secret. (Nothing ran on the refused
+    // topology, so moving the cell is safe.)
+    cluster.spec.cells[1].spec.topo_server = None;
+    cluster.spec.allow_topology_change = Some(true);
+    apply(&client, &cluster).await.unwrap();
+    let cluster = wait_for(&clusters, SAMPLE, WAIT, |c| {
+        condition(c, "TopologyReachable").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await
+    .unwrap();
+    let (status, reason, message) = condition(&cluster, "TopologyEncrypted").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "ExternalTLS"));
+    assert!(message.contains("etcd-client"), "{message}");
+    let mut expected = resolved(&ns, &cluster);
+    expected.resolve_topology_tls(SAMPLE, false, None);
+    wait_for_tree(&client, &ns, &expected).await;
+    let children = cells.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(children.len(), 2);
+    for cell in &children {
+        let global = &cell.spec.global_topo_server;
+        assert_eq!(global.tls_secret_name.as_deref(), Some("etcd-client"));
+    }
+    let topo_servers: Api<TopoServer> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        topo_servers
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let ours = naming::topology_tls_secret(SAMPLE);
+    assert!(
+        secrets.get_opt(&ours).await.unwrap().is_none(),
+        "{ours} issued"
+    );
+
+    // The records are there, read with a client certificate of the etcd's CA.
+    let tls = multigres_topology::ClientTls {
+        ca_pem: ca_cert.clone(),
+        cert_pem: std::fs::read_to_string(operator.join("tls.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(operator.join("tls.key")).unwrap(),
+    };
+    let topo = TopoClient::connect(
+        &[format!("{host}:2379")],
+        &AddressMapping::parse(&mapping).unwrap(),
+        Duration::from_secs(2),
+        Some(&tls),
+    )
+    .await
+    .unwrap();
+    for db in &expected.databases {
+        let key = multigres_topology::database_key(&expected.global_topology.root_path, &db.name);
+        let (record, _) = topo
+            .get::<multigres_topology::Database>(&key)
+            .await
+            .unwrap()
+            .expect("database record in the external etcd");
+        assert_eq!(record, build::database_record(db));
+    }
 }

@@ -30,10 +30,11 @@ use kube::{Api, Client, ResourceExt};
 use multigres_api::labels::{self, component};
 use multigres_api::multigres::pooler_service_id;
 use multigres_api::{Cell, PoolType, Shard, naming};
+use multigres_runtime::topology_tls::transport;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     Dialer, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
-    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey,
+    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey, Transport,
     cell_root_on_global, prost_types,
 };
 use tokio::sync::Notify;
@@ -291,28 +292,28 @@ pub fn cell_location(shard: &Shard, cell: Option<&Cell>, cell_name: &str) -> Loc
     }
 }
 
-/// The topology addresses that speak TLS: those of clusters whose children carry a topology
-/// client certificate (the global server, and every cell's own server).
-pub fn secure_addresses<'a>(
+/// How each known topology address is dialed: as its cluster's children say (the global server,
+/// and every cell's own server); an address missing here is plaintext.
+pub fn transports<'a>(
     shards: impl Iterator<Item = &'a Arc<Shard>>,
     cells: impl Iterator<Item = &'a Arc<Cell>>,
-) -> BTreeSet<String> {
-    let global = shards
-        .map(|s| &s.spec.global_topo_server)
-        .filter(|g| g.tls_secret_name.is_some())
-        .map(|g| g.address.clone());
-    let cells = cells
-        .filter(|c| c.spec.global_topo_server.tls_secret_name.is_some())
-        .flat_map(|c| {
-            let reported = c
-                .status
-                .as_ref()
-                .and_then(|s| s.topo_server.address.clone());
-            reported
-                .into_iter()
-                .flat_map(|a| a.split(',').map(str::to_string).collect::<Vec<_>>())
-                .chain(std::iter::once(c.spec.global_topo_server.address.clone()))
-        });
+) -> BTreeMap<String, Transport> {
+    let global = shards.map(|s| {
+        let global = &s.spec.global_topo_server;
+        (global.address.clone(), transport(global))
+    });
+    let cells = cells.flat_map(|c| {
+        let global = &c.spec.global_topo_server;
+        let reported = c
+            .status
+            .as_ref()
+            .and_then(|s| s.topo_server.address.clone());
+        reported
+            .into_iter()
+            .flat_map(|a| a.split(',').map(str::to_string).collect::<Vec<_>>())
+            .chain(std::iter::once(global.address.clone()))
+            .map(move |a| (a, transport(global)))
+    });
     global.chain(cells).collect()
 }
 
@@ -477,11 +478,17 @@ pub async fn run(
                 .collect();
             let plan = plan(&pool_pods, &shard_map, &cell_map, &chosen);
             known_roots.extend(plan.live.keys().cloned());
-            let secure = secure_addresses(shard_map.values(), cell_map.values());
+            let transports = transports(shard_map.values(), cell_map.values());
             for location in &known_roots {
                 let addresses = std::slice::from_ref(&location.address);
                 let client = match dialer
-                    .client(addresses, secure.contains(&location.address))
+                    .client(
+                        addresses,
+                        transports
+                            .get(&location.address)
+                            .copied()
+                            .unwrap_or(Transport::Plaintext),
+                    )
                     .await
                 {
                     Ok(c) => c,

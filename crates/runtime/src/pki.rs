@@ -23,6 +23,27 @@ pub struct IssuedTls {
     pub key_pem: String,
 }
 
+impl IssuedTls {
+    /// As a `kubernetes.io/tls` Secret with `ca.crt`, `tls.crt` and `tls.key`: cert-manager's
+    /// layout, which every consumer of the operator's certificates reads.
+    pub fn secret(
+        &self,
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> k8s_openapi::api::core::v1::Secret {
+        let pem = |text: &str| k8s_openapi::ByteString(text.as_bytes().to_vec());
+        k8s_openapi::api::core::v1::Secret {
+            metadata,
+            type_: Some("kubernetes.io/tls".into()),
+            data: Some(std::collections::BTreeMap::from([
+                ("ca.crt".to_string(), pem(&self.ca_pem)),
+                ("tls.crt".to_string(), pem(&self.cert_pem)),
+                ("tls.key".to_string(), pem(&self.key_pem)),
+            ])),
+            ..Default::default()
+        }
+    }
+}
+
 /// Years a leaf stays valid; the CA's key is dropped once the leaf is signed, so renewal means a new
 /// CA and leaf together.
 pub const VALID_YEARS: i32 = 10;

@@ -73,7 +73,7 @@ pub struct Settings {
     pub address_mapping: AddressMapping,
     pub topology_timeout: Duration,
     /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
-    pub topology_tls: Option<multigres_topology::ClientTls>,
+    pub topology_tls: multigres_topology::ClientIdentities,
     pub hold_unserved_shards: bool,
     pub max_rolling_shards_per_table_group: u32,
     pub switchover_timeout: Duration,

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
-        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
+        topology_tls: args.topology_tls.load()?.clients,
         hold_unserved_shards: args.hold_unserved_shards,
         max_rolling_shards_per_table_group: args.max_rolling_shards_per_table_group,
         switchover_timeout: args.switchover_timeout,

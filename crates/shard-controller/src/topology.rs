@@ -81,10 +81,10 @@ impl TopologyReader {
         pods: &[String],
     ) -> Result<TopologyPrimary> {
         let global = &shard.spec.global_topo_server;
-        let secure = global.tls_secret_name.is_some();
+        let transport = multigres_runtime::topology_tls::transport(global);
         let global_client = self
             .dialer
-            .client(std::slice::from_ref(&global.address), secure)
+            .client(std::slice::from_ref(&global.address), transport)
             .await?;
         let mut records = Vec::new();
         for cell in cells {
@@ -93,7 +93,10 @@ impl TopologyReader {
                 .await?;
             let (client, root) = match record {
                 Some((record, _)) if !record.server_addresses.is_empty() => {
-                    let client = self.dialer.client(&record.server_addresses, secure).await?;
+                    let client = self
+                        .dialer
+                        .client(&record.server_addresses, transport)
+                        .await?;
                     (client, record.root)
                 }
                 _ => (

@@ -42,7 +42,7 @@ pub struct Settings {
     pub namespace: Option<String>,
     pub address_mapping: AddressMapping,
     /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
-    pub topology_tls: Option<multigres_topology::ClientTls>,
+    pub topology_tls: multigres_topology::ClientIdentities,
     pub topology_interval: Duration,
     /// `name -> host:port` of each controller's gRPC health endpoint.
     pub controller_health: BTreeMap<String, String>,
@@ -56,7 +56,7 @@ impl Default for Settings {
         Self {
             namespace: None,
             address_mapping: AddressMapping::off(),
-            topology_tls: None,
+            topology_tls: Default::default(),
             topology_interval: Duration::from_secs(2),
             controller_health: BTreeMap::new(),
             health_interval: Duration::from_secs(5),

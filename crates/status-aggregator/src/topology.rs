@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
 pub use multigres_topology::Location;
-use multigres_topology::{Dialer, PoolerRole, TopoClient, cell_root_on_global};
+use multigres_topology::{Dialer, PoolerRole, TopoClient, Transport, cell_root_on_global};
 
 use crate::aggregate::{ShardId, TopologyObservation};
 
@@ -19,8 +19,8 @@ pub struct Targets {
     pub global: Location,
     /// By logical cell name.
     pub cells: BTreeMap<String, Location>,
-    /// The topology speaks TLS (as the children carry it).
-    pub secure: bool,
+    /// How the topology is dialed (as the children carry it).
+    pub transport: Transport,
 }
 
 /// The global topology of a cluster: as its children carry it (they were resolved with the
@@ -154,11 +154,13 @@ pub fn targets(
     table_groups: &[&TableGroup],
 ) -> Targets {
     let global = global_location(cluster, cells, table_groups);
-    let secure = cells
+    let transport = cells
         .iter()
         .map(|c| &c.spec.global_topo_server)
         .chain(table_groups.iter().map(|t| &t.spec.global_topo_server))
-        .any(|g| g.tls_secret_name.is_some());
+        .map(multigres_runtime::topology_tls::transport)
+        .find(|t| *t != Transport::Plaintext)
+        .unwrap_or(Transport::Plaintext);
     let name = cluster.name_any();
     let by_name: HashMap<String, &Cell> = cells.iter().map(|c| (c.name_any(), *c)).collect();
     let cells = cluster
@@ -176,7 +178,7 @@ pub fn targets(
     Targets {
         global,
         cells,
-        secure,
+        transport,
     }
 }
 
@@ -190,10 +192,10 @@ impl Poller {
         Self { dialer }
     }
 
-    async fn client(&mut self, address: &str, secure: bool) -> Option<TopoClient> {
+    async fn client(&mut self, address: &str, transport: Transport) -> Option<TopoClient> {
         match self
             .dialer
-            .client(std::slice::from_ref(&address.to_string()), secure)
+            .client(std::slice::from_ref(&address.to_string()), transport)
             .await
         {
             Ok(client) => Some(client),
@@ -206,7 +208,10 @@ impl Poller {
 
     /// Reads one cluster's topology: global reachability and, per cell, the serving primaries.
     pub async fn poll(&mut self, targets: &Targets) -> TopologyObservation {
-        let global = match self.client(&targets.global.address, targets.secure).await {
+        let global = match self
+            .client(&targets.global.address, targets.transport)
+            .await
+        {
             Some(client) => client.revision().await.is_ok(),
             None => false,
         };
@@ -216,7 +221,7 @@ impl Poller {
         };
         let mut reads = Vec::new();
         for (cell, location) in &targets.cells {
-            let client = self.client(&location.address, targets.secure).await;
+            let client = self.client(&location.address, targets.transport).await;
             reads.push(async move {
                 let seen = match client {
                     Some(client) => read_primary_claims(&client, &location.root).await,
@@ -339,6 +344,7 @@ mod tests {
                 external: Some(ExternalTopoServer {
                     address: "etcd:2379".into(),
                     root_path: Some("/g".into()),
+                    tls: None,
                 }),
                 ..Default::default()
             }),
@@ -349,6 +355,7 @@ mod tests {
                         external: Some(ExternalTopoServer {
                             address: "other:2379".into(),
                             root_path: None,
+                            tls: None,
                         }),
                         ..Default::default()
                     }),

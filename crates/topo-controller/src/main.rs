@@ -16,7 +16,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let topology_ca = args.topology_tls.load()?.map(|identity| identity.authority);
+    let topology_ca = args.topology_tls.load()?.authority;
     run::main(NAME, &args.common, CRDS, |started| {
         multigres_topo_controller::run(started, &args.common, topology_ca)
     })

@@ -22,7 +22,7 @@ mod records;
 
 pub use allowed::AllowedHosts;
 pub use client::{ClientTls, DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome, server_name};
-pub use dialer::Dialer;
+pub use dialer::{ClientIdentities, Dialer, Transport};
 pub use keys::{Location, cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix};
 pub use mapping::AddressMapping;
 pub use ownership::{Claim, database_owner_key};

@@ -218,7 +218,8 @@ async fn roles(
         {
             Ok("f") => primary = Some(pod.name_any()),
             Ok("t") => replicas.push((pod.name_any(), t)),
-            other => println!("    {}: {other:?}", pod.name_any()),
+            Ok(other) => println!("    {}: answered {other:?}", pod.name_any()),
+            Err(e) => println!("    {}: {e:#}", pod.name_any()),
         }
     }
     (primary, replicas)

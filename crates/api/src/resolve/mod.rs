@@ -95,6 +95,8 @@ pub struct ResolvedCluster {
     pub generate_credentials: bool,
     /// The cluster's TLS Secret, which the operator issues; none: plaintext.
     pub tls: Option<TlsRef>,
+    /// The Secret with which every (external) topology server is dialed, when the user named one.
+    pub external_topology_tls: Option<String>,
 }
 
 /// Names of every DeploymentTemplate the cluster references, sorted.
@@ -167,6 +169,10 @@ pub fn resolve_cluster(
         cells.push(ctx.cell(index, &images, &global_topology)?);
     }
 
+    let cell_servers: Vec<_> = cells.iter().map(|c| c.spec.topo_server.clone()).collect();
+    let external_topology_tls =
+        topology_tls::external_topology_secret(&cluster.spec, &cell_servers)?;
+
     let mut table_groups = Vec::new();
     for (db_index, db) in cluster.spec.databases.iter().enumerate() {
         for (tg_index, tg) in db.spec.tablegroups.iter().enumerate() {
@@ -227,6 +233,7 @@ pub fn resolve_cluster(
         generate_credentials: cluster.spec.credentials.is_none(),
         credentials,
         tls: ctx.tls(),
+        external_topology_tls,
     })
 }
 
@@ -453,8 +460,8 @@ impl Context<'_> {
                 .unwrap_or(default_root);
             return Ok(CellTopoServer {
                 external: Some(ExternalTopoServer {
-                    address: external.address.clone(),
                     root_path: Some(root_path),
+                    ..external.clone()
                 }),
                 managed_spec: None,
             });

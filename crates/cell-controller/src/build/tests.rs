@@ -116,6 +116,7 @@ fn cell_with_an_external_topology() {
         external: Some(ExternalTopoServer {
             address: "etcd.example.com:2379".into(),
             root_path: Some("/ext/root".into()),
+            tls: None,
         }),
         managed_spec: None,
     };

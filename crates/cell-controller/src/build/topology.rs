@@ -22,7 +22,7 @@ pub struct CellTopology {
     pub global_root: String,
     pub global_address: String,
     /// The cluster's topology servers speak TLS.
-    pub secure: bool,
+    pub transport: multigres_topology::Transport,
 }
 
 /// Validates the Cell and works out its topology. Errors name the field to fix.
@@ -84,7 +84,7 @@ pub(super) fn topology_of(
         record,
         global_root: global.root_path.clone(),
         global_address: global.address.clone(),
-        secure: global.tls_secret_name.is_some(),
+        transport: multigres_runtime::topology_tls::transport(global),
     })
 }
 

@@ -50,23 +50,8 @@ pub fn generate_password() -> String {
 /// (clients of a gateway verify the Service they dial). Owned by the cluster: the pods of a
 /// retained volume get a new one with the next cluster.
 pub fn tls_secret(cluster: &MultigresCluster, name: &str, tls: &IssuedTls) -> Secret {
-    let cluster_name = cluster_name(cluster);
-    let metadata = child_meta(
-        cluster,
-        name,
-        labels::for_component(&cluster_name, component::TLS),
-    );
-    let pem = |text: &str| ByteString(text.as_bytes().to_vec());
-    Secret {
-        metadata,
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([
-            ("ca.crt".to_string(), pem(&tls.ca_pem)),
-            ("tls.crt".to_string(), pem(&tls.cert_pem)),
-            ("tls.key".to_string(), pem(&tls.key_pem)),
-        ])),
-        ..Default::default()
-    }
+    let labels = labels::for_component(&cluster_name(cluster), component::TLS);
+    tls.secret(child_meta(cluster, name, labels))
 }
 
 /// The names the cluster's certificate is valid for.

@@ -418,7 +418,7 @@ fn the_topology_tls_answer_is_a_condition_in_both_paths() {
         previous: None,
         aggregate: None,
         findings: &Findings {
-            topology_tls: Some(TopologyTls::On),
+            topology_tls: Some(TopologyTls::Managed),
             ..fine()
         },
         reach: &AggregatorReach::Unknown,

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         multigres_topology::Dialer::new(
             mapping,
             Duration::from_secs(3),
-            args.topology_tls.load()?.map(|identity| identity.client),
+            args.topology_tls.load()?.clients,
         ),
         args.resync,
         args.multiadmin_addr,

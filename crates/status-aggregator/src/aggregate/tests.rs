@@ -338,6 +338,7 @@ fn global_topology_availability_managed_and_external() {
         external: Some(multigres_api::ExternalTopoServer {
             address: "etcd:2379".into(),
             root_path: None,
+            tls: None,
         }),
         ..Default::default()
     });

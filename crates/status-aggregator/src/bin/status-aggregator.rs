@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_interval: args.topology_poll_interval,
-        topology_tls: args.topology_tls.load()?.map(|identity| identity.client),
+        topology_tls: args.topology_tls.load()?.clients,
         controller_health: parse_endpoints(&args.controller_health_endpoints)
             .map_err(anyhow::Error::msg)?,
         health_interval: args.health_poll_interval,

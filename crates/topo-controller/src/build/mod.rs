@@ -13,7 +13,6 @@ mod statefulset;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
@@ -64,17 +63,7 @@ pub struct Children {
 /// The member certificate's Secret: `ca.crt` (the topology CA, which clients and peers must show),
 /// `tls.crt`, `tls.key`.
 pub fn tls_secret(ts: &TopoServer, name: &str, tls: &IssuedTls) -> Secret {
-    let pem = |text: &str| ByteString(text.as_bytes().to_vec());
-    Secret {
-        metadata: child_meta(ts, name, child_labels(ts)),
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(BTreeMap::from([
-            ("ca.crt".to_string(), pem(&tls.ca_pem)),
-            ("tls.crt".to_string(), pem(&tls.cert_pem)),
-            ("tls.key".to_string(), pem(&tls.key_pem)),
-        ])),
-        ..Default::default()
-    }
+    tls.secret(child_meta(ts, name, child_labels(ts)))
 }
 
 /// Members that must be up for etcd to accept writes.

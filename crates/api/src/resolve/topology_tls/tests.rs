@@ -3,7 +3,7 @@ use crate::MultigresCluster;
 use crate::resolve::{Templates, resolve_cluster};
 
 /// Two cells, the second with its own managed etcd; `patch` edits the spec first.
-fn resolved(patch: impl FnOnce(&mut serde_json::Value)) -> ResolvedCluster {
+fn resolve(patch: impl FnOnce(&mut serde_json::Value)) -> Result<ResolvedCluster, ResolveError> {
     let mut spec = serde_json::json!({
         "globalTopoServer": {"managedSpec": {}},
         "cells": [
@@ -23,20 +23,33 @@ fn resolved(patch: impl FnOnce(&mut serde_json::Value)) -> ResolvedCluster {
         "spec": spec
     }))
     .unwrap();
-    resolve_cluster(&cluster, &Templates::default()).unwrap()
+    resolve_cluster(&cluster, &Templates::default())
+}
+
+fn resolved(patch: impl FnOnce(&mut serde_json::Value)) -> ResolvedCluster {
+    resolve(patch).unwrap()
 }
 
 fn reason(tls: TopologyTls) -> &'static str {
     match tls {
-        TopologyTls::On => "On",
+        TopologyTls::Managed => "Managed",
+        TopologyTls::External { .. } => "External",
         TopologyTls::Off { reason, .. } => reason,
     }
+}
+
+fn external(secret: Option<&str>) -> serde_json::Value {
+    let mut server = serde_json::json!({"address": "etcd.example.com:2379"});
+    if let Some(secret) = secret {
+        server["tls"] = serde_json::json!({"secretName": secret});
+    }
+    serde_json::json!({"external": server})
 }
 
 #[test]
 fn a_new_managed_cluster_gets_tls_when_the_operator_holds_the_ca() {
     let cluster = resolved(|_| {});
-    assert_eq!(cluster.topology_tls(true, None), TopologyTls::On);
+    assert_eq!(cluster.topology_tls(true, None), TopologyTls::Managed);
     assert_eq!(reason(cluster.topology_tls(false, None)), "NoTopologyCA");
 }
 
@@ -48,26 +61,26 @@ fn an_existing_global_server_keeps_its_transport() {
         "CreatedPlaintext"
     );
     // Losing the CA later must not turn a TLS topology into a plaintext one.
-    assert_eq!(cluster.topology_tls(false, Some(true)), TopologyTls::On);
+    assert_eq!(
+        cluster.topology_tls(false, Some(true)),
+        TopologyTls::Managed
+    );
+    // Nor does turning spec.tls off: every pod and etcd member would be cut off at once.
+    let off = resolved(|s| s["tls"] = serde_json::json!({"enabled": false}));
+    assert_eq!(off.topology_tls(true, Some(true)), TopologyTls::Managed);
 }
 
 #[test]
-fn tls_off_or_an_external_server_keeps_the_topology_plaintext() {
+fn tls_off_or_an_external_server_without_tls_keeps_the_topology_plaintext() {
     let off = resolved(|s| s["tls"] = serde_json::json!({"enabled": false}));
-    assert_eq!(reason(off.topology_tls(true, Some(true))), "TLSDisabled");
-    let global = resolved(|s| {
-        s["globalTopoServer"] =
-            serde_json::json!({"external": {"address": "etcd.example.com:2379"}})
-    });
+    assert_eq!(reason(off.topology_tls(true, None)), "TLSDisabled");
+    let global = resolved(|s| s["globalTopoServer"] = external(None));
     let TopologyTls::Off { reason, message } = global.topology_tls(true, None) else {
-        panic!("an external global topology stays plaintext")
+        panic!("an external global topology without TLS stays plaintext")
     };
     assert_eq!(reason, "ExternalTopology");
     assert!(message.contains("etcd.example.com:2379"), "{message}");
-    let cell = resolved(|s| {
-        s["cells"][1]["spec"]["topoServer"] =
-            serde_json::json!({"external": {"address": "etcd.example.com:2379"}})
-    });
+    let cell = resolved(|s| s["cells"][1]["spec"]["topoServer"] = external(None));
     let TopologyTls::Off { message, .. } = cell.topology_tls(true, None) else {
         panic!("an external cell topology keeps the cluster plaintext")
     };
@@ -75,9 +88,73 @@ fn tls_off_or_an_external_server_keeps_the_topology_plaintext() {
 }
 
 #[test]
+fn external_etcds_with_one_secret_are_dialed_with_it_whatever_spec_tls_says() {
+    let mut cluster = resolved(|s| {
+        s["tls"] = serde_json::json!({"enabled": false});
+        s["globalTopoServer"] = external(Some("etcd-client"));
+        s["cells"][1]["spec"]["topoServer"] = external(Some("etcd-client"));
+    });
+    let decision = cluster.resolve_topology_tls("c", false, None);
+    assert_eq!(
+        decision,
+        TopologyTls::External {
+            secret_name: "etcd-client".into()
+        }
+    );
+    let client = Some("etcd-client".to_string());
+    assert_eq!(cluster.global_topology.tls_secret_name, client);
+    assert!(cluster.global_topo_server.is_none());
+    assert!(
+        cluster
+            .cells
+            .iter()
+            .all(|c| c.spec.global_topo_server.tls_secret_name == client)
+    );
+    // The cell's own external server keeps the Secret in its spec, for the cell's record.
+    let cell_tls = cluster.cells[1].spec.topo_server.external.as_ref().unwrap();
+    assert_eq!(cell_tls.tls.as_ref().unwrap().secret_name, "etcd-client");
+}
+
+#[test]
+fn external_tls_that_one_certificate_per_process_cannot_serve_is_refused_naming_the_field() {
+    let invalid = |patch: fn(&mut serde_json::Value)| match resolve(patch) {
+        Err(ResolveError::Invalid { field, message }) => (field, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // Beside a managed cell server.
+    let (field, message) = invalid(|s| s["globalTopoServer"] = external(Some("etcd-client")));
+    assert_eq!(field, "spec.cells[1].spec.topoServer");
+    assert!(
+        message.contains("spec.globalTopoServer.external.tls"),
+        "{message}"
+    );
+    // Beside a managed global server.
+    let (field, _) = invalid(|s| s["cells"][1]["spec"]["topoServer"] = external(Some("x")));
+    assert_eq!(field, "spec.globalTopoServer");
+    // Another Secret, or none, on a second external server.
+    let (field, message) = invalid(|s| {
+        s["globalTopoServer"] = external(Some("etcd-client"));
+        s["cells"][1]["spec"]["topoServer"] = external(Some("other"));
+    });
+    assert_eq!(
+        field,
+        "spec.cells[1].spec.topoServer.external.tls.secretName"
+    );
+    assert!(message.contains("\"etcd-client\""), "{message}");
+    let (field, _) = invalid(|s| {
+        s["globalTopoServer"] = external(Some("etcd-client"));
+        s["cells"][1]["spec"]["topoServer"] = external(None);
+    });
+    assert_eq!(
+        field,
+        "spec.cells[1].spec.topoServer.external.tls.secretName"
+    );
+}
+
+#[test]
 fn turning_it_on_reaches_every_child_that_dials_or_serves() {
     let mut cluster = resolved(|_| {});
-    cluster.set_topology_tls("c-topology-tls", "c-global-tls");
+    cluster.set_topology_tls("c-topology-tls", Some("c-global-tls"));
     let client = Some("c-topology-tls".to_string());
     assert_eq!(cluster.global_topology.tls_secret_name, client);
     assert_eq!(
