@@ -165,6 +165,11 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     );
     let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();
 
+    let (topology, topology_changes) = TopologyReader::new(multigres_topology::Dialer::new(
+        settings.address_mapping.clone(),
+        topology_timeout,
+        settings.topology_tls.clone(),
+    ));
     let ctx = started.context(State {
         pods,
         pvcs,
@@ -172,11 +177,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         pdbs,
         synced,
         partition: partition.clone(),
-        topology: TopologyReader::new(multigres_topology::Dialer::new(
-            settings.address_mapping.clone(),
-            topology_timeout,
-            settings.topology_tls.clone(),
-        )),
+        topology,
         identity: args.identity.clone(),
         hold_unserved: settings.hold_unserved_shards,
         handover: Handover::new(
@@ -209,6 +210,15 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     if let Some(p) = &partition {
         controller = controller.reconcile_all_on(p.changes());
     }
+    // A pooler record written or removed wakes the Shards that read it (no polling).
+    let (waking, store) = (ctx.clone(), shards.clone());
+    let topology_wakes = futures::stream::unfold(topology_changes, |mut changes| async move {
+        changes.recv().await.map(|change| (change, changes))
+    })
+    .flat_map(move |change| {
+        futures::stream::iter(waking.state.topology.shards_to_wake(&change, &store))
+    });
+    controller = controller.reconcile_on(topology_wakes);
 
     // Owned Shards, for the `owned_objects` gauge, recounted as the view and the Shards change.
     let metrics = ctx.metrics.clone();

@@ -100,6 +100,7 @@ where
 async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, ChildError> {
     if shard.meta().deletion_timestamp.is_some() {
         pg_confs::forget(shard, ctx);
+        ctx.state.topology.forget(shard);
         return Ok(Action::await_change());
     }
     let owned_pods = pools::owned_pods(shard, ctx);
@@ -164,20 +165,23 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     Ok(Action::requeue(look_again_after(
         plan.progressing,
         electing,
+        view.watched,
     )))
 }
 
-/// Pod and claim events wake the controller while it works; the topology does not, so it looks
-/// again: every second while an election is due (pods Ready, no primary recorded: the Shard is not
-/// Available until it is), every 5 s while pods are being created or replaced, otherwise every
-/// 30 s. Slower timers (2 s and 15 s) measured worse on a 200-Shard benchmark: 86.9 s against
-/// 59.7 s to converge (docs/performance.md).
-fn look_again_after(progressing: bool, electing: bool) -> Duration {
-    if electing {
-        Duration::from_secs(1)
-    } else if progressing {
-        Duration::from_secs(5)
-    } else {
-        Duration::from_secs(30)
+/// Pod and claim events wake the controller while it works, and so does the topology while its
+/// watch is in sync (`watched`); the timer is then a safety net: 10 s while an election is due,
+/// 5 s while pods are being created or replaced (the roll's pacing), otherwise 5 minutes.
+/// Without the watch it looks again every second while an election is due (pods Ready, no
+/// primary recorded: the Shard is not Available until it is), every 5 s while progressing,
+/// otherwise every 30 s. Slower polling (2 s and 15 s) measured worse on a 200-Shard benchmark:
+/// 86.9 s against 59.7 s to converge (docs/performance.md).
+fn look_again_after(progressing: bool, electing: bool, watched: bool) -> Duration {
+    match (electing, progressing, watched) {
+        (true, _, false) => Duration::from_secs(1),
+        (true, _, true) => Duration::from_secs(10),
+        (false, true, _) => Duration::from_secs(5),
+        (false, false, false) => Duration::from_secs(30),
+        (false, false, true) => Duration::from_secs(300),
     }
 }

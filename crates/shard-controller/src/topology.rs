@@ -4,14 +4,17 @@
 //! Cell record says (a local topology server), or under `<globalRoot>/<cell>` on the global
 //! server when the cell has no record of its own.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 
+use kube::runtime::reflector::{ObjectRef, Store};
 use multigres_api::Shard;
 use multigres_api::multigres::pooler_service_id;
 use multigres_topology::{
-    Cell, Dialer, PoolerRecord, Result, ShardKey, ShardPrimary, cell_key, cell_root_on_global,
-    shard_primary,
+    Cell, Dialer, PoolerChange, PoolerRecord, PoolerWatches, Result, ShardKey, ShardPrimary,
+    WatchKey, cell_key, cell_root_on_global, shard_primary,
 };
+use tokio::sync::mpsc;
 
 /// The pooler that claims PRIMARY for a shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,23 +66,43 @@ pub fn shard_key(shard: &Shard) -> ShardKey {
     }
 }
 
+/// Whether a read may come from the pooler watches (routine reconciles) or must ask the server
+/// (the checks right before a pod goes: docs/data-safety.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    Watched,
+    Server,
+}
+
 pub struct TopologyReader {
     dialer: Dialer,
+    watches: PoolerWatches,
+    /// The Shards that read each watched root: a change there wakes those of its shard key.
+    interest: Mutex<HashMap<WatchKey, HashSet<ObjectRef<Shard>>>>,
 }
 
 impl TopologyReader {
-    pub fn new(dialer: Dialer) -> Self {
-        Self { dialer }
+    /// The reader, and the changes its watches see (for [`TopologyReader::shards_to_wake`]).
+    pub fn new(dialer: Dialer) -> (Self, mpsc::UnboundedReceiver<PoolerChange>) {
+        let (watches, changes) = PoolerWatches::new(multigres_topology::IDLE_AFTER);
+        let reader = Self {
+            dialer,
+            watches,
+            interest: Mutex::default(),
+        };
+        (reader, changes)
     }
 
     /// The primary among the records of `cells` (where the shard's replica pods are or may be);
-    /// `pods` are the shard's pod names, to trace the primary's record to its pod.
+    /// `pods` are the shard's pod names, to trace the primary's record to its pod. The flag says
+    /// whether every record came from an in-sync watch (so a change will wake the Shard).
     pub async fn primary(
         &self,
         shard: &Shard,
         cells: &BTreeSet<String>,
         pods: &[String],
-    ) -> Result<TopologyPrimary> {
+        freshness: Freshness,
+    ) -> Result<(TopologyPrimary, bool)> {
         let global = &shard.spec.global_topo_server;
         let transport = multigres_runtime::topology_tls::transport(global);
         let global_client = self
@@ -87,27 +110,42 @@ impl TopologyReader {
             .client(std::slice::from_ref(&global.address), transport)
             .await?;
         let mut records = Vec::new();
+        let mut all_watched = true;
         for cell in cells {
             let record = global_client
                 .get::<Cell>(&cell_key(&global.root_path, cell.as_str()))
                 .await?;
-            let (client, root) = match record {
+            let (client, addresses, root) = match record {
                 Some((record, _)) if !record.server_addresses.is_empty() => {
                     let client = self
                         .dialer
                         .client(&record.server_addresses, transport)
                         .await?;
-                    (client, record.root)
+                    (client, record.server_addresses, record.root)
                 }
                 _ => (
                     global_client.clone(),
+                    vec![global.address.clone()],
                     cell_root_on_global(&global.root_path, cell),
                 ),
             };
-            records.extend(client.list_poolers(&root).await?);
+            match freshness {
+                Freshness::Server => records.extend(client.list_poolers(&root).await?),
+                Freshness::Watched => {
+                    let key = WatchKey {
+                        addresses,
+                        transport,
+                        root,
+                    };
+                    self.note_interest(&key, shard);
+                    let (found, watched) = self.watches.poolers(&client, &key).await?;
+                    all_watched &= watched;
+                    records.extend(found);
+                }
+            }
         }
         let key = shard_key(shard);
-        Ok(match shard_primary(&records, &key) {
+        let primary = match shard_primary(&records, &key) {
             ShardPrimary::None => TopologyPrimary::None,
             ShardPrimary::One(record) => TopologyPrimary::One(PrimaryRecord {
                 pod: pod_of(record, pods).cloned(),
@@ -117,8 +155,55 @@ impl TopologyReader {
             ShardPrimary::Conflict(claimants) => {
                 TopologyPrimary::Conflict(claimants.iter().map(|r| r.key.clone()).collect())
             }
-        })
+        };
+        Ok((primary, all_watched && freshness == Freshness::Watched))
     }
+
+    /// The Shards a change concerns: those that read its root and have one of its shard keys.
+    pub fn shards_to_wake(
+        &self,
+        change: &PoolerChange,
+        shards: &Store<Shard>,
+    ) -> Vec<ObjectRef<Shard>> {
+        let interest = lock(&self.interest);
+        let Some(readers) = interest.get(&change.watch) else {
+            return Vec::new();
+        };
+        readers
+            .iter()
+            .filter(|r| {
+                shards
+                    .get(r)
+                    .is_some_and(|s| change.shards.contains(&shard_key(&s)))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets a Shard that is going (it reads no root any more).
+    pub fn forget(&self, shard: &Shard) {
+        let gone = ObjectRef::from_obj(shard);
+        for readers in lock(&self.interest).values_mut() {
+            readers.remove(&gone);
+        }
+    }
+
+    fn note_interest(&self, key: &WatchKey, shard: &Shard) {
+        let mut interest = lock(&self.interest);
+        let reader = ObjectRef::from_obj(shard);
+        match interest.get_mut(key) {
+            Some(readers) => {
+                readers.insert(reader);
+            }
+            None => {
+                interest.insert(key.clone(), HashSet::from([reader]));
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
@@ -147,12 +147,14 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     .unwrap();
 
     // A second record claiming PRIMARY makes the primary unknown (no cell, never the first one
-    // found) until it goes. The topology is polled, not watched: up to the 30 s idle requeue.
+    // found) until it goes. The topology is watched: the record wakes the settled Shard at once,
+    // where its timer would wait 5 minutes.
     let topo = topo_client(&etcd).await.unwrap();
     let cell_root = multigres_topology::cell_root_on_global(root, "us-west-2");
     let mut rival = record.clone();
     let rival_id = pooler_service_id(&pod_of(&replica_id, 0));
     rival.id.as_mut().unwrap().name = rival_id.clone();
+    let written = Instant::now();
     topo.write_pooler(&cell_root, &rival).await.unwrap();
     wait_for(&shards_api, &shard.name_any(), T, |s| {
         s.status
@@ -161,6 +163,12 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     })
     .await
     .unwrap();
+    let seen = written.elapsed();
+    eprintln!("a rival PRIMARY record reached the Shard's status in {seen:?}");
+    assert!(
+        seen < Duration::from_secs(5),
+        "woken by the watch, not a timer: {seen:?}"
+    );
     let rival_key = multigres_topology::pooler_key(&cell_root, "us-west-2", &rival_id);
     assert!(topo.delete(&rival_key).await.unwrap());
     wait_for(&shards_api, &shard.name_any(), T, |s| {

@@ -287,6 +287,46 @@ impl TopoClient {
         Ok(out)
     }
 
+    /// [`TopoClient::list_prefix_raw`] with the store revision it was read at, from which a watch
+    /// continues without a gap.
+    pub async fn list_prefix_raw_at(&self, prefix: &str) -> Result<(Vec<RawEntry>, i64)> {
+        check_key(prefix)?;
+        let opts = GetOptions::new().with_prefix();
+        let resp = bounded(self.timeout, self.kv().get(prefix, Some(opts))).await?;
+        let revision = resp
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| TopoError::Server("response without header".into()))?;
+        let mut out = Vec::with_capacity(resp.kvs().len());
+        for kv in resp.kvs() {
+            let key = kv
+                .key_str()
+                .map_err(|e| TopoError::Server(format!("non-UTF-8 key under {prefix}: {e}")))?;
+            out.push(RawEntry {
+                key: key.to_owned(),
+                value: kv.value().to_vec(),
+                mod_revision: kv.mod_revision(),
+            });
+        }
+        Ok((out, revision))
+    }
+
+    /// Every change under `prefix` after `revision`, with the value before each change. The
+    /// stream ends (or fails) when the server goes away or compacts past `revision`.
+    pub async fn watch_prefix(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> Result<etcd_client::WatchStream> {
+        check_key(prefix)?;
+        let opts = etcd_client::WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1)
+            .with_prev_key();
+        let mut watch = self.client.watch_client();
+        bounded(self.timeout, watch.watch(prefix, Some(opts))).await
+    }
+
     /// The store's current revision; it moves on every write, which lets tests prove that a
     /// no-op reconcile wrote nothing.
     pub async fn revision(&self) -> Result<i64> {

@@ -19,6 +19,7 @@ mod mapping;
 mod ownership;
 mod primary;
 mod records;
+mod watch;
 
 pub use allowed::AllowedHosts;
 pub use client::{ClientTls, DEFAULT_TIMEOUT, RawEntry, TopoClient, WriteOutcome, server_name};
@@ -31,6 +32,7 @@ pub use primary::{
     pooler_role, shard_primary,
 };
 pub use records::{LivePoolers, PoolerRecord, validate_cell, validate_database, validate_pooler};
+pub use watch::{IDLE_AFTER, PoolerChange, PoolerWatches, WatchKey};
 
 /// Generated `clustermetadata` protobuf types (package `clustermetadata` upstream).
 pub mod pb {

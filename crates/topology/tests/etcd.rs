@@ -10,10 +10,12 @@ use multigres_topology::pb::backup_location::Location;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     AddressMapping, BackupLocation, Cell, Database, DurabilityPolicy, FilesystemBackup, Id,
-    LivePoolers, MultiPooler, PoolerServingStatus, QuorumType, RoutingRole, RoutingState, ShardKey,
-    ShardPrimary, TopoClient, TopoError, WriteOutcome, cell_key, cell_root_on_global, database_key,
-    pooler_key, poolers_prefix, shard_primary,
+    LivePoolers, MultiPooler, PoolerChange, PoolerServingStatus, PoolerWatches, QuorumType,
+    RoutingRole, RoutingState, ShardKey, ShardPrimary, TopoClient, TopoError, Transport, WatchKey,
+    WriteOutcome, cell_key, cell_root_on_global, database_key, pooler_key, poolers_prefix,
+    shard_primary,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const ROOT: &str = "/multigres/global/";
 
@@ -493,4 +495,80 @@ async fn a_database_record_is_written_and_deleted_only_by_its_owner() {
         Claim::Ours(_)
     ));
     assert!(topo.get::<Database>(&key).await.unwrap().is_none());
+}
+
+/// Until `watches` answers `key` from memory (its watch has listed the root).
+async fn in_sync(watches: &PoolerWatches, topo: &TopoClient, key: &WatchKey) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((records, true)) = watches.poolers(topo, key).await {
+            return records.into_iter().map(|r| r.name().to_string()).collect();
+        }
+        assert!(Instant::now() < deadline, "the watch never got in sync");
+        // The watch's own listing has no event to wait on; this is the only poll.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn next_change(changes: &mut UnboundedReceiver<PoolerChange>) -> PoolerChange {
+    tokio::time::timeout(Duration::from_secs(30), changes.recv())
+        .await
+        .expect("a change within 30 s")
+        .expect("the watches are alive")
+}
+
+#[tokio::test]
+async fn pooler_watches_follow_writes_removals_and_outages_and_name_the_shards() {
+    let mut etcd = Etcd::start().await;
+    let topo = common::client(&etcd).await;
+    let root = cell_root_on_global(ROOT, "z1");
+    let p1 = pooler_key(&root, "z1", "p1");
+    let replica = pooler("z1", "p1", RoutingRole::Replica, "h1");
+    topo.create_or_update(&p1, &replica).await.unwrap();
+    let (watches, mut changes) = PoolerWatches::new(Duration::from_secs(600));
+    let key = WatchKey {
+        addresses: vec![etcd.endpoint().to_string()],
+        transport: Transport::Plaintext,
+        root: root.clone(),
+    };
+    let (first, watched) = watches.poolers(&topo, &key).await.unwrap();
+    assert_eq!(
+        (first.len(), watched),
+        (1, false),
+        "the first read asks the server"
+    );
+    assert_eq!(in_sync(&watches, &topo, &key).await, ["p1"]);
+
+    // A promotion reaches memory before its change is announced, naming the record's shard.
+    let primary = pooler("z1", "p1", RoutingRole::Primary, "h1");
+    topo.create_or_update(&p1, &primary).await.unwrap();
+    let change = next_change(&mut changes).await;
+    assert_eq!(change.watch, key);
+    assert_eq!(change.shards, vec![primary.shard_key.clone().unwrap()]);
+    let (records, watched) = watches.poolers(&topo, &key).await.unwrap();
+    assert!(watched);
+    assert_eq!(records[0].pooler, primary);
+
+    assert!(topo.delete(&p1).await.unwrap());
+    assert_eq!(next_change(&mut changes).await.shards.len(), 1);
+    assert!(watches.poolers(&topo, &key).await.unwrap().0.is_empty());
+
+    // While the server is away nothing is answered from memory; after it is back the watch lists
+    // again and a record written meanwhile is announced.
+    etcd.stop();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watches.poolers(&topo, &key).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "answers from memory while etcd is down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(etcd.restart().await);
+    let p2 = pooler_key(&root, "z1", "p2");
+    topo.create_or_update(&p2, &pooler("z1", "p2", RoutingRole::Replica, "h2"))
+        .await
+        .unwrap();
+    assert_eq!(next_change(&mut changes).await.shards.len(), 1);
+    assert_eq!(in_sync(&watches, &topo, &key).await, ["p2"]);
 }

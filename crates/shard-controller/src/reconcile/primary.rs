@@ -3,6 +3,7 @@
 //! replica pods exist (mid-election or not bootstrapped yet).
 
 use super::*;
+use crate::topology::Freshness;
 
 /// What the topology said, and what the plan may rely on.
 pub(super) struct PrimaryView {
@@ -13,6 +14,8 @@ pub(super) struct PrimaryView {
     /// pod that still exists (a pool removed from the spec may still hold it).
     pub cells: BTreeSet<String>,
     pub pod_names: Vec<String>,
+    /// Every record came from an in-sync topology watch: a change wakes the Shard.
+    pub watched: bool,
 }
 
 impl PrimaryView {
@@ -36,10 +39,10 @@ impl PrimaryView {
         let now = ctx
             .state
             .topology
-            .primary(shard, &self.cells, &self.pod_names)
+            .primary(shard, &self.cells, &self.pod_names, Freshness::Server)
             .await;
         match now {
-            Ok(TopologyPrimary::One(r)) => r.pod,
+            Ok((TopologyPrimary::One(r), _)) => r.pod,
             _ => None,
         }
     }
@@ -75,11 +78,16 @@ pub(super) async fn read(
                 .filter_map(|p| p.labels().get(labels::CELL).cloned()),
         )
         .collect();
-    let record = match ctx.state.topology.primary(shard, &cells, &pod_names).await {
-        Ok(found) => Some(found),
+    let read = ctx
+        .state
+        .topology
+        .primary(shard, &cells, &pod_names, Freshness::Watched)
+        .await;
+    let (record, watched) = match read {
+        Ok((found, watched)) => (Some(found), watched),
         Err(error) => {
             tracing::warn!(shard = key, %error, "topology unreachable; the primary is unknown");
-            None
+            (None, false)
         }
     };
     let primary = match &record {
@@ -114,5 +122,6 @@ pub(super) async fn read(
         primary,
         cells,
         pod_names,
+        watched,
     }
 }

@@ -139,11 +139,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pending_election_is_looked_at_every_second() {
-        assert_eq!(look_again_after(false, true), Duration::from_secs(1));
-        assert_eq!(look_again_after(true, true), Duration::from_secs(1));
-        assert_eq!(look_again_after(true, false), Duration::from_secs(5));
-        assert_eq!(look_again_after(false, false), Duration::from_secs(30));
+    fn a_pending_election_is_looked_at_every_second_unless_the_topology_is_watched() {
+        assert_eq!(look_again_after(false, true, false), Duration::from_secs(1));
+        assert_eq!(look_again_after(true, true, false), Duration::from_secs(1));
+        assert_eq!(look_again_after(true, false, false), Duration::from_secs(5));
+        assert_eq!(
+            look_again_after(false, false, false),
+            Duration::from_secs(30)
+        );
+        // A watched topology wakes the Shard itself; the timers are a safety net.
+        assert_eq!(look_again_after(false, true, true), Duration::from_secs(10));
+        assert_eq!(look_again_after(true, false, true), Duration::from_secs(5));
+        assert_eq!(
+            look_again_after(false, false, true),
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
