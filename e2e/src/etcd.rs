@@ -35,6 +35,18 @@ pub fn args(name: &str, data_dir: &Path, client_port: u16, peer_port: u16) -> Ve
     ]
 }
 
+/// TLS on the client port with client-certificate auth, the server's files in `dir` (`ca.crt`,
+/// `tls.crt`, `tls.key`), as a TopoServer that speaks TLS has them.
+pub fn client_tls_flags(dir: &Path) -> [String; 4] {
+    let file = |name: &str| dir.join(name).display().to_string();
+    [
+        format!("--cert-file={}", file("tls.crt")),
+        format!("--key-file={}", file("tls.key")),
+        format!("--trusted-ca-file={}", file("ca.crt")),
+        "--client-cert-auth=true".into(),
+    ]
+}
+
 /// A single-node etcd on free loopback ports; killed on drop, its temp folder removed.
 pub struct TestEtcd {
     child: Option<Child>,
@@ -173,17 +185,14 @@ impl TestEtcd {
         let Some((dir, health)) = &self.tls else {
             return Vec::new();
         };
-        let file = |name: &str| dir.join(name).display().to_string();
         let url = format!("https://{}", self.endpoint);
-        vec![
+        let mut flags = vec![
             format!("--listen-client-urls={url}"),
             format!("--advertise-client-urls={url}"),
             format!("--listen-metrics-urls=http://127.0.0.1:{health}"),
-            format!("--cert-file={}", file("tls.crt")),
-            format!("--key-file={}", file("tls.key")),
-            format!("--trusted-ca-file={}", file("ca.crt")),
-            "--client-cert-auth=true".into(),
-        ]
+        ];
+        flags.extend(client_tls_flags(dir));
+        flags
     }
 
     /// Whether etcd's `/health` answers healthy (a leader, and a read goes through) within 500ms.

@@ -470,7 +470,6 @@ fn write_member_tls(ca: &Authority, host: &str, dir: &Path) -> Result<()> {
 /// `args` with TLS and client-certificate auth on the client port, as a TopoServer that speaks TLS
 /// has, and a plaintext port beside it for the TLS front.
 fn tls_etcd_args(args: Vec<String>, dir: &Path, client: u16, plain: u16) -> Vec<String> {
-    let file = |name: &str| dir.join(name).display().to_string();
     let mut out: Vec<String> = args
         .into_iter()
         .filter(|a| {
@@ -480,11 +479,8 @@ fn tls_etcd_args(args: Vec<String>, dir: &Path, client: u16, plain: u16) -> Vec<
     out.extend([
         format!("--listen-client-urls=https://127.0.0.1:{client},http://127.0.0.1:{plain}"),
         format!("--advertise-client-urls=https://127.0.0.1:{client}"),
-        format!("--cert-file={}", file("tls.crt")),
-        format!("--key-file={}", file("tls.key")),
-        format!("--trusted-ca-file={}", file("ca.crt")),
-        "--client-cert-auth=true".to_string(),
     ]);
+    out.extend(crate::etcd::client_tls_flags(dir));
     out
 }
 

@@ -602,6 +602,17 @@ async fn existing_table_groups_keep_their_earlier_names() {
     );
 }
 
+async fn none_listed<K>(api: &Api<K>) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+}
+
 /// `kubernetes.io/tls`-style files (`ca.crt`, `tls.crt`, `tls.key`) of a certificate from `ca`.
 fn write_certificate(ca: &Authority, cn: &str, sans: &[String], dir: &std::path::Path) {
     let issued = ca.sign(cn, sans).unwrap();
@@ -661,12 +672,8 @@ async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_tru
     );
     let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
     assert!(
-        cells
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        none_listed(&cells).await,
+        "a Cell was built from a refused spec"
     );
 
     // The cell follows the global server: all external, one Secret. (Nothing ran on the refused
@@ -693,12 +700,8 @@ async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_tru
     }
     let topo_servers: Api<TopoServer> = Api::namespaced(client.clone(), &ns);
     assert!(
-        topo_servers
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        none_listed(&topo_servers).await,
+        "a TopoServer for an external etcd"
     );
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let ours = naming::topology_tls_secret(SAMPLE);

@@ -9,7 +9,9 @@ use kube::ResourceExt;
 use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
 pub use multigres_topology::Location;
-use multigres_topology::{Dialer, PoolerRole, TopoClient, Transport, cell_root_on_global};
+use multigres_topology::{
+    Dialer, PoolerRole, PoolerWatches, TopoClient, Transport, WatchKey, cell_root_on_global,
+};
 
 use crate::aggregate::{ShardId, TopologyObservation};
 
@@ -182,17 +184,21 @@ pub fn targets(
     }
 }
 
-/// Polls topology servers, keeping one lazily connected client per address.
+/// Polls topology servers, keeping one lazily connected client per address; pooler records come
+/// from the topology watches once they are in sync (docs/performance.md, "Topology watch").
 pub struct Poller {
     dialer: Dialer,
+    watches: PoolerWatches,
 }
 
 impl Poller {
     pub fn new(dialer: Dialer) -> Self {
-        Self { dialer }
+        // Nothing here waits for changes: the recompute loop reads on its own tick.
+        let (watches, _changes) = PoolerWatches::new(multigres_topology::IDLE_AFTER);
+        Self { dialer, watches }
     }
 
-    async fn client(&mut self, address: &str, transport: Transport) -> Option<TopoClient> {
+    async fn client(&self, address: &str, transport: Transport) -> Option<TopoClient> {
         match self
             .dialer
             .client(std::slice::from_ref(&address.to_string()), transport)
@@ -220,11 +226,17 @@ impl Poller {
             ..Default::default()
         };
         let mut reads = Vec::new();
+        let watches = &self.watches;
         for (cell, location) in &targets.cells {
             let client = self.client(&location.address, targets.transport).await;
+            let key = WatchKey {
+                addresses: vec![location.address.clone()],
+                transport: targets.transport,
+                root: location.root.clone(),
+            };
             reads.push(async move {
                 let seen = match client {
-                    Some(client) => read_primary_claims(&client, &location.root).await,
+                    Some(client) => read_primary_claims(watches, &client, &key).await,
                     None => None,
                 };
                 (cell.clone(), &location.address, seen)
@@ -272,11 +284,12 @@ pub struct PrimaryClaim {
 /// The records under one cell root that claim PRIMARY (`routing_state.role`, the deprecated
 /// `type` only without it); `None` when the server did not answer.
 pub async fn read_primary_claims(
+    watches: &PoolerWatches,
     client: &TopoClient,
-    cell_root: &str,
+    key: &WatchKey,
 ) -> Option<Vec<PrimaryClaim>> {
-    match client.list_poolers(cell_root).await {
-        Ok(records) => Some(
+    match watches.poolers(client, key).await {
+        Ok((records, _)) => Some(
             records
                 .iter()
                 .filter(|r| r.role() == PoolerRole::Primary)
@@ -291,7 +304,7 @@ pub async fn read_primary_claims(
                 .collect(),
         ),
         Err(error) => {
-            tracing::debug!(%cell_root, %error, "cannot list poolers");
+            tracing::debug!(root = %key.root, %error, "cannot list poolers");
             None
         }
     }

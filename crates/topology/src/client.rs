@@ -269,22 +269,7 @@ impl TopoClient {
     /// Reads every key under `prefix` without decoding, sorted by key. An empty prefix is
     /// refused: it would scan the whole etcd keyspace, which may be shared with other users.
     pub async fn list_prefix_raw(&self, prefix: &str) -> Result<Vec<RawEntry>> {
-        check_key(prefix)?;
-        let opts = GetOptions::new().with_prefix();
-        let resp = bounded(self.timeout, self.kv().get(prefix, Some(opts))).await?;
-        let mut out = Vec::with_capacity(resp.kvs().len());
-        for kv in resp.kvs() {
-            let key = kv
-                .key_str()
-                .map_err(|e| TopoError::Server(format!("non-UTF-8 key under {prefix}: {e}")))?;
-            out.push(RawEntry {
-                key: key.to_owned(),
-                value: kv.value().to_vec(),
-                mod_revision: kv.mod_revision(),
-            });
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok(self.list_prefix_raw_at(prefix).await?.0)
     }
 
     /// [`TopoClient::list_prefix_raw`] with the store revision it was read at, from which a watch
@@ -308,6 +293,7 @@ impl TopoClient {
                 mod_revision: kv.mod_revision(),
             });
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok((out, revision))
     }
 
