@@ -182,13 +182,23 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     let sink = deleted.clone();
     let owner = format!("multigres.com/owner={}", shard.name_any());
     let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&owner)).boxed();
+    let (listed, watching) = tokio::sync::oneshot::channel();
     let recorder = tokio::spawn(async move {
+        let mut listed = Some(listed);
         while let Some(event) = stream.next().await {
-            if let Ok(Event::Delete(pod)) = event {
-                sink.lock().unwrap().push(pod.name_any());
+            match event {
+                Ok(Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                Ok(Event::Delete(pod)) => sink.lock().unwrap().push(pod.name_any()),
+                _ => {}
             }
         }
     });
+    // The roll can start within milliseconds of the edit: record from a watch already running.
+    watching.await.expect("the pod watch lists");
     let before: Vec<String> = {
         let mut v = Vec::new();
         for n in [pod_of(&ro_id, 0), pod_of(&replica_id, 0), primary.clone()] {
@@ -366,10 +376,17 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
     let selector = format!("multigres.com/pool-type={}", PoolType::ReadOnly.as_str());
     let mut stream = watcher(pods.clone(), watcher::Config::default().labels(&selector)).boxed();
     let old = before.clone();
+    let (listed, watching) = tokio::sync::oneshot::channel();
     let recorder = tokio::spawn(async move {
+        let mut listed = Some(listed);
         while let Some(event) = stream.next().await {
             let now = std::time::Instant::now();
             match event {
+                Ok(Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
                 Ok(Event::Delete(pod)) => {
                     sink.lock().unwrap().push((pod.name_any(), "deleted", now))
                 }
@@ -380,6 +397,7 @@ async fn a_table_group_rolls_one_shard_at_a_time() {
             }
         }
     });
+    watching.await.expect("the pod watch lists");
 
     // Both Shards' read-only pools change at once: resources, and a parameter (a new
     // postgresql.conf ConfigMap; the old one goes once no pod mounts it).
