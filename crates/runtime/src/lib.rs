@@ -21,6 +21,7 @@ pub mod pods;
 pub mod run;
 pub mod settings;
 pub mod slots;
+pub mod status_pace;
 pub mod subset;
 pub mod telemetry;
 pub mod topology_tls;

@@ -57,6 +57,8 @@ pub struct State {
     pub hold_unserved: bool,
     /// Roll slots and planned switchovers.
     pub handover: Handover,
+    /// Progress-only status writes wait a little (docs/performance.md, "Status writes").
+    pub status_pace: multigres_runtime::status_pace::StatusPace,
     /// The pgBackRest TLS Secrets it creates, known without reading them.
     pub secrets: multigres_runtime::once::Secrets,
     /// Per Shard uid: the pools' parameters ConfigMaps it last pruned around (old ones deleted).
@@ -190,6 +192,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.address_mapping,
             settings.switchover_timeout,
         ),
+        status_pace: Default::default(),
         secrets: Default::default(),
         pruned_pg_confs: Default::default(),
     });

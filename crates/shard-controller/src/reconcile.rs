@@ -101,6 +101,7 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     if shard.meta().deletion_timestamp.is_some() {
         pg_confs::forget(shard, ctx);
         ctx.state.topology.forget(shard);
+        ctx.state.status_pace.forget(key);
         return Ok(Action::await_change());
     }
     let owned_pods = pools::owned_pods(shard, ctx);
@@ -148,25 +149,32 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         &requested,
         &volumes,
     );
-    ctx.applier
-        .apply_status_beside(
-            shard,
-            shard.status.as_ref(),
-            &status,
-            ShardStatus::WRITTEN_BY_BACKUPS,
-        )
-        .await
-        .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
+    let progress_only = status::progress_only(shard.status.as_ref(), &status);
+    let held = ctx.state.status_pace.hold(key, progress_only);
+    if held.is_none() {
+        let wrote = ctx
+            .applier
+            .apply_status_beside(
+                shard,
+                shard.status.as_ref(),
+                &status,
+                ShardStatus::WRITTEN_BY_BACKUPS,
+            )
+            .await
+            .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
+        if wrote {
+            ctx.state.status_pace.wrote(key);
+        }
+    }
     let electing = plan.switchover.is_some()
         || requested.under_way
         || (status.primary_cell.is_none()
             && status.ready_pods > 0
             && pools.iter().any(build::can_be_primary));
-    Ok(Action::requeue(look_again_after(
-        plan.progressing,
-        electing,
-        view.watched,
-    )))
+    let look_again = look_again_after(plan.progressing, electing, view.watched);
+    Ok(Action::requeue(
+        held.map_or(look_again, |h| h.min(look_again)),
+    ))
 }
 
 /// Pod and claim events wake the controller while it works, and so does the topology while its

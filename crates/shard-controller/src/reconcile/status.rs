@@ -134,9 +134,59 @@ fn availability(
     }
 }
 
+/// Whether `next` differs from `previous` only in what progress reports: the pod counts and the
+/// conditions' messages, every condition keeping its status and reason. Such a write may wait
+/// ([`multigres_runtime::status_pace`]); a first status never does.
+pub(super) fn progress_only(previous: Option<&ShardStatus>, next: &ShardStatus) -> bool {
+    let Some(previous) = previous else {
+        return false;
+    };
+    let without_progress = |s: &ShardStatus| {
+        let mut s = s.clone();
+        (s.total_pods, s.ready_pods, s.last_backup) = (0, 0, None);
+        for c in &mut s.conditions {
+            c.message.clear();
+        }
+        s
+    };
+    without_progress(previous) == without_progress(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_and_messages_are_progress_anything_else_is_not() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let condition = |status: &str, reason: &str, message: &str| Condition {
+            type_: AVAILABLE.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            observed_generation: Some(1),
+        };
+        let at = |ready, status: &str, reason: &str| ShardStatus {
+            total_pods: 3,
+            ready_pods: ready,
+            conditions: vec![condition(status, reason, &format!("replica {ready}/3"))],
+            ..Default::default()
+        };
+        let one = at(1, "False", "PodsNotReady");
+        assert!(
+            !progress_only(None, &one),
+            "a first status is written at once"
+        );
+        assert!(progress_only(Some(&one), &at(2, "False", "PodsNotReady")));
+        assert!(!progress_only(Some(&one), &at(3, "True", "Available")));
+        assert!(!progress_only(Some(&one), &at(2, "False", "NoPrimary")));
+        let primary = ShardStatus {
+            primary_cell: Some("z1".into()),
+            ..one.clone()
+        };
+        assert!(!progress_only(Some(&one), &primary));
+    }
 
     #[test]
     fn a_pending_election_is_looked_at_every_second_unless_the_topology_is_watched() {
