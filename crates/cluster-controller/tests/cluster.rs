@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use multigres_api::resolve::ResolvedCluster;
 use multigres_api::{Cell, DeploymentTemplate, MultigresCluster, TableGroup, TopoServer, naming};
 use multigres_cluster_controller::build;
 use multigres_cluster_controller::templates::IN_USE_FINALIZER;
@@ -23,6 +24,19 @@ use multigres_e2e::{wait_deleted, wait_for};
 use multigres_runtime::conditions::{AVAILABLE, DEGRADED};
 use multigres_runtime::pki::Authority;
 use multigres_topology::{AddressMapping, TopoClient};
+
+/// Every database of `expected` is in the global topology, as the cluster controller writes it.
+async fn assert_databases_registered(topo: &TopoClient, expected: &ResolvedCluster) {
+    for db in &expected.databases {
+        let key = multigres_topology::database_key(&expected.global_topology.root_path, &db.name);
+        let (record, _) = topo
+            .get::<multigres_topology::Database>(&key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no record of database {}", db.name));
+        assert_eq!(record, build::database_record(db));
+    }
+}
 
 fn condition(cluster: &MultigresCluster, type_: &str) -> Option<(String, String, String)> {
     cluster
@@ -77,15 +91,7 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
     .await
     .unwrap();
     let topo = topo_client(&etcd).await.unwrap();
-    for db in &expected.databases {
-        let key = multigres_topology::database_key(&expected.global_topology.root_path, &db.name);
-        let (record, _) = topo
-            .get::<multigres_topology::Database>(&key)
-            .await
-            .unwrap()
-            .expect("database record");
-        assert_eq!(record, build::database_record(db));
-    }
+    assert_databases_registered(&topo, &expected).await;
 
     // Settled: multiadmin's Deployment is available (kwok), the rest waits for its controllers.
     let settled = wait_for(&clusters, SAMPLE, WAIT, |c| {
@@ -724,13 +730,5 @@ async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_tru
     )
     .await
     .unwrap();
-    for db in &expected.databases {
-        let key = multigres_topology::database_key(&expected.global_topology.root_path, &db.name);
-        let (record, _) = topo
-            .get::<multigres_topology::Database>(&key)
-            .await
-            .unwrap()
-            .expect("database record in the external etcd");
-        assert_eq!(record, build::database_record(db));
-    }
+    assert_databases_registered(&topo, &expected).await;
 }
