@@ -234,7 +234,8 @@ async fn reconcile_unbounded(cell: Arc<Cell>, ctx: Arc<Ctx>) -> Result<Action, C
 /// The gateway Service, the local TopoServer (a cell that stopped asking for one has it deleted;
 /// its PVCs stay), the disruption budgets, then the Deployments.
 async fn apply_children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(), ChildError> {
-    let (applier, events) = (&ctx.applier, &ctx.events);
+    let applier = &ctx.applier;
+    let events = ctx.events.children(conditions::of(cell.status.as_ref()));
     let stores = &ctx.state;
     applier
         .apply_owned(
@@ -277,9 +278,16 @@ async fn apply_children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(
 
 /// Writes `status` when it differs from what the Cell already shows.
 async fn write_status(ctx: &Ctx, cell: &Cell, status: CellStatus) -> Result<(), ChildError> {
-    ctx.applier
+    let wrote = ctx
+        .applier
         .apply_status(cell, cell.status.as_ref(), &status)
         .await
-        .map(|_| ())
-        .map_err(|e| ChildError::new(cell, Failure::Status(Box::new(e))))
+        .map_err(|e| ChildError::new(cell, Failure::Status(Box::new(e))))?;
+    if wrote {
+        let before = conditions::of(cell.status.as_ref());
+        ctx.events
+            .availability(cell, before, &status.conditions)
+            .await;
+    }
+    Ok(())
 }

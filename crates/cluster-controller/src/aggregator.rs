@@ -15,6 +15,8 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::apply::Applier;
+use multigres_runtime::conditions;
+use multigres_runtime::events::Events;
 use multigres_status_api::client::StatusEvent;
 use tokio::sync::Notify;
 
@@ -137,6 +139,7 @@ pub async fn write_statuses(
     feed: Arc<StatusFeed>,
     clusters: Store<MultigresCluster>,
     applier: Applier,
+    events: Events,
 ) {
     loop {
         feed.wake.notified().await;
@@ -164,16 +167,23 @@ pub async fn write_statuses(
                 &merged,
                 MultigresClusterStatus::WRITTEN_BY_BACKUPS,
             );
-            if let Err(error) = written.await {
-                if matches!(&error, kube::Error::Api(e) if e.code == 404) {
+            match written.await {
+                Ok(true) => {
+                    let before = conditions::of(cluster.status.as_ref());
+                    let after = &merged.conditions;
+                    events.availability(cluster.as_ref(), before, after).await;
                     continue;
                 }
-                tracing::warn!(cluster = %key, %error, "writing cluster status; retrying");
-                let feed = feed.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY).await;
-                    feed.mark_dirty(key);
-                });
+                Ok(false) => continue,
+                Err(kube::Error::Api(e)) if e.code == 404 => continue,
+                Err(error) => {
+                    tracing::warn!(cluster = %key, %error, "writing cluster status; retrying");
+                    let feed = feed.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETRY).await;
+                        feed.mark_dirty(key);
+                    });
+                }
             }
         }
     }

@@ -12,6 +12,8 @@ use kube::{Resource, ResourceExt};
 use multigres_api::{GlobalTopologyRef, MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::Context;
 use multigres_runtime::apply::controlled_by_other;
+use multigres_runtime::conditions;
+use multigres_runtime::events::ChildEvents;
 use multigres_runtime::pki::Authority;
 use multigres_runtime::topology_tls::transport;
 use multigres_topology::{Claim, Dialer, TopoError};
@@ -192,7 +194,7 @@ where
 {
     match ctx
         .applier
-        .apply_reported(&ctx.events, cluster, cached, desired)
+        .apply_reported(child_events(ctx, cluster), cluster, cached, desired)
         .await
     {
         Ok(_) => Ok(()),
@@ -440,7 +442,7 @@ pub async fn certificate(
     }
     match ctx
         .applier
-        .apply_reported(&ctx.events, cluster, existing, desired)
+        .apply_reported(child_events(ctx, cluster), cluster, existing, desired)
         .await
     {
         Ok(_) => Ok(None),
@@ -571,7 +573,8 @@ pub async fn status(
         last_backups: Default::default(),
         ..status.clone()
     };
-    ctx.applier
+    let wrote = ctx
+        .applier
         .apply_status_beside(
             cluster,
             cluster.status.as_ref(),
@@ -579,5 +582,16 @@ pub async fn status(
             MultigresClusterStatus::WRITTEN_BY_BACKUPS,
         )
         .await?;
+    if wrote {
+        let before = conditions::of(cluster.status.as_ref());
+        ctx.events
+            .availability(cluster, before, &status.conditions)
+            .await;
+    }
     Ok(())
+}
+
+/// The Events for the cluster's children ([`multigres_runtime::events::Events::children`]).
+pub fn child_events<'a>(ctx: &'a Ctx, cluster: &MultigresCluster) -> ChildEvents<'a> {
+    ctx.events.children(conditions::of(cluster.status.as_ref()))
 }

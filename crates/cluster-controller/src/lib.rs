@@ -194,6 +194,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
                 feed.clone(),
                 clusters.clone(),
                 Applier::new(client.clone(), NAME),
+                started.events(),
             ));
             tracing::info!(%endpoint, "cluster status from the status aggregator");
             Some(feed)

@@ -142,7 +142,12 @@ where
     };
     match ctx
         .applier
-        .apply_reported(&ctx.events, cluster, existing.as_ref(), &desired)
+        .apply_reported(
+            crate::apply::child_events(ctx, cluster),
+            cluster,
+            existing.as_ref(),
+            &desired,
+        )
         .await
     {
         Ok(_) => Ok(()),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::error::{ChildError, Failure};
-use crate::events::Events;
+use crate::events::{ChildEvents, Events};
 use crate::subset::is_subset;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,10 +92,10 @@ impl Applier {
         })
     }
 
-    /// Applies and records an Event on `parent` when something changed.
+    /// Applies and records an Event on `parent` when something changed that `events` reports.
     pub async fn apply_reported<K, P>(
         &self,
-        events: &Events,
+        events: ChildEvents<'_>,
         parent: &P,
         existing: Option<&K>,
         desired: &K,
@@ -108,25 +108,17 @@ impl Applier {
         let outcome = self.apply(existing, desired).await?;
         let kind = K::kind(&());
         match outcome {
-            ApplyOutcome::Created => {
-                events
-                    .normal(
-                        parent,
-                        "Created",
-                        &format!("Created {kind} {}", desired.name_any()),
-                    )
-                    .await
+            ApplyOutcome::Created if events.creations => {
+                let note = format!("Created {kind} {}", desired.name_any());
+                let events = events.events;
+                events.about_child(parent, desired, "Created", &note).await
             }
             ApplyOutcome::Updated => {
-                events
-                    .normal(
-                        parent,
-                        "Updated",
-                        &format!("Updated {kind} {}", desired.name_any()),
-                    )
-                    .await
+                let note = format!("Updated {kind} {}", desired.name_any());
+                let events = events.events;
+                events.about_child(parent, desired, "Updated", &note).await
             }
-            ApplyOutcome::Unchanged => {}
+            ApplyOutcome::Created | ApplyOutcome::Unchanged => {}
         }
         Ok(outcome)
     }
@@ -136,7 +128,7 @@ impl Applier {
     /// refused, never taken over.
     pub async fn apply_owned<K, P>(
         &self,
-        events: Option<&Events>,
+        events: Option<ChildEvents<'_>>,
         parent: &P,
         store: &Store<K>,
         desired: &K,
@@ -280,13 +272,8 @@ impl Applier {
                 Err(kube::Error::Api(e)) if e.code == 404 => continue,
                 Err(e) => return Err(e),
             }
-            events
-                .normal(
-                    owner,
-                    "Deleted",
-                    &format!("Deleted {} {}", K::kind(&()), child.name_any()),
-                )
-                .await;
+            let note = format!("Deleted {} {}", K::kind(&()), child.name_any());
+            events.about_child(owner, child, "Deleted", &note).await;
             deleted.push(child.name_any());
         }
         Ok(deleted)

@@ -68,9 +68,89 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
+/// A status that carries conditions.
+pub trait Conditioned {
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! conditioned {
+    ($($status:ty),*) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+        }
+    )*};
+}
+
+conditioned!(
+    multigres_api::ShardStatus,
+    multigres_api::TableGroupStatus,
+    multigres_api::CellStatus,
+    multigres_api::TopoServerStatus,
+    multigres_api::MultigresClusterStatus
+);
+
+/// The conditions of an object's status, none before its first status.
+pub fn of<S: Conditioned>(status: Option<&S>) -> &[Condition] {
+    status.map_or(&[][..], Conditioned::conditions)
+}
+
+/// How `Available` moved from one status to the next: what the object's Event reports.
+#[derive(Debug, PartialEq)]
+pub enum AvailabilityTurn<'a> {
+    Gained(&'a Condition),
+    Lost(&'a Condition),
+}
+
+/// Whether `Available` turned between `before` and `after`. A condition that first appears False
+/// (an object being built) is no turn; one that first appears True is.
+pub fn availability_turned<'a>(
+    before: &[Condition],
+    after: &'a [Condition],
+) -> Option<AvailabilityTurn<'a>> {
+    let now = after.iter().find(|c| c.type_ == AVAILABLE)?;
+    let was_available = is_true(before, AVAILABLE);
+    match (was_available, now.status == "True") {
+        (false, true) => Some(AvailabilityTurn::Gained(now)),
+        (true, false) => Some(AvailabilityTurn::Lost(now)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn available(status: bool, reason: &str) -> Vec<Condition> {
+        let mut conditions = Vec::new();
+        let now: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let update = ConditionUpdate::new(AVAILABLE, status, reason, "");
+        set(&mut conditions, update, Some(1), now);
+        conditions
+    }
+
+    #[test]
+    fn availability_turns_only_when_available_flips_or_first_appears_true() {
+        let (up, down) = (available(true, "Ready"), available(false, "NoPrimary"));
+        let starting = available(false, "PodsNotReady");
+        assert_eq!(availability_turned(&[], &starting), None, "being built");
+        assert_eq!(availability_turned(&starting, &down), None, "still down");
+        assert_eq!(availability_turned(&up, &up), None, "still up");
+        assert_eq!(availability_turned(&up, &[]), None, "no condition yet");
+        assert!(matches!(
+            availability_turned(&starting, &up),
+            Some(AvailabilityTurn::Gained(c)) if c.reason == "Ready"
+        ));
+        assert!(matches!(
+            availability_turned(&[], &up),
+            Some(AvailabilityTurn::Gained(_))
+        ));
+        assert!(matches!(
+            availability_turned(&up, &down),
+            Some(AvailabilityTurn::Lost(c)) if c.reason == "NoPrimary"
+        ));
+    }
 
     #[test]
     fn transition_time_moves_only_on_a_flip() {

@@ -36,12 +36,17 @@ impl Started {
         }
     }
 
+    /// Events as this controller (and replica) reports them.
+    pub fn events(&self) -> Events {
+        Events::new(self.client.clone(), &self.name, Some(self.identity.clone()))
+    }
+
     /// The context reconciles of this controller share.
     pub fn context<S>(&self, state: S) -> Arc<Context<S>> {
         Arc::new(Context {
             client: self.client.clone(),
             applier: Applier::new(self.client.clone(), &self.name),
-            events: Events::new(self.client.clone(), &self.name, Some(self.identity.clone())),
+            events: self.events(),
             metrics: self.metrics.clone(),
             backoff: Backoff::default(),
             state,

@@ -59,6 +59,8 @@ pub struct State {
     pub handover: Handover,
     /// Progress-only status writes wait a little (docs/performance.md, "Status writes").
     pub status_pace: multigres_runtime::status_pace::StatusPace,
+    /// Shards in a roll, an edit or a requested switchover: no Event per availability turn.
+    pub planned: multigres_runtime::events::PlannedChanges,
     /// The pgBackRest TLS Secrets it creates, known without reading them.
     pub secrets: multigres_runtime::once::Secrets,
     /// Per Shard uid: the pools' parameters ConfigMaps it last pruned around (old ones deleted).
@@ -193,6 +195,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.switchover_timeout,
         ),
         status_pace: Default::default(),
+        planned: Default::default(),
         secrets: Default::default(),
         pruned_pg_confs: Default::default(),
     });

@@ -102,6 +102,7 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         pg_confs::forget(shard, ctx);
         ctx.state.topology.forget(shard);
         ctx.state.status_pace.forget(key);
+        ctx.state.planned.settled(key);
         return Ok(Action::await_change());
     }
     let owned_pods = pools::owned_pods(shard, ctx);
@@ -149,6 +150,14 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         &requested,
         &volumes,
     );
+    // A roll, an edit being applied or a requested switchover turns availability on purpose.
+    let edited = shard
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .is_some_and(|seen| Some(seen) != shard.metadata.generation);
+    let planned = plan.rolling || requested.under_way || edited;
+    ctx.state.planned.observe(key, planned);
     let progress_only = status::progress_only(shard.status.as_ref(), &status);
     let held = ctx.state.status_pace.hold(key, progress_only);
     if held.is_none() {
@@ -164,7 +173,16 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
             .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
         if wrote {
             ctx.state.status_pace.wrote(key);
+            if !ctx.state.planned.quiet(key) {
+                let before = conditions::of(shard.status.as_ref());
+                ctx.events
+                    .availability(shard, before, &status.conditions)
+                    .await;
+            }
         }
+    }
+    if !planned && conditions::is_true(&status.conditions, AVAILABLE) {
+        ctx.state.planned.settled(key);
     }
     let electing = plan.switchover.is_some()
         || requested.under_way

@@ -260,18 +260,26 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
         "one planned switchover, before the primary's pod went"
     );
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let switchover_events = events
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Switchover"))
-        .count();
+    let shard_name = shard.name_any();
+    let notes = |reason: &'static str| {
+        let (events, shard_name) = (events.clone(), shard_name.clone());
+        async move { shard_event_notes(&events, &shard_name, reason).await }
+    };
     assert_eq!(
-        switchover_events, 1,
+        notes("Switchover").await.len(),
+        1,
         "the switchover is reported on the Shard"
     );
+    // Events report transitions: Available when the primary was recorded, lost to the rival
+    // record and regained; the pods of the first build and of the roll are not reported one by
+    // one (the roll's are `PodReplaced`).
+    assert_eq!(notes("Available").await.len(), 2);
+    let lost = notes("Unavailable").await;
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let created = notes("Created").await;
+    let pods_created: Vec<&String> = created.iter().filter(|n| n.contains(" Pod ")).collect();
+    assert!(pods_created.is_empty(), "{created:?}");
+    assert_eq!(notes("PodReplaced").await.len(), 3);
     // multiadmin made replica pod 0 the primary.
     let primary = pod_of(&replica_id, 0);
 
@@ -283,6 +291,13 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
     wait_for(&pods, &pod_of(&replica_id, 2), T, ready)
         .await
         .unwrap();
+    let created = notes("Created").await;
+    let pods_created: Vec<&String> = created.iter().filter(|n| n.contains(" Pod ")).collect();
+    assert_eq!(
+        pods_created,
+        vec![&format!("Created Pod {}", pod_of(&replica_id, 2))],
+        "a pod created for an edit of a settled Shard is reported"
+    );
     deleted.lock().unwrap().clear();
     pools[0].replicas = 1;
     set_pools(&shards_api, &shard.name_any(), &pools).await;
@@ -326,6 +341,25 @@ async fn sample_shards_come_up_roll_primary_last_and_scale_around_it() {
             .any(|c| c.type_ == "Available" && c.status == "True")
     );
     recorder.abort();
+}
+
+/// The notes of the Events with `reason` about the Shard `shard`, once per occurrence.
+async fn shard_event_notes(
+    events: &Api<k8s_openapi::api::events::v1::Event>,
+    shard: &str,
+    reason: &str,
+) -> Vec<String> {
+    let listed = events.list(&Default::default()).await.unwrap().items;
+    listed
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(shard))
+        .flat_map(|e| {
+            // kube's recorder counts a repeated Event in its series instead of a new object.
+            let times = e.series.as_ref().map_or(1, |s| s.count.max(1)) as usize;
+            std::iter::repeat_n(e.note.unwrap_or_default(), times)
+        })
+        .collect()
 }
 
 /// One table group's Shards roll one at a time (the default roll slot): both Shards' read-only

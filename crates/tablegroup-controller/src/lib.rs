@@ -32,6 +32,8 @@ pub const CRDS: &[&str] = &["tablegroups.multigres.com", "shards.multigres.com"]
 /// The cache every reconcile reads.
 pub struct State {
     pub shards: Store<Shard>,
+    /// TableGroups whose Shards change (a roll, an edit): no Event per availability turn.
+    pub planned: multigres_runtime::events::PlannedChanges,
 }
 
 pub type Ctx = multigres_runtime::Context<State>;
@@ -60,7 +62,10 @@ pub async fn run(started: Started, args: &CommonArgs) -> anyhow::Result<()> {
         vec![caches::store(shards.clone())],
         started.readiness.clone(),
     );
-    let ctx = started.context(State { shards });
+    let ctx = started.context(State {
+        shards,
+        planned: Default::default(),
+    });
     let (table_groups, table_group_stream) = caches::primary_watch(api::<TableGroup>(&client, ns));
     Controller::for_stream(table_group_stream, table_groups)
         .owns_stream(shard_stream)

@@ -10,7 +10,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use multigres_api::TopoServer;
+use multigres_api::{TopoServer, naming};
+use multigres_runtime::conditions;
 use multigres_runtime::error::{ChildError, Failure};
 use multigres_runtime::run::within_deadline;
 
@@ -38,8 +39,10 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
         member_certificate(&ts, &ctx, &tls.secret_name).await?;
     }
     let mut children = build::children(&ts);
-    let (state, applier, events) = (&ctx.state, &ctx.applier, &ctx.events);
+    let (state, applier) = (&ctx.state, &ctx.applier);
     let ts_ref = ts.as_ref();
+    let before = conditions::of(ts.status.as_ref());
+    let events = ctx.events.children(before);
     let key = ObjectRef::new(&ts.name_any()).within(&ts.namespace().unwrap_or_default());
     // A StatefulSet's claim template cannot change: the one it was created with stays, and the
     // members' claims are grown directly (`volumes`).
@@ -81,10 +84,14 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
     let volumes = crate::volumes::grow(ts_ref, &ctx, existing.as_deref()).await?;
     let observed = state.statefulsets.get(&key);
     let status = status::compute(&ts, observed.as_deref(), &volumes, Timestamp::now());
-    applier
+    let wrote = applier
         .apply_status(ts_ref, ts.status.as_ref(), &status)
         .await
         .map_err(|e| ChildError::new(ts_ref, Failure::Status(Box::new(e))))?;
+    if wrote {
+        let after = &status.conditions;
+        ctx.events.availability(ts_ref, before, after).await;
+    }
     ctx.succeeded(ts_ref);
     Ok(Action::requeue(RESYNC))
 }

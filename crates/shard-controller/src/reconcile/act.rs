@@ -14,6 +14,8 @@ pub(super) async fn create_pods(
     }
     shared_volumes(shard, ctx, pools).await?;
     let ns = shard.namespace().unwrap_or_default();
+    let conditions = conditions::of(shard.status.as_ref());
+    let events = ctx.events.children(conditions);
     for (p, index) in &plan.create {
         let pool = &pools[*p];
         let pod = build::pod(shard, pool, *index);
@@ -26,7 +28,7 @@ pub(super) async fn create_pods(
                 .map_err(|e| ChildError::kube(shard, action, e))?;
         }
         ctx.applier
-            .apply_reported(&ctx.events, shard, None, &pod)
+            .apply_reported(events, shard, None, &pod)
             .await
             .map_err(|e| ChildError::kube(shard, format!("creating Pod {}", pod.name_any()), e))?;
     }
@@ -89,7 +91,13 @@ pub(super) async fn remove_pods(
             Reason::Roll => format!("Replacing Pod {name} with the current spec"),
             Reason::ScaleDown => format!("Removing Pod {name} (scale-down)"),
         };
-        ctx.events.normal(shard, "PodReplaced", &note).await;
+        match seen {
+            Some(pod) => {
+                let pod = pod.as_ref();
+                ctx.events.about_child(shard, pod, "PodReplaced", &note).await
+            }
+            None => ctx.events.normal(shard, "PodReplaced", &note).await,
+        }
         if reason == Reason::ScaleDown
             && shard.spec.pvc_deletion_policy.when_scaled == RetentionAction::Delete
         {
