@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a progress-only write waits after the last write of the same object.
-pub const PROGRESS_WINDOW: Duration = Duration::from_secs(5);
+pub const PROGRESS_WINDOW: Duration = Duration::from_secs(30);
 
 /// When this process last wrote each object's status.
 #[derive(Debug)]
