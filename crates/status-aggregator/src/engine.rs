@@ -4,7 +4,7 @@
 //! equal to the last one, so nothing is sent when nothing changed).
 
 use multigres_runtime::client::namespaced_or_all as api;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -287,6 +287,13 @@ pub async fn run(
     Ok(())
 }
 
+/// How long a pooler record change waits for the rest of its burst (an election rewrites several
+/// records) before the clusters it touches are read again.
+const CHANGE_SETTLE: Duration = Duration::from_millis(50);
+
+/// Reads every cluster's topology on each tick of `topology_interval`, and, between ticks, the
+/// clusters whose pooler records the watches saw change: a new primary reaches the aggregate
+/// within milliseconds instead of up to a whole interval later.
 async fn poll_topology(
     caches: Caches,
     observations: Arc<Observations>,
@@ -297,7 +304,7 @@ async fn poll_topology(
         Duration::from_millis(500),
         multigres_topology::DEFAULT_TIMEOUT,
     );
-    let mut poller = Poller::new(multigres_topology::Dialer::new(
+    let (mut poller, mut changes) = Poller::new(multigres_topology::Dialer::new(
         settings.address_mapping.clone(),
         timeout,
         settings.topology_tls.clone(),
@@ -308,10 +315,24 @@ async fn poll_topology(
     let mut interval = tokio::time::interval(settings.topology_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        let touched = tokio::select! {
+            _ = interval.tick() => None,
+            Some(first) = changes.recv() => {
+                tokio::time::sleep(CHANGE_SETTLE).await;
+                let mut touched = HashSet::from([first.watch]);
+                while let Ok(change) = changes.try_recv() {
+                    touched.insert(change.watch);
+                }
+                Some(touched)
+            }
+        };
         let cells = group(caches.cells.state());
         let table_groups = group(caches.table_groups.state());
-        let mut seen = BTreeMap::new();
+        let last = observations.topology.lock().expect("poisoned").clone();
+        let mut seen = match touched {
+            None => BTreeMap::new(),
+            Some(_) => last.clone(),
+        };
         for cluster in caches.clusters.state() {
             let key = (cluster.namespace().unwrap_or_default(), cluster.name_any());
             let cells: Vec<&Cell> = cells
@@ -327,7 +348,15 @@ async fn poll_topology(
                 .map(|t| t.as_ref())
                 .collect();
             let targets = targets(&cluster, &cells, &tgs);
-            seen.insert(key, poller.poll(&targets).await);
+            let observation = match &touched {
+                None => poller.poll(&targets).await,
+                Some(watches) if watches.iter().any(|w| targets.follows(w)) => {
+                    let reachable = last.get(&key).and_then(|o| o.global_reachable);
+                    poller.primaries(&targets, reachable).await
+                }
+                Some(_) => continue,
+            };
+            seen.insert(key, observation);
         }
         let mut current = observations.topology.lock().expect("poisoned");
         if *current != seen {

@@ -10,8 +10,10 @@ use multigres_api::cluster::CellConfig;
 use multigres_api::{Cell, GlobalTopologyRef, MultigresCluster, TableGroup, naming};
 pub use multigres_topology::Location;
 use multigres_topology::{
-    Dialer, PoolerRole, PoolerWatches, TopoClient, Transport, WatchKey, cell_root_on_global,
+    Dialer, PoolerChange, PoolerRole, PoolerWatches, TopoClient, Transport, WatchKey,
+    cell_root_on_global,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::aggregate::{ShardId, TopologyObservation};
 
@@ -23,6 +25,17 @@ pub struct Targets {
     pub cells: BTreeMap<String, Location>,
     /// How the topology is dialed (as the children carry it).
     pub transport: Transport,
+}
+
+impl Targets {
+    /// Whether the watch `key` follows one of these cells' topologies.
+    pub fn follows(&self, key: &WatchKey) -> bool {
+        key.transport == self.transport
+            && self
+                .cells
+                .values()
+                .any(|cell| cell.root == key.root && key.addresses.contains(&cell.address))
+    }
 }
 
 /// The global topology of a cluster: as its children carry it (they were resolved with the
@@ -192,10 +205,11 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(dialer: Dialer) -> Self {
-        // Nothing here waits for changes: the recompute loop reads on its own tick.
-        let (watches, _changes) = PoolerWatches::new(multigres_topology::IDLE_AFTER);
-        Self { dialer, watches }
+    /// The poller, and the pooler record changes its watches see: a change means the clusters
+    /// whose cells it touches should be read again ([`Targets::follows`]) before the next tick.
+    pub fn new(dialer: Dialer) -> (Self, UnboundedReceiver<PoolerChange>) {
+        let (watches, changes) = PoolerWatches::new(multigres_topology::IDLE_AFTER);
+        (Self { dialer, watches }, changes)
     }
 
     async fn client(&self, address: &str, transport: Transport) -> Option<TopoClient> {
@@ -221,8 +235,18 @@ impl Poller {
             Some(client) => client.revision().await.is_ok(),
             None => false,
         };
+        self.primaries(targets, Some(global)).await
+    }
+
+    /// Reads the serving primaries of one cluster's cells (from the watches once in sync), keeping
+    /// `global_reachable` as last polled: what a pooler record change needs read again.
+    pub async fn primaries(
+        &mut self,
+        targets: &Targets,
+        global_reachable: Option<bool>,
+    ) -> TopologyObservation {
         let mut observation = TopologyObservation {
-            global_reachable: Some(global),
+            global_reachable,
             ..Default::default()
         };
         let mut reads = Vec::new();

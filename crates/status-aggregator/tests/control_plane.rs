@@ -27,6 +27,8 @@ use tokio::sync::OnceCell;
 
 const TOPOLOGY: &str = "etcd-e2e:2379";
 const WAIT: Duration = Duration::from_secs(30);
+/// How often the aggregator under test reads every topology; changes come through its watches.
+const POLL_INTERVAL: Duration = Duration::from_secs(12);
 
 struct Shared {
     /// The test etcd's client address.
@@ -92,7 +94,9 @@ fn spawn_aggregator(name: &str, port: u16, etcd: &str) -> OperatorProcess {
             "--grpc-health-addr=127.0.0.1:0".into(),
             format!("--grpc-addr=127.0.0.1:{port}"),
             format!("--topology-address-map={TOPOLOGY}={etcd}"),
-            "--topology-poll-interval=500ms".into(),
+            // Long: a pooler record change must reach the aggregate through the watch, between
+            // ticks (serving_writes_follows_primary_pooler_records_in_the_topology).
+            format!("--topology-poll-interval={}s", POLL_INTERVAL.as_secs()),
         ],
     )
     .expect("spawn status-aggregator")
@@ -422,9 +426,11 @@ async fn serving_writes_follows_primary_pooler_records_in_the_topology() {
     let started = Instant::now();
     write_primary(&topo, &ns, &kids.shards[1], true).await;
     wait_status(&mut stream, "both primaries: True", serving(Tristate::True)).await;
-    eprintln!(
-        "servingWrites True {:?} after the record was written",
-        started.elapsed()
+    let seen = started.elapsed();
+    eprintln!("servingWrites True {seen:?} after the record was written");
+    assert!(
+        seen < POLL_INTERVAL / 4,
+        "the watch, not the {POLL_INTERVAL:?} tick, carried the change: {seen:?}"
     );
 
     write_primary(&topo, &ns, &kids.shards[1], false).await;
