@@ -781,7 +781,17 @@ async fn topology_speaks_tls(client: &Client, namespace: &str, cluster: &str) ->
     );
     let topos = Api::<multigres_api::TopoServer>::namespaced(client.clone(), namespace);
     let global = topos.get(&naming::global_topo_server(cluster)).await?;
-    assert!(global.spec.tls.is_some(), "{:?}", global.spec);
+    let member = &global
+        .spec
+        .tls
+        .as_ref()
+        .context("no TLS on the global TopoServer")?;
+    // Renewable: the names carry the certificates' expiry, a year ahead by default.
+    let expires = naming::topo_server_tls_expiry(&global.name_any(), &member.secret_name)
+        .context("the member Secret's name carries no expiry")?;
+    let year_ahead = k8s_openapi::jiff::Timestamp::now().as_second() + 365 * 86_400;
+    assert!((expires - year_ahead).abs() < 3600, "{expires}");
+    let secret = naming::topology_tls_secret_until(cluster, expires);
     let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     let of_cluster = ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER));
     let mut multigres = 0;
@@ -807,7 +817,6 @@ async fn topology_speaks_tls(client: &Client, namespace: &str, cluster: &str) ->
                 .any(|a| a.as_str() == "--topo-etcd-tls-cert=/etc/multigres/topology-tls/tls.crt"),
             "{args:?}"
         );
-        let secret = naming::topology_tls_secret(cluster);
         assert!(
             spec.volumes.iter().flatten().any(|v| v
                 .secret

@@ -101,20 +101,21 @@ leases:
     resourceNames: [cluster-controller-leader]
 {{- end -}}
 {{- define "multigres-cluster-controller.args" -}}
+{{- $args := list }}
+{{- with ((.Values.global).topologyTls).certificateValidity }}
+{{- $args = append $args (printf "--topology-certificate-validity=%s" .) }}
+{{- end }}
 {{- if .Values.statusAggregator.enabled }}
 {{- $tls := .Values.statusAggregator.tls }}
 {{- $scheme := ternary "https" "http" (not (empty $tls.secretName)) }}
-- --status-aggregator-endpoint={{ .Values.statusAggregator.endpoint | default (printf "%s://multigres-status-aggregator.%s.svc:9500" $scheme .Release.Namespace) }}
+{{- $args = append $args (printf "--status-aggregator-endpoint=%s" (.Values.statusAggregator.endpoint | default (printf "%s://multigres-status-aggregator.%s.svc:9500" $scheme .Release.Namespace))) }}
 {{- if $tls.secretName }}
-- --status-aggregator-ca=/etc/multigres/tls/ca.crt
-- --status-aggregator-cert=/etc/multigres/tls/tls.crt
-- --status-aggregator-key=/etc/multigres/tls/tls.key
+{{- $args = concat $args (list "--status-aggregator-ca=/etc/multigres/tls/ca.crt" "--status-aggregator-cert=/etc/multigres/tls/tls.crt" "--status-aggregator-key=/etc/multigres/tls/tls.key") }}
 {{- with $tls.serverName }}
-- --status-aggregator-domain={{ . }}
+{{- $args = append $args (printf "--status-aggregator-domain=%s" .) }}
 {{- end }}
 {{- end }}
-{{- else }}
-[]
 {{- end }}
+{{- toYaml $args }}
 {{- end -}}
 {{- define "multigres-cluster-controller.ports" -}}[]{{- end -}}

@@ -140,6 +140,47 @@ pub fn topo_server_tls_secret(topo_server: &str) -> String {
     dns_name(&[topo_server, "tls"], MAX_LABEL)
 }
 
+/// Digits of the expiry a renewable certificate's Secret name ends with: Unix seconds.
+const EXPIRY_DIGITS: usize = 10;
+
+/// The Secret of a renewable certificate: `<base>-<not after, Unix seconds>`. A renewal is a new
+/// Secret under a new name, so that the pods mounting it roll and no controller reads a Secret
+/// back (docs/security.md, "Renewal").
+fn expiring(base: &[&str], not_after: i64) -> String {
+    let base = dns_name(base, MAX_LABEL - EXPIRY_DIGITS - 1);
+    format!("{base}-{not_after:0EXPIRY_DIGITS$}")
+}
+
+/// The expiry in a name made by [`expiring`] from `base`; `None` for any other name (certificates
+/// issued before renewal existed were named without it).
+fn expiry_in(base: &[&str], name: &str) -> Option<i64> {
+    let digits = name
+        .strip_prefix(&dns_name(base, MAX_LABEL - EXPIRY_DIGITS - 1))?
+        .strip_prefix('-')?;
+    let valid = digits.len() == EXPIRY_DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| digits.parse().ok()).flatten()
+}
+
+/// [`topology_tls_secret`] for a certificate valid until `not_after` (Unix seconds).
+pub fn topology_tls_secret_until(cluster: &str, not_after: i64) -> String {
+    expiring(&[cluster, "topology-tls"], not_after)
+}
+
+/// When the certificate in a cluster's topology client Secret `name` expires, if its name says.
+pub fn topology_tls_expiry(cluster: &str, name: &str) -> Option<i64> {
+    expiry_in(&[cluster, "topology-tls"], name)
+}
+
+/// [`topo_server_tls_secret`] for a certificate valid until `not_after` (Unix seconds).
+pub fn topo_server_tls_secret_until(topo_server: &str, not_after: i64) -> String {
+    expiring(&[topo_server, "tls"], not_after)
+}
+
+/// When the certificate in a TopoServer's member Secret `name` expires, if its name says.
+pub fn topo_server_tls_expiry(topo_server: &str, name: &str) -> Option<i64> {
+    expiry_in(&[topo_server, "tls"], name)
+}
+
 /// Room left for `-<shard index>` (at most 255) in a Shard's name.
 const MAX_TABLEGROUP: usize = MAX_LABEL - 4;
 /// The earlier limit, which left room for pool suffixes too.
@@ -309,6 +350,32 @@ pub fn topo_address(client_service: &str, namespace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewable_certificate_names_carry_their_expiry_and_stay_dns_labels() {
+        let name = topology_tls_secret_until("prod", 1_796_000_000);
+        assert_eq!(name, "prod-topology-tls-1796000000");
+        assert_eq!(topology_tls_expiry("prod", &name), Some(1_796_000_000));
+        assert_eq!(
+            topology_tls_expiry("prod", &topology_tls_secret("prod")),
+            None
+        );
+        assert_eq!(
+            topology_tls_expiry("other", &name),
+            None,
+            "another cluster's"
+        );
+        let long = "c".repeat(60);
+        let member = topo_server_tls_secret_until(&long, 42);
+        assert!(member.len() <= MAX_LABEL, "{member}");
+        assert!(member.ends_with("-0000000042"), "{member}");
+        assert_eq!(topo_server_tls_expiry(&long, &member), Some(42));
+        assert_eq!(
+            topo_server_tls_expiry(&long, &topo_server_tls_secret(&long)),
+            None
+        );
+        assert_eq!(topo_server_tls_expiry("etcd", "etcd-tls-12345678x0"), None);
+    }
 
     #[test]
     fn table_groups_keep_database_and_table_group_readable() {

@@ -27,6 +27,9 @@ use crate::retention::Retention;
 use crate::status::Topology;
 
 /// What every reconcile of this controller shares.
+/// How long the topology certificates are valid by default: a year, renewed after eight months.
+pub const DEFAULT_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 pub struct State {
     pub stores: Stores,
     /// Reaches the global topologies; one client per server, reused.
@@ -34,6 +37,9 @@ pub struct State {
     /// The operator's topology CA, which signs each cluster's topology client certificate; none:
     /// new clusters' topology is plaintext.
     pub topology_ca: Option<Arc<Authority>>,
+    /// How long the topology certificates it issues are valid; renewed a third of it before they
+    /// expire (`--topology-certificate-validity`).
+    pub topology_certificate_validity: Duration,
     /// Where the controllers run (`--lease-namespace`, the chart's release namespace): the
     /// cluster's NetworkPolicies let it reach the topology and multiadmin.
     pub operator_namespace: String,
@@ -60,6 +66,7 @@ impl State {
             stores,
             topology,
             topology_ca,
+            topology_certificate_validity: DEFAULT_CERTIFICATE_VALIDITY,
             operator_namespace,
             status_feed: None,
             monitoring: Arc::default(),
@@ -71,6 +78,12 @@ impl State {
     /// What discovery says of the Prometheus operator's kinds (`monitoring::rediscover` keeps it).
     pub fn with_monitoring(mut self, served: Arc<crate::monitoring::Served>) -> Self {
         self.monitoring = served;
+        self
+    }
+
+    /// Topology certificates valid for `validity` (`--topology-certificate-validity`).
+    pub fn with_certificate_validity(mut self, validity: Duration) -> Self {
+        self.topology_certificate_validity = validity;
         self
     }
 
@@ -340,12 +353,17 @@ pub async fn topology_tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> 
     let Some(ca) = ctx.state.topology_ca.clone() else {
         return Ok(());
     };
+    // A renewable certificate's name says until when it is valid (docs/security.md, "Renewal").
+    let not_after = multigres_api::naming::topology_tls_expiry(&cluster.name_any(), name);
     issue_once(
         ctx,
         cluster,
         name,
         "the topology client certificate",
-        || ca.sign(TOPOLOGY_CLIENT_NAME, &[]),
+        || match not_after {
+            Some(not_after) => ca.sign_until(TOPOLOGY_CLIENT_NAME, &[], not_after),
+            None => ca.sign(TOPOLOGY_CLIENT_NAME, &[]),
+        },
     )
     .await
 }

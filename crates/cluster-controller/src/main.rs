@@ -29,6 +29,10 @@ struct Args {
     /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
     topology_allowed_hosts: String,
+    /// How long the topology certificates the operator issues are valid; each is renewed (a new
+    /// Secret, the pods that mount it roll) when a third of it is left (docs/security.md).
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_CERTIFICATE_VALIDITY", default_value = "8760h", value_parser = parse_validity)]
+    topology_certificate_validity: Duration,
     /// Deadline of every topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "3s", value_parser = multigres_runtime::settings::parse_duration)]
     topology_timeout: Duration,
@@ -74,6 +78,17 @@ impl Args {
     }
 }
 
+/// A certificate lifetime: a duration of at least a minute (shorter would renew in a loop).
+fn parse_validity(text: &str) -> Result<Duration, String> {
+    let validity = multigres_runtime::settings::parse_duration(text)?;
+    if validity < Duration::from_secs(60) {
+        return Err(format!(
+            "'{text}': a certificate must be valid for at least 1m"
+        ));
+    }
+    Ok(validity)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -90,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         topology_timeout: args.topology_timeout,
         topology_tls: args.topology_tls.load()?,
         status_aggregator,
+        topology_certificate_validity: args.topology_certificate_validity,
     };
     run::main(NAME, &args.common, CRDS, |started| {
         multigres_cluster_controller::run(started, &args.common, settings)
@@ -102,6 +118,23 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn topology_certificates_last_a_year_by_default_and_at_least_a_minute() {
+        let args = Args::parse_from(["cluster-controller"]);
+        assert_eq!(
+            args.topology_certificate_validity,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        let short = ["cluster-controller", "--topology-certificate-validity=30s"];
+        assert!(Args::try_parse_from(short).is_err());
+        let hour = ["cluster-controller", "--topology-certificate-validity=1h"];
+        let args = Args::try_parse_from(hour).unwrap();
+        assert_eq!(
+            args.topology_certificate_validity,
+            Duration::from_secs(3600)
+        );
+    }
 
     #[test]
     fn the_aggregator_is_off_by_default_and_tls_needs_its_ca() {

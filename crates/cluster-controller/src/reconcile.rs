@@ -6,7 +6,10 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use multigres_api::resolve::{self, ResolveError, ResolvedCluster, TopologyTls, resolve_cluster};
+use multigres_api::resolve::{
+    self, IssuedTopologyCertificates, ResolveError, ResolvedCluster, TopologyTls, resolve_cluster,
+    topology_certificates,
+};
 use multigres_api::{MultigresCluster, multigres, naming};
 use multigres_runtime::apply::controlled_by;
 use multigres_runtime::conditions::DEGRADED;
@@ -131,14 +134,34 @@ fn decide_topology_tls(
 ) -> TopologyTls {
     let global_name = naming::global_topo_server(&cluster.name_any());
     let existing = dereference::existing(&ctx.state.stores, cluster);
-    let existing_tls = Existing::find(&existing.topo_servers, &global_name)
-        .filter(|t| controlled_by(*t, cluster))
-        .map(|t| t.spec.tls.is_some());
+    let global =
+        Existing::find(&existing.topo_servers, &global_name).filter(|t| controlled_by(*t, cluster));
+    let existing_tls = global.map(|t| t.spec.tls.is_some());
+    // The certificates the global TopoServer was given, kept until they are due for renewal.
+    let issued = global.and_then(|t| {
+        let secret = &t.spec.tls.as_ref()?.secret_name;
+        Some(IssuedTopologyCertificates {
+            not_after: naming::topo_server_tls_expiry(&global_name, secret),
+            created: t.metadata.creation_timestamp.as_ref()?.0.as_second(),
+        })
+    });
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let validity = ctx.state.topology_certificate_validity.as_secs() as i64;
     resolved.resolve_topology_tls(
         &cluster.name_any(),
         ctx.state.topology_ca.is_some(),
         existing_tls,
+        topology_certificates(issued, now, validity),
     )
+}
+
+/// When to reconcile the cluster again: at the latest when its topology certificates are due.
+fn next_reconcile(resolved: &ResolvedCluster) -> Duration {
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    match resolved.topology_renew_at {
+        Some(renew_at) => RESYNC.min(Duration::from_secs((renew_at - now).max(1) as u64)),
+        None => RESYNC,
+    }
 }
 
 /// The cluster's TableGroups keep the names they were created with.
@@ -263,7 +286,7 @@ async fn report(
         });
     }
     ctx.succeeded(cluster.as_ref());
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(next_reconcile(resolved)))
 }
 
 /// With the aggregator on, hands the findings to the status writer (the one writer of status);

@@ -9,6 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+#[path = "cluster/renewal.rs"]
+mod renewal;
+
 use common::tree::{resolved, wait_for_tree};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -696,7 +699,8 @@ async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_tru
     assert_eq!((status.as_str(), reason.as_str()), ("True", "ExternalTLS"));
     assert!(message.contains("etcd-client"), "{message}");
     let mut expected = resolved(&ns, &cluster);
-    expected.resolve_topology_tls(SAMPLE, false, None);
+    let external_certificates = multigres_api::resolve::topology_certificates(None, 0, 60);
+    expected.resolve_topology_tls(SAMPLE, false, None, external_certificates);
     wait_for_tree(&client, &ns, &expected).await;
     let children = cells.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(children.len(), 2);

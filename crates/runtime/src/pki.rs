@@ -60,7 +60,7 @@ pub fn issue(ca_name: &str, common_name: &str, sans: &[String]) -> Result<Issued
     (ca.not_before, ca.not_after) = (from, to);
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
-    let (cert_pem, key_pem) = sign_leaf(&issuer, common_name, sans)?;
+    let (cert_pem, key_pem) = sign_leaf(&issuer, common_name, sans, (from, to))?;
     Ok(IssuedTls {
         ca_pem: ca_cert.pem(),
         cert_pem,
@@ -80,13 +80,13 @@ pub fn generate_ca(name: &str) -> Result<(String, String), rcgen::Error> {
     Ok((ca.self_signed(&key)?.pem(), key.serialize_pem()))
 }
 
-/// A leaf signed by `issuer`, valid as TLS server and client for `sans`, for [`VALID_YEARS`].
+/// A leaf signed by `issuer`, valid as TLS server and client for `sans`, from and to the given times.
 fn sign_leaf(
     issuer: &Issuer<'_, KeyPair>,
     common_name: &str,
     sans: &[String],
+    (from, to): (OffsetDateTime, OffsetDateTime),
 ) -> Result<(String, String), rcgen::Error> {
-    let (from, to) = validity();
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(sans.to_vec())?;
     leaf.distinguished_name
@@ -167,9 +167,31 @@ impl Authority {
         &self.ca_pem
     }
 
-    /// A leaf for `common_name`, valid as TLS server and client for `sans`.
+    /// A leaf for `common_name`, valid as TLS server and client for `sans`, for [`VALID_YEARS`].
     pub fn sign(&self, common_name: &str, sans: &[String]) -> Result<IssuedTls, rcgen::Error> {
-        let (cert_pem, key_pem) = sign_leaf(&self.issuer, common_name, sans)?;
+        self.sign_for(common_name, sans, validity())
+    }
+
+    /// [`Self::sign`] for a leaf valid until `not_after` (Unix seconds), from an hour ago (clock
+    /// skew between nodes): a renewable certificate (docs/security.md, "Renewal").
+    pub fn sign_until(
+        &self,
+        common_name: &str,
+        sans: &[String],
+        not_after: i64,
+    ) -> Result<IssuedTls, rcgen::Error> {
+        let at = |secs| OffsetDateTime::from_unix_timestamp(secs).map_err(|_| rcgen::Error::Time);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.sign_for(common_name, sans, (at(now - 3600)?, at(not_after)?))
+    }
+
+    fn sign_for(
+        &self,
+        common_name: &str,
+        sans: &[String],
+        validity: (OffsetDateTime, OffsetDateTime),
+    ) -> Result<IssuedTls, rcgen::Error> {
+        let (cert_pem, key_pem) = sign_leaf(&self.issuer, common_name, sans, validity)?;
         Ok(IssuedTls {
             ca_pem: self.ca_pem.clone(),
             cert_pem,
@@ -282,6 +304,21 @@ mod tests {
                 .is_err(),
             "a leaf must not verify against another CA"
         );
+    }
+
+    #[test]
+    fn a_renewable_leaf_expires_when_asked_and_old_and_new_chain_to_the_same_ca() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pkcs1-ca");
+        let authority = Authority::load(&dir).unwrap();
+        let not_after = OffsetDateTime::now_utc().unix_timestamp() + 90;
+        let renewed = authority.sign_until("etcd", &[], not_after).unwrap();
+        let leaf = ::pem::parse(&renewed.cert_pem).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(leaf.contents()).unwrap();
+        assert_eq!(leaf.validity().not_after.timestamp(), not_after);
+        assert!(leaf.validity().is_valid());
+        let old = authority.sign("etcd", &[]).unwrap();
+        assert_signed_by(&renewed.cert_pem, authority.ca_pem());
+        assert_signed_by(&old.cert_pem, authority.ca_pem());
     }
 
     #[test]

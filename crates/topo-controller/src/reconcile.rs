@@ -116,12 +116,18 @@ async fn member_certificate(ts: &TopoServer, ctx: &Ctx, name: &str) -> Result<()
         };
     };
     let (topo, namespace) = (ts.name_any(), ts.namespace().unwrap_or_default());
+    // A renewable certificate's name says until when it is valid (docs/security.md, "Renewal").
+    let not_after = naming::topo_server_tls_expiry(&topo, name);
     let created = secrets
         .issue_once(&ctx.client, ts, name, || {
-            let issued = ca.sign(
-                &build::member_common_name(&topo),
-                &build::member_sans(&topo, &namespace),
-            )?;
+            let (common_name, sans) = (
+                build::member_common_name(&topo),
+                build::member_sans(&topo, &namespace),
+            );
+            let issued = match not_after {
+                Some(not_after) => ca.sign_until(&common_name, &sans, not_after)?,
+                None => ca.sign(&common_name, &sans)?,
+            };
             Ok(build::tls_secret(ts, name, &issued))
         })
         .await?;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, Client, ResourceExt};
-use multigres_api::{Shard, naming};
+use multigres_api::{Shard, TopoServer, naming};
 use multigres_e2e::{ControlPlane, stack};
 
 const OPERATOR_NAMESPACE: &str = "multigres-system";
@@ -39,11 +39,22 @@ pub async fn no_controller_reads_a_secret(
         .into_iter()
         .next()
         .context("no Shard")?;
+    // The topology certificates are named for their expiry: as the global TopoServer has them.
+    let global = Api::<TopoServer>::namespaced(admin.clone(), namespace)
+        .get(&naming::global_topo_server(cluster))
+        .await?;
+    let member = global
+        .spec
+        .tls
+        .clone()
+        .context("no TLS on the global TopoServer")?;
+    let expires = naming::topo_server_tls_expiry(&global.name_any(), &member.secret_name)
+        .context("no expiry in the member Secret's name")?;
     let names = [
         naming::credentials_secret(cluster),
         naming::pgbackrest_tls_secret(&shard.name_any()),
-        naming::topology_tls_secret(cluster),
-        naming::topo_server_tls_secret(&naming::global_topo_server(cluster)),
+        naming::topology_tls_secret_until(cluster, expires),
+        member.secret_name,
         foreign.to_string(),
     ];
     // The controllers made theirs without reading: both exist.

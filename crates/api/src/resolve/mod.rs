@@ -29,7 +29,9 @@ use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
 use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
-pub use topology_tls::TopologyTls;
+pub use topology_tls::{
+    IssuedTopologyCertificates, TopologyCertificates, TopologyTls, topology_certificates,
+};
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -97,6 +99,9 @@ pub struct ResolvedCluster {
     pub tls: Option<TlsRef>,
     /// The Secret with which every (external) topology server is dialed, when the user named one.
     pub external_topology_tls: Option<String>,
+    /// When the managed topology certificates are due for renewal (Unix seconds), once decided
+    /// ([`ResolvedCluster::resolve_topology_tls`]).
+    pub topology_renew_at: Option<i64>,
 }
 
 /// Names of every DeploymentTemplate the cluster references, sorted.
@@ -234,6 +239,7 @@ pub fn resolve_cluster(
         credentials,
         tls: ctx.tls(),
         external_topology_tls,
+        topology_renew_at: None,
     })
 }
 
@@ -706,10 +712,13 @@ pub fn local_topo_server(cell: &Cell) -> Option<Child<TopoServerSpec>> {
     let name = naming::local_topo_server(&cluster, &cell.spec.name);
     let mut spec = topo_server_spec(settings, root_path, cell.spec.placement.clone());
     // A cell's etcd speaks what the cluster's topology speaks: one process dials all of them alike.
-    if cell.spec.global_topo_server.tls_secret_name.is_some() {
-        spec.tls = Some(crate::TopoServerTls {
-            secret_name: naming::topo_server_tls_secret(&name),
-        });
+    // Its member certificate is renewed with the cluster's client certificate (same expiry).
+    if let Some(client) = &cell.spec.global_topo_server.tls_secret_name {
+        let secret_name = match naming::topology_tls_expiry(&cluster, client) {
+            Some(not_after) => naming::topo_server_tls_secret_until(&name, not_after),
+            None => naming::topo_server_tls_secret(&name),
+        };
+        spec.tls = Some(crate::TopoServerTls { secret_name });
     }
     Some(Child { name, labels, spec })
 }

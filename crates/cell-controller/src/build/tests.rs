@@ -1,6 +1,7 @@
 use super::*;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use multigres_api::cell::{CellImages, CellTopoServer};
+use multigres_api::naming;
 use multigres_api::{
     CellSpec, ExternalTopoServer, GlobalTopologyRef, Placement, TopoServerSettings,
     TopologyReconciliation,
@@ -108,6 +109,26 @@ fn cell_with_a_managed_local_topology() {
         Some("us-west-2")
     );
     assert_eq!(ts.owner_references()[0].kind, "Cell");
+    assert!(ts.spec.tls.is_none(), "a plaintext topology");
+
+    // The cell's etcd is renewed with the cluster's client certificate: the same expiry.
+    let mut tls = c.clone();
+    tls.spec.global_topo_server.tls_secret_name =
+        Some(naming::topology_tls_secret_until("example", 1_796_000_000));
+    let ts = local_topo_server(&tls).unwrap();
+    let member = ts.spec.tls.map(|t| t.secret_name);
+    assert_eq!(member.as_deref(), Some("example-us-west-2-tls-1796000000"));
+    tls.spec.global_topo_server.tls_secret_name = Some(naming::topology_tls_secret("example"));
+    let member = local_topo_server(&tls)
+        .unwrap()
+        .spec
+        .tls
+        .map(|t| t.secret_name);
+    assert_eq!(
+        member.as_deref(),
+        Some("example-us-west-2-tls"),
+        "issued before renewal"
+    );
 }
 
 #[test]

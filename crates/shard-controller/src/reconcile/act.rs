@@ -94,7 +94,9 @@ pub(super) async fn remove_pods(
         match seen {
             Some(pod) => {
                 let pod = pod.as_ref();
-                ctx.events.about_child(shard, pod, "PodReplaced", &note).await
+                ctx.events
+                    .about_child(shard, pod, "PodReplaced", &note)
+                    .await
             }
             None => ctx.events.normal(shard, "PodReplaced", &note).await,
         }

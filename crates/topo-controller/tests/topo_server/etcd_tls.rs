@@ -84,7 +84,9 @@ async fn a_tls_topo_server_serves_the_operator_and_refuses_strangers() {
     let client: Client = cp.client();
     let ns = cp.namespace("topo-tls").await.unwrap();
     let name = "secure-global";
-    let secret_name = naming::topo_server_tls_secret(name);
+    // Renewable: the name says until when the certificate is valid, and it is.
+    let not_after = k8s_openapi::jiff::Timestamp::now().as_second() + 3600;
+    let secret_name = naming::topo_server_tls_secret_until(name, not_after);
     let mut ts = topo_server(name, &ns, 1);
     ts.spec.tls = Some(TopoServerTls {
         secret_name: secret_name.clone(),
@@ -96,6 +98,10 @@ async fn a_tls_topo_server_serves_the_operator_and_refuses_strangers() {
     let secret = wait_for(&secrets, &secret_name, WAIT, |_| true)
         .await
         .unwrap();
+    let data = secret.data.clone().unwrap_or_default();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&data["tls.crt"].0).unwrap();
+    let certificate = pem.parse_x509().unwrap();
+    assert_eq!(certificate.validity().not_after.timestamp(), not_after);
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let sts = wait_for(&statefulsets, name, WAIT, |_| true).await.unwrap();
     let pod = sts.spec.unwrap().template.spec.unwrap();
