@@ -316,13 +316,8 @@ pub async fn credentials(
         })
         .await?;
     if created {
-        ctx.events
-            .normal(
-                cluster,
-                "Created",
-                &format!("Created Secret {name} with generated Postgres credentials"),
-            )
-            .await;
+        let what = "generated Postgres credentials";
+        ctx.events.secret_created(cluster, name, what).await;
     }
     Ok(None)
 }
@@ -388,8 +383,7 @@ async fn issue_once<E: std::fmt::Display>(
         })
         .await?;
     if created {
-        let note = format!("Created Secret {name} with {what}");
-        ctx.events.normal(cluster, "Created", &note).await;
+        ctx.events.secret_created(cluster, name, what).await;
     }
     Ok(())
 }

@@ -53,6 +53,26 @@ impl Events {
             .await;
     }
 
+    /// A Normal `Created` Event on `object` for the Secret `name` it issued with `what` (the
+    /// Secret as `related`, so that each Secret is an Event of its own).
+    pub async fn secret_created<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        name: &str,
+        what: &str,
+    ) {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: object.meta().namespace.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let note = format!("Created Secret {name} with {what}");
+        self.about_child(object, &secret, "Created", &note).await;
+    }
+
     pub async fn warning<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,

@@ -132,8 +132,8 @@ async fn member_certificate(ts: &TopoServer, ctx: &Ctx, name: &str) -> Result<()
         })
         .await?;
     if created {
-        let note = format!("Created Secret {name} with the etcd members' certificate");
-        ctx.events.normal(ts, "Created", &note).await;
+        let what = "the etcd members' certificate";
+        ctx.events.secret_created(ts, name, what).await;
     }
     Ok(())
 }

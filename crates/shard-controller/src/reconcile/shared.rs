@@ -50,13 +50,8 @@ pub(super) async fn shared_volumes(
         })
         .await?;
     if created {
-        ctx.events
-            .normal(
-                shard,
-                "Created",
-                &format!("Created Secret {name} with pgBackRest TLS certificates"),
-            )
-            .await;
+        let what = "pgBackRest TLS certificates";
+        ctx.events.secret_created(shard, &name, what).await;
     }
     Ok(())
 }
