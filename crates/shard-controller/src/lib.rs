@@ -58,7 +58,7 @@ pub struct State {
     /// Roll slots and planned switchovers.
     pub handover: Handover,
     /// Progress-only status writes wait a little (docs/performance.md, "Status writes").
-    pub status_pace: multigres_runtime::status_pace::StatusPace,
+    pub status_pace: multigres_runtime::status_pace::StatusPace<multigres_api::ShardStatus>,
     /// Shards in a roll, an edit or a requested switchover: no Event per availability turn.
     pub planned: multigres_runtime::events::PlannedChanges,
     /// The pgBackRest TLS Secrets it creates, known without reading them.

@@ -141,15 +141,17 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     let volumes = volumes::grow(shard, ctx, &pools).await?;
     volumes::warn_on_change(shard, ctx, &volumes).await;
 
-    let status = status(
-        shard,
-        &pools,
-        &owned_pods,
-        &plan,
-        &view.record,
-        &requested,
-        &volumes,
-    );
+    // What this process wrote moments ago, if the cache has not caught up with it yet.
+    let current = ctx.state.status_pace.current(key, shard.status.as_ref());
+    let observed = status::Observed {
+        pools: &pools,
+        pods: &owned_pods,
+        plan: &plan,
+        primary: &view.record,
+        requested: &requested,
+        volumes: &volumes,
+    };
+    let status = status(shard, current.as_ref(), observed);
     // A roll, an edit being applied or a requested switchover turns availability on purpose.
     let edited = shard
         .status
@@ -158,23 +160,24 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         .is_some_and(|seen| Some(seen) != shard.metadata.generation);
     let planned = plan.rolling || requested.under_way || edited;
     ctx.state.planned.observe(key, planned);
-    let progress_only = status::progress_only(shard.status.as_ref(), &status);
+    let progress_only = status::progress_only(current.as_ref(), &status);
     let held = ctx.state.status_pace.hold(key, progress_only);
     if held.is_none() {
         let wrote = ctx
             .applier
             .apply_status_beside(
                 shard,
-                shard.status.as_ref(),
+                current.as_ref(),
                 &status,
                 ShardStatus::WRITTEN_BY_BACKUPS,
             )
             .await
             .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
         if wrote {
-            ctx.state.status_pace.wrote(key);
+            tracing::info!(shard = key, status = %status::summary(&status), "status written");
+            ctx.state.status_pace.wrote(key, &status);
             if !ctx.state.planned.quiet(key) {
-                let before = conditions::of(shard.status.as_ref());
+                let before = conditions::of(current.as_ref());
                 ctx.events
                     .availability(shard, before, &status.conditions)
                     .await;

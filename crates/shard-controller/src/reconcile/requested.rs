@@ -247,6 +247,7 @@ async fn ask(
         )
         .await
         .map_err(|e| ChildError::new(shard, Failure::Status(Box::new(e))))?;
+    ctx.state.status_pace.wrote(key, &interim);
     remember(ctx, key, &started);
 
     let handover = &ctx.state.handover;

@@ -2,15 +2,30 @@
 
 use super::*;
 
+/// What one reconcile saw and did, from which the Shard's status follows.
+pub(super) struct Observed<'a> {
+    pub pools: &'a [Pool],
+    pub pods: &'a [Arc<Pod>],
+    pub plan: &'a plan::Plan,
+    pub primary: &'a Option<TopologyPrimary>,
+    pub requested: &'a super::requested::Outcome,
+    pub volumes: &'a Option<super::volumes::VolumeCondition>,
+}
+
+/// The Shard's status after `observed`, following `previous` (transition times kept).
 pub(super) fn status(
     shard: &Shard,
-    pools: &[Pool],
-    pods: &[Arc<Pod>],
-    plan: &plan::Plan,
-    primary: &Option<TopologyPrimary>,
-    requested: &super::requested::Outcome,
-    volumes: &Option<super::volumes::VolumeCondition>,
+    previous: Option<&ShardStatus>,
+    observed: Observed<'_>,
 ) -> ShardStatus {
+    let Observed {
+        pools,
+        pods,
+        plan,
+        primary,
+        requested,
+        volumes,
+    } = observed;
     let now = k8s_openapi::jiff::Timestamp::now();
     let generation = shard.metadata.generation;
     let live: Vec<&Arc<Pod>> = pods
@@ -29,7 +44,7 @@ pub(super) fn status(
                 .then(|| format!("{} {}/{}", pool.id, ready, pool.spec.replicas))
         })
         .collect();
-    let previous = shard.status.clone().unwrap_or_default();
+    let previous = previous.cloned().unwrap_or_default();
     // An unreachable topology says nothing new about the primary: keep what was last read. A
     // primary that does not serve (DRAINING, DISABLED) or is contested names no cell.
     let primary_cell = match primary {
@@ -48,25 +63,25 @@ pub(super) fn status(
         generation,
         now,
     );
-    let reason = if plan.paused_for_primary {
-        "PrimaryUnknown"
+    // Pods the plan created but that are not Ready yet are progress too (as a Deployment's
+    // rollout is until its pods are available), so Progressing turns False with Available.
+    let starting = !plan.progressing && plan.message.is_empty() && !short.is_empty();
+    let (progressing, reason, message) = if plan.paused_for_primary {
+        (true, "PrimaryUnknown", plan.message.clone())
     } else if plan.progressing {
-        "Rolling"
+        (true, "Rolling", plan.message.clone())
+    } else if starting {
+        let message = format!("waiting for Ready pods: {}", short.join(", "));
+        (true, "PodsStarting", message)
+    } else if plan.message.is_empty() {
+        let message = "every pod runs the current spec".to_string();
+        (false, "UpToDate", message)
     } else {
-        "UpToDate"
+        (false, "UpToDate", plan.message.clone())
     };
     conditions::set(
         &mut conds,
-        ConditionUpdate::new(
-            PROGRESSING,
-            plan.progressing,
-            reason,
-            if plan.message.is_empty() {
-                "every pod runs the current spec".to_string()
-            } else {
-                plan.message.clone()
-            },
-        ),
+        ConditionUpdate::new(PROGRESSING, progressing, reason, message),
         generation,
         now,
     );
@@ -134,22 +149,52 @@ fn availability(
     }
 }
 
-/// Whether `next` differs from `previous` only in what progress reports: the pod counts and the
-/// conditions' messages, every condition keeping its status and reason. Such a write may wait
-/// ([`multigres_runtime::status_pace`]); a first status never does.
+/// Whether `next` differs from `previous` only in what progress reports: the pod counts, the
+/// conditions' messages, the reasons of `Available` and `Progressing` while their status holds (a
+/// Shard coming up goes from pods not ready to no primary yet, and between rolling and waiting for
+/// the primary), and the primary's cell before the Shard serves. Such a write may wait
+/// ([`multigres_runtime::status_pace`]); a first status, a condition turning, a primary that moves
+/// while the Shard serves, a switchover or a new generation never does.
 pub(super) fn progress_only(previous: Option<&ShardStatus>, next: &ShardStatus) -> bool {
     let Some(previous) = previous else {
         return false;
     };
+    // The primary's cell is written at once once the Shard serves (a failover); before that, the
+    // write that turns it Available carries it.
+    let serving = |s: &ShardStatus| conditions::is_true(&s.conditions, AVAILABLE);
+    let coming_up = !serving(previous) && !serving(next);
     let without_progress = |s: &ShardStatus| {
         let mut s = s.clone();
         (s.total_pods, s.ready_pods, s.last_backup) = (0, 0, None);
+        if coming_up {
+            s.primary_cell = None;
+        }
         for c in &mut s.conditions {
             c.message.clear();
+            if c.type_ == AVAILABLE || c.type_ == PROGRESSING {
+                c.reason.clear();
+            }
         }
         s
     };
     without_progress(previous) == without_progress(next)
+}
+
+/// What a status write says, for the log: each condition as `Type=Status/Reason`, the counts and
+/// the primary's cell.
+pub(super) fn summary(status: &ShardStatus) -> String {
+    let conditions: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| format!("{}={}/{}", c.type_, c.status, c.reason))
+        .collect();
+    format!(
+        "{} ready {}/{} primary {}",
+        conditions.join(" "),
+        status.ready_pods,
+        status.total_pods,
+        status.primary_cell.as_deref().unwrap_or("-")
+    )
 }
 
 #[cfg(test)]
@@ -180,12 +225,35 @@ mod tests {
         );
         assert!(progress_only(Some(&one), &at(2, "False", "PodsNotReady")));
         assert!(!progress_only(Some(&one), &at(3, "True", "Available")));
-        assert!(!progress_only(Some(&one), &at(2, "False", "NoPrimary")));
+        assert!(
+            progress_only(Some(&one), &at(3, "False", "PrimaryUnknown")),
+            "a new reason while Available stays False"
+        );
+        let mut other = at(1, "False", "PodsNotReady");
+        other.conditions[0].type_ = "VolumesResized".into();
+        let mut renamed = other.clone();
+        renamed.conditions[0].reason = "Expanding".into();
+        assert!(
+            !progress_only(Some(&other), &renamed),
+            "other conditions' reasons are written at once"
+        );
         let primary = ShardStatus {
             primary_cell: Some("z1".into()),
             ..one.clone()
         };
-        assert!(!progress_only(Some(&one), &primary));
+        assert!(
+            progress_only(Some(&one), &primary),
+            "a primary while the Shard is not Available yet"
+        );
+        let serving = at(3, "True", "AllPoolsReady");
+        let moved = ShardStatus {
+            primary_cell: Some("z2".into()),
+            ..serving.clone()
+        };
+        assert!(
+            !progress_only(Some(&serving), &moved),
+            "a primary that moves while the Shard serves"
+        );
     }
 
     #[test]
