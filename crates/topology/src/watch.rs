@@ -181,10 +181,10 @@ impl Follower {
             .map(|r| (r.key.clone(), r))
             .collect();
         // After a failure, whatever changed while nobody watched wakes its shards now. The first
-        // listing wakes nobody: callers read the server until it is in sync.
-        if let Some(before) = previous.take() {
-            self.send(changed_shards(&before, &listed));
-        }
+        // listing wakes every shard it holds: a caller that read the server before it may have
+        // missed a record written in between.
+        let before = previous.take().unwrap_or_default();
+        self.send(changed_shards(&before, &listed));
         *lock(&self.watched.records) = Some(listed);
         let mut idle_check = tokio::time::interval(self.idle_after.min(Duration::from_secs(60)));
         loop {

@@ -538,6 +538,10 @@ async fn pooler_watches_follow_writes_removals_and_outages_and_name_the_shards()
         "the first read asks the server"
     );
     assert_eq!(in_sync(&watches, &topo, &key).await, ["p1"]);
+    // The first listing names every shard it holds: a record written between a caller's read of
+    // the server and the listing would otherwise wake nobody.
+    let listed = next_change(&mut changes).await;
+    assert_eq!(listed.shards, vec![replica.shard_key.clone().unwrap()]);
 
     // A promotion reaches memory before its change is announced, naming the record's shard.
     let primary = pooler("z1", "p1", RoutingRole::Primary, "h1");

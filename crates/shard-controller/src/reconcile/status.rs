@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// `Available` is False because the topology names no primary (every pool Ready).
+const PRIMARY_UNKNOWN: &str = "PrimaryUnknown";
+
 /// What one reconcile saw and did, from which the Shard's status follows.
 pub(super) struct Observed<'a> {
     pub pools: &'a [Pool],
@@ -66,6 +69,7 @@ pub(super) fn status(
     // Pods the plan created but that are not Ready yet are progress too (as a Deployment's
     // rollout is until its pods are available), so Progressing turns False with Available.
     let starting = !plan.progressing && plan.message.is_empty() && !short.is_empty();
+    let electing = !plan.progressing && !available && short.is_empty() && reason == PRIMARY_UNKNOWN;
     let (progressing, reason, message) = if plan.paused_for_primary {
         (true, "PrimaryUnknown", plan.message.clone())
     } else if plan.progressing {
@@ -73,6 +77,9 @@ pub(super) fn status(
     } else if starting {
         let message = format!("waiting for Ready pods: {}", short.join(", "));
         (true, "PodsStarting", message)
+    } else if electing {
+        let message = "waiting for the topology to name a primary".to_string();
+        (true, "AwaitingPrimary", message)
     } else if plan.message.is_empty() {
         let message = "every pod runs the current spec".to_string();
         (false, "UpToDate", message)
@@ -139,7 +146,7 @@ fn availability(
         (false, "PoolsNotReady", message)
     } else if needs_primary && !has_primary {
         let message = "every pool has its replicas Ready; the topology names no primary yet";
-        (false, "PrimaryUnknown", message.to_string())
+        (false, PRIMARY_UNKNOWN, message.to_string())
     } else {
         (
             true,
