@@ -121,15 +121,25 @@ fn condition_message(b: &Backup) -> String {
         .unwrap_or_default()
 }
 
-async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter_map(|e| e.reason)
-        .collect()
+/// The reasons of the Events about `name`, once they include every one of `wanted`: an Event
+/// is published right after the status write a test waits for, so it may trail it a little.
+async fn event_reasons(client: &Client, ns: &str, name: &str, wanted: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let reasons: Vec<String> = Api::<Event>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .filter_map(|e| e.reason)
+            .collect();
+        let all = wanted.iter().all(|w| reasons.iter().any(|r| r == w));
+        if all || std::time::Instant::now() > deadline {
+            return reasons;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -194,7 +204,8 @@ async fn a_backup_waits_for_a_replica_then_is_recorded_on_the_shards_the_cluster
         2,
         "one job per shard, never repeated"
     );
-    let reasons = event_reasons(&client, &ns, "first").await;
+    let wanted = ["BackupStarted", "BackupCompleted"];
+    let reasons = event_reasons(&client, &ns, "first", &wanted).await;
     assert!(
         reasons.contains(&"BackupStarted".into()) && reasons.contains(&"BackupCompleted".into()),
         "{reasons:?}"
@@ -268,11 +279,8 @@ async fn a_failed_job_or_a_missing_shard_is_said_on_the_backup() {
         condition_message(&failed)
     );
     assert!(condition_message(&failed).contains("exited with code 82"));
-    assert!(
-        event_reasons(&client, &ns, "broken")
-            .await
-            .contains(&"BackupFailed".into())
-    );
+    let reasons = event_reasons(&client, &ns, "broken", &["BackupFailed"]).await;
+    assert!(reasons.contains(&"BackupFailed".into()), "{reasons:?}");
 
     create_backup(&client, &ns, "nowhere", target(Some("missing"))).await;
     let waiting = wait_for(&backups, "nowhere", WAIT, |b| phase(b).is_some())
