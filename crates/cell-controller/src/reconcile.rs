@@ -278,16 +278,9 @@ async fn apply_children(ctx: &Ctx, cell: &Cell, children: &Children) -> Result<(
 
 /// Writes `status` when it differs from what the Cell already shows.
 async fn write_status(ctx: &Ctx, cell: &Cell, status: CellStatus) -> Result<(), ChildError> {
-    let wrote = ctx
-        .applier
-        .apply_status(cell, cell.status.as_ref(), &status)
+    ctx.applier
+        .apply_status_reported(&ctx.events, cell, cell.status.as_ref(), &status, &[])
         .await
         .map_err(|e| ChildError::new(cell, Failure::Status(Box::new(e))))?;
-    if wrote {
-        let before = conditions::of(cell.status.as_ref());
-        ctx.events
-            .availability(cell, before, &status.conditions)
-            .await;
-    }
     Ok(())
 }

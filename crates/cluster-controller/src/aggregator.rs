@@ -15,7 +15,6 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use multigres_api::{MultigresCluster, MultigresClusterStatus};
 use multigres_runtime::apply::Applier;
-use multigres_runtime::conditions;
 use multigres_runtime::events::Events;
 use multigres_status_api::client::StatusEvent;
 use tokio::sync::Notify;
@@ -161,20 +160,15 @@ pub async fn write_statuses(
                 now: status::now(),
             });
             merged.last_backups.clear();
-            let written = applier.apply_status_beside(
+            let written = applier.apply_status_reported(
+                &events,
                 cluster.as_ref(),
                 cluster.status.as_ref(),
                 &merged,
                 MultigresClusterStatus::WRITTEN_BY_BACKUPS,
             );
             match written.await {
-                Ok(true) => {
-                    let before = conditions::of(cluster.status.as_ref());
-                    let after = &merged.conditions;
-                    events.availability(cluster.as_ref(), before, after).await;
-                    continue;
-                }
-                Ok(false) => continue,
+                Ok(_) => continue,
                 Err(kube::Error::Api(e)) if e.code == 404 => continue,
                 Err(error) => {
                     tracing::warn!(cluster = %key, %error, "writing cluster status; retrying");

@@ -585,21 +585,15 @@ pub async fn status(
         last_backups: Default::default(),
         ..status.clone()
     };
-    let wrote = ctx
-        .applier
-        .apply_status_beside(
+    ctx.applier
+        .apply_status_reported(
+            &ctx.events,
             cluster,
             cluster.status.as_ref(),
             &status,
             MultigresClusterStatus::WRITTEN_BY_BACKUPS,
         )
         .await?;
-    if wrote {
-        let before = conditions::of(cluster.status.as_ref());
-        ctx.events
-            .availability(cluster, before, &status.conditions)
-            .await;
-    }
     Ok(())
 }
 

@@ -210,6 +210,33 @@ impl Applier {
         Ok(true)
     }
 
+    /// [`Self::apply_status_beside`], then an Event when `Available` turned with the write
+    /// ([`Events::availability`]). Returns whether it wrote.
+    pub async fn apply_status_reported<K, S>(
+        &self,
+        events: &Events,
+        object: &K,
+        current: Option<&S>,
+        status: &S,
+        others: &[&str],
+    ) -> Result<bool, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+        K: Resource<Scope = kube::core::NamespaceResourceScope>,
+        S: Serialize + PartialEq + crate::conditions::Conditioned,
+    {
+        let wrote = self
+            .apply_status_beside(object, current, status, others)
+            .await?;
+        if wrote {
+            let before = crate::conditions::of(current);
+            events
+                .availability(object, before, status.conditions())
+                .await;
+        }
+        Ok(wrote)
+    }
+
     /// Merges `fields` into the status of `name` (a JSON merge patch under this field manager),
     /// for a part of a status another controller applies: it adds or replaces only the keys it
     /// names, and the other controller, which never owned them, leaves them alone (it compares with

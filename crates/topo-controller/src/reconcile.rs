@@ -84,14 +84,10 @@ async fn reconcile_unbounded(ts: Arc<TopoServer>, ctx: Arc<Ctx>) -> Result<Actio
     let volumes = crate::volumes::grow(ts_ref, &ctx, existing.as_deref()).await?;
     let observed = state.statefulsets.get(&key);
     let status = status::compute(&ts, observed.as_deref(), &volumes, Timestamp::now());
-    let wrote = applier
-        .apply_status(ts_ref, ts.status.as_ref(), &status)
+    applier
+        .apply_status_reported(&ctx.events, ts_ref, ts.status.as_ref(), &status, &[])
         .await
         .map_err(|e| ChildError::new(ts_ref, Failure::Status(Box::new(e))))?;
-    if wrote {
-        let after = &status.conditions;
-        ctx.events.availability(ts_ref, before, after).await;
-    }
     ctx.succeeded(ts_ref);
     Ok(Action::requeue(RESYNC))
 }
