@@ -56,6 +56,33 @@ impl OperatorProcess {
         unsafe { libc::kill(-self.pid, libc::SIGKILL) };
     }
 
+    /// The address the process bound for `what` ("health and metrics", "gRPC health"), read from
+    /// its log: started with port 0, it takes a port nobody else holds. The last start counts,
+    /// since a restarted process appends to its log.
+    pub async fn bound_address(&self, what: &str, timeout: Duration) -> Result<String> {
+        let prefix = format!("listening for {what} on ");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let found = log
+                .lines()
+                .filter_map(|l| l.split_once(&prefix))
+                .filter_map(|(_, rest)| rest.split_whitespace().next())
+                .next_back();
+            if let Some(address) = found {
+                return Ok(address.to_string());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(anyhow!(
+                    "{} bound no {what} port within {timeout:?}; log:\n{log}",
+                    self.log.display()
+                ));
+            }
+            // The log is a file: no watch to wait on, a short poll instead.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGKILL and waits (up to 10 s) until the process has exited, so that its ports are
     /// free for a successor: SIGKILL is delivered asynchronously.
     pub fn kill_and_wait(&self) {

@@ -35,10 +35,15 @@ struct HttpState {
 /// Binds a listener for [`serve_http`] or [`serve_grpc_health`]. Called before the process reports
 /// started, so that a port it cannot take ends the process (and the kubelet restarts it) instead of
 /// leaving it running without health endpoints.
+/// The bound address is logged (`listening for <what> on <address>`): with port 0 the kernel picks
+/// it, which is how the tests start controllers without racing each other for ports.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::anyhow!("binding the {what} port {addr}: {e}"))
+        .map_err(|e| anyhow::anyhow!("binding the {what} port {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("listening for {what} on {bound}");
+    Ok(listener)
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` resolves.

@@ -71,7 +71,6 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
     let members: Vec<String> = (0..3).map(|i| format!("r{i}")).collect();
     let mut replicas = Vec::new();
     for id in &members {
-        let port = free_port();
         let process = spawn_operator(
             &format!("shard-controller-{ns}-{id}"),
             &controller_binary(),
@@ -79,7 +78,7 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
             &cp.log_dir(),
             &[
                 "--http-addr".into(),
-                format!("127.0.0.1:{port}"),
+                "127.0.0.1:0".into(),
                 "--grpc-health-addr".into(),
                 "127.0.0.1:0".into(),
                 "--watch-namespace".into(),
@@ -95,6 +94,11 @@ async fn three_replicas_split_thirty_shards_and_take_over_a_dead_one() {
             ],
         )
         .unwrap();
+        let http = process
+            .bound_address("health and metrics", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let port: u16 = http.rsplit_once(':').unwrap().1.parse().unwrap();
         replicas.push((id.clone(), process, port));
     }
     let expected_owner =

@@ -111,10 +111,13 @@ async fn shared() -> &'static Shared {
                 .await
                 .expect("install CRDs");
             let etcd = tokio::task::spawn_blocking(start_etcd).await.unwrap();
-            let port = free_port();
-            let aggregator = spawn_aggregator("status-aggregator", port, &etcd);
+            let aggregator = spawn_aggregator("status-aggregator", 0, &etcd);
+            let endpoint = aggregator
+                .bound_address("status API", Duration::from_secs(120))
+                .await
+                .expect("the aggregator listens");
             Shared {
-                endpoint: format!("127.0.0.1:{port}"),
+                endpoint,
                 etcd,
                 _aggregator: aggregator,
             }

@@ -143,14 +143,14 @@ pub async fn start_controller_with(
     extra: &[String],
 ) -> Result<Running> {
     let kubeconfig = setup().await;
-    let http = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "--watch-namespace".to_string(),
         namespace.to_string(),
+        // Port 0: ports chosen here and bound later by the child were taken in between (CI).
         "--http-addr".into(),
-        http.clone(),
+        "127.0.0.1:0".into(),
         "--grpc-health-addr".into(),
-        format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0".into(),
         "--topology-address-map".into(),
         mapping.to_string(),
         "--topology-timeout".into(),
@@ -164,6 +164,7 @@ pub async fn start_controller_with(
         &cp().log_dir(),
         &args,
     )?;
+    let http = process.bound_address("health and metrics", WAIT).await?;
     let running = Running { process, http };
     let deadline = tokio::time::Instant::now() + WAIT;
     // Readiness is only observable by asking; a short poll interval, not a sleep standing in for a wait.

@@ -80,8 +80,7 @@ async fn main() -> anyhow::Result<()> {
         tls.server_config()?;
     }
     let started = multigres_runtime::run::start("status-aggregator", &args.common, &CRDS).await?;
-    let listener = tokio::net::TcpListener::bind(args.grpc_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "gRPC API listening");
+    let listener = multigres_runtime::health::bind(args.grpc_addr, "status API").await?;
     let (hub, reader) = Hub::new();
     let api = tokio::spawn({
         let shutdown = started.shutdown();
