@@ -99,6 +99,14 @@ impl OperatorProcess {
     }
 }
 
+impl OperatorProcess {
+    /// Whether the process has exited (a controller that lost its Lease exits by design, and in a
+    /// cluster the kubelet starts it again).
+    pub fn has_exited(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).map_or(true, |l| exited(&l))
+    }
+}
+
 /// Whether a `/proc/<pid>/stat` line is of a process that has exited (zombie or dead).
 fn exited(stat: &str) -> bool {
     let state = stat

@@ -176,6 +176,23 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts again every attached process that has exited, as the kubelet does for a pod with
+    /// `restartPolicy: Always` (a controller whose Lease renewals failed through an API server
+    /// restart exits by design). Returns their names.
+    pub fn restart_exited(&mut self) -> Result<Vec<String>> {
+        let mut restarted = Vec::new();
+        for (i, (name, _)) in self.started.iter().enumerate() {
+            let (Some(process), Some(c)) = (self.attached.get(i), self.commands.get(i)) else {
+                continue;
+            };
+            if process.has_exited() {
+                self.attached[i] = spawn_operator(name, &c.bin, &c.kubeconfig, &c.logs, &c.args)?;
+                restarted.push(name.clone());
+            }
+        }
+        Ok(restarted)
+    }
+
     /// The names of the attached processes, as [`Stack::restart`] takes them.
     pub fn names(&self) -> Vec<String> {
         self.started.iter().map(|(n, _)| n.clone()).collect()

@@ -792,8 +792,20 @@ async fn topology_speaks_tls(client: &Client, namespace: &str, cluster: &str) ->
     let year_ahead = k8s_openapi::jiff::Timestamp::now().as_second() + 365 * 86_400;
     assert!((expires - year_ahead).abs() < 3600, "{expires}");
     let secret = naming::topology_tls_secret_until(cluster, expires);
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    // The cluster's own certificate, from its CA derived from the chart's: renewable too.
+    let cells = Api::<multigres_api::Cell>::namespaced(client.clone(), namespace);
     let of_cluster = ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER));
+    let own = cells
+        .list(&of_cluster)
+        .await?
+        .items
+        .iter()
+        .find_map(|c| Some(c.spec.tls.as_ref()?.secret_name.clone()))
+        .context("no Cell mounts the cluster's TLS Secret")?;
+    let own_expires =
+        naming::tls_expiry(cluster, &own).context("the cluster's TLS Secret carries no expiry")?;
+    assert!((own_expires - year_ahead).abs() < 3600, "{own}");
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
     let mut multigres = 0;
     for pod in pods.list(&of_cluster).await? {
         let spec = pod.spec.unwrap_or_default();
@@ -817,13 +829,20 @@ async fn topology_speaks_tls(client: &Client, namespace: &str, cluster: &str) ->
                 .any(|a| a.as_str() == "--topo-etcd-tls-cert=/etc/multigres/topology-tls/tls.crt"),
             "{args:?}"
         );
+        let mounts = |name: &str| {
+            spec.volumes
+                .iter()
+                .flatten()
+                .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(name))
+        };
         assert!(
-            spec.volumes.iter().flatten().any(|v| v
-                .secret
-                .as_ref()
-                .and_then(|s| s.secret_name.as_deref())
-                == Some(&secret)),
+            mounts(&secret),
             "pod {:?} does not mount {secret}",
+            pod.metadata.name
+        );
+        assert!(
+            mounts(&own),
+            "pod {:?} does not mount {own}",
             pod.metadata.name
         );
     }

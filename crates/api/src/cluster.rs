@@ -103,16 +103,17 @@ pub struct MultigresClusterSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsConfig {
-    /// Default true: the operator issues a CA and a certificate for the cluster (Secret
-    /// `<cluster>-tls`), with which multigateway, multiorch and multipooler speak mutual TLS and
-    /// the gateways offer TLS to clients. false: plaintext.
+    /// Default true: the operator issues a certificate for the cluster from the cluster's own CA
+    /// (Secret `<cluster>-tls-<expiry>`, renewed before it expires; `<cluster>-tls` when the
+    /// operator runs without its topology CA), with which multigateway, multiorch and
+    /// multipooler speak mutual TLS and the gateways offer TLS to clients. false: plaintext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Gateways refuse clients that do not speak TLS (default false: TLS offered, not required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_client_tls: Option<bool>,
     /// Have cert-manager issue (and renew) the cluster's certificate instead of the operator: a
-    /// `Certificate` named as the cluster, written to the same Secret `<cluster>-tls`. The issuer
+    /// `Certificate` named as the cluster, written to the Secret `<cluster>-tls`. The issuer
     /// must give the Secret a `ca.crt` that verifies the certificate (a CA issuer does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_manager: Option<CertManagerConfig>,

@@ -161,6 +161,17 @@ fn expiry_in(base: &[&str], name: &str) -> Option<i64> {
     valid.then(|| digits.parse().ok()).flatten()
 }
 
+/// [`tls_secret`] for a certificate valid until `not_after` (Unix seconds), from the cluster's
+/// derived CA.
+pub fn tls_secret_until(cluster: &str, not_after: i64) -> String {
+    expiring(&[cluster, "tls"], not_after)
+}
+
+/// When the certificate in a cluster's TLS Secret `name` expires, if its name says.
+pub fn tls_expiry(cluster: &str, name: &str) -> Option<i64> {
+    expiry_in(&[cluster, "tls"], name)
+}
+
 /// [`topology_tls_secret`] for a certificate valid until `not_after` (Unix seconds).
 pub fn topology_tls_secret_until(cluster: &str, not_after: i64) -> String {
     expiring(&[cluster, "topology-tls"], not_after)
@@ -366,6 +377,15 @@ mod tests {
             "another cluster's"
         );
         let long = "c".repeat(60);
+        let own = tls_secret_until("prod", 1_796_000_000);
+        assert_eq!(own, "prod-tls-1796000000");
+        assert_eq!(tls_expiry("prod", &own), Some(1_796_000_000));
+        assert_eq!(tls_expiry("prod", &tls_secret("prod")), None);
+        // The topology's names are not the cluster's, though both end in -tls-<digits>.
+        assert_eq!(
+            tls_expiry("prod", &topology_tls_secret_until("prod", 42)),
+            None
+        );
         let member = topo_server_tls_secret_until(&long, 42);
         assert!(member.len() <= MAX_LABEL, "{member}");
         assert!(member.ends_with("-0000000042"), "{member}");

@@ -26,20 +26,22 @@ use crate::error::{Error, Result};
 use crate::retention::Retention;
 use crate::status::Topology;
 
-/// What every reconcile of this controller shares.
-/// How long the topology certificates are valid by default: a year, renewed after eight months.
+/// How long the certificates from the operator's CA are valid by default: a year, renewed after
+/// eight months.
 pub const DEFAULT_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// What every reconcile of this controller shares.
 pub struct State {
     pub stores: Stores,
     /// Reaches the global topologies; one client per server, reused.
     pub topology: Dialer,
-    /// The operator's topology CA, which signs each cluster's topology client certificate; none:
-    /// new clusters' topology is plaintext.
+    /// The operator's topology CA, which signs each cluster's topology client certificate and
+    /// from which each cluster's own CA is derived; none: new clusters' topology is plaintext and
+    /// their own certificate comes from a throw-away CA, never renewed.
     pub topology_ca: Option<Arc<Authority>>,
-    /// How long the topology certificates it issues are valid; renewed a third of it before they
-    /// expire (`--topology-certificate-validity`).
-    pub topology_certificate_validity: Duration,
+    /// How long the certificates it issues from `topology_ca` are valid; renewed a third of it
+    /// before they expire (`--topology-certificate-validity`).
+    pub certificate_validity: Duration,
     /// Where the controllers run (`--lease-namespace`, the chart's release namespace): the
     /// cluster's NetworkPolicies let it reach the topology and multiadmin.
     pub operator_namespace: String,
@@ -66,7 +68,7 @@ impl State {
             stores,
             topology,
             topology_ca,
-            topology_certificate_validity: DEFAULT_CERTIFICATE_VALIDITY,
+            certificate_validity: DEFAULT_CERTIFICATE_VALIDITY,
             operator_namespace,
             status_feed: None,
             monitoring: Arc::default(),
@@ -81,9 +83,9 @@ impl State {
         self
     }
 
-    /// Topology certificates valid for `validity` (`--topology-certificate-validity`).
+    /// Certificates from the operator's CA valid for `validity` (`--topology-certificate-validity`).
     pub fn with_certificate_validity(mut self, validity: Duration) -> Self {
-        self.topology_certificate_validity = validity;
+        self.certificate_validity = validity;
         self
     }
 
@@ -322,20 +324,33 @@ pub async fn credentials(
     Ok(None)
 }
 
-/// Issues the cluster's TLS Secret once (a CA and one certificate; docs/security.md). Never read
-/// back: an existing Secret, whoever made it, is kept as it is.
+/// Issues the cluster's TLS Secret once (docs/security.md). A name that carries its expiry gets a
+/// certificate of the cluster's CA, derived from the operator's (the same in every process, so
+/// renewals chain to the CA pods trust); any other name a CA of its own, forgotten once it has
+/// signed (without the operator's CA, and clusters from before renewal). Never read back: an
+/// existing Secret, whoever made it, is kept as it is.
 pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()> {
+    let cluster_name = cluster.name_any();
+    let not_after = multigres_api::naming::tls_expiry(&cluster_name, name);
+    let sans = build::tls_sans(cluster);
+    let server_name = multigres_api::multigres::GRPC_SERVER_NAME;
+    let ca_name = format!(
+        "Multigres {}/{cluster_name} CA",
+        cluster.namespace().unwrap_or_default()
+    );
+    let root = ctx.state.topology_ca.clone();
+    let uid = cluster.uid().unwrap_or_default();
     issue_once(
         ctx,
         cluster,
         name,
-        "the cluster's CA and TLS certificate",
-        || {
-            multigres_runtime::pki::issue(
-                &format!("Multigres {} CA", cluster.name_any()),
-                multigres_api::multigres::GRPC_SERVER_NAME,
-                &build::tls_sans(cluster),
-            )
+        "the cluster's TLS certificate",
+        || match (root, not_after) {
+            (Some(root), Some(not_after)) => {
+                root.derive(&uid, &ca_name)?
+                    .sign_until(server_name, &sans, not_after)
+            }
+            _ => multigres_runtime::pki::issue(&ca_name, server_name, &sans),
         },
     )
     .await

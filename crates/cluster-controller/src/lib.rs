@@ -13,6 +13,7 @@ pub mod aggregator;
 pub mod apply;
 pub mod backups;
 pub mod build;
+pub mod certificates;
 pub mod dereference;
 pub mod error;
 pub mod monitoring;
@@ -71,8 +72,9 @@ pub struct Settings {
     pub topology_tls: multigres_runtime::topology_tls::TopologyCredentials,
     /// Where MultigresCluster status comes from; None: computed from the controller's own caches.
     pub status_aggregator: Option<StatusAggregator>,
-    /// How long the topology certificates it issues are valid (`--topology-certificate-validity`).
-    pub topology_certificate_validity: Duration,
+    /// How long the certificates it issues from the operator's CA (the topology's and each
+    /// cluster's own) are valid (`--topology-certificate-validity`).
+    pub certificate_validity: Duration,
 }
 
 /// The status aggregator's gRPC endpoint, and TLS towards it.
@@ -226,7 +228,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             args.lease_namespace.clone(),
         )
         .with_caches(caches_ready.clone())
-        .with_certificate_validity(settings.topology_certificate_validity)
+        .with_certificate_validity(settings.certificate_validity)
         .with_status_feed(status_feed)
         .with_monitoring(served),
     );

@@ -29,8 +29,9 @@ struct Args {
     /// `*.svc,etcd.example.com`). Empty allows every host (docs/security.md).
     #[arg(long, env = "MULTIGRES_TOPOLOGY_ALLOWED_HOSTS", default_value = "")]
     topology_allowed_hosts: String,
-    /// How long the topology certificates the operator issues are valid; each is renewed (a new
-    /// Secret, the pods that mount it roll) when a third of it is left (docs/security.md).
+    /// How long the certificates the operator issues from its CA are valid (the topology's, and
+    /// each cluster's own); each is renewed (a new Secret, the pods that mount it roll) when a
+    /// third of it is left (docs/security.md).
     #[arg(long, env = "MULTIGRES_TOPOLOGY_CERTIFICATE_VALIDITY", default_value = "8760h", value_parser = parse_validity)]
     topology_certificate_validity: Duration,
     /// Deadline of every topology call.
@@ -105,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         topology_timeout: args.topology_timeout,
         topology_tls: args.topology_tls.load()?,
         status_aggregator,
-        topology_certificate_validity: args.topology_certificate_validity,
+        certificate_validity: args.topology_certificate_validity,
     };
     run::main(NAME, &args.common, CRDS, |started| {
         multigres_cluster_controller::run(started, &args.common, settings)

@@ -6,11 +6,8 @@ use std::time::Duration;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use multigres_api::resolve::{
-    self, IssuedTopologyCertificates, ResolveError, ResolvedCluster, TopologyTls, resolve_cluster,
-    topology_certificates,
-};
-use multigres_api::{MultigresCluster, multigres, naming};
+use multigres_api::resolve::{self, ResolveError, ResolvedCluster, TopologyTls, resolve_cluster};
+use multigres_api::{MultigresCluster, multigres};
 use multigres_runtime::apply::controlled_by;
 use multigres_runtime::conditions::DEGRADED;
 use multigres_runtime::run::object_key;
@@ -18,13 +15,14 @@ use multigres_topology::TopoError;
 
 use crate::apply::{self, Ctx};
 use crate::build::{self, Desired};
-use crate::dereference::{self, Existing, Stores, by_name};
+use crate::certificates;
+use crate::dereference::{self, Stores, by_name};
 use crate::error::{Error, Result};
 use crate::retention::{self, Retention};
 use crate::status::{self, Blocked, ChildHealth, Findings, Observed, TOPOLOGY_REACHABLE, Topology};
 
 /// How often an unchanged cluster is reconciled anyway (topology records re-checked).
-const RESYNC: Duration = Duration::from_secs(300);
+pub(crate) const RESYNC: Duration = Duration::from_secs(300);
 
 /// One cluster reconcile, bounded by the shared deadline.
 pub async fn reconcile(cluster: Arc<MultigresCluster>, ctx: Arc<Ctx>) -> Result<Action> {
@@ -101,7 +99,12 @@ async fn resolve_and_build(
     let issued = apply::issued_certificate(ctx, cluster).await?;
     let mut resolved = resolved;
     resolved.set_tls_revision(issued.revision());
-    observed.topology_tls = Some(decide_topology_tls(ctx, cluster, &mut resolved));
+    observed.topology_tls = Some(certificates::decide_topology_tls(
+        ctx,
+        cluster,
+        &mut resolved,
+    ));
+    certificates::decide_cluster_certificate(ctx, cluster, &mut resolved);
     observed.unserved = status::unserved(&resolved);
     let served = status::served_condition(&observed.unserved);
     if !served.status {
@@ -123,45 +126,6 @@ async fn resolve_and_build(
         return Err(Error::NameConflict(message));
     }
     Ok((resolved, desired, issued))
-}
-
-/// Whether the cluster's topology speaks TLS (`ResolvedCluster::topology_tls`); when it does, the
-/// resolved tree says so. What exists decides for a cluster created before: its global TopoServer.
-fn decide_topology_tls(
-    ctx: &Ctx,
-    cluster: &MultigresCluster,
-    resolved: &mut ResolvedCluster,
-) -> TopologyTls {
-    let global_name = naming::global_topo_server(&cluster.name_any());
-    let existing = dereference::existing(&ctx.state.stores, cluster);
-    let global =
-        Existing::find(&existing.topo_servers, &global_name).filter(|t| controlled_by(*t, cluster));
-    let existing_tls = global.map(|t| t.spec.tls.is_some());
-    // The certificates the global TopoServer was given, kept until they are due for renewal.
-    let issued = global.and_then(|t| {
-        let secret = &t.spec.tls.as_ref()?.secret_name;
-        Some(IssuedTopologyCertificates {
-            not_after: naming::topo_server_tls_expiry(&global_name, secret),
-            created: t.metadata.creation_timestamp.as_ref()?.0.as_second(),
-        })
-    });
-    let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    let validity = ctx.state.topology_certificate_validity.as_secs() as i64;
-    resolved.resolve_topology_tls(
-        &cluster.name_any(),
-        ctx.state.topology_ca.is_some(),
-        existing_tls,
-        topology_certificates(issued, now, validity),
-    )
-}
-
-/// When to reconcile the cluster again: at the latest when its topology certificates are due.
-fn next_reconcile(resolved: &ResolvedCluster) -> Duration {
-    let now = k8s_openapi::jiff::Timestamp::now().as_second();
-    match resolved.topology_renew_at {
-        Some(renew_at) => RESYNC.min(Duration::from_secs((renew_at - now).max(1) as u64)),
-        None => RESYNC,
-    }
 }
 
 /// The cluster's TableGroups keep the names they were created with.
@@ -286,7 +250,7 @@ async fn report(
         });
     }
     ctx.succeeded(cluster.as_ref());
-    Ok(Action::requeue(next_reconcile(resolved)))
+    Ok(Action::requeue(certificates::next_reconcile(resolved)))
 }
 
 /// With the aggregator on, hands the findings to the status writer (the one writer of status);

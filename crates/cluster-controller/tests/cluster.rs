@@ -699,7 +699,7 @@ async fn an_external_etcd_that_speaks_tls_is_dialed_with_the_certificates_it_tru
     assert_eq!((status.as_str(), reason.as_str()), ("True", "ExternalTLS"));
     assert!(message.contains("etcd-client"), "{message}");
     let mut expected = resolved(&ns, &cluster);
-    let external_certificates = multigres_api::resolve::topology_certificates(None, 0, 60);
+    let external_certificates = multigres_api::resolve::certificate_renewal(None, 0, 60);
     expected.resolve_topology_tls(SAMPLE, false, None, external_certificates);
     wait_for_tree(&client, &ns, &expected).await;
     let children = cells.list(&ListParams::default()).await.unwrap().items;

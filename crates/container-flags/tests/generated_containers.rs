@@ -100,7 +100,7 @@ fn generated_pods(cluster: &MultigresCluster, templates: &Templates) -> Vec<Owne
     let mut resolved = resolve_cluster(cluster, templates).expect("the sample resolves");
     // As the chart runs the operator: with its topology CA, so a new cluster's topology speaks TLS.
     // Named for their expiry, as the controller names them.
-    let certificates = multigres_api::resolve::topology_certificates(None, 1_790_000_000, 86_400);
+    let certificates = multigres_api::resolve::certificate_renewal(None, 1_790_000_000, 86_400);
     resolved.resolve_topology_tls(&cluster.name_any(), true, None, certificates);
     let desired = cluster_build::desired(cluster, &resolved, "multigres-system");
     let mut pods = vec![deployment_pod(

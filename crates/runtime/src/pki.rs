@@ -3,17 +3,21 @@
 //! * [`issue`]: a throw-away CA that signs one leaf and is forgotten, for TLS between pods of one
 //!   workload, where the Secret holding the leaf is the only thing anyone needs to keep;
 //! * [`Authority`]: a CA whose key the process holds (the operator's topology CA, mounted from the
-//!   chart's Secret: docs/security.md), which signs leaves on demand.
+//!   chart's Secret: docs/security.md), which signs leaves on demand; and the CA of each cluster,
+//!   derived from it ([`Authority::derive`]), so that renewed leaves chain to the CA pods trust.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
+use hmac::{Hmac, Mac};
+use p256::pkcs8::EncodePrivateKey;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_RSA_SHA256, date_time_ymd,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, SerialNumber, date_time_ymd,
 };
+use sha2::{Digest, Sha256};
 
 /// PEM-encoded CA certificate, leaf certificate and leaf private key.
 #[derive(Clone, Debug)]
@@ -125,6 +129,9 @@ pub enum AuthorityError {
 pub struct Authority {
     ca_pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// The CA key (PKCS#8 DER), what [`Authority::derive`] derives from.
+    key_der: Vec<u8>,
+    not_after: OffsetDateTime,
 }
 
 impl std::fmt::Debug for Authority {
@@ -155,10 +162,43 @@ impl Authority {
             .into_iter()
             .find(|p| p.tag() == "CERTIFICATE")
             .ok_or(rcgen::Error::CouldNotParseCertificate)?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(first.contents())
+            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+        let not_after = parsed.validity().not_after.to_datetime();
+        let key_der = key.serialize_der();
         let issuer = Issuer::from_ca_cert_der(&first.contents().to_vec().into(), key)?;
         Ok(Self {
             ca_pem: pem::encode(&first),
             issuer,
+            key_der,
+            not_after,
+        })
+    }
+
+    /// The CA of `scope` (a cluster's uid), named `name`: its ECDSA P-256 key derived from this
+    /// CA's key and the scope (HMAC-SHA256), valid until this CA expires. Every process holding
+    /// this CA derives the same key, so a renewed leaf chains to the CA the pods already trust
+    /// without a Secret being read back; and each scope has its own, so one cluster's
+    /// certificates are not trusted by another's components (docs/security.md, "Renewal").
+    pub fn derive(&self, scope: &str, name: &str) -> Result<Authority, rcgen::Error> {
+        let key = derived_key(&self.key_der, scope)?;
+        let key_der = key.serialize_der();
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.distinguished_name.push(DnType::CommonName, name);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // Fixed, so that every derivation is the same certificate but for its signature.
+        let digest = Sha256::digest(key.public_key_raw());
+        let mut serial = digest[..16].to_vec();
+        serial[0] &= 0x7f;
+        ca.serial_number = Some(SerialNumber::from_slice(&serial));
+        (ca.not_before, ca.not_after) = (date_time_ymd(2020, 1, 1), self.not_after);
+        let cert = ca.self_signed(&key)?;
+        Ok(Authority {
+            ca_pem: cert.pem(),
+            issuer: Issuer::new(ca, key),
+            key_der,
+            not_after: self.not_after,
         })
     }
 
@@ -198,6 +238,29 @@ impl Authority {
             key_pem,
         })
     }
+}
+
+/// The P-256 key of [`Authority::derive`]: the first HMAC-SHA256(secret, label, scope, counter)
+/// that is a valid scalar (all but a 2^-32 chance at the first counter).
+fn derived_key(secret: &[u8], scope: &str) -> Result<KeyPair, rcgen::Error> {
+    for counter in 0u8..=u8::MAX {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| rcgen::Error::Time)?;
+        mac.update(b"multigres derived CA v1\0");
+        mac.update(scope.as_bytes());
+        mac.update(&[counter]);
+        let bytes = mac.finalize().into_bytes();
+        let Ok(scalar) = p256::SecretKey::from_bytes(&bytes) else {
+            continue;
+        };
+        let der = scalar
+            .to_pkcs8_der()
+            .map_err(|_| rcgen::Error::CouldNotParseKeyPair)?;
+        return KeyPair::from_pkcs8_der_and_sign_algo(
+            &der.as_bytes().to_vec().into(),
+            &PKCS_ECDSA_P256_SHA256,
+        );
+    }
+    Err(rcgen::Error::CouldNotParseKeyPair)
 }
 
 /// A PKCS#8 key as it is, a PKCS#1 RSA key (Helm's `genCA`, cert-manager's default encoding)
@@ -319,6 +382,44 @@ mod tests {
         let old = authority.sign("etcd", &[]).unwrap();
         assert_signed_by(&renewed.cert_pem, authority.ca_pem());
         assert_signed_by(&old.cert_pem, authority.ca_pem());
+    }
+
+    #[test]
+    fn a_derived_ca_is_the_same_in_every_process_and_different_for_every_scope() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pkcs1-ca");
+        let root = Authority::load(&dir).unwrap();
+        let again = Authority::load(&dir).unwrap();
+        let prod = root.derive("uid-1", "Multigres prod CA").unwrap();
+        // Another process (another controller replica, a restart) derives the same key: what it
+        // signs verifies against the CA certificate this one gave out.
+        let renewed = again.derive("uid-1", "Multigres prod CA").unwrap();
+        let leaf = renewed
+            .sign_until("multigres-internal", &[], now() + 600)
+            .unwrap();
+        assert_signed_by(&leaf.cert_pem, prod.ca_pem());
+        let first = prod.sign("multigres-internal", &[]).unwrap();
+        assert_signed_by(&first.cert_pem, renewed.ca_pem());
+        // Another cluster's CA does not verify it.
+        let other = root.derive("uid-2", "Multigres prod CA").unwrap();
+        let other_ca = other.ca_pem().to_string();
+        assert!(
+            std::panic::catch_unwind(|| assert_signed_by(&leaf.cert_pem, &other_ca)).is_err(),
+            "a leaf of one scope must not verify against another scope's CA"
+        );
+        // The derived CA is not the root's: it cannot stand in for the topology CA.
+        let root_ca = root.ca_pem().to_string();
+        assert!(std::panic::catch_unwind(|| assert_signed_by(&leaf.cert_pem, &root_ca)).is_err());
+        let ca = ::pem::parse(prod.ca_pem()).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
+        let root_pem = ::pem::parse(root.ca_pem()).unwrap();
+        let (_, root_cert) = x509_parser::parse_x509_certificate(root_pem.contents()).unwrap();
+        assert_eq!(ca.validity().not_after, root_cert.validity().not_after);
+        assert!(ca.is_ca());
+        ca.verify_signature(None).unwrap();
+    }
+
+    fn now() -> i64 {
+        OffsetDateTime::now_utc().unix_timestamp()
     }
 
     #[test]

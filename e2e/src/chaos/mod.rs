@@ -154,6 +154,22 @@ impl Report {
     }
 }
 
+/// Starts again the controllers that exited, as the kubelet would, and reports them.
+fn restart_exited(
+    running: &mut stack::Stack,
+    report: &mut Report,
+    step: &dyn Fn(&str),
+) -> Result<()> {
+    for name in running.restart_exited()? {
+        *report
+            .faults
+            .entry("controller exited, restarted as the kubelet would")
+            .or_default() += 1;
+        step(&format!("{name} exited; restarted"));
+    }
+    Ok(())
+}
+
 /// A small deterministic generator: a run is replayed from its seed.
 struct Rng(u64);
 
@@ -325,6 +341,7 @@ pub async fn run(
     let mut cpu_step = 0;
     let mut bad_spec_at = None;
     while Instant::now() < window_end || !actions.is_empty() {
+        restart_exited(&mut running, &mut report, &step)?;
         let action = match actions.is_empty() {
             false => actions.remove(0),
             true => rng.below(7),
@@ -464,10 +481,22 @@ pub async fn run(
     }
     specs.apply(&client, CHAOS_NS, None).await?;
     let window_over = Instant::now();
-    profile
-        .wait_settled(&client, CHAOS_NS)
-        .await
-        .with_context(|| format!("settling after the window; logs in {}", logs.display()))?;
+    let settled = profile.wait_settled(&client, CHAOS_NS);
+    tokio::pin!(settled);
+    loop {
+        tokio::select! {
+            result = &mut settled => {
+                result.with_context(|| {
+                    format!("settling after the window; logs in {}", logs.display())
+                })?;
+                break;
+            }
+            // A child's exit has no watch to wait on: checked every second.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                restart_exited(&mut running, &mut report, &step)?;
+            }
+        }
+    }
     report.settle_after_window = window_over.elapsed();
     step(&format!(
         "settled {:.1}s after the window",

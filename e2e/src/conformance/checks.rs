@@ -590,7 +590,8 @@ fn command_line(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
 }
 
 /// One psql session through multigateway over TLS, the server's certificate and name verified
-/// against the cluster's CA (Secret `<cluster>-tls`, docs/security.md): the same read as above.
+/// against the cluster's CA (the Secret its Cells mount, `<cluster>-tls-<expiry>` from the
+/// operator's derived CA, docs/security.md): the same read as above.
 async fn tls_session(
     root: &Root,
     admin: &Admin<'_>,
@@ -598,7 +599,15 @@ async fn tls_session(
     cluster: &str,
     gateway: &Target,
 ) -> Result<()> {
-    let name = multigres_api::naming::tls_secret(cluster);
+    let cells = Api::<multigres_api::Cell>::namespaced(admin.client.clone(), ns)
+        .list(&kube::api::ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER)))
+        .await?;
+    let name = cells
+        .items
+        .iter()
+        .find_map(|c| Some(c.spec.tls.as_ref()?.secret_name.clone()))
+        .ok_or_else(|| anyhow!("no Cell of {cluster} mounts a TLS Secret"))?;
+    println!("  the cluster's TLS Secret: {name}");
     let secret = Api::<Secret>::namespaced(admin.client.clone(), ns)
         .get(&name)
         .await

@@ -4,6 +4,7 @@
 pub mod defaults;
 pub mod merge;
 pub mod postgres_parameters;
+mod renewal;
 pub mod resources;
 mod tls;
 mod topology_tls;
@@ -29,9 +30,8 @@ use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
 use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
-pub use topology_tls::{
-    IssuedTopologyCertificates, TopologyCertificates, TopologyTls, topology_certificates,
-};
+pub use renewal::{CertificateRenewal, IssuedCertificates, IssuedSecret, certificate_renewal};
+pub use topology_tls::TopologyTls;
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -102,6 +102,9 @@ pub struct ResolvedCluster {
     /// When the managed topology certificates are due for renewal (Unix seconds), once decided
     /// ([`ResolvedCluster::resolve_topology_tls`]).
     pub topology_renew_at: Option<i64>,
+    /// When the cluster's own certificate is due for renewal (Unix seconds), once decided
+    /// ([`ResolvedCluster::resolve_cluster_certificate`]).
+    pub tls_renew_at: Option<i64>,
 }
 
 /// Names of every DeploymentTemplate the cluster references, sorted.
@@ -240,6 +243,7 @@ pub fn resolve_cluster(
         tls: ctx.tls(),
         external_topology_tls,
         topology_renew_at: None,
+        tls_renew_at: None,
     })
 }
 

@@ -3,6 +3,7 @@
 //! and every cell topology at once, so the answer is one per cluster: the operator's managed etcds
 //! with its topology CA, external etcds with the Secret the user names, or plaintext.
 
+use super::renewal::CertificateRenewal;
 use super::{ResolveError, ResolvedCluster};
 use crate::MultigresClusterSpec;
 use crate::naming;
@@ -77,54 +78,6 @@ pub(super) fn external_topology_secret(
     Ok(Some(secret.clone()))
 }
 
-/// The managed topology certificates a cluster dials with now: until when they are valid, and when
-/// a reconcile renews them (docs/security.md, "Renewal").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TopologyCertificates {
-    /// Unix seconds; `None`: the certificates issued before renewal existed, kept under their names.
-    pub not_after: Option<i64>,
-    /// Unix seconds: a third of the validity before `not_after`, when new ones are issued.
-    pub renew_at: i64,
-}
-
-/// The certificates a cluster's global TopoServer was given: their expiry, when the name says it,
-/// and when the TopoServer was created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IssuedTopologyCertificates {
-    pub not_after: Option<i64>,
-    pub created: i64,
-}
-
-/// Certificates issued before renewal existed are valid for ten years from the start of their year
-/// of issue (`pki::VALID_YEARS`): at least nine from the TopoServer's creation.
-const UNNAMED_EXPIRY: i64 = 9 * 365 * 24 * 3600;
-
-/// Keeps the certificates a cluster has until a third of `validity` before they expire, then names
-/// new ones valid for `validity` from `now`. Old and new chain to the same CA, so pods that still
-/// mount the old ones and pods that mount the new ones trust each other while they roll.
-pub fn topology_certificates(
-    issued: Option<IssuedTopologyCertificates>,
-    now: i64,
-    validity: i64,
-) -> TopologyCertificates {
-    let lead = validity / 3;
-    let fresh = TopologyCertificates {
-        not_after: Some(now + validity),
-        renew_at: now + validity - lead,
-    };
-    let Some(issued) = issued else {
-        return fresh;
-    };
-    let expires = issued.not_after.unwrap_or(issued.created + UNNAMED_EXPIRY);
-    if now >= expires - lead {
-        return fresh;
-    }
-    TopologyCertificates {
-        not_after: issued.not_after,
-        renew_at: expires - lead,
-    }
-}
-
 impl ResolvedCluster {
     /// External etcds: TLS exactly when the user named their Secret, whatever `spec.tls` says (the
     /// etcd decides what it accepts). Managed: TLS when the cluster asks for TLS and the operator
@@ -192,7 +145,7 @@ impl ResolvedCluster {
         cluster: &str,
         operator_has_ca: bool,
         existing_global_tls: Option<bool>,
-        certificates: TopologyCertificates,
+        certificates: CertificateRenewal,
     ) -> TopologyTls {
         let decision = self.topology_tls(operator_has_ca, existing_global_tls);
         match &decision {

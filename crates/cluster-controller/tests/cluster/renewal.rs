@@ -1,8 +1,9 @@
-//! The managed topology certificates are renewed before they expire (docs/security.md,
-//! "Renewal"): with a one-minute validity, the cluster controller names a new client certificate
-//! and a new member certificate when twenty seconds are left, every child follows the new names,
-//! both certificates chain to the operator's CA (so old and new pods trust each other while they
-//! roll), and the topology stays reachable with the new one.
+//! The certificates from the operator's CA are renewed before they expire (docs/security.md,
+//! "Renewal"): with a one-minute validity, the cluster controller names a new topology client
+//! certificate, a new member certificate and a new certificate of the cluster's own when twenty
+//! seconds are left, every child follows the new names, old and new chain to the same CA (the
+//! operator's for the topology, the cluster's derived one for its own), so old and new pods trust
+//! each other while they roll, and the topology stays reachable with the new one.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -22,6 +23,20 @@ fn member_expiry(topo_server: &TopoServer) -> Option<i64> {
     naming::topo_server_tls_expiry(name, &topo_server.spec.tls.as_ref()?.secret_name)
 }
 
+/// The expiry in the name of the cluster's own TLS Secret, as a Cell mounts it.
+fn own_expiry(cell: &Cell) -> Option<i64> {
+    naming::tls_expiry(SAMPLE, &cell.spec.tls.as_ref()?.secret_name)
+}
+
+/// Whether the leaf of `secret` (`tls.crt`) is signed by the CA certificate `ca_pem`.
+fn signed_by(secret: &Secret, ca_pem: &[u8]) -> bool {
+    let data = secret.data.clone().unwrap_or_default();
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(&data["tls.crt"].0).unwrap();
+    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem).unwrap();
+    let (leaf, ca) = (leaf.parse_x509().unwrap(), ca.parse_x509().unwrap());
+    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+}
+
 /// The certificate in `secret` expires at `not_after` and was signed by `ca`.
 fn assert_issued(secret: &Secret, ca: &Authority, not_after: i64) {
     let data = secret.data.clone().unwrap_or_default();
@@ -35,7 +50,7 @@ fn assert_issued(secret: &Secret, ca: &Authority, not_after: i64) {
 }
 
 #[tokio::test]
-async fn topology_certificates_are_renewed_before_they_expire_and_every_child_follows() {
+async fn certificates_are_renewed_before_they_expire_and_every_child_follows() {
     let cp = cp();
     setup().await;
     let client = cp.client();
@@ -86,6 +101,34 @@ async fn topology_certificates_are_renewed_before_they_expire_and_every_child_fo
         .await
         .unwrap();
     assert_issued(&issued, &ca, first);
+    // The cluster's own certificate: named for its expiry, from a CA of the cluster's own.
+    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    let cell_name = naming::cell(SAMPLE, "us-east-1");
+    let cell = wait_for(&cells, &cell_name, WAIT, |c| own_expiry(c).is_some())
+        .await
+        .unwrap();
+    let own_first = own_expiry(&cell).unwrap();
+    assert!(
+        (own_first - now - VALIDITY).abs() <= 5,
+        "{own_first} vs {now}"
+    );
+    let own_first_secret = wait_for(
+        &secrets,
+        &naming::tls_secret_until(SAMPLE, own_first),
+        WAIT,
+        |_| true,
+    )
+    .await
+    .unwrap();
+    let own_ca = own_first_secret.data.clone().unwrap_or_default()["ca.crt"]
+        .0
+        .clone();
+    assert!(signed_by(&own_first_secret, &own_ca));
+    assert!(
+        !signed_by(&own_first_secret, ca.ca_pem().as_bytes()),
+        "the cluster's certificate is not one of the topology CA: another cluster's components \
+         must not be trusted"
+    );
 
     // A third of the validity before it ends, new names; the old Secret stays for pods still on it.
     let renewed = wait_for(&topo_servers, &global, WAIT, |t| {
@@ -104,12 +147,31 @@ async fn topology_certificates_are_renewed_before_they_expire_and_every_child_fo
         .await
         .unwrap();
     assert_issued(&issued, &ca, second);
+    // The cluster's own certificate is renewed in the same reconcile.
+    let own_second = wait_for(&cells, &cell_name, WAIT, |c| {
+        own_expiry(c).is_some_and(|t| t > own_first)
+    })
+    .await
+    .map(|c| own_expiry(&c).unwrap())
+    .unwrap();
+    let own_secret = naming::tls_secret_until(SAMPLE, own_second);
+    let own_second_secret = wait_for(&secrets, &own_secret, WAIT, |_| true)
+        .await
+        .unwrap();
+    let own_second_ca = own_second_secret.data.clone().unwrap_or_default()["ca.crt"]
+        .0
+        .clone();
+    // Old and new pods trust each other: each certificate verifies against the other's CA.
+    assert!(signed_by(&own_second_secret, &own_ca));
+    assert!(signed_by(&own_first_secret, &own_second_ca));
     let follows = |name: Option<&String>| name == Some(&client_secret);
-    let cells: Api<Cell> = Api::namespaced(client.clone(), &ns);
+    let follows_own =
+        |tls: Option<&multigres_api::TlsRef>| tls.is_some_and(|t| t.secret_name == own_secret);
     for cell in cells.list(&ListParams::default()).await.unwrap() {
         let name = cell.metadata.name.clone().unwrap_or_default();
         wait_for(&cells, &name, WAIT, |c| {
             follows(c.spec.global_topo_server.tls_secret_name.as_ref())
+                && follows_own(c.spec.tls.as_ref())
         })
         .await
         .unwrap();
@@ -119,6 +181,7 @@ async fn topology_certificates_are_renewed_before_they_expire_and_every_child_fo
         let name = tg.metadata.name.clone().unwrap_or_default();
         wait_for(&table_groups, &name, WAIT, |t| {
             follows(t.spec.global_topo_server.tls_secret_name.as_ref())
+                && follows_own(t.spec.tls.as_ref())
         })
         .await
         .unwrap();

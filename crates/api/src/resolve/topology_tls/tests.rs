@@ -1,6 +1,6 @@
 use super::*;
 use crate::MultigresCluster;
-use crate::resolve::{Templates, resolve_cluster};
+use crate::resolve::{Templates, certificate_renewal, resolve_cluster};
 
 /// Two cells, the second with its own managed etcd; `patch` edits the spec first.
 fn resolve(patch: impl FnOnce(&mut serde_json::Value)) -> Result<ResolvedCluster, ResolveError> {
@@ -94,8 +94,7 @@ fn external_etcds_with_one_secret_are_dialed_with_it_whatever_spec_tls_says() {
         s["globalTopoServer"] = external(Some("etcd-client"));
         s["cells"][1]["spec"]["topoServer"] = external(Some("etcd-client"));
     });
-    let decision =
-        cluster.resolve_topology_tls("c", false, None, topology_certificates(None, 0, 60));
+    let decision = cluster.resolve_topology_tls("c", false, None, certificate_renewal(None, 0, 60));
     assert_eq!(
         decision,
         TopologyTls::External {
@@ -181,38 +180,9 @@ fn turning_it_on_reaches_every_child_that_dials_or_serves() {
 }
 
 #[test]
-fn topology_certificates_are_kept_until_a_third_of_their_validity_is_left_then_renamed() {
-    let (day, year) = (86_400, 365 * 86_400);
-    let new = topology_certificates(None, 1_000, year);
-    assert_eq!(new.not_after, Some(1_000 + year));
-    assert_eq!(new.renew_at, 1_000 + year - year / 3);
-
-    let issued = |not_after| IssuedTopologyCertificates {
-        not_after,
-        created: 0,
-    };
-    let kept = topology_certificates(Some(issued(Some(year))), year / 2, year);
-    assert_eq!(kept.not_after, Some(year), "two thirds not yet passed");
-    assert_eq!(kept.renew_at, year - year / 3);
-    let renewed = topology_certificates(Some(issued(Some(year))), year - year / 3, year);
-    assert_eq!(
-        renewed.not_after,
-        Some(year - year / 3 + year),
-        "due: new ones"
-    );
-
-    // Issued before renewal existed: the ten-year certificates keep their names for nine years.
-    let old = topology_certificates(Some(issued(None)), 8 * year, year);
-    assert_eq!(old.not_after, None, "no roll on upgrade");
-    assert!(old.renew_at > 8 * year + 100 * day);
-    let due = topology_certificates(Some(issued(None)), 9 * year, year);
-    assert_eq!(due.not_after, Some(10 * year));
-}
-
-#[test]
 fn managed_certificates_are_named_for_their_expiry_down_to_the_cells_etcds() {
     let mut cluster = resolved(|_| {});
-    let certificates = TopologyCertificates {
+    let certificates = CertificateRenewal {
         not_after: Some(1_796_000_000),
         renew_at: 1_790_000_000,
     };
@@ -231,7 +201,7 @@ fn managed_certificates_are_named_for_their_expiry_down_to_the_cells_etcds() {
     }
 
     let mut unnamed = resolved(|_| {});
-    let unnamed_certificates = TopologyCertificates {
+    let unnamed_certificates = CertificateRenewal {
         not_after: None,
         ..certificates
     };

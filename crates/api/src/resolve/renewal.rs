@@ -1,0 +1,111 @@
+//! Certificates the operator renews before they expire (docs/security.md, "Renewal"): the
+//! topology's (client and etcd members) and each cluster's own (gRPC mTLS, gateway TLS). A renewed
+//! certificate goes into a new Secret whose name ends with its expiry, so no controller reads a
+//! Secret back to know when to renew, and the pods that mount it roll in their safe order.
+
+use super::ResolvedCluster;
+use crate::naming;
+
+/// The certificates a cluster uses now: until when they are valid, and when a reconcile renews
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertificateRenewal {
+    /// Unix seconds; `None`: certificates issued before renewal existed, kept under their names.
+    pub not_after: Option<i64>,
+    /// Unix seconds: a third of the validity before `not_after`, when new ones are issued.
+    pub renew_at: i64,
+}
+
+/// The certificates a cluster's children were given: their expiry, when the name says it, and when
+/// the child that carries them was created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssuedCertificates {
+    pub not_after: Option<i64>,
+    pub created: i64,
+}
+
+/// Certificates issued before renewal existed are valid for ten years from the start of their year
+/// of issue (`pki::VALID_YEARS`): at least nine from their holder's creation.
+const UNNAMED_EXPIRY: i64 = 9 * 365 * 24 * 3600;
+
+/// Keeps the certificates a cluster has until a third of `validity` before they expire, then names
+/// new ones valid for `validity` from `now`. Old and new chain to the same CA, so pods that still
+/// mount the old ones and pods that mount the new ones trust each other while they roll.
+pub fn certificate_renewal(
+    issued: Option<IssuedCertificates>,
+    now: i64,
+    validity: i64,
+) -> CertificateRenewal {
+    let lead = validity / 3;
+    let fresh = CertificateRenewal {
+        not_after: Some(now + validity),
+        renew_at: now + validity - lead,
+    };
+    let Some(issued) = issued else {
+        return fresh;
+    };
+    let expires = issued.not_after.unwrap_or(issued.created + UNNAMED_EXPIRY);
+    if now >= expires - lead {
+        return fresh;
+    }
+    CertificateRenewal {
+        not_after: issued.not_after,
+        renew_at: expires - lead,
+    }
+}
+
+/// The Secret a cluster's own certificate is in, as its Cells carry it, and when that Cell was
+/// created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssuedSecret<'a> {
+    pub name: &'a str,
+    pub created: i64,
+}
+
+impl ResolvedCluster {
+    /// Names the Secret of the cluster's own certificate (gRPC mTLS, gateway TLS) when the operator
+    /// issues it from the cluster's derived CA (`renewal`: the operator holds its CA): renewed a
+    /// third of the validity before it expires, into `<cluster>-tls-<expiry>`. Without the CA
+    /// nothing can be renewed, so the Secret the pods mount stays. Nothing when the cluster runs
+    /// without TLS. Returns when the certificate is due.
+    pub fn resolve_cluster_certificate(
+        &mut self,
+        cluster: &str,
+        issued: Option<IssuedSecret<'_>>,
+        renewal: Option<(i64, i64)>,
+    ) -> Option<i64> {
+        self.tls.as_ref()?;
+        let (name, renew_at) = match renewal {
+            None => (
+                issued.map_or_else(|| naming::tls_secret(cluster), |i| i.name.to_string()),
+                None,
+            ),
+            Some((now, validity)) => {
+                let issued = issued.map(|i| IssuedCertificates {
+                    not_after: naming::tls_expiry(cluster, i.name),
+                    created: i.created,
+                });
+                let renewal = certificate_renewal(issued, now, validity);
+                let name = match renewal.not_after {
+                    Some(not_after) => naming::tls_secret_until(cluster, not_after),
+                    None => naming::tls_secret(cluster),
+                };
+                (name, Some(renewal.renew_at))
+            }
+        };
+        self.set_tls_secret(&name);
+        self.tls_renew_at = renew_at;
+        renew_at
+    }
+
+    /// Every reference to the cluster's TLS Secret (its own, every Cell's and TableGroup's, so
+    /// every Shard's) names `name`.
+    fn set_tls_secret(&mut self, name: &str) {
+        for tls in self.tls_refs() {
+            tls.secret_name = name.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
