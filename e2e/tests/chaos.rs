@@ -22,13 +22,27 @@ async fn faults_during_edits_lose_nothing_and_end_as_a_clean_run() -> Result<()>
     let work = std::env::var("MULTIGRES_CHAOS_WORK")
         .map(PathBuf::from)
         .unwrap_or_else(|_| cp.log_dir().join("chaos"));
-    let report = chaos::run(
+    let run = chaos::run(
         &cp,
         multigres_e2e::workspace_binaries_dir()?,
-        work,
+        work.clone(),
         &Profile::short(seed),
     )
-    .await?;
+    .await;
+    let report = match run {
+        Ok(report) => report,
+        Err(error) => {
+            // The control plane's folder goes at exit: the controllers' logs are kept for diagnosis.
+            let kept = std::env::temp_dir().join(format!("multigres-chaos-{seed}"));
+            let copied = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&work)
+                .arg(&kept)
+                .status();
+            eprintln!("seed {seed}: logs kept in {} ({copied:?})", kept.display());
+            return Err(error);
+        }
+    };
     eprintln!("{}", report.summary());
     let failures = report.failures();
     assert!(failures.is_empty(), "seed {seed}: {failures:#?}");
