@@ -42,6 +42,9 @@ pub async fn install_crds(client: &Client) -> Result<()> {
 pub struct OperatorProcess {
     pid: i32,
     pub log: PathBuf,
+    /// Where this process's output starts in `log`: a restarted process appends to the log of
+    /// the one before.
+    log_start: u64,
 }
 
 impl Drop for OperatorProcess {
@@ -57,18 +60,20 @@ impl OperatorProcess {
     }
 
     /// The address the process bound for `what` ("health and metrics", "gRPC health"), read from
-    /// its log: started with port 0, it takes a port nobody else holds. The last start counts,
-    /// since a restarted process appends to its log.
+    /// its log: started with port 0, it takes a port nobody else holds. Only this process's own
+    /// output counts, not an earlier one's in the same log.
     pub async fn bound_address(&self, what: &str, timeout: Duration) -> Result<String> {
         let prefix = format!("listening for {what} on ");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            let start = (self.log_start as usize).min(log.len());
+            let log = String::from_utf8_lossy(&log[start..]);
             let found = log
                 .lines()
                 .filter_map(|l| l.split_once(&prefix))
                 .filter_map(|(_, rest)| rest.split_whitespace().next())
-                .next_back();
+                .next();
             if let Some(address) = found {
                 return Ok(address.to_string());
             }
@@ -157,6 +162,7 @@ pub fn spawn_operator(
         .create(true)
         .append(true)
         .open(&log_path)?;
+    let log_start = log.metadata()?.len();
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig)
@@ -169,7 +175,11 @@ pub fn spawn_operator(
         .stdout(log.try_clone()?)
         .stderr(log);
     let pid = spawn_owned(cmd).with_context(|| format!("starting {}", bin.display()))?;
-    Ok(OperatorProcess { pid, log: log_path })
+    Ok(OperatorProcess {
+        pid,
+        log: log_path,
+        log_start,
+    })
 }
 
 /// Spawns `cmd` in a process group of its own, from the long-lived spawner thread with

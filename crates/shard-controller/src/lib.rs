@@ -49,6 +49,9 @@ pub struct State {
     pub pdbs: Store<PodDisruptionBudget>,
     /// Which buckets each child cache holds completely (empty when not partitioned).
     pub synced: Vec<Synced>,
+    /// Not partitioned: every child cache has listed once. Before that a pool's earlier claims
+    /// may be unlisted, and pods built then would take new names and new, empty claims.
+    pub caches: CachesReady,
     pub partition: Option<Partition>,
     pub topology: TopologyReader,
     pub identity: String,
@@ -97,7 +100,7 @@ fn child_cache<K>(
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    Option<Synced>,
+    ChildSynced,
 )
 where
     K: caches::Cacheable,
@@ -106,15 +109,22 @@ where
     let (events, synced) = match partition {
         Some(p) => {
             let (stream, synced) = p.watch_owned(api, selector);
-            (stream.boxed(), Some(synced))
+            (stream.boxed(), ChildSynced::Buckets(synced))
         }
-        None => (
-            caches::cache_watch(api, watcher::Config::default().labels(selector)).boxed(),
-            None,
-        ),
+        None => {
+            let watch = caches::cache_watch(api, watcher::Config::default().labels(selector));
+            let (stream, listed) = caches::tap(watch);
+            (stream.boxed(), ChildSynced::Listed(listed))
+        }
     };
     let stream = caches::touched(reflector::reflector(writer, events.modify(trim)), &store);
     (store, stream, synced)
+}
+
+/// When a child cache is complete: per bucket when partitioned, else once it has listed.
+enum ChildSynced {
+    Buckets(Synced),
+    Listed(futures::future::BoxFuture<'static, ()>),
 }
 
 fn shard_of<K: Resource>(child: K) -> Option<ObjectRef<Shard>> {
@@ -167,19 +177,33 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         p,
         |_| {},
     );
-    let synced: Vec<Synced> = [s1, s2, s3, s4].into_iter().flatten().collect();
+    let (mut synced, mut listed) = (Vec::new(), Vec::new());
+    for child in [s1, s2, s3, s4] {
+        match child {
+            ChildSynced::Buckets(s) => synced.push(s),
+            ChildSynced::Listed(l) => listed.push(l),
+        }
+    }
 
     let (topology, topology_changes) = TopologyReader::new(multigres_topology::Dialer::new(
         settings.address_mapping.clone(),
         topology_timeout,
         settings.topology_tls.clone(),
     ));
+    let (shards, shard_writer) = reflector::store::<Shard>();
+    let (shard_stream, shards_synced) = caches::tap(reflector::reflector(
+        shard_writer,
+        caches::cache_watch(api::<Shard>(&client, ns), watcher::Config::default()),
+    ));
+    listed.push(shards_synced);
+    let caches = CachesReady::spawn(listed, started.readiness.clone());
     let ctx = started.context(State {
         pods,
         pvcs,
         services,
         pdbs,
         synced,
+        caches,
         partition: partition.clone(),
         topology,
         identity: args.identity.clone(),
@@ -200,11 +224,6 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         pruned_pg_confs: Default::default(),
     });
 
-    let (shards, shard_writer) = reflector::store::<Shard>();
-    let (shard_stream, shards_synced) = caches::tap(reflector::reflector(
-        shard_writer,
-        caches::cache_watch(api::<Shard>(&client, ns), watcher::Config::default()),
-    ));
     let shard_events = caches::applied(shard_stream, &shards);
     let mut controller = Controller::for_stream(shard_events, shards.clone())
         .watches_stream(pod_events, shard_of)
@@ -230,7 +249,6 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
     let metrics = ctx.metrics.clone();
     let counting = partition.clone();
     let store = shards.clone();
-    let _caches = CachesReady::spawn(vec![shards_synced], started.readiness.clone());
     tokio::spawn(async move {
         loop {
             let owned = store

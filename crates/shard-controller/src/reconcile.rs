@@ -46,6 +46,9 @@ use status::status;
 /// How long one eviction may wait for the pool's disruption budget before the reconcile moves on.
 const EVICTION_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a reconcile waits for the child caches to list before it tries again.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
+
 /// Pods per pool are looked up by name for indices below this (schema: replicas <= 100).
 const MAX_INDEX: u32 = 256;
 
@@ -68,7 +71,13 @@ pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Ctx>) -> Result<Action, Child
                 Decision::Act => partition.action_deadline(),
             }
         }
-        None => multigres_runtime::run::RECONCILE_DEADLINE,
+        None => {
+            // Names of existing pods and claims are kept: they must all be listed first.
+            if !ctx.state.caches.wait(CACHE_WAIT).await {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
+            multigres_runtime::run::RECONCILE_DEADLINE
+        }
     };
     let _timer = ctx.metrics.reconcile_started();
     // These two lines are the replica's record of what it reconciled and when (tests check that
