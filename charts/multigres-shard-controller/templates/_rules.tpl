@@ -74,5 +74,8 @@ leases:
 {{- if .Values.partition.enabled }}
 - --partition
 {{- end }}
+{{- with ((.Values.global).topologyTls).certificateValidity }}
+- --topology-certificate-validity={{ . }}
+{{- end }}
 {{- end -}}
 {{- define "multigres-shard-controller.ports" -}}[]{{- end -}}

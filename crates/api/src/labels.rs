@@ -32,6 +32,11 @@ pub const RESTART_REQUESTED: &str = "multigres.com/restart-requested";
 /// certificate they were started with ([`crate::TlsRef::revision_annotation`]), so a renewal rolls them.
 pub const TLS_REVISION: &str = "multigres.com/tls-revision";
 
+/// Annotation on pool pods: the pgBackRest TLS Secret they mount (pods are cached without their
+/// spec), from which the shard controller knows when the certificate is due for renewal. Not part
+/// of the spec hash (the Secret's name in the pod spec is).
+pub const PGBACKREST_TLS: &str = "multigres.com/pgbackrest-tls";
+
 /// Annotation on a Shard (set by `kubectl multigres switchover`): `<RFC3339 time>[,<pod>]` asks the
 /// shard controller for one planned switchover of the primary (to `<pod>`, a Ready pod of a replica
 /// pool, when given). Each value is acted on once; the outcome is the Shard's

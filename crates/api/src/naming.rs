@@ -192,6 +192,17 @@ pub fn topo_server_tls_expiry(topo_server: &str, name: &str) -> Option<i64> {
     expiry_in(&[topo_server, "tls"], name)
 }
 
+/// [`pgbackrest_tls_secret`] for a certificate valid until `not_after` (Unix seconds), from the
+/// Shard's derived CA.
+pub fn pgbackrest_tls_secret_until(shard_resource: &str, not_after: i64) -> String {
+    expiring(&[shard_resource, "pgbackrest-tls"], not_after)
+}
+
+/// When the certificate in a Shard's pgBackRest Secret `name` expires, if its name says.
+pub fn pgbackrest_tls_expiry(shard_resource: &str, name: &str) -> Option<i64> {
+    expiry_in(&[shard_resource, "pgbackrest-tls"], name)
+}
+
 /// Room left for `-<shard index>` (at most 255) in a Shard's name.
 const MAX_TABLEGROUP: usize = MAX_LABEL - 4;
 /// The earlier limit, which left room for pool suffixes too.
@@ -384,6 +395,13 @@ mod tests {
         // The topology's names are not the cluster's, though both end in -tls-<digits>.
         assert_eq!(
             tls_expiry("prod", &topology_tls_secret_until("prod", 42)),
+            None
+        );
+        let backrest = pgbackrest_tls_secret_until(&long, 42);
+        assert!(backrest.len() <= MAX_LABEL, "{backrest}");
+        assert_eq!(pgbackrest_tls_expiry(&long, &backrest), Some(42));
+        assert_eq!(
+            pgbackrest_tls_expiry(&long, &pgbackrest_tls_secret(&long)),
             None
         );
         let member = topo_server_tls_secret_until(&long, 42);

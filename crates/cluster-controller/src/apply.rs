@@ -339,7 +339,7 @@ pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()
         cluster.namespace().unwrap_or_default()
     );
     let root = ctx.state.topology_ca.clone();
-    let uid = cluster.uid().unwrap_or_default();
+    let scope = format!("cluster/{}", cluster.uid().unwrap_or_default());
     issue_once(
         ctx,
         cluster,
@@ -347,7 +347,7 @@ pub async fn tls(ctx: &Ctx, cluster: &MultigresCluster, name: &str) -> Result<()
         "the cluster's TLS certificate",
         || match (root, not_after) {
             (Some(root), Some(not_after)) => {
-                root.derive(&uid, &ca_name)?
+                root.derive(&scope, &ca_name)?
                     .sign_until(server_name, &sans, not_after)
             }
             _ => multigres_runtime::pki::issue(&ca_name, server_name, &sans),

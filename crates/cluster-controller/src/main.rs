@@ -32,7 +32,7 @@ struct Args {
     /// How long the certificates the operator issues from its CA are valid (the topology's, and
     /// each cluster's own); each is renewed (a new Secret, the pods that mount it roll) when a
     /// third of it is left (docs/security.md).
-    #[arg(long, env = "MULTIGRES_TOPOLOGY_CERTIFICATE_VALIDITY", default_value = "8760h", value_parser = parse_validity)]
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_CERTIFICATE_VALIDITY", default_value = "8760h", value_parser = multigres_runtime::settings::parse_certificate_validity)]
     topology_certificate_validity: Duration,
     /// Deadline of every topology call.
     #[arg(long, env = "MULTIGRES_TOPOLOGY_TIMEOUT", default_value = "3s", value_parser = multigres_runtime::settings::parse_duration)]
@@ -77,17 +77,6 @@ impl Args {
             None => Ok(None),
         }
     }
-}
-
-/// A certificate lifetime: a duration of at least a minute (shorter would renew in a loop).
-fn parse_validity(text: &str) -> Result<Duration, String> {
-    let validity = multigres_runtime::settings::parse_duration(text)?;
-    if validity < Duration::from_secs(60) {
-        return Err(format!(
-            "'{text}': a certificate must be valid for at least 1m"
-        ));
-    }
-    Ok(validity)
 }
 
 #[tokio::main]

@@ -19,6 +19,9 @@ use rcgen::{
 };
 use sha2::{Digest, Sha256};
 
+/// Why a certificate could not be made.
+pub type Error = rcgen::Error;
+
 /// PEM-encoded CA certificate, leaf certificate and leaf private key.
 #[derive(Clone, Debug)]
 pub struct IssuedTls {
@@ -175,11 +178,11 @@ impl Authority {
         })
     }
 
-    /// The CA of `scope` (a cluster's uid), named `name`: its ECDSA P-256 key derived from this
+    /// The CA of `scope` (`cluster/<uid>`, `pgbackrest/<uid>`), named `name`: its ECDSA P-256 key derived from this
     /// CA's key and the scope (HMAC-SHA256), valid until this CA expires. Every process holding
     /// this CA derives the same key, so a renewed leaf chains to the CA the pods already trust
-    /// without a Secret being read back; and each scope has its own, so one cluster's
-    /// certificates are not trusted by another's components (docs/security.md, "Renewal").
+    /// without a Secret being read back; and each scope has its own, so one cluster's (or
+    /// shard's) certificates are not trusted by another's components (docs/security.md, "Renewal").
     pub fn derive(&self, scope: &str, name: &str) -> Result<Authority, rcgen::Error> {
         let key = derived_key(&self.key_der, scope)?;
         let key_der = key.serialize_der();

@@ -74,6 +74,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A certificate lifetime (`--topology-certificate-validity`): a duration of at least a minute
+/// (shorter would renew in a loop).
+pub fn parse_certificate_validity(text: &str) -> Result<Duration, String> {
+    let validity = parse_duration(text)?;
+    if validity < Duration::from_secs(60) {
+        return Err(format!(
+            "'{text}': a certificate must be valid for at least 1m"
+        ));
+    }
+    Ok(validity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

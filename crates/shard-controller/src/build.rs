@@ -75,6 +75,8 @@ pub struct Pool {
     /// The pool's pods or claims carry the earlier, hashed names: new pods take them too, so that
     /// a pod comes back on its own claim (docs/operations.md "Names").
     pub earlier_names: bool,
+    /// The Shard's pgBackRest TLS Secret the pods mount (`certificates`): renewed under a new name.
+    pub pgbackrest_secret: String,
 }
 
 impl Pool {
@@ -136,6 +138,7 @@ pub fn pools(shard: &Shard) -> Vec<Pool> {
                 spec: spec.clone(),
                 labels,
                 earlier_names: false,
+                pgbackrest_secret: naming::pgbackrest_tls_secret(&shard.name_any()),
             }
         })
         .collect()
@@ -287,6 +290,13 @@ pub fn pod(shard: &Shard, pool: &Pool, index: u32) -> Pod {
             .insert(labels::RESTART_REQUESTED.into(), requested.clone());
     }
     TlsRef::annotate_pod(shard.spec.tls.as_ref(), &mut pod.metadata);
+    pod.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(
+            labels::PGBACKREST_TLS.into(),
+            pool.pgbackrest_secret.clone(),
+        );
     let hash = spec_hash(&pod);
     pod.metadata
         .annotations
@@ -605,7 +615,7 @@ fn pod_volumes(shard: &Shard, pool: &Pool, pod_name: &str) -> Vec<Volume> {
         // Both containers run as the same user, so owner-only modes suffice.
         secret(
             "pgbackrest-tls",
-            naming::pgbackrest_tls_secret(&shard.name_any()),
+            pool.pgbackrest_secret.clone(),
             vec![
                 key(PGBACKREST_CA, PGBACKREST_CA),
                 key(PGBACKREST_CERT, PGBACKREST_CERT),

@@ -8,6 +8,7 @@
 //! read through [`topology`]; the reconcile carries the plan out and writes the status.
 
 pub mod build;
+pub mod certificates;
 pub mod plan;
 pub mod reconcile;
 pub mod switchover;
@@ -66,6 +67,8 @@ pub struct State {
     pub planned: multigres_runtime::events::PlannedChanges,
     /// The pgBackRest TLS Secrets it creates, known without reading them.
     pub secrets: multigres_runtime::once::Secrets,
+    /// What renews the pgBackRest certificates (`certificates`).
+    pub pgbackrest: crate::certificates::PgBackRest,
     /// Per Shard uid: the pools' parameters ConfigMaps it last pruned around (old ones deleted).
     pub pruned_pg_confs:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
@@ -81,6 +84,11 @@ pub struct Settings {
     pub topology_timeout: Duration,
     /// The client certificate for topologies that speak TLS (`--topology-ca-dir`).
     pub topology_tls: multigres_topology::ClientIdentities,
+    /// The topology CA, from which each Shard's pgBackRest CA is derived; none: pgBackRest
+    /// certificates from a throw-away CA, never renewed.
+    pub authority: Option<std::sync::Arc<multigres_runtime::pki::Authority>>,
+    /// How long the pgBackRest certificates from `authority` are valid.
+    pub certificate_validity: Duration,
     pub hold_unserved_shards: bool,
     pub max_rolling_shards_per_table_group: u32,
     pub switchover_timeout: Duration,
@@ -221,6 +229,10 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
         status_pace: Default::default(),
         planned: Default::default(),
         secrets: Default::default(),
+        pgbackrest: crate::certificates::PgBackRest::new(
+            settings.authority.clone(),
+            settings.certificate_validity,
+        ),
         pruned_pg_confs: Default::default(),
     });
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use multigres_runtime::settings::parse_duration;
+use multigres_runtime::settings::{parse_certificate_validity, parse_duration};
 use multigres_runtime::topology_tls::TopologyTlsArgs;
 use multigres_runtime::{CommonArgs, run};
 use multigres_shard_controller::{CRDS, NAME, Settings};
@@ -46,17 +46,25 @@ struct Args {
     /// Timeout of a planned switchover call to multiadmin.
     #[arg(long, env = "MULTIGRES_SWITCHOVER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     switchover_timeout: Duration,
+    /// How long the Shards' pgBackRest certificates, issued from a CA derived from the topology
+    /// CA, are valid; each is renewed (a new Secret, the pool pods roll) when a third of it is left
+    /// (docs/security.md, "Renewal").
+    #[arg(long, env = "MULTIGRES_TOPOLOGY_CERTIFICATE_VALIDITY", default_value = "8760h", value_parser = parse_certificate_validity)]
+    topology_certificate_validity: Duration,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let credentials = args.topology_tls.load()?;
     let settings = Settings {
         partition: args.partition,
         address_mapping: AddressMapping::parse(&args.topology_address_map)?
             .allowing(AllowedHosts::parse(&args.topology_allowed_hosts)?),
         topology_timeout: args.topology_timeout,
-        topology_tls: args.topology_tls.load()?.clients,
+        topology_tls: credentials.clients,
+        authority: credentials.authority,
+        certificate_validity: args.topology_certificate_validity,
         hold_unserved_shards: args.hold_unserved_shards,
         max_rolling_shards_per_table_group: args.max_rolling_shards_per_table_group,
         switchover_timeout: args.switchover_timeout,

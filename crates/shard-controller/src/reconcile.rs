@@ -16,9 +16,9 @@ use multigres_api::labels;
 use multigres_api::{PoolType, RetentionAction, Shard, ShardStatus, multigres, naming};
 use multigres_runtime::conditions::{self, AVAILABLE, ConditionUpdate, PROGRESSING};
 use multigres_runtime::error::{ChildError, Failure};
+use multigres_runtime::once;
 use multigres_runtime::partition::{Decision, Synced};
 use multigres_runtime::pods::is_ready;
-use multigres_runtime::{once, pki};
 use serde_json::json;
 
 use crate::Ctx;
@@ -112,10 +112,16 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         ctx.state.topology.forget(shard);
         ctx.state.status_pace.forget(key);
         ctx.state.planned.settled(key);
+        ctx.state.pgbackrest.forget(shard);
         return Ok(Action::await_change());
     }
     let owned_pods = pools::owned_pods(shard, ctx);
     let mut pools = build::pools(shard);
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let pgbackrest = ctx.state.pgbackrest.decide(shard, &owned_pods, now);
+    for pool in &mut pools {
+        pool.pgbackrest_secret = pgbackrest.secret.clone();
+    }
     let claims = ctx.state.pvcs.state();
     pools::keep_earlier_names(
         &shard.name_any(),
@@ -201,7 +207,10 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         || (status.primary_cell.is_none()
             && status.ready_pods > 0
             && pools.iter().any(build::can_be_primary));
-    let look_again = look_again_after(plan.progressing, electing, view.watched);
+    let mut look_again = look_again_after(plan.progressing, electing, view.watched);
+    if let Some(renew_at) = pgbackrest.renew_at {
+        look_again = look_again.min(Duration::from_secs((renew_at - now).max(1) as u64));
+    }
     Ok(Action::requeue(
         held.map_or(look_again, |h| h.min(look_again)),
     ))

@@ -50,9 +50,34 @@ pub async fn no_controller_reads_a_secret(
         .context("no TLS on the global TopoServer")?;
     let expires = naming::topo_server_tls_expiry(&global.name_any(), &member.secret_name)
         .context("no expiry in the member Secret's name")?;
+    // The pgBackRest and the cluster's own certificates too: as a pool pod and a Cell mount them.
+    let of_shard = ListParams::default().labels(&format!(
+        "{}={}",
+        multigres_api::labels::OWNER,
+        shard.name_any()
+    ));
+    let pgbackrest = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin.clone(), namespace)
+        .list(&of_shard)
+        .await?
+        .items
+        .iter()
+        .find_map(|p| {
+            p.annotations()
+                .get(multigres_api::labels::PGBACKREST_TLS)
+                .cloned()
+        })
+        .context("no pool pod names its pgBackRest Secret")?;
+    let own = Api::<multigres_api::Cell>::namespaced(admin.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .find_map(|c| Some(c.spec.tls.as_ref()?.secret_name.clone()))
+        .context("no Cell mounts the cluster's TLS Secret")?;
     let names = [
         naming::credentials_secret(cluster),
-        naming::pgbackrest_tls_secret(&shard.name_any()),
+        pgbackrest,
+        own,
         naming::topology_tls_secret_until(cluster, expires),
         member.secret_name,
         foreign.to_string(),

@@ -30,7 +30,9 @@ use crate::template::{DeploymentTemplateSpec, TemplateSection};
 use crate::toposerver::TopoServerSpec;
 use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
-pub use renewal::{CertificateRenewal, IssuedCertificates, IssuedSecret, certificate_renewal};
+pub use renewal::{
+    CertificateRenewal, IssuedCertificates, IssuedSecret, certificate_renewal, fresh_expiry,
+};
 pub use topology_tls::TopologyTls;
 
 /// A cross-object problem that stops resolution. Messages name the field and what to fix.

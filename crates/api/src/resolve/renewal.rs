@@ -37,9 +37,10 @@ pub fn certificate_renewal(
     validity: i64,
 ) -> CertificateRenewal {
     let lead = validity / 3;
+    let not_after = fresh_expiry(now, validity);
     let fresh = CertificateRenewal {
-        not_after: Some(now + validity),
-        renew_at: now + validity - lead,
+        not_after: Some(not_after),
+        renew_at: not_after - lead,
     };
     let Some(issued) = issued else {
         return fresh;
@@ -52,6 +53,15 @@ pub fn certificate_renewal(
         not_after: issued.not_after,
         renew_at: expires - lead,
     }
+}
+
+/// The expiry of a certificate issued `now`: `validity` later, rounded up to a step of a
+/// hundredth of it (at most an hour), so that two reconciles moments apart, the second before the
+/// cache shows what the first applied, name the same Secret instead of issuing two.
+pub fn fresh_expiry(now: i64, validity: i64) -> i64 {
+    let step = (validity / 100).clamp(1, 3600);
+    let end = now + validity;
+    end + (step - end.rem_euclid(step)) % step
 }
 
 /// The Secret a cluster's own certificate is in, as its Cells carry it, and when that Cell was

@@ -37,7 +37,9 @@ fn unset_knobs_leave_the_pod_as_it_was_but_for_the_default_spread() {
     assert_eq!(spec.priority_class_name, None);
     assert_eq!(pod.metadata.labels.as_ref(), Some(&pool.labels));
     let annotations: Vec<_> = pod.annotations().keys().collect();
-    assert_eq!(annotations, [SPEC_HASH]);
+    // The operator's own: which pgBackRest Secret the pod mounts (read back from the cache) and
+    // the spec hash; no user annotation.
+    assert_eq!(annotations, [labels::PGBACKREST_TLS, SPEC_HASH]);
     for container in ["postgres", "multipooler"] {
         let args = args(&pod, container);
         assert_eq!(

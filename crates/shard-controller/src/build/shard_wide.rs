@@ -55,14 +55,9 @@ pub fn pgbackrest_sans(shard: &Shard) -> Vec<String> {
         .collect()
 }
 
-/// The Secret holding the shard's pgBackRest TLS material. pgctld's pgBackRest server admits clients
-/// whose certificate says CN `pgbackrest`, and every pod is both server and client: one leaf serves.
-pub fn pgbackrest_secret(shard: &Shard, tls: &IssuedTls) -> Secret {
-    let mut metadata = child_meta(
-        shard,
-        &naming::pgbackrest_tls_secret(&shard.name_any()),
-        shard_child_labels(shard),
-    );
+/// The Secret `name` holding the shard's pgBackRest TLS material (`certificates`).
+pub fn pgbackrest_secret(shard: &Shard, name: &str, tls: &IssuedTls) -> Secret {
+    let mut metadata = child_meta(shard, name, shard_child_labels(shard));
     metadata.owner_references = controller_ref(shard).map(|o| vec![o]);
     Secret {
         metadata,

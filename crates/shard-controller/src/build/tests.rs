@@ -260,7 +260,8 @@ fn pgbackrest_certificates_name_every_pool_pod() {
         cert_pem: "cert".into(),
         key_pem: "key".into(),
     };
-    let secret = pgbackrest_secret(&shard, &tls);
+    let secret = pgbackrest_secret(&shard, "s-pgbackrest-tls-0000000042", &tls);
+    assert_eq!(secret.name_any(), "s-pgbackrest-tls-0000000042");
     let data = secret.string_data.unwrap();
     assert_eq!(
         data.keys().collect::<Vec<_>>(),

@@ -258,6 +258,7 @@ mod tests {
             service: String::new(),
             labels: BTreeMap::new(),
             earlier_names: false,
+            pgbackrest_secret: String::new(),
         };
         let earlier = |i| naming::pool_pod_hashed(&shard, "old", i);
         let pods = vec![("old".to_string(), earlier(0))];

@@ -36,17 +36,15 @@ pub(super) async fn shared_volumes(
         .await
         .map_err(|e| ChildError::kube(shard, format!("creating ConfigMap {name}"), e))?;
     }
-    let name = naming::pgbackrest_tls_secret(&shard.name_any());
+    let Some(name) = pools.first().map(|p| p.pgbackrest_secret.clone()) else {
+        return Ok(());
+    };
     let created = ctx
         .state
         .secrets
         .issue_once(&ctx.client, shard, &name, || {
-            let tls = pki::issue(
-                "Multigres pgBackRest CA",
-                "pgbackrest",
-                &build::pgbackrest_sans(shard),
-            )?;
-            Ok(build::pgbackrest_secret(shard, &tls))
+            let tls = ctx.state.pgbackrest.issue(shard, &name)?;
+            Ok(build::pgbackrest_secret(shard, &name, &tls))
         })
         .await?;
     if created {

@@ -43,8 +43,8 @@ fn secret_names(cluster: &ResolvedCluster) -> Vec<String> {
 fn certificates_are_kept_until_a_third_of_their_validity_is_left_then_renamed() {
     let (day, year) = (86_400, 365 * 86_400);
     let new = certificate_renewal(None, 1_000, year);
-    assert_eq!(new.not_after, Some(1_000 + year));
-    assert_eq!(new.renew_at, 1_000 + year - year / 3);
+    assert_eq!(new.not_after, Some(fresh_expiry(1_000, year)));
+    assert_eq!(new.renew_at, fresh_expiry(1_000, year) - year / 3);
 
     let issued = |not_after| IssuedCertificates {
         not_after,
@@ -72,7 +72,7 @@ fn certificates_are_kept_until_a_third_of_their_validity_is_left_then_renamed() 
 fn a_new_cluster_gets_a_certificate_named_for_its_expiry_everywhere_it_is_mounted() {
     let mut cluster = resolved(serde_json::json!({}));
     let due = cluster.resolve_cluster_certificate("c", None, Some((1_000, YEAR)));
-    assert_eq!(due, Some(1_000 + YEAR - YEAR / 3));
+    assert_eq!(due, Some(fresh_expiry(1_000, YEAR) - YEAR / 3));
     assert_eq!(cluster.tls_renew_at, due);
     let names = secret_names(&cluster);
     assert_eq!(
@@ -80,7 +80,7 @@ fn a_new_cluster_gets_a_certificate_named_for_its_expiry_everywhere_it_is_mounte
         3,
         "the cluster's, one Cell's, one TableGroup's"
     );
-    let expected = format!("c-tls-{:010}", 1_000 + YEAR);
+    let expected = format!("c-tls-{:010}", fresh_expiry(1_000, YEAR));
     assert!(names.iter().all(|n| *n == expected), "{names:?}");
 }
 
@@ -133,4 +133,16 @@ fn without_the_operator_ca_or_without_tls_nothing_is_renamed() {
         None
     );
     assert!(secret_names(&plaintext).is_empty());
+}
+
+#[test]
+fn reconciles_moments_apart_name_the_same_certificate() {
+    let hour = 3_600;
+    // A year: rounded up to the hour.
+    let first = fresh_expiry(1_000, YEAR);
+    assert_eq!(first % hour, 0);
+    assert!(first >= 1_000 + YEAR && first < 1_000 + YEAR + hour);
+    assert_eq!(fresh_expiry(1_002, YEAR), first);
+    // A minute (the tests' validity): to the second, never shorter.
+    assert_eq!(fresh_expiry(1_000, 60), 1_060);
 }
