@@ -20,6 +20,7 @@ pub mod stack;
 mod storage;
 pub mod tls_front;
 pub mod wait;
+pub mod x509;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -25,10 +25,7 @@ fn mounted(pod: &Pod) -> Option<String> {
 /// Whether the leaf of `secret` is signed by the CA in `ca_pem`.
 fn signed_by(secret: &Secret, ca_pem: &[u8]) -> bool {
     let data = secret.data.clone().unwrap_or_default();
-    let (_, leaf) = x509_parser::pem::parse_x509_pem(&data["pgbackrest.crt"].0).unwrap();
-    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem).unwrap();
-    let (leaf, ca) = (leaf.parse_x509().unwrap(), ca.parse_x509().unwrap());
-    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+    multigres_e2e::x509::signed_by(&data["pgbackrest.crt"].0, ca_pem)
 }
 
 fn ca_of(secret: &Secret) -> Vec<u8> {

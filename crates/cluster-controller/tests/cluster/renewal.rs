@@ -31,10 +31,7 @@ fn own_expiry(cell: &Cell) -> Option<i64> {
 /// Whether the leaf of `secret` (`tls.crt`) is signed by the CA certificate `ca_pem`.
 fn signed_by(secret: &Secret, ca_pem: &[u8]) -> bool {
     let data = secret.data.clone().unwrap_or_default();
-    let (_, leaf) = x509_parser::pem::parse_x509_pem(&data["tls.crt"].0).unwrap();
-    let (_, ca) = x509_parser::pem::parse_x509_pem(ca_pem).unwrap();
-    let (leaf, ca) = (leaf.parse_x509().unwrap(), ca.parse_x509().unwrap());
-    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+    multigres_e2e::x509::signed_by(&data["tls.crt"].0, ca_pem)
 }
 
 /// The certificate in `secret` expires at `not_after` and was signed by `ca`.
