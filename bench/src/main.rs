@@ -66,8 +66,9 @@ struct Args {
     /// Pods per shard pool.
     #[arg(long)]
     pool_replicas: Option<u32>,
-    /// Shard-controller replica counts of the scale-out runs (the main run has 1).
-    #[arg(long, value_delimiter = ',', default_value = "2,3")]
+    /// Shard-controller replica counts of the scale-out runs (the main run has 1); `--scale-out`
+    /// alone: none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "2,3")]
     scale_out: Vec<u32>,
     /// Seconds of idle after convergence in which writes are counted.
     #[arg(long, default_value_t = 60)]
