@@ -29,22 +29,28 @@ async fn faults_during_edits_lose_nothing_and_end_as_a_clean_run() -> Result<()>
         &Profile::short(seed),
     )
     .await;
+    // The control plane's folder goes at exit: a failed run's logs are kept for diagnosis.
+    let keep_logs = || {
+        let kept = std::env::temp_dir().join(format!("multigres-chaos-{seed}"));
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&work)
+            .arg(&kept)
+            .status();
+        eprintln!("seed {seed}: logs kept in {} ({copied:?})", kept.display());
+    };
     let report = match run {
         Ok(report) => report,
         Err(error) => {
-            // The control plane's folder goes at exit: the controllers' logs are kept for diagnosis.
-            let kept = std::env::temp_dir().join(format!("multigres-chaos-{seed}"));
-            let copied = std::process::Command::new("cp")
-                .arg("-a")
-                .arg(&work)
-                .arg(&kept)
-                .status();
-            eprintln!("seed {seed}: logs kept in {} ({copied:?})", kept.display());
+            keep_logs();
             return Err(error);
         }
     };
     eprintln!("{}", report.summary());
     let failures = report.failures();
+    if !failures.is_empty() {
+        keep_logs();
+    }
     assert!(failures.is_empty(), "seed {seed}: {failures:#?}");
     // Each kind of action happens at least once, an API server restart too; a controller that
     // exits meanwhile (its Lease renewals failed) is started again, as the kubelet would.
