@@ -106,6 +106,25 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
     assert_eq!(settled.status.as_ref().unwrap().cell_count, Some(2));
     assert_eq!(settled.status.as_ref().unwrap().database_count, Some(1));
 
+    // Templates list the cluster as their consumer and hold the finalizer. Waited for before the
+    // no-op below: the template lifecycle's retries (a 409 at start) wrote during it once (CI).
+    let templates: Api<DeploymentTemplate> = Api::namespaced(client.clone(), &ns);
+    for name in [
+        "standard-ha",
+        "default-ha",
+        "orders-ha-replica",
+        "orders-read-only",
+    ] {
+        wait_for(&templates, name, WAIT, |t| {
+            t.status
+                .as_ref()
+                .is_some_and(|s| s.consumer_count == Some(1) && s.consumers[0].name == SAMPLE)
+                && t.finalizers().iter().any(|f| f == IN_USE_FINALIZER)
+        })
+        .await
+        .unwrap();
+    }
+
     // A reconcile of an unchanged cluster writes nothing. The test's own annotation is a change the
     // controller sees (and reconciles) but has nothing to do about.
     let writes_before = controller.writes().await.unwrap();
@@ -147,24 +166,6 @@ async fn sample_cluster_becomes_its_tree_registers_its_databases_idles_without_w
         "a no-op reconcile wrote; log:\n{}",
         controller.log()
     );
-
-    // Templates list the cluster as their consumer and hold the finalizer.
-    let templates: Api<DeploymentTemplate> = Api::namespaced(client.clone(), &ns);
-    for name in [
-        "standard-ha",
-        "default-ha",
-        "orders-ha-replica",
-        "orders-read-only",
-    ] {
-        wait_for(&templates, name, WAIT, |t| {
-            t.status
-                .as_ref()
-                .is_some_and(|s| s.consumer_count == Some(1) && s.consumers[0].name == SAMPLE)
-                && t.finalizers().iter().any(|f| f == IN_USE_FINALIZER)
-        })
-        .await
-        .unwrap();
-    }
 
     // Deleting the cluster removes the tree through owner references, and frees the templates.
     clusters
