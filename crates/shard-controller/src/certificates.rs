@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use multigres_api::resolve::{IssuedCertificates, certificate_renewal};
+use multigres_api::resolve::{IssuedSecret, SecretNames, renewed_secret};
 use multigres_api::{Shard, labels, naming};
 use multigres_runtime::pki::{self, Authority, IssuedTls};
 
@@ -106,9 +106,8 @@ impl PgBackRest {
 const PGBACKREST_CLIENT: &str = "pgbackrest";
 
 /// The Secret to mount, from the ones `mounted` now (by pods, or decided before): the one that
-/// expires last is kept until a third of `validity` before it expires (`renewal`: now and the
-/// validity; none without the operator's CA, when the Secret mounted stays); certificates from
-/// before renewal (unnamed) count from the Shard's creation.
+/// expires last, else one from before renewal (counted from the Shard's creation), renewed as
+/// `resolve::renewed_secret` says.
 pub fn pgbackrest_secret(
     shard: &str,
     created: i64,
@@ -117,37 +116,15 @@ pub fn pgbackrest_secret(
 ) -> Decision {
     let newest = mounted
         .iter()
-        .filter_map(|m| Some((naming::pgbackrest_tls_expiry(shard, m)?, m)))
-        .max();
-    let Some((now, validity)) = renewal else {
-        let secret = newest
-            .map(|(_, m)| m.clone())
-            .or_else(|| mounted.first().cloned())
-            .unwrap_or_else(|| naming::pgbackrest_tls_secret(shard));
-        return Decision {
-            secret,
-            renew_at: None,
-        };
+        .max_by_key(|m| naming::pgbackrest_tls_expiry(shard, m))
+        .map(|name| IssuedSecret { name, created });
+    let names = SecretNames {
+        unnamed: naming::pgbackrest_tls_secret(shard),
+        until: &|t| naming::pgbackrest_tls_secret_until(shard, t),
+        expiry: &|name| naming::pgbackrest_tls_expiry(shard, name),
     };
-    let issued = match newest {
-        Some((not_after, _)) => Some(IssuedCertificates {
-            not_after: Some(not_after),
-            created,
-        }),
-        None => (!mounted.is_empty()).then_some(IssuedCertificates {
-            not_after: None,
-            created,
-        }),
-    };
-    let renewal = certificate_renewal(issued, now, validity);
-    let secret = match renewal.not_after {
-        Some(not_after) => naming::pgbackrest_tls_secret_until(shard, not_after),
-        None => naming::pgbackrest_tls_secret(shard),
-    };
-    Decision {
-        secret,
-        renew_at: Some(renewal.renew_at),
-    }
+    let (secret, renew_at) = renewed_secret(&names, newest, renewal);
+    Decision { secret, renew_at }
 }
 
 #[cfg(test)]

@@ -31,7 +31,8 @@ use crate::toposerver::TopoServerSpec;
 use crate::{Cell, TableGroup, multigres, naming};
 use merge::{layer, merge_layers};
 pub use renewal::{
-    CertificateRenewal, IssuedCertificates, IssuedSecret, certificate_renewal, fresh_expiry,
+    CertificateRenewal, IssuedCertificates, IssuedSecret, SecretNames, certificate_renewal,
+    fresh_expiry, renewed_secret,
 };
 pub use topology_tls::TopologyTls;
 

@@ -72,6 +72,38 @@ pub struct IssuedSecret<'a> {
     pub created: i64,
 }
 
+/// How the Secrets of one renewable certificate are named: unnamed (from before renewal), for an
+/// expiry, and the expiry a name carries.
+pub struct SecretNames<'a> {
+    pub unnamed: String,
+    pub until: &'a dyn Fn(i64) -> String,
+    pub expiry: &'a dyn Fn(&str) -> Option<i64>,
+}
+
+/// The Secret to mount and when it is due, from the one in force (`issued`). `renewal` is now and
+/// the validity; none without the operator's CA, when the Secret in force stays (or the unnamed
+/// one, for a first issue from a throw-away CA).
+pub fn renewed_secret(
+    names: &SecretNames<'_>,
+    issued: Option<IssuedSecret<'_>>,
+    renewal: Option<(i64, i64)>,
+) -> (String, Option<i64>) {
+    let Some((now, validity)) = renewal else {
+        let name = issued.map_or_else(|| names.unnamed.clone(), |i| i.name.to_string());
+        return (name, None);
+    };
+    let issued = issued.map(|i| IssuedCertificates {
+        not_after: (names.expiry)(i.name),
+        created: i.created,
+    });
+    let renewal = certificate_renewal(issued, now, validity);
+    let name = match renewal.not_after {
+        Some(not_after) => (names.until)(not_after),
+        None => names.unnamed.clone(),
+    };
+    (name, Some(renewal.renew_at))
+}
+
 impl ResolvedCluster {
     /// Names the Secret of the cluster's own certificate (gRPC mTLS, gateway TLS) when the operator
     /// issues it from the cluster's derived CA (`renewal`: the operator holds its CA): renewed a
@@ -85,24 +117,12 @@ impl ResolvedCluster {
         renewal: Option<(i64, i64)>,
     ) -> Option<i64> {
         self.tls.as_ref()?;
-        let (name, renew_at) = match renewal {
-            None => (
-                issued.map_or_else(|| naming::tls_secret(cluster), |i| i.name.to_string()),
-                None,
-            ),
-            Some((now, validity)) => {
-                let issued = issued.map(|i| IssuedCertificates {
-                    not_after: naming::tls_expiry(cluster, i.name),
-                    created: i.created,
-                });
-                let renewal = certificate_renewal(issued, now, validity);
-                let name = match renewal.not_after {
-                    Some(not_after) => naming::tls_secret_until(cluster, not_after),
-                    None => naming::tls_secret(cluster),
-                };
-                (name, Some(renewal.renew_at))
-            }
+        let names = SecretNames {
+            unnamed: naming::tls_secret(cluster),
+            until: &|t| naming::tls_secret_until(cluster, t),
+            expiry: &|name| naming::tls_expiry(cluster, name),
         };
+        let (name, renew_at) = renewed_secret(&names, issued, renewal);
         self.set_tls_secret(&name);
         self.tls_renew_at = renew_at;
         renew_at
