@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod certificates;
+pub mod evictions;
 pub mod plan;
 pub mod reconcile;
 pub mod switchover;
@@ -69,6 +70,8 @@ pub struct State {
     pub secrets: multigres_runtime::once::Secrets,
     /// What renews the pgBackRest certificates (`certificates`).
     pub pgbackrest: crate::certificates::PgBackRest,
+    /// Pods it evicted that the pod cache may still show running.
+    pub evictions: crate::evictions::Evictions,
     /// Per Shard uid: the pools' parameters ConfigMaps it last pruned around (old ones deleted).
     pub pruned_pg_confs:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
@@ -233,6 +236,7 @@ pub async fn run(started: Started, args: &CommonArgs, settings: Settings) -> any
             settings.authority.clone(),
             settings.certificate_validity,
         ),
+        evictions: Default::default(),
         pruned_pg_confs: Default::default(),
     });
 

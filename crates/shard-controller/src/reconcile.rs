@@ -147,7 +147,10 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         handover::switch_over(shard, ctx, key, &pod, &mut plan).await;
     }
 
-    act::create_pods(shard, ctx, &pools, &plan).await?;
+    // What this process wrote moments ago, if the cache has not caught up with it yet: a pod
+    // created right after a roll began is part of the roll, not a repair to report.
+    let current = ctx.state.status_pace.current(key, shard.status.as_ref());
+    act::create_pods(shard, ctx, &pools, &plan, current.as_ref()).await?;
     act::remove_pods(shard, ctx, key, &states, &owned_pods, &view, &mut plan).await?;
     if !plan.progressing {
         pg_confs::prune(shard, ctx, &pools, &owned_pods).await?;
@@ -156,8 +159,6 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
     let volumes = volumes::grow(shard, ctx, &pools).await?;
     volumes::warn_on_change(shard, ctx, &volumes).await;
 
-    // What this process wrote moments ago, if the cache has not caught up with it yet.
-    let current = ctx.state.status_pace.current(key, shard.status.as_ref());
     let observed = status::Observed {
         pools: &pools,
         pods: &owned_pods,

@@ -8,13 +8,14 @@ pub(super) async fn create_pods(
     ctx: &Ctx,
     pools: &[Pool],
     plan: &Plan,
+    status: Option<&ShardStatus>,
 ) -> Result<(), ChildError> {
     if plan.create.is_empty() {
         return Ok(());
     }
     shared_volumes(shard, ctx, pools).await?;
     let ns = shard.namespace().unwrap_or_default();
-    let conditions = conditions::of(shard.status.as_ref());
+    let conditions = conditions::of(status);
     let events = ctx.events.children(conditions);
     for (p, index) in &plan.create {
         let pool = &pools[*p];
@@ -74,9 +75,17 @@ pub(super) async fn remove_pods(
             ..Default::default()
         };
         // The client retries a 429 (budget exhausted) for minutes: give up early and look again.
-        match tokio::time::timeout(EVICTION_WAIT, pods_api.evict(&name, &params)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
+        let evicted = match tokio::time::timeout(EVICTION_WAIT, pods_api.evict(&name, &params))
+            .await
+        {
+            Ok(Ok(_)) => {
+                if let Some(uid) = seen.and_then(|p| p.uid()) {
+                    ctx.state.evictions.record(&uid);
+                }
+                true
+            }
+            // Gone already: removed by someone else, nothing to report.
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => false,
             Ok(Err(kube::Error::Api(e))) if e.code == 409 || e.code == 429 => {
                 tracing::info!(shard = key, pod = %name, code = e.code, "eviction refused for now");
                 continue;
@@ -86,19 +95,21 @@ pub(super) async fn remove_pods(
                 tracing::info!(shard = key, pod = %name, "eviction not allowed yet (disruption budget)");
                 continue;
             }
-        }
-        let note = match reason {
-            Reason::Roll => format!("Replacing Pod {name} with the current spec"),
-            Reason::ScaleDown => format!("Removing Pod {name} (scale-down)"),
         };
-        match seen {
-            Some(pod) => {
-                let pod = pod.as_ref();
-                ctx.events
-                    .about_child(shard, pod, "PodReplaced", &note)
-                    .await
+        if evicted {
+            let note = match reason {
+                Reason::Roll => format!("Replacing Pod {name} with the current spec"),
+                Reason::ScaleDown => format!("Removing Pod {name} (scale-down)"),
+            };
+            match seen {
+                Some(pod) => {
+                    let pod = pod.as_ref();
+                    ctx.events
+                        .about_child(shard, pod, "PodReplaced", &note)
+                        .await
+                }
+                None => ctx.events.normal(shard, "PodReplaced", &note).await,
             }
-            None => ctx.events.normal(shard, "PodReplaced", &note).await,
         }
         if reason == Reason::ScaleDown
             && shard.spec.pvc_deletion_policy.when_scaled == RetentionAction::Delete

@@ -25,7 +25,8 @@ pub(super) async fn apply_services_and_budgets(
 
 /// The shard's pods, from the cache.
 pub(super) fn owned_pods(shard: &Shard, ctx: &Ctx) -> Vec<Arc<Pod>> {
-    multigres_runtime::apply::controlled_children(&ctx.state.pods, shard)
+    let cached = multigres_runtime::apply::controlled_children(&ctx.state.pods, shard);
+    ctx.state.evictions.overlay(cached)
 }
 
 /// A removed pool's Service (its pods' DNS names) and PDB stay until its last pod is gone.
