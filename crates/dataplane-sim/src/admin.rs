@@ -35,8 +35,10 @@ use super::{PoolPod, ShardRef};
 pub struct Handovers {
     /// Per shard: its primary pod.
     pub primaries: BTreeMap<ShardRef, String>,
-    /// Per shard: the pod that resigned; it is not chosen again while it exists.
-    pub resigned: BTreeMap<ShardRef, String>,
+    /// Per shard: the pods that resigned; none is chosen again while it exists. Every one is
+    /// kept: the operator asks a pod to resign before it deletes it, and a second switchover (a
+    /// failover injected during the roll) must not hand the primary back to a pod on its way out.
+    pub resigned: BTreeMap<ShardRef, BTreeSet<String>>,
     pub switchovers: u64,
     /// Primaries whose pod was deleted while still primary, without a switchover.
     pub lost_without_switchover: u64,
@@ -93,10 +95,7 @@ impl Handovers {
                 .any(|p| p.shard_ref() == *shard && p.name == name && !p.terminating)
         };
         for (shard, pod) in &self.primaries {
-            if !alive(shard, pod)
-                && self.resigned.get(shard) != Some(pod)
-                && live_shards.contains(shard)
-            {
+            if !alive(shard, pod) && !self.has_resigned(shard, pod) && live_shards.contains(shard) {
                 self.lost_without_switchover += 1;
                 tracing::warn!(
                     shard = %format!("{}/{}", shard.0, shard.1),
@@ -105,13 +104,22 @@ impl Handovers {
                 );
             }
         }
-        self.resigned.retain(|shard, pod| alive(shard, pod));
+        for (shard, names) in &mut self.resigned {
+            names.retain(|pod| alive(shard, pod));
+        }
+        self.resigned.retain(|_, names| !names.is_empty());
+    }
+
+    fn has_resigned(&self, shard: &ShardRef, pod: &str) -> bool {
+        self.resigned
+            .get(shard)
+            .is_some_and(|names| names.contains(pod))
     }
 
     /// The pods that may be chosen as primary: every pod but those that resigned.
     pub fn eligible(&self, pods: &[PoolPod]) -> Vec<PoolPod> {
         pods.iter()
-            .filter(|p| self.resigned.get(&p.shard_ref()) != Some(&p.name))
+            .filter(|p| !self.has_resigned(&p.shard_ref(), &p.name))
             .cloned()
             .collect()
     }
@@ -215,7 +223,11 @@ impl MultiadminService for Admin {
             .find(|p| p.name == leader)
             .map(|p| p.cell.clone())
             .unwrap_or_default();
-        state.resigned.insert(shard.clone(), leader.clone());
+        state
+            .resigned
+            .entry(shard.clone())
+            .or_default()
+            .insert(leader.clone());
         state.switchovers += 1;
         tracing::info!(
             shard = %format!("{}/{}", shard.0, shard.1),
