@@ -11,6 +11,7 @@ pub mod crds;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod index;
 pub mod leader;
 pub mod liveness;
 pub mod metrics;

@@ -16,6 +16,7 @@ pub mod switchover;
 pub mod topology;
 pub mod trim;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -29,6 +30,7 @@ use multigres_api::labels::{self, component};
 use multigres_runtime::CommonArgs;
 use multigres_runtime::caches::{self, CachesReady};
 use multigres_runtime::client::namespaced_or_all as api;
+use multigres_runtime::index::LabelIndex;
 use multigres_runtime::partition::{Partition, PartitionSettings, Synced};
 use multigres_runtime::run::{self, Started};
 use multigres_runtime::slots::Slots;
@@ -45,10 +47,10 @@ pub const CRDS: &[&str] = &["shards.multigres.com"];
 
 /// What every reconcile shares: the child caches, the partition, the topology reader.
 pub struct State {
-    pub pods: Store<Pod>,
-    pub pvcs: Store<PersistentVolumeClaim>,
-    pub services: Store<Service>,
-    pub pdbs: Store<PodDisruptionBudget>,
+    pub pods: Children<Pod>,
+    pub pvcs: Children<PersistentVolumeClaim>,
+    pub services: Children<Service>,
+    pub pdbs: Children<PodDisruptionBudget>,
     /// Which buckets each child cache holds completely (empty when not partitioned).
     pub synced: Vec<Synced>,
     /// Not partitioned: every child cache has listed once. Before that a pool's earlier claims
@@ -101,7 +103,7 @@ pub struct Settings {
 const ROLL_SLOT_TTL: Duration = Duration::from_secs(60);
 
 /// A child cache: narrowed to owned buckets when partitioned, each object passed through `trim`
-/// before it is stored. Returns the store, a trigger stream mapping each child to its Shard, and
+/// before it is stored. Returns the cache, a trigger stream mapping each child to its Shard, and
 /// what the cache holds completely.
 fn child_cache<K>(
     api: Api<K>,
@@ -109,7 +111,7 @@ fn child_cache<K>(
     partition: Option<&Partition>,
     trim: fn(&mut K),
 ) -> (
-    Store<K>,
+    Children<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
     ChildSynced,
 )
@@ -128,8 +130,31 @@ where
             (stream.boxed(), ChildSynced::Listed(listed))
         }
     };
-    let stream = caches::touched(reflector::reflector(writer, events.modify(trim)), &store);
-    (store, stream, synced)
+    let by_owner = LabelIndex::new(labels::OWNER);
+    let indexing = by_owner.clone();
+    let events = events.modify(trim).inspect(move |event| {
+        if let Ok(event) = event {
+            indexing.observe(event);
+        }
+    });
+    let stream = caches::touched(reflector::reflector(writer, events), &store);
+    (Children { store, by_owner }, stream, synced)
+}
+
+/// A child cache and its objects by owning Shard (`multigres.com/owner`, which every child
+/// carries): a reconcile reads only its own Shard's children.
+pub struct Children<K: caches::Cacheable> {
+    pub store: Store<K>,
+    by_owner: LabelIndex<K>,
+}
+
+impl<K: caches::Cacheable> Children<K> {
+    /// The children of `shard` (by label; callers that act on them check the controller
+    /// reference too).
+    pub fn of(&self, shard: &Shard) -> Vec<Arc<K>> {
+        let ns = shard.meta().namespace.as_deref().unwrap_or_default();
+        self.by_owner.get(&self.store, ns, &shard.name_any())
+    }
 }
 
 /// When a child cache is complete: per bucket when partitioned, else once it has listed.

@@ -21,7 +21,7 @@ pub(super) async fn create_pods(
         let pool = &pools[*p];
         let pod = build::pod(shard, pool, *index);
         let pvc = build::pvc(shard, pool, &pod.name_any());
-        if find(&ctx.state.pvcs, &ns, &pvc.name_any()).is_none() {
+        if find(&ctx.state.pvcs.store, &ns, &pvc.name_any()).is_none() {
             let action = format!("creating PersistentVolumeClaim {}", pvc.name_any());
             ctx.applier
                 .apply(None, &pvc)
@@ -115,7 +115,7 @@ pub(super) async fn remove_pods(
             && shard.spec.pvc_deletion_policy.when_scaled == RetentionAction::Delete
         {
             let pvc = naming::data_pvc(&name);
-            let claim_uid = find(&ctx.state.pvcs, &ns, &pvc).and_then(|c| c.uid());
+            let claim_uid = find(&ctx.state.pvcs.store, &ns, &pvc).and_then(|c| c.uid());
             match pvcs_api.delete(&pvc, &delete_exactly(claim_uid)).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}

@@ -13,11 +13,11 @@ pub(super) async fn apply_services_and_budgets(
         let state = &ctx.state;
         let service = build::service(shard, pool);
         ctx.applier
-            .apply_owned(None, shard, &state.services, &service)
+            .apply_owned(None, shard, &state.services.store, &service)
             .await?;
         let pdb = build::pdb(shard, pool);
         ctx.applier
-            .apply_owned(None, shard, &state.pdbs, &pdb)
+            .apply_owned(None, shard, &state.pdbs.store, &pdb)
             .await?;
     }
     Ok(())
@@ -25,7 +25,13 @@ pub(super) async fn apply_services_and_budgets(
 
 /// The shard's pods, from the cache.
 pub(super) fn owned_pods(shard: &Shard, ctx: &Ctx) -> Vec<Arc<Pod>> {
-    let cached = multigres_runtime::apply::controlled_children(&ctx.state.pods, shard);
+    let cached = ctx
+        .state
+        .pods
+        .of(shard)
+        .into_iter()
+        .filter(|pod| multigres_runtime::apply::controlled_by(pod.as_ref(), shard))
+        .collect();
     ctx.state.evictions.overlay(cached)
 }
 
@@ -44,25 +50,12 @@ pub(super) async fn prune_services_and_budgets(
             Some(naming::pool_service(&shard.name_any(), pool))
         }))
         .collect();
-    let ns = shard.namespace();
-    let services: Vec<Arc<Service>> = ctx
-        .state
-        .services
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == ns)
-        .collect();
+    let services = ctx.state.services.of(shard);
     ctx.applier
         .prune(&ctx.events, shard, services.iter().map(Arc::as_ref), &keep)
         .await
         .map_err(|e| ChildError::kube(shard, "pruning Services", e))?;
-    let pdbs: Vec<Arc<PodDisruptionBudget>> = ctx
-        .state
-        .pdbs
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace() == ns)
-        .collect();
+    let pdbs = ctx.state.pdbs.of(shard);
     ctx.applier
         .prune(&ctx.events, shard, pdbs.iter().map(Arc::as_ref), &keep)
         .await

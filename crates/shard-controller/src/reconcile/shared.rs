@@ -14,7 +14,7 @@ pub(super) async fn shared_volumes(
     let ns = shard.namespace().unwrap_or_default();
     let backups = build::backup_pvc(shard);
     if build::filesystem_repository(shard)
-        && find(&ctx.state.pvcs, &ns, &backups.name_any()).is_none()
+        && find(&ctx.state.pvcs.store, &ns, &backups.name_any()).is_none()
     {
         ctx.applier
             .apply(None, &backups)
@@ -62,7 +62,7 @@ pub(super) async fn claim_owners(shard: &Shard, ctx: &Ctx) -> Result<(), ChildEr
     let uid = shard.uid().unwrap_or_default();
     let owned_by_policy = shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete;
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    for claim in ctx.state.pvcs.state() {
+    for claim in ctx.state.pvcs.of(shard) {
         if claim.namespace().as_deref() != Some(ns.as_str())
             || claim.labels().get(labels::OWNER) != Some(&shard.name_any())
         {

@@ -18,7 +18,7 @@ pub(super) async fn grow(
     pools: &[Pool],
 ) -> Result<Option<VolumeCondition>, ChildError> {
     let ns = shard.namespace().unwrap_or_default();
-    let claims = ctx.state.pvcs.state();
+    let claims = ctx.state.pvcs.of(shard);
     let mut classes = StorageClasses::default();
     let mut total = VolumePlan::default();
     let mut wanted_text = Vec::new();
