@@ -18,7 +18,7 @@ mod admin_rest;
 mod flags;
 pub mod testing;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ use multigres_runtime::topology_tls::transport;
 use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     Dialer, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
-    PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey, Transport,
-    cell_root_on_global, prost_types,
+    PoolerRecord, PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey,
+    Transport, cell_root_on_global, prost_types,
 };
 use tokio::sync::Notify;
 
@@ -357,6 +357,28 @@ pub fn plan(
     out
 }
 
+/// The records of `desired` that differ from what the topology under `root` holds (`written`).
+pub fn changed_records<'a>(
+    root: &str,
+    desired: &'a [MultiPooler],
+    written: &[PoolerRecord],
+) -> Vec<&'a MultiPooler> {
+    let held: HashMap<&str, &MultiPooler> = written
+        .iter()
+        .map(|r| (r.key.as_str(), &r.pooler))
+        .collect();
+    desired
+        .iter()
+        .filter(|record| {
+            let Some(id) = record.id.as_ref() else {
+                return true; // refused by write_pooler, with its reason
+            };
+            let key = multigres_topology::pooler_key(root, &id.cell, &id.name);
+            held.get(key.as_str()) != Some(record)
+        })
+        .collect()
+}
+
 /// Runs the simulator until `shutdown`: watches pool pods, Shards and Cells (in `namespace` or
 /// everywhere) and keeps the topology in step, on every change and every `resync`. With
 /// `admin_addr`, it also stands in for multiadmin's `SwitchPrimary` there (see [`admin`]).
@@ -428,6 +450,8 @@ pub async fn run(
         let mut terms: BTreeMap<ShardRef, (String, i64)> = BTreeMap::new();
         let mut known_roots: BTreeSet<Location> = BTreeSet::new();
         loop {
+            let pass = std::time::Instant::now();
+            let mut writes = 0usize;
             let pool_pods: Vec<PoolPod> = pods
                 .state()
                 .iter()
@@ -497,12 +521,27 @@ pub async fn run(
                         continue;
                     }
                 };
-                for record in plan.records.get(location).into_iter().flatten() {
+                // One listing per root, and writes only for records that differ: a read per
+                // record made each pass at 1,000 Shards take seconds, and every Shard waited for
+                // its primary behind them (docs/performance.md, "The simulator's passes").
+                let written = match client.list_poolers(&location.root).await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::warn!(root = %location.root, %error, "cannot list pooler records");
+                        continue;
+                    }
+                };
+                let live = plan.live.get(location).cloned().unwrap_or_default();
+                let records = plan.records.get(location).map(Vec::as_slice).unwrap_or(&[]);
+                for record in changed_records(&location.root, records, &written) {
+                    writes += 1;
                     if let Err(error) = client.write_pooler(&location.root, record).await {
                         tracing::warn!(root = %location.root, %error, "cannot write pooler record");
                     }
                 }
-                let live = plan.live.get(location).cloned().unwrap_or_default();
+                if written.iter().all(|r| live.names(&r.pooler)) {
+                    continue;
+                }
                 match client.prune_poolers(&location.root, &live).await {
                     Ok(removed) if !removed.is_empty() => {
                         tracing::info!(?removed, "removed records of pods that are gone")
@@ -510,6 +549,15 @@ pub async fn run(
                     Ok(_) => {}
                     Err(error) => tracing::warn!(root = %location.root, %error, "cannot prune"),
                 }
+            }
+            if pass.elapsed() > Duration::from_millis(500) {
+                let ms = pass.elapsed().as_millis() as u64;
+                tracing::info!(
+                    ms,
+                    writes,
+                    pods = pool_pods.len(),
+                    "SIMULATION: a slow pass"
+                );
             }
             tokio::select! {
                 _ = changed.notified() => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -617,6 +665,48 @@ mod tests {
         // None ready at all: no primary.
         pods2[0].ready = false;
         assert!(choose_primaries(&pods2, &first, &chosen).is_empty());
+    }
+
+    #[test]
+    fn only_records_that_differ_from_the_topology_are_written() {
+        let root = "/topo/a";
+        let p = |name: &str| {
+            pooler_record(
+                &pod(name, "a", PoolType::Replica, true),
+                "0-inf",
+                SimRole::Replica,
+            )
+        };
+        let desired = vec![p("s-replica-a-0"), p("s-replica-a-1"), p("s-replica-a-2")];
+        let held = |record: &MultiPooler| {
+            let id = record.id.as_ref().unwrap();
+            PoolerRecord {
+                key: multigres_topology::pooler_key(root, &id.cell, &id.name),
+                mod_revision: 1,
+                pooler: record.clone(),
+            }
+        };
+        let mut promoted = desired[1].clone();
+        promoted.routing_state = Some(RoutingState {
+            role: RoutingRole::Primary.into(),
+            ..Default::default()
+        });
+        // a-0 as written, a-1 written with another role, a-2 missing.
+        let written = vec![held(&desired[0]), held(&promoted)];
+        let names = |records: Vec<&MultiPooler>| -> Vec<String> {
+            records.iter().map(|r| r.hostname.clone()).collect()
+        };
+        assert_eq!(
+            names(changed_records(root, &desired, &written)),
+            ["s-replica-a-1.s-replica-a", "s-replica-a-2.s-replica-a"]
+        );
+        let all: Vec<PoolerRecord> = desired.iter().map(held).collect();
+        assert!(changed_records(root, &desired, &all).is_empty());
+        assert_eq!(
+            changed_records("/topo/b", &desired, &all).len(),
+            3,
+            "a record under another root is not this root's"
+        );
     }
 
     #[test]
