@@ -35,10 +35,8 @@ use super::{PoolPod, ShardRef};
 pub struct Handovers {
     /// Per shard: its primary pod.
     pub primaries: BTreeMap<ShardRef, String>,
-    /// Per shard: the pods that resigned; none is chosen again while it exists. Every one is
-    /// kept: the operator asks a pod to resign before it deletes it, and a second switchover (a
-    /// failover injected during the roll) must not hand the primary back to a pod on its way out.
-    pub resigned: BTreeMap<ShardRef, BTreeSet<String>>,
+    /// Per shard: the pod that resigned; it is not chosen again while it exists.
+    pub resigned: BTreeMap<ShardRef, String>,
     pub switchovers: u64,
     /// Primaries whose pod was deleted while still primary, without a switchover.
     pub lost_without_switchover: u64,
@@ -99,7 +97,10 @@ impl Handovers {
             .collect();
         let alive = |shard: &ShardRef, name: &str| running.contains(&(shard.clone(), name));
         for (shard, pod) in &self.primaries {
-            if !alive(shard, pod) && !self.has_resigned(shard, pod) && live_shards.contains(shard) {
+            if !alive(shard, pod)
+                && self.resigned.get(shard) != Some(pod)
+                && live_shards.contains(shard)
+            {
                 self.lost_without_switchover += 1;
                 tracing::warn!(
                     shard = %format!("{}/{}", shard.0, shard.1),
@@ -108,22 +109,13 @@ impl Handovers {
                 );
             }
         }
-        for (shard, names) in &mut self.resigned {
-            names.retain(|pod| alive(shard, pod));
-        }
-        self.resigned.retain(|_, names| !names.is_empty());
-    }
-
-    fn has_resigned(&self, shard: &ShardRef, pod: &str) -> bool {
-        self.resigned
-            .get(shard)
-            .is_some_and(|names| names.contains(pod))
+        self.resigned.retain(|shard, pod| alive(shard, pod));
     }
 
     /// The pods that may be chosen as primary: every pod but those that resigned.
     pub fn eligible(&self, pods: &[PoolPod]) -> Vec<PoolPod> {
         pods.iter()
-            .filter(|p| !self.has_resigned(&p.shard_ref(), &p.name))
+            .filter(|p| self.resigned.get(&p.shard_ref()) != Some(&p.name))
             .cloned()
             .collect()
     }
@@ -227,11 +219,7 @@ impl MultiadminService for Admin {
             .find(|p| p.name == leader)
             .map(|p| p.cell.clone())
             .unwrap_or_default();
-        state
-            .resigned
-            .entry(shard.clone())
-            .or_default()
-            .insert(leader.clone());
+        state.resigned.insert(shard.clone(), leader.clone());
         state.switchovers += 1;
         tracing::info!(
             shard = %format!("{}/{}", shard.0, shard.1),

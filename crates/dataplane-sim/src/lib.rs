@@ -710,37 +710,6 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_that_resigned_is_not_chosen_again_after_a_second_switchover() {
-        let first = BTreeMap::from([(key(), "a".to_string())]);
-        let pods = vec![
-            pod("s-replica-a-0", "a", PoolType::Replica, true),
-            pod("s-replica-a-1", "a", PoolType::Replica, true),
-            pod("s-replica-a-2", "a", PoolType::Replica, true),
-        ];
-        let live = BTreeSet::from([key()]);
-        let mut handovers = admin::Handovers::default();
-        let choose = |h: &mut admin::Handovers| {
-            h.observe(&pods, &live);
-            let chosen = choose_primaries(&h.eligible(&pods), &first, &h.primaries);
-            h.primaries = chosen.clone();
-            chosen[&key()].clone()
-        };
-        assert_eq!(choose(&mut handovers), "s-replica-a-0");
-        // The operator moves the primary off a-0 before deleting it; then a failover during the
-        // roll moves it off a-1. a-0, still running, is not handed the primary back.
-        for leader in ["s-replica-a-0", "s-replica-a-1"] {
-            handovers
-                .resigned
-                .entry(key())
-                .or_default()
-                .insert(leader.to_string());
-            handovers.primaries.remove(&key());
-        }
-        assert_eq!(choose(&mut handovers), "s-replica-a-2");
-        assert_eq!(handovers.lost_without_switchover, 0);
-    }
-
-    #[test]
     #[allow(deprecated)] // the deprecated type is part of what multipooler publishes
     fn records_look_like_multipoolers() {
         let p = pod("s-replica-a-0", "a", PoolType::Replica, true);
