@@ -63,11 +63,6 @@ pub(super) async fn claim_owners(shard: &Shard, ctx: &Ctx) -> Result<(), ChildEr
     let owned_by_policy = shard.spec.pvc_deletion_policy.when_deleted == RetentionAction::Delete;
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for claim in ctx.state.pvcs.of(shard) {
-        if claim.namespace().as_deref() != Some(ns.as_str())
-            || claim.labels().get(labels::OWNER) != Some(&shard.name_any())
-        {
-            continue;
-        }
         let refs = claim.owner_references();
         if refs.iter().any(|o| o.uid == uid) == owned_by_policy {
             continue;

@@ -31,7 +31,6 @@ pub(super) async fn grow(
         let mine: Vec<&PersistentVolumeClaim> = claims
             .iter()
             .map(Arc::as_ref)
-            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
             .filter(|c| selector.iter().all(|(k, v)| c.labels().get(k) == Some(v)))
             .collect();
         let needs_room = mine.iter().any(|c| {
