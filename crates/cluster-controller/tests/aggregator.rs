@@ -279,6 +279,7 @@ async fn write_primaries(etcd: &TestEtcd, cluster: &MultigresCluster, shards: &[
         let pod = PoolPod {
             namespace: shard.namespace().unwrap_or_default(),
             name: format!("{}-replica-{}-0", shard.name_any(), pool.cell),
+            uid: String::new(),
             cluster: SAMPLE.into(),
             cell: pool.cell.clone(),
             database: shard.spec.database.clone(),

@@ -28,20 +28,31 @@ use multigres_topology::pb::id::ComponentType;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
-use super::{PoolPod, ShardRef};
+use super::{PoolPod, ShardRef, choose_primaries};
 
 /// The primaries as the simulator last chose them, and the switchovers asked of it.
 #[derive(Debug, Default)]
 pub struct Handovers {
     /// Per shard: its primary pod.
     pub primaries: BTreeMap<ShardRef, String>,
-    /// Per shard: the pod that resigned; it is not chosen again while it exists.
-    pub resigned: BTreeMap<ShardRef, String>,
+    /// Per shard: the pods that resigned, oldest first, while they exist (by uid: a pod replaced
+    /// under the same name has not resigned).
+    pub resigned: BTreeMap<ShardRef, Vec<Resignation>>,
     pub switchovers: u64,
+    /// Primaries published after their pod's deletion had begun (see [`going_already`]): their
+    /// loss is the simulator's lag, not the operator's doing.
+    pub elected_while_going: BTreeSet<(ShardRef, String)>,
     /// Primaries whose pod was deleted while still primary, without a switchover.
     pub lost_without_switchover: u64,
     /// Backup jobs by id, in the order they were asked for.
     pub backup_jobs: BTreeMap<String, BackupJob>,
+}
+
+/// A pod that gave up the primary in a switchover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resignation {
+    pub name: String,
+    pub uid: String,
 }
 
 /// A Shard annotated with this fails every backup with the annotation's value as the error.
@@ -96,10 +107,16 @@ impl Handovers {
             .map(|p| (p.shard_ref(), p.name.as_str()))
             .collect();
         let alive = |shard: &ShardRef, name: &str| running.contains(&(shard.clone(), name));
+        let resigned = |shard: &ShardRef, name: &str| {
+            self.resigned
+                .get(shard)
+                .is_some_and(|r| r.iter().any(|r| r.name == name))
+        };
         for (shard, pod) in &self.primaries {
-            if !alive(shard, pod)
-                && self.resigned.get(shard) != Some(pod)
-                && live_shards.contains(shard)
+            let lagged = self
+                .elected_while_going
+                .contains(&(shard.clone(), pod.clone()));
+            if !alive(shard, pod) && !resigned(shard, pod) && !lagged && live_shards.contains(shard)
             {
                 self.lost_without_switchover += 1;
                 tracing::warn!(
@@ -109,15 +126,93 @@ impl Handovers {
                 );
             }
         }
-        self.resigned.retain(|shard, pod| alive(shard, pod));
+        let running_uids: HashSet<&str> = pods
+            .iter()
+            .filter(|p| !p.terminating)
+            .map(|p| p.uid.as_str())
+            .collect();
+        self.resigned.retain(|_, pods| {
+            pods.retain(|r| running_uids.contains(r.uid.as_str()));
+            !pods.is_empty()
+        });
     }
 
-    /// The pods that may be chosen as primary: every pod but those that resigned.
+    /// Chooses each shard's primary among the eligible pods (see [`choose_primaries`]); a resigned
+    /// pod chosen again is a primary like any other from then on.
+    pub fn elect(
+        &mut self,
+        pods: &[PoolPod],
+        first_replica_cell: &BTreeMap<ShardRef, String>,
+    ) -> BTreeMap<ShardRef, String> {
+        let chosen = choose_primaries(&self.eligible(pods), first_replica_cell, &self.primaries);
+        for (shard, pod) in &chosen {
+            if let Some(resigned) = self.resigned.get_mut(shard) {
+                resigned.retain(|r| &r.name != pod);
+            }
+        }
+        self.resigned.retain(|_, r| !r.is_empty());
+        self.elected_while_going
+            .retain(|(shard, pod)| chosen.get(shard) == Some(pod));
+        self.primaries = chosen.clone();
+        chosen
+    }
+
+    /// The pods that may be chosen as primary: those that did not resign; in a shard whose every
+    /// ready replica-pool pod resigned (a failover on top of a switchover), the one that resigned
+    /// longest ago, so that successive switchovers rotate rather than hand the primary back.
     pub fn eligible(&self, pods: &[PoolPod]) -> Vec<PoolPod> {
+        let resignation = |p: &PoolPod| {
+            self.resigned
+                .get(&p.shard_ref())
+                .and_then(|r| r.iter().position(|r| r.uid == p.uid))
+        };
+        let mut fallback: BTreeMap<ShardRef, (usize, &PoolPod)> = BTreeMap::new();
+        let mut fresh: HashSet<ShardRef> = HashSet::new();
+        for pod in pods
+            .iter()
+            .filter(|p| p.ready && p.pool_type == PoolType::Replica)
+        {
+            match resignation(pod) {
+                None => {
+                    fresh.insert(pod.shard_ref());
+                }
+                Some(order) => {
+                    let slot = fallback.entry(pod.shard_ref()).or_insert((order, pod));
+                    if order < slot.0 {
+                        *slot = (order, pod);
+                    }
+                }
+            }
+        }
         pods.iter()
-            .filter(|p| self.resigned.get(&p.shard_ref()) != Some(&p.name))
+            .filter(|p| match resignation(p) {
+                None => true,
+                Some(_) => {
+                    !fresh.contains(&p.shard_ref())
+                        && fallback
+                            .get(&p.shard_ref())
+                            .is_some_and(|(_, chosen)| chosen.uid == p.uid)
+                }
+            })
             .cloned()
             .collect()
+    }
+}
+
+/// Whether `pod` (by `uid`) was already being deleted, or gone, when the simulator had just
+/// published it as a new primary: the pod cache it elected from had not seen the deletion yet.
+/// Multiorch checks a pooler before promoting it, so such an election is the simulator's lag, and
+/// the pod's loss is not counted against the operator. A failed read counts as "not going".
+pub async fn going_already(client: &kube::Client, namespace: &str, pod: &str, uid: &str) -> bool {
+    match kube::Api::<Pod>::namespaced(client.clone(), namespace)
+        .get_opt(pod)
+        .await
+    {
+        Ok(Some(p)) => {
+            p.metadata.deletion_timestamp.is_some() || p.metadata.uid.as_deref() != Some(uid)
+        }
+        Ok(None) => true,
+        Err(_) => false,
     }
 }
 
@@ -219,7 +314,17 @@ impl MultiadminService for Admin {
             .find(|p| p.name == leader)
             .map(|p| p.cell.clone())
             .unwrap_or_default();
-        state.resigned.insert(shard.clone(), leader.clone());
+        let uid = pods
+            .iter()
+            .find(|p| p.name == leader)
+            .map(|p| p.uid.clone())
+            .unwrap_or_default();
+        let resigned = state.resigned.entry(shard.clone()).or_default();
+        resigned.retain(|r| r.uid != uid);
+        resigned.push(Resignation {
+            name: leader.clone(),
+            uid,
+        });
         state.switchovers += 1;
         tracing::info!(
             shard = %format!("{}/{}", shard.0, shard.1),
@@ -384,4 +489,92 @@ pub async fn serve(
         .serve(addr)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{key, pod};
+
+    fn resign(handovers: &mut Handovers, pod: &PoolPod) {
+        handovers
+            .resigned
+            .entry(key())
+            .or_default()
+            .push(Resignation {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+            });
+    }
+
+    fn elect(handovers: &mut Handovers, pods: &[PoolPod]) -> String {
+        let first = BTreeMap::from([(key(), "a".to_string())]);
+        handovers.observe(pods, &BTreeSet::from([key()]));
+        handovers.elect(pods, &first)[&key()].clone()
+    }
+
+    #[test]
+    fn a_resigned_pod_waits_while_another_can_serve_and_its_replacement_does_not() {
+        let (p0, p1, p2) = (
+            pod("s-0", "a", PoolType::Replica, true),
+            pod("s-1", "a", PoolType::Replica, true),
+            pod("s-2", "a", PoolType::Replica, true),
+        );
+        let mut handovers = Handovers::default();
+        assert_eq!(
+            elect(&mut handovers, &[p0.clone(), p1.clone(), p2.clone()]),
+            "s-0"
+        );
+
+        // A switchover, then a failover of the new primary: the first to resign stays out.
+        resign(&mut handovers, &p0);
+        assert_eq!(
+            elect(&mut handovers, &[p0.clone(), p1.clone(), p2.clone()]),
+            "s-1"
+        );
+        resign(&mut handovers, &p1);
+        assert_eq!(
+            elect(&mut handovers, &[p0.clone(), p1.clone(), p2.clone()]),
+            "s-2"
+        );
+
+        // s-0 replaced under its name: a new pod, which has not resigned.
+        let replaced = PoolPod {
+            uid: "uid-s-0-new".into(),
+            ..p0.clone()
+        };
+        let mut going = p2.clone();
+        going.terminating = true;
+        going.ready = false;
+        handovers.primaries.clear();
+        assert_eq!(elect(&mut handovers, &[replaced, p1.clone(), going]), "s-0");
+        assert_eq!(handovers.lost_without_switchover, 0);
+        assert!(handovers.resigned[&key()].iter().all(|r| r.name == "s-1"));
+    }
+
+    #[test]
+    fn when_every_pod_resigned_the_one_that_resigned_longest_ago_serves_and_rotation_follows() {
+        let (p0, p1) = (
+            pod("s-0", "a", PoolType::Replica, true),
+            pod("s-1", "a", PoolType::Replica, true),
+        );
+        let pods = [p0.clone(), p1.clone()];
+        let mut handovers = Handovers::default();
+        assert_eq!(elect(&mut handovers, &pods), "s-0");
+        resign(&mut handovers, &p0);
+        assert_eq!(elect(&mut handovers, &pods), "s-1");
+        resign(&mut handovers, &p1);
+        // Both resigned: s-0 resigned first, so it serves again, and is a primary like any other.
+        assert_eq!(elect(&mut handovers, &pods), "s-0");
+        assert_eq!(handovers.resigned[&key()].len(), 1);
+        resign(&mut handovers, &p0);
+        assert_eq!(elect(&mut handovers, &pods), "s-1");
+
+        // A re-elected primary deleted without a switchover is counted.
+        let mut gone = p1.clone();
+        gone.terminating = true;
+        gone.ready = false;
+        elect(&mut handovers, &[p0.clone(), gone]);
+        assert_eq!(handovers.lost_without_switchover, 1);
+    }
 }

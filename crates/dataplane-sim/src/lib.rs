@@ -48,6 +48,8 @@ pub use flags::PoolerFlags;
 pub struct PoolPod {
     pub namespace: String,
     pub name: String,
+    /// Tells a pod from its replacement under the same name.
+    pub uid: String,
     pub cluster: String,
     pub cell: String,
     pub database: String,
@@ -109,6 +111,7 @@ impl PoolPod {
         Some(PoolPod {
             namespace: pod.namespace().unwrap_or_default(),
             name: pod.name_any(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
             cluster,
             cell,
             database,
@@ -441,6 +444,7 @@ pub async fn run(
         });
     }
 
+    let kube = client.clone();
     let work = async {
         let _ = pods.wait_until_ready().await;
         let _ = shards.wait_until_ready().await;
@@ -486,15 +490,17 @@ pub async fn run(
                     .map(|(k, _)| k.clone())
                     .collect();
                 handovers.observe(&pool_pods, &live_shards);
-                let eligible = handovers.eligible(&pool_pods);
-                let chosen = choose_primaries(&eligible, &first_replica_cell, &handovers.primaries);
-                handovers.primaries = chosen.clone();
-                chosen
+                handovers.elect(&pool_pods, &first_replica_cell)
             };
+            let mut newly_elected = Vec::new();
             let chosen: BTreeMap<ShardRef, (String, i64)> = primaries
                 .iter()
                 .map(|(shard, pod)| {
                     let (last, term) = terms.get(shard).cloned().unwrap_or_default();
+                    // A re-election (not a shard's first): the one a deletion can race.
+                    if last != *pod && !last.is_empty() {
+                        newly_elected.push((shard.clone(), pod.clone()));
+                    }
                     let term = if last == *pod { term } else { term + 1 };
                     terms.insert(shard.clone(), (pod.clone(), term));
                     (shard.clone(), (pod.clone(), term))
@@ -550,6 +556,22 @@ pub async fn run(
                     Err(error) => tracing::warn!(root = %location.root, %error, "cannot prune"),
                 }
             }
+            for (shard, pod) in newly_elected {
+                let uid = pool_pods
+                    .iter()
+                    .find(|p| p.shard_ref() == shard && p.name == pod)
+                    .map(|p| p.uid.as_str())
+                    .unwrap_or_default();
+                if admin::going_already(&kube, &shard.0, &pod, uid).await {
+                    tracing::info!(
+                        shard = %format!("{}/{}", shard.0, shard.1),
+                        %pod,
+                        "SIMULATION: elected a pod whose deletion had begun (the pod cache lagged)"
+                    );
+                    let mut handovers = handovers.lock().expect("handovers");
+                    handovers.elected_while_going.insert((shard, pod));
+                }
+            }
             if pass.elapsed() > Duration::from_millis(500) {
                 let ms = pass.elapsed().as_millis() as u64;
                 tracing::info!(
@@ -599,10 +621,11 @@ where
 mod tests {
     use super::*;
 
-    fn pod(name: &str, cell: &str, pool_type: PoolType, ready: bool) -> PoolPod {
+    pub(crate) fn pod(name: &str, cell: &str, pool_type: PoolType, ready: bool) -> PoolPod {
         PoolPod {
             namespace: "ns".into(),
             name: name.into(),
+            uid: format!("uid-{name}"),
             cluster: "prod".into(),
             cell: cell.into(),
             database: "orders".into(),
@@ -628,7 +651,7 @@ mod tests {
         }
     }
 
-    fn key() -> ShardRef {
+    pub(crate) fn key() -> ShardRef {
         ("ns".into(), "s".into())
     }
 

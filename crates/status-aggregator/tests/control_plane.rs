@@ -252,6 +252,7 @@ async fn write_primary_of(
     let pod = PoolPod {
         namespace: namespace.into(),
         name: format!("{}-replica-a-{index}", shard.name_any()),
+        uid: String::new(),
         cluster: "prod".into(),
         cell: "a".into(),
         database: shard.spec.database.clone(),
