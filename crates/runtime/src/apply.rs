@@ -371,7 +371,7 @@ pub fn refused(error: &kube::Error) -> Option<String> {
 }
 
 /// Whether `current`, without the fields in `others`, is `status`.
-fn status_equal_beside<S: Serialize + PartialEq>(
+pub fn status_equal_beside<S: Serialize + PartialEq>(
     current: Option<&S>,
     status: &S,
     others: &[&str],

@@ -175,9 +175,19 @@ async fn reconcile_owned(shard: &Shard, ctx: &Ctx, key: &str) -> Result<Action, 
         .is_some_and(|seen| Some(seen) != shard.metadata.generation);
     let planned = plan.rolling || requested.under_way || edited;
     ctx.state.planned.observe(key, planned);
-    let progress_only = status::progress_only(current.as_ref(), &status);
-    let held = ctx.state.status_pace.hold(key, progress_only);
-    if held.is_none() {
+    let unchanged = multigres_runtime::apply::status_equal_beside(
+        current.as_ref(),
+        &status,
+        ShardStatus::WRITTEN_BY_BACKUPS,
+    );
+    let held = if unchanged {
+        ctx.state.status_pace.unchanged(key);
+        None
+    } else {
+        let progress_only = status::progress_only(current.as_ref(), &status);
+        ctx.state.status_pace.hold(key, progress_only)
+    };
+    if held.is_none() && !unchanged {
         let wrote = ctx
             .applier
             .apply_status_beside(
