@@ -2,6 +2,7 @@
 //! controllers bring their domain, this crate brings apply, status, conditions, events, metrics,
 //! health, telemetry, leader election and partitioning, each in one place.
 
+pub mod alloc;
 pub mod apply;
 pub mod builders;
 pub mod caches;

@@ -57,6 +57,7 @@ impl Started {
 /// Sets up everything but the controller itself. `crds` are waited for before returning.
 pub async fn start(name: &str, args: &CommonArgs, crds: &[&str]) -> anyhow::Result<Started> {
     let telemetry = telemetry::init(name, args.log_json);
+    crate::alloc::tune();
     let metrics = Metrics::new(name);
     let client =
         crate::client::build(args.kube_qps, args.kube_burst, metrics.requests.clone()).await?;
