@@ -16,6 +16,7 @@
 mod admin;
 mod admin_rest;
 mod flags;
+mod pool_pod;
 pub mod testing;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,143 +36,14 @@ use multigres_topology::pb::id::ComponentType;
 use multigres_topology::{
     Dialer, Id, LivePoolers, Location, MultiPooler, PoolerLifecycle, PoolerLifecycleStatus,
     PoolerRecord, PoolerServingStatus, PoolerType, RoutingRole, RoutingState, RuleNumber, ShardKey,
-    Transport, cell_root_on_global, prost_types,
+    Transport, cell_root_on_global,
 };
 use tokio::sync::Notify;
 
 pub use admin::Handovers;
 pub use admin_rest::REPLAY_LAG_BYTES;
 pub use flags::PoolerFlags;
-
-/// A pool pod, as far as the simulator cares.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolPod {
-    pub namespace: String,
-    pub name: String,
-    /// Tells a pod from its replacement under the same name.
-    pub uid: String,
-    pub cluster: String,
-    pub cell: String,
-    pub database: String,
-    pub table_group: String,
-    pub shard: String,
-    pub pool_type: PoolType,
-    pub ready: bool,
-    /// Being deleted: its multipooler has shut down.
-    pub terminating: bool,
-    /// When the pod last changed state (deletion, or its Ready condition's last transition): the
-    /// time multipooler would stamp on its lifecycle status.
-    pub since: Option<prost_types::Timestamp>,
-    /// Name of the Shard resource the pod belongs to.
-    pub shard_resource: String,
-    /// The flags of its multipooler container.
-    pub flags: PoolerFlags,
-}
-
-impl PoolPod {
-    /// Reads a pod's labels and readiness; `None` for a pod without the pool labels.
-    pub fn from_pod(pod: &Pod) -> Option<PoolPod> {
-        let l = pod.labels();
-        let get = |k: &str| l.get(k).cloned();
-        let (cluster, cell, database, table_group, shard) = (
-            get(labels::CLUSTER)?,
-            get(labels::CELL)?,
-            get(labels::DATABASE)?,
-            get(labels::TABLEGROUP)?,
-            get(labels::SHARD)?,
-        );
-        let pool_type = match l.get(labels::POOL_TYPE).map(String::as_str) {
-            Some("readOnly") => PoolType::ReadOnly,
-            _ => PoolType::Replica,
-        };
-        let terminating = pod.metadata.deletion_timestamp.is_some();
-        let ready_condition = multigres_runtime::pods::ready_condition(pod);
-        let ready = !terminating && ready_condition.is_some_and(|c| c.status == "True");
-        let since = pod
-            .metadata
-            .deletion_timestamp
-            .as_ref()
-            .or(ready_condition.and_then(|c| c.last_transition_time.as_ref()))
-            .or(pod.metadata.creation_timestamp.as_ref())
-            .map(|t| prost_types::Timestamp {
-                seconds: t.0.as_second(),
-                nanos: t.0.subsec_nanosecond(),
-            });
-        let shard_resource = pod
-            .owner_references()
-            .iter()
-            .find(|o| o.kind == "Shard")
-            .map(|o| o.name.clone())
-            .unwrap_or_else(|| {
-                naming::shard(
-                    &naming::table_group(&cluster, &database, &table_group),
-                    &shard,
-                )
-            });
-        Some(PoolPod {
-            namespace: pod.namespace().unwrap_or_default(),
-            name: pod.name_any(),
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            cluster,
-            cell,
-            database,
-            table_group,
-            shard,
-            pool_type,
-            ready,
-            terminating,
-            since,
-            shard_resource,
-            flags: PoolerFlags::from_pod(pod),
-        })
-    }
-
-    fn index(&self) -> u32 {
-        self.name
-            .rsplit('-')
-            .next()
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(u32::MAX)
-    }
-
-    fn shard_ref(&self) -> (String, String) {
-        (self.namespace.clone(), self.shard_resource.clone())
-    }
-}
-
-/// `(namespace, Shard resource name)`.
-pub type ShardRef = (String, String);
-
-/// Picks one PRIMARY per shard among its ready replica-pool pods: the current one while it stays
-/// ready, else the lowest-index ready pod in `first_replica_cell` (the shard's first replica pool),
-/// else the lowest-index ready replica-pool pod anywhere.
-pub fn choose_primaries(
-    pods: &[PoolPod],
-    first_replica_cell: &BTreeMap<ShardRef, String>,
-    current: &BTreeMap<ShardRef, String>,
-) -> BTreeMap<ShardRef, String> {
-    let mut by_shard: BTreeMap<ShardRef, Vec<&PoolPod>> = BTreeMap::new();
-    for pod in pods
-        .iter()
-        .filter(|p| p.ready && p.pool_type == PoolType::Replica)
-    {
-        by_shard.entry(pod.shard_ref()).or_default().push(pod);
-    }
-    let mut out = BTreeMap::new();
-    for (shard, mut candidates) in by_shard {
-        if let Some(kept) = current
-            .get(&shard)
-            .filter(|c| candidates.iter().any(|p| &p.name == *c))
-        {
-            out.insert(shard, kept.clone());
-            continue;
-        }
-        let preferred = first_replica_cell.get(&shard);
-        candidates.sort_by_key(|p| (Some(&p.cell) != preferred, p.index(), p.name.clone()));
-        out.insert(shard, candidates[0].name.clone());
-    }
-    out
-}
+pub use pool_pod::{PoolPod, PoolPods, ShardRef, choose_primaries};
 
 /// The role the simulator gives a ready pooler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,14 +325,11 @@ pub async fn run(
         // term), kept while the shard has none so that the next one outranks it.
         let mut terms: BTreeMap<ShardRef, (String, i64)> = BTreeMap::new();
         let mut known_roots: BTreeSet<Location> = BTreeSet::new();
+        let mut read_pods = PoolPods::default();
         loop {
             let pass = std::time::Instant::now();
             let mut writes = 0usize;
-            let pool_pods: Vec<PoolPod> = pods
-                .state()
-                .iter()
-                .filter_map(|p| PoolPod::from_pod(p))
-                .collect();
+            let pool_pods = read_pods.read(&pods.state());
             let shard_map: BTreeMap<ShardRef, Arc<Shard>> = shards
                 .state()
                 .into_iter()
@@ -620,6 +489,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use multigres_topology::prost_types;
 
     pub(crate) fn pod(name: &str, cell: &str, pool_type: PoolType, ready: bool) -> PoolPod {
         PoolPod {
